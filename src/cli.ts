@@ -1,0 +1,29 @@
+import { Command, CommanderError } from 'commander';
+import { FerryError } from './errors.ts';
+import { registerTrainCommands } from './train/cli.ts';
+import { registerExportCommands } from './export/cli.ts';
+import { registerServeCommands } from './serve/cli.ts';
+
+// Each stage registers its own subcommands; their modules import heavy libraries (tfjs, ORT)
+// lazily inside the actions, so `ferry serve` never loads tfjs and `--help` is instant.
+const program = new Command('ferry')
+  .description('Train language models with TensorFlow.js, export them to ONNX, run them everywhere.')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerTrainCommands(program);
+registerExportCommands(program);
+registerServeCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode;
+  } else if (error instanceof FerryError) {
+    console.error(`ferry: ${error.toUserMessage()}`);
+    process.exitCode = 1;
+  } else {
+    throw error;
+  }
+}
