@@ -1,0 +1,302 @@
+/**
+ * ferry's custom tfjs layers. Their class names, configs and weight names are a contract with
+ * the exporter (docs/FORMATS.md): change them only together with that page.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { FerryError } from '../../errors.ts';
+
+type Shape = (number | null)[];
+type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
+type Kwargs = Record<string, unknown>;
+type LayerVariable = tf.LayerVariable;
+
+/** Added to the scores of future positions: finite, so a fully masked row never turns into NaN. */
+const MASKED_SCORE = -1e9;
+const DEFAULT_INIT_STD = 0.02;
+
+function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+  return Array.isArray(inputs) ? inputs[0]! : inputs;
+}
+
+function singleShape(inputShape: Shape | Shape[]): Shape {
+  return Array.isArray(inputShape[0]) ? (inputShape as Shape[])[0]! : (inputShape as Shape);
+}
+
+function isTraining(kwargs: Kwargs): boolean {
+  return kwargs.training === true;
+}
+
+function maybeDropout(x: tf.Tensor, rate: number, training: boolean): tf.Tensor {
+  return training && rate > 0 ? tf.dropout(x, rate) : x;
+}
+
+/** x @ kernel + bias over the last axis of x (any rank), as one 2-D matMul. */
+function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const inDim = kernel.shape[0]!;
+  const outDim = kernel.shape[1]!;
+  const y = tf.add(tf.matMul(tf.reshape(x, [-1, inDim]), kernel), bias);
+  return tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
+}
+
+/** LayerNormalization over the last axis with biased variance, as tfjs's LayerNormalization. */
+function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
+}
+
+/** GELU with the exact erf, as PyTorch's default and ONNX's Gelu. */
+function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** [T, T] additive mask: 0 where position t may see position s (s <= t), MASKED_SCORE elsewhere. */
+function causalMask(length: number): tf.Tensor2D {
+  const values = new Float32Array(length * length);
+  for (let t = 0; t < length; t++) values.fill(MASKED_SCORE, t * length + t + 1, (t + 1) * length);
+  return tf.tensor2d(values, [length, length]);
+}
+
+export type FerryTiedEmbeddingArgs = LayerArgs & {
+  inputDim: number;
+  outputDim: number;
+  /** Initial standard deviation of the embeddings (not serialized: it only matters before training). */
+  initStd?: number;
+};
+
+/**
+ * An embedding that is also the output head. Called on int ids [B,T] it gathers rows
+ * ([B,T,outputDim]); called on features [B,T,outputDim] it returns x @ embeddings^T ([B,T,inputDim]).
+ */
+export class FerryTiedEmbedding extends tf.layers.Layer {
+  static className = 'FerryTiedEmbedding';
+  readonly inputDim: number;
+  readonly outputDim: number;
+  private readonly initStd: number;
+  private embeddings: LayerVariable | null = null;
+
+  constructor(args: FerryTiedEmbeddingArgs) {
+    super(args);
+    this.inputDim = args.inputDim;
+    this.outputDim = args.outputDim;
+    this.initStd = args.initStd ?? DEFAULT_INIT_STD;
+  }
+
+  override build(): void {
+    this.embeddings = this.addWeight('embeddings', [this.inputDim, this.outputDim], 'float32',
+      tf.initializers.randomNormal({ mean: 0, stddev: this.initStd }));
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const shape = singleShape(inputShape);
+    return shape.length === 2 ? [...shape, this.outputDim] : [...shape.slice(0, -1), this.inputDim];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = single(inputs);
+      const embeddings = this.embeddings!.read();
+      if (x.rank === 2) return tf.gather(embeddings, x.dtype === 'int32' ? x : tf.cast(x, 'int32'));
+      const logits = tf.matMul(tf.reshape(x, [-1, this.outputDim]), embeddings, false, true);
+      return tf.reshape(logits, [...x.shape.slice(0, -1), this.inputDim]);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), inputDim: this.inputDim, outputDim: this.outputDim };
+  }
+}
+
+export type PositionKind = 'learned' | 'sinusoidal';
+
+export type FerryPositionEmbeddingArgs = LayerArgs & {
+  maxLength: number;
+  outputDim: number;
+  kind: PositionKind;
+  initStd?: number;
+};
+
+/** Adds the position embedding P[0:T] to x [B,T,d]; learned (a weight) or sinusoidal (a fixed table). */
+export class FerryPositionEmbedding extends tf.layers.Layer {
+  static className = 'FerryPositionEmbedding';
+  readonly maxLength: number;
+  readonly outputDim: number;
+  readonly kind: PositionKind;
+  private readonly initStd: number;
+  private embeddings: LayerVariable | null = null;
+  private sinusoids: Float32Array | null = null;
+
+  constructor(args: FerryPositionEmbeddingArgs) {
+    super(args);
+    if (args.kind !== 'learned' && args.kind !== 'sinusoidal') {
+      throw new FerryError('invalid-model-config', `Unknown position embedding kind "${String(args.kind)}".`, {
+        hint: 'Use "learned" or "sinusoidal".',
+      });
+    }
+    this.maxLength = args.maxLength;
+    this.outputDim = args.outputDim;
+    this.kind = args.kind;
+    this.initStd = args.initStd ?? DEFAULT_INIT_STD;
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const width = singleShape(inputShape).at(-1);
+    if (width !== this.outputDim) {
+      throw new FerryError('invalid-model-config', `${this.name} expects features of width ${this.outputDim}, got ${width}.`);
+    }
+    if (this.kind === 'learned') {
+      this.embeddings = this.addWeight('embeddings', [this.maxLength, this.outputDim], 'float32',
+        tf.initializers.randomNormal({ mean: 0, stddev: this.initStd }));
+    } else {
+      this.sinusoids = sinusoidTable(this.maxLength, this.outputDim);
+    }
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return singleShape(inputShape);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = single(inputs);
+      const length = x.shape[1]!;
+      if (length > this.maxLength) {
+        throw new FerryError('sequence-too-long', `A sequence of ${length} tokens is longer than the model's context of ${this.maxLength}.`, {
+          hint: `Feed at most ${this.maxLength} tokens at a time.`,
+        });
+      }
+      const positions = this.embeddings !== null
+        ? tf.slice(this.embeddings.read(), [0, 0], [length, this.outputDim])
+        : tf.tensor2d(this.sinusoids!.subarray(0, length * this.outputDim), [length, this.outputDim]);
+      return tf.add(x, positions);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), maxLength: this.maxLength, outputDim: this.outputDim, kind: this.kind };
+  }
+}
+
+/** P[p, 2i] = sin(p / 10000^(2i/d)), P[p, 2i+1] = cos(p / 10000^(2i/d)), row-major [maxLength, d]. */
+export function sinusoidTable(maxLength: number, dim: number): Float32Array {
+  const table = new Float32Array(maxLength * dim);
+  for (let p = 0; p < maxLength; p++) {
+    for (let j = 0; j < dim; j++) {
+      const angle = p / Math.pow(10000, (j - (j % 2)) / dim);
+      table[p * dim + j] = j % 2 === 0 ? Math.sin(angle) : Math.cos(angle);
+    }
+  }
+  return table;
+}
+
+export type FerryTransformerBlockArgs = LayerArgs & {
+  dim: number;
+  numHeads: number;
+  mlpDim: number;
+  dropout: number;
+  epsilon?: number;
+  initStd?: number;
+  /** Initial std of the two output projections (GPT-2 scales it by 1/sqrt(2 * layers)). */
+  projInitStd?: number;
+};
+
+/**
+ * One pre-LayerNorm GPT block: x = x + proj(attn(ln1(x))); x = x + mlpProj(gelu(fc(ln2(x)))).
+ * Attention runs for all heads at once: qkv is reshaped to [B, 3H, T, hd] and split.
+ */
+export class FerryTransformerBlock extends tf.layers.Layer {
+  static className = 'FerryTransformerBlock';
+  readonly dim: number;
+  readonly numHeads: number;
+  readonly mlpDim: number;
+  readonly dropout: number;
+  readonly epsilon: number;
+  private readonly initStd: number;
+  private readonly projInitStd: number;
+  private weightsByName: Record<string, LayerVariable> = {};
+
+  constructor(args: FerryTransformerBlockArgs) {
+    super(args);
+    if (args.dim % args.numHeads !== 0) {
+      throw new FerryError('invalid-model-config', `${args.numHeads} heads do not divide the model width ${args.dim}.`);
+    }
+    this.dim = args.dim;
+    this.numHeads = args.numHeads;
+    this.mlpDim = args.mlpDim;
+    this.dropout = args.dropout;
+    this.epsilon = args.epsilon ?? 1e-5;
+    this.initStd = args.initStd ?? DEFAULT_INIT_STD;
+    this.projInitStd = args.projInitStd ?? this.initStd;
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const width = singleShape(inputShape).at(-1);
+    if (width !== this.dim) {
+      throw new FerryError('invalid-model-config', `${this.name} expects features of width ${this.dim}, got ${width}.`);
+    }
+    const d = this.dim;
+    const ones = 'ones';
+    const zeros = 'zeros';
+    const normal = this.initStd;
+    const projNormal = this.projInitStd;
+    const specs: [string, number[], 'ones' | 'zeros' | number][] = [
+      ['ln1/gamma', [d], ones], ['ln1/beta', [d], zeros],
+      ['attn/qkv/kernel', [d, 3 * d], normal], ['attn/qkv/bias', [3 * d], zeros],
+      ['attn/proj/kernel', [d, d], projNormal], ['attn/proj/bias', [d], zeros],
+      ['ln2/gamma', [d], ones], ['ln2/beta', [d], zeros],
+      ['mlp/fc/kernel', [d, this.mlpDim], normal], ['mlp/fc/bias', [this.mlpDim], zeros],
+      ['mlp/proj/kernel', [this.mlpDim, d], projNormal], ['mlp/proj/bias', [d], zeros],
+    ];
+    for (const [name, shape, init] of specs) {
+      const initializer = init === 'ones' ? tf.initializers.ones()
+        : init === 'zeros' ? tf.initializers.zeros()
+        : tf.initializers.randomNormal({ mean: 0, stddev: init });
+      this.weightsByName[name] = this.addWeight(name, shape, 'float32', initializer);
+    }
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return singleShape(inputShape);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const w = (name: string) => this.weightsByName[name]!.read();
+      const training = isTraining(kwargs);
+      const x = single(inputs);
+      const attended = this.attention(layerNorm(x, w('ln1/gamma'), w('ln1/beta'), this.epsilon), training);
+      const afterAttention = tf.add(x, maybeDropout(attended, this.dropout, training));
+      const hidden = gelu(dense(layerNorm(afterAttention, w('ln2/gamma'), w('ln2/beta'), this.epsilon), w('mlp/fc/kernel'), w('mlp/fc/bias')));
+      const mlpOut = dense(hidden, w('mlp/proj/kernel'), w('mlp/proj/bias'));
+      return tf.add(afterAttention, maybeDropout(mlpOut, this.dropout, training));
+    });
+  }
+
+  /** Causal multi-head self-attention of h [B, T, d], projected back to [B, T, d]. */
+  private attention(h: tf.Tensor, training: boolean): tf.Tensor {
+    const w = (name: string) => this.weightsByName[name]!.read();
+    const [batch, length] = h.shape as [number, number, number];
+    const heads = this.numHeads;
+    const headDim = this.dim / heads;
+    const qkv = dense(h, w('attn/qkv/kernel'), w('attn/qkv/bias'));
+    const perHead = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, headDim]), [0, 2, 1, 3]);
+    const [q, k, v] = tf.split(perHead, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(headDim)), k, false, true), causalMask(length));
+    const weights = maybeDropout(tf.softmax(scores, -1), this.dropout, training);
+    const mixed = tf.transpose(tf.matMul(weights, v), [0, 2, 1, 3]);
+    return dense(tf.reshape(mixed, [batch, length, this.dim]), w('attn/proj/kernel'), w('attn/proj/bias'));
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      dim: this.dim, numHeads: this.numHeads, mlpDim: this.mlpDim, dropout: this.dropout, epsilon: this.epsilon,
+    };
+  }
+}
+
+tf.serialization.registerClass(FerryTiedEmbedding);
+tf.serialization.registerClass(FerryPositionEmbedding);
+tf.serialization.registerClass(FerryTransformerBlock);

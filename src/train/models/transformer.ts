@@ -1,0 +1,41 @@
+/**
+ * The GPT-style Transformer language model, as a tfjs functional model (docs/FORMATS.md):
+ * token embedding -> position embedding -> dropout -> pre-LN blocks -> final LayerNorm -> head.
+ * Initialisation follows GPT-2 / nanoGPT: N(0, 0.02), output projections N(0, 0.02/sqrt(2 * nLayer)).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TransformerConfig } from './config.ts';
+import { FerryPositionEmbedding, FerryTiedEmbedding, FerryTransformerBlock } from './layers.ts';
+
+const INIT_STD = 0.02;
+const LAYER_NORM_EPSILON = 1e-5;
+
+export function createTransformerLM(config: TransformerConfig): tf.LayersModel {
+  const { vocabSize, blockSize, nLayer, nHead, nEmbd, dropout } = config;
+  const normal = () => tf.initializers.randomNormal({ mean: 0, stddev: INIT_STD });
+  const inputIds = tf.input({ shape: [null], dtype: 'int32', name: 'input_ids' });
+
+  const tied = config.tieWeights
+    ? new FerryTiedEmbedding({ inputDim: vocabSize, outputDim: nEmbd, initStd: INIT_STD, name: 'token_embedding' })
+    : null;
+  const tokenEmbedding = tied ?? tf.layers.embedding({
+    inputDim: vocabSize, outputDim: nEmbd, embeddingsInitializer: normal(), name: 'token_embedding',
+  });
+  let x = tokenEmbedding.apply(inputIds) as tf.SymbolicTensor;
+  x = new FerryPositionEmbedding({
+    maxLength: blockSize, outputDim: nEmbd, kind: config.positional, initStd: INIT_STD, name: 'position_embedding',
+  }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dropout({ rate: dropout, name: 'embedding_dropout' }).apply(x) as tf.SymbolicTensor;
+
+  for (let layer = 0; layer < nLayer; layer++) {
+    x = new FerryTransformerBlock({
+      dim: nEmbd, numHeads: nHead, mlpDim: 4 * nEmbd, dropout, epsilon: LAYER_NORM_EPSILON,
+      initStd: INIT_STD, projInitStd: INIT_STD / Math.sqrt(2 * nLayer), name: `block_${layer}`,
+    }).apply(x) as tf.SymbolicTensor;
+  }
+  x = tf.layers.layerNormalization({ axis: -1, epsilon: LAYER_NORM_EPSILON, name: 'final_norm' }).apply(x) as tf.SymbolicTensor;
+
+  const head = tied ?? tf.layers.dense({ units: vocabSize, kernelInitializer: normal(), name: 'lm_head' });
+  const logits = head.apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: inputIds, outputs: logits, name: 'ferry_transformer_lm' });
+}
