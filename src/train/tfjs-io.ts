@@ -1,0 +1,152 @@
+/**
+ * A file-system IOHandler for tfjs: @tensorflow/tfjs has none in Node without tfjs-node.
+ * Saves `model.json` + one `weights.bin`; loads any tfjs Layers model.json with the weight files
+ * its manifest lists (several shards, as tensorflowjs_converter writes them), checking sizes.
+ */
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { FerryError } from '../errors.ts';
+
+export const MODEL_JSON = 'model.json';
+export const WEIGHTS_BIN = 'weights.bin';
+
+type ModelJSON = tf.io.ModelJSON;
+type WeightsManifestEntry = tf.io.WeightsManifestEntry;
+
+const BYTES_PER_ELEMENT: Record<string, number> = {
+  float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2,
+};
+
+/** `target` is a directory (holding model.json) or the path of a model.json. */
+export function fileSystemIO(target: string): tf.io.IOHandler {
+  const isJsonPath = target.endsWith('.json');
+  const dir = isJsonPath ? path.dirname(target) : target;
+  const modelJsonPath = isJsonPath ? target : path.join(dir, MODEL_JSON);
+
+  async function save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+    if (!(artifacts.modelTopology instanceof Object) || artifacts.modelTopology instanceof ArrayBuffer) {
+      throw new FerryError('unsupported-model', 'Only tfjs Layers models (JSON topology) can be saved to files.');
+    }
+    const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
+    const modelJson: ModelJSON = {
+      modelTopology: artifacts.modelTopology,
+      format: artifacts.format,
+      generatedBy: artifacts.generatedBy,
+      convertedBy: artifacts.convertedBy,
+      weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+      ...(artifacts.trainingConfig === undefined ? {} : { trainingConfig: artifacts.trainingConfig }),
+      ...(artifacts.signature === undefined ? {} : { signature: artifacts.signature }),
+      ...(artifacts.userDefinedMetadata === undefined ? {} : { userDefinedMetadata: artifacts.userDefinedMetadata }),
+    };
+    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(path.join(dir, WEIGHTS_BIN), new Uint8Array(weightData));
+    await writeFileAtomic(modelJsonPath, JSON.stringify(modelJson));
+    return {
+      modelArtifactsInfo: {
+        dateSaved: new Date(),
+        modelTopologyType: 'JSON',
+        modelTopologyBytes: JSON.stringify(artifacts.modelTopology).length,
+        weightSpecsBytes: JSON.stringify(artifacts.weightSpecs ?? []).length,
+        weightDataBytes: weightData.byteLength,
+      },
+    };
+  }
+
+  async function load(): Promise<tf.io.ModelArtifacts> {
+    const modelJson = await readModelJson(modelJsonPath);
+    return tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
+      const specs: WeightsManifestEntry[] = [];
+      const buffers: ArrayBuffer[] = [];
+      for (const group of manifest) {
+        const files = await Promise.all(group.paths.map((file) => readWeightFile(path.resolve(dir, file))));
+        checkGroupSize(group, files.map((bytes) => bytes.byteLength), dir);
+        specs.push(...group.weights);
+        for (const bytes of files) buffers.push(toArrayBuffer(bytes));
+      }
+      return [specs, tf.io.concatenateArrayBuffers(buffers)];
+    });
+  }
+
+  return { save, load };
+}
+
+/** Reads and checks a model.json: present, JSON, with a topology and a weights manifest. */
+export async function readModelJson(modelJsonPath: string): Promise<ModelJSON> {
+  let text: string;
+  try {
+    text = await readFile(modelJsonPath, 'utf8');
+  } catch (error) {
+    throw new FerryError('model-not-found', `Cannot read ${modelJsonPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}.`, {
+      hint: 'Point at a tfjs Layers model: a directory holding model.json and its weight files, or the model.json itself.',
+      status: 404, cause: error,
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new FerryError('invalid-model-json', `${modelJsonPath} is not valid JSON: ${(error as Error).message}.`, { cause: error });
+  }
+  const record = json as Partial<ModelJSON> | null;
+  if (typeof record !== 'object' || record === null || typeof record.modelTopology !== 'object' || record.modelTopology === null) {
+    throw new FerryError('invalid-model-json', `${modelJsonPath} has no modelTopology: it is not a tfjs model.json.`);
+  }
+  const manifest = record.weightsManifest;
+  const wellFormed = Array.isArray(manifest) && manifest.every((group) =>
+    typeof group === 'object' && group !== null && Array.isArray(group.paths) && group.paths.every((p) => typeof p === 'string')
+    && Array.isArray(group.weights) && group.weights.every((w) => typeof w?.name === 'string' && Array.isArray(w.shape) && typeof w.dtype === 'string'));
+  if (!wellFormed) {
+    throw new FerryError('invalid-model-json', `${modelJsonPath} has no valid weightsManifest (groups of {paths, weights}).`);
+  }
+  return record as ModelJSON;
+}
+
+async function readWeightFile(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    throw new FerryError('weights-not-found', `Cannot read the weight file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}.`, {
+      hint: 'Keep the weight files listed in model.json next to it.', status: 404, cause: error,
+    });
+  }
+}
+
+function checkGroupSize(group: tf.io.WeightsManifestConfig[number], sizes: number[], dir: string): void {
+  let expected = 0;
+  for (const spec of group.weights) {
+    const elementBytes = BYTES_PER_ELEMENT[spec.quantization?.dtype ?? spec.dtype];
+    if (elementBytes === undefined) return; // strings have no fixed size: tfjs checks them as it decodes
+    expected += spec.shape.reduce((a, b) => a * b, 1) * elementBytes;
+  }
+  const actual = sizes.reduce((a, b) => a + b, 0);
+  if (actual !== expected) {
+    const files = group.paths.map((file, i) => `${path.join(dir, file)} (${sizes[i]} bytes)`).join(', ');
+    throw new FerryError('weights-size-mismatch',
+      `The weight file${group.paths.length > 1 ? 's' : ''} ${files} hold${group.paths.length > 1 ? '' : 's'} ${actual} bytes, `
+      + `but model.json's manifest describes ${expected} bytes (${group.weights.length} weights).`, {
+        hint: actual < expected ? 'The file looks truncated: copy or convert the model again.' : 'The weight files do not belong to this model.json.',
+      });
+  }
+}
+
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+/** Writes a file under a temporary name and renames it into place, so readers never see half a file. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const temp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    await writeFile(temp, data);
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** Whether `dir` holds a model.json. */
+export async function hasModelJson(dir: string): Promise<boolean> {
+  return stat(path.join(dir, MODEL_JSON)).then((s) => s.isFile(), () => false);
+}
