@@ -1,0 +1,107 @@
+/**
+ * Picks the tfjs backend that trains: the native TensorFlow bindings when installed (optional
+ * packages: they download libtensorflow at install time), else wasm with ferry's extra kernels,
+ * else the pure-JS cpu backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { FerryError } from '../errors.ts';
+import { registerWasmKernels } from './kernels/index.ts';
+
+export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu' | 'webgpu';
+export type BackendRequest = 'auto' | BackendName;
+export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu', 'webgpu'];
+
+export type SelectedBackend = {
+  name: BackendName;
+  /** One line for the log: what runs, and why a faster one was not used. */
+  detail: string;
+};
+
+/** The order `auto` tries. */
+const AUTO_ORDER: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
+
+const NATIVE_PACKAGES = { 'tfjs-node-gpu': '@tensorflow/tfjs-node-gpu', 'tfjs-node': '@tensorflow/tfjs-node' } as const;
+
+type Attempt = { ok: true; detail: string } | { ok: false; missing: boolean; reason: string };
+
+/** Activates the requested backend (or the fastest that works for 'auto') and says which runs. */
+export async function selectBackend(requested: BackendRequest | string = 'auto'): Promise<SelectedBackend> {
+  if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
+    throw new FerryError('unknown-backend', `Unknown backend "${requested}".`, { hint: `Valid backends: ${BACKEND_REQUESTS.join(', ')}.` });
+  }
+  if (requested === 'webgpu') {
+    throw new FerryError('backend-unsupported', 'Training on the webgpu backend is not supported yet.', {
+      hint: 'Use --backend auto (native TensorFlow when installed, else wasm).',
+    });
+  }
+  if (requested !== 'auto') {
+    const name = requested as BackendName;
+    const attempt = await activate(name);
+    if (attempt.ok) return { name, detail: attempt.detail };
+    throw unavailable(name, attempt);
+  }
+  const skipped: string[] = [];
+  for (const name of AUTO_ORDER) {
+    const attempt = await activate(name);
+    if (attempt.ok) {
+      return { name, detail: skipped.length === 0 ? attempt.detail : `${attempt.detail}; skipped ${skipped.join(', ')}` };
+    }
+    skipped.push(`${name} (${attempt.reason})`);
+  }
+  throw new FerryError('no-backend', `No tfjs backend could start (${skipped.join('; ')}).`, { status: 500 });
+}
+
+async function activate(name: BackendName): Promise<Attempt> {
+  switch (name) {
+    case 'tfjs-node-gpu':
+    case 'tfjs-node':
+      return activateNative(name);
+    case 'wasm':
+      return activateWasm();
+    case 'cpu':
+      return (await tf.setBackend('cpu'))
+        ? { ok: true, detail: 'cpu (pure JavaScript, slow: install @tensorflow/tfjs-node or use wasm for real runs)' }
+        : { ok: false, missing: false, reason: 'the cpu backend did not initialise' };
+    case 'webgpu':
+      return { ok: false, missing: false, reason: 'not supported yet' };
+  }
+}
+
+async function activateNative(name: 'tfjs-node-gpu' | 'tfjs-node'): Promise<Attempt> {
+  const specifier: string = NATIVE_PACKAGES[name];
+  try {
+    await import(specifier);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    return { ok: false, missing, reason: missing ? 'not installed' : `failed to load: ${(error as Error).message.split('\n')[0]}` };
+  }
+  if (!(await tf.setBackend('tensorflow'))) {
+    return { ok: false, missing: false, reason: 'loaded, but its "tensorflow" backend did not initialise (is it built for this tfjs version?)' };
+  }
+  return { ok: true, detail: `${name} (native TensorFlow${name === 'tfjs-node-gpu' ? ', CUDA' : ''})` };
+}
+
+async function activateWasm(): Promise<Attempt> {
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    return { ok: false, missing, reason: missing ? 'not installed' : `failed to load: ${(error as Error).message}` };
+  }
+  registerWasmKernels();
+  if (!(await tf.setBackend('wasm'))) return { ok: false, missing: false, reason: 'the wasm module did not initialise' };
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  return { ok: true, detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, single-threaded, with ferry's training kernels)` };
+}
+
+function unavailable(name: BackendName, attempt: Extract<Attempt, { ok: false }>): FerryError {
+  const installHint = name === 'wasm'
+    ? 'Install it with `npm install @tensorflow/tfjs-backend-wasm`, or use --backend cpu.'
+    : `Install it with \`npm install ${NATIVE_PACKAGES[name as 'tfjs-node']}\` on a machine that can reach its binary host `
+      + '(it downloads libtensorflow while installing), or use --backend wasm.';
+  return new FerryError('backend-unavailable', `The ${name} backend is ${attempt.missing ? 'not installed' : `unavailable: ${attempt.reason}`}.`, {
+    hint: installHint,
+  });
+}

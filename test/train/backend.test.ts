@@ -1,0 +1,145 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../src/train/backend.ts';
+import { registerWasmKernels } from '../../src/train/kernels/index.ts';
+import { createModel, resolveModelConfig, type ModelConfig } from '../../src/train/models/index.ts';
+import { FerryError } from '../../src/errors.ts';
+
+const nativeInstalled = await import('@tensorflow/tfjs-node' as string).then(() => true, () => false);
+
+function ferryError(code: string, pattern: RegExp) {
+  return (error: unknown) => {
+    assert.ok(error instanceof FerryError, String(error));
+    assert.equal(error.code, code);
+    assert.match(error.toUserMessage(), pattern);
+    return true;
+  };
+}
+
+async function onBackend<T>(name: 'cpu' | 'wasm', run: () => T): Promise<T> {
+  await selectBackend(name);
+  assert.equal(tf.getBackend(), name);
+  return run();
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
+
+test('unknown, unsupported and missing backends are FerryErrors that say what to do', async () => {
+  await assert.rejects(selectBackend('tpu'), ferryError('unknown-backend', /Unknown backend "tpu"[^]*auto, tfjs-node-gpu, tfjs-node, wasm, cpu, webgpu/));
+  await assert.rejects(selectBackend('webgpu'), ferryError('backend-unsupported', /webgpu backend is not supported yet/));
+  if (nativeInstalled) {
+    console.log('# @tensorflow/tfjs-node is installed here: its missing-package message is not tested');
+  } else {
+    await assert.rejects(selectBackend('tfjs-node'),
+      ferryError('backend-unavailable', /tfjs-node backend is not installed[^]*npm install @tensorflow\/tfjs-node` on a machine that can reach its binary host/));
+  }
+  await assert.rejects(selectBackend('tfjs-node-gpu'), ferryError('backend-unavailable', /npm install @tensorflow\/tfjs-node-gpu/));
+});
+
+test('auto picks the fastest backend that starts and names the ones it skipped', async () => {
+  const selected = await selectBackend();
+  assert.equal(tf.getBackend(), selected.name === 'wasm' || selected.name === 'cpu' ? selected.name : 'tensorflow');
+  if (!nativeInstalled) {
+    assert.equal(selected.name, 'wasm');
+    assert.match(selected.detail, /^wasm \(.*single-threaded.*skipped tfjs-node-gpu \(not installed\), tfjs-node \(not installed\)$/);
+  }
+  const cpu = await selectBackend('cpu');
+  assert.deepEqual([cpu.name, tf.getBackend()], ['cpu', 'cpu']);
+});
+
+test('wasm UnsortedSegmentSum equals cpu for any shapes, dropping out-of-range ids', async () => {
+  registerWasmKernels();
+  const cases: { xShape: number[]; ids: number[]; idsShape: number[]; numSegments: number }[] = [
+    { xShape: [5], ids: [0, 2, 2, 1, 0], idsShape: [5], numSegments: 3 },
+    { xShape: [6, 3], ids: [3, 0, 3, 3, 1, 0], idsShape: [6], numSegments: 5 },
+    { xShape: [2, 3, 4], ids: [1, 0, 1, 2, 2, 0], idsShape: [2, 3], numSegments: 4 },
+    { xShape: [4, 2, 2, 3], ids: [0, 1, 0, 1], idsShape: [4], numSegments: 2 },
+    { xShape: [5, 2], ids: [0, -1, 4, 7, 2], idsShape: [5], numSegments: 5 },
+    { xShape: [3, 0], ids: [0, 1, 0], idsShape: [3], numSegments: 2 },
+  ];
+  for (const [index, { xShape, ids, idsShape, numSegments }] of cases.entries()) {
+    const x = Array.from({ length: xShape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 1.7 + index));
+    const rowShape = xShape.slice(idsShape.length);
+    const rowSize = rowShape.reduce((a, b) => a * b, 1);
+    const reference = new Array<number>(numSegments * rowSize).fill(0);
+    ids.forEach((id, i) => {
+      if (id >= 0 && id < numSegments) for (let j = 0; j < rowSize; j++) reference[id * rowSize + j]! += x[i * rowSize + j]!;
+    });
+    const run = () => tf.tidy(() => {
+      const result = tf.unsortedSegmentSum(tf.tensor(x, xShape), tf.tensor(ids, idsShape, 'int32') as tf.Tensor1D, numSegments);
+      return { shape: result.shape, values: result.dataSync().slice() };
+    });
+    const actual = await onBackend('wasm', run);
+    assert.deepEqual(actual.shape, [numSegments, ...rowShape], `case ${index}`);
+    assert.ok(maxAbsDiff(actual.values, reference) < 1e-6, `case ${index}`);
+    if (idsShape.length === 1) { // tfjs's cpu kernel handles only 1-D ids
+      const expected = await onBackend('cpu', run);
+      assert.ok(maxAbsDiff(actual.values, expected.values) < 1e-6, `case ${index} vs cpu`);
+    }
+  }
+  const dropped = await onBackend('wasm', () => tf.unsortedSegmentSum(tf.tensor1d([1, 2, 4, 8]), tf.tensor1d([1, -1, 5, 1], 'int32'), 2).arraySync());
+  assert.deepEqual(dropped, [0, 9]);
+});
+
+test('an embedding gradient step on wasm equals the same step on cpu', async () => {
+  const step = () => tf.tidy(() => {
+    const table = tf.variable(tf.randomNormal([50, 8], 0, 1, 'float32', 11));
+    const ids = tf.tensor2d([[3, 7, 3, 49], [0, 3, 7, 12]], [2, 4], 'int32');
+    const target = tf.randomNormal([2, 4, 8], 0, 1, 'float32', 12);
+    tf.train.sgd(0.5).minimize(() => tf.mean(tf.square(tf.sub(tf.gather(table, ids), target))) as tf.Scalar);
+    const updated = table.dataSync().slice();
+    table.dispose();
+    return updated;
+  });
+  const expected = await onBackend('cpu', step);
+  const actual = await onBackend('wasm', step);
+  assert.ok(maxAbsDiff(actual, expected) < 1e-5);
+});
+
+/** One AdamW-like step of a model on `backend` from given initial weights: the loss and the updated weights. */
+async function trainingStep(backend: 'cpu' | 'wasm', config: ModelConfig, initial: Float32Array[]) {
+  return onBackend(backend, () => {
+    const model = createModel(config);
+    model.setWeights(model.weights.map((w, i) => tf.tensor(initial[i]!, w.shape as number[])));
+    const x = tf.tensor2d([[1, 4, 2, 8, 5, 7], [9, 3, 0, 6, 2, 2]], [2, 6], 'int32');
+    const y = tf.oneHot(tf.tensor2d([[4, 2, 8, 5, 7, 1], [3, 0, 6, 2, 2, 10]], [2, 6], 'int32'), config.vocabSize);
+    const optimizer = tf.train.adam(0.01);
+    const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true)!;
+    const result = { loss: loss.dataSync()[0]!, weights: model.getWeights().map((w) => w.dataSync().slice() as Float32Array) };
+    tf.dispose([x, y, loss]);
+    optimizer.dispose();
+    model.dispose();
+    return result;
+  });
+}
+
+test('one training step of each tiny model on wasm equals the step on cpu (all gradients exist on wasm)', async () => {
+  const configs: [string, ModelConfig][] = [
+    ['lstm', resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { numLayers: 2 }, vocabSize: 11 })],
+    ['lstm tied', resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { tieWeights: true, hiddenSize: 16 }, vocabSize: 11 })],
+    ['transformer', resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: {}, vocabSize: 11 })],
+    ['transformer tied sinusoidal', resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: { tieWeights: true, positional: 'sinusoidal' }, vocabSize: 11 })],
+  ];
+  for (const [label, config] of configs) {
+    const initial = await onBackend('cpu', () => {
+      const model = createModel(config);
+      const weights = model.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+      model.dispose();
+      return weights;
+    });
+    const cpu = await trainingStep('cpu', config, initial);
+    const wasm = await trainingStep('wasm', config, initial);
+    assert.ok(Math.abs(cpu.loss - wasm.loss) < 1e-5, `${label}: loss ${cpu.loss} vs ${wasm.loss}`);
+    assert.ok(Math.abs(cpu.loss - Math.log(11)) < 0.2, `${label}: initial loss ${cpu.loss} is near ln(vocab)`);
+    cpu.weights.forEach((w, i) => {
+      assert.ok(maxAbsDiff(w, wasm.weights[i]!) < 1e-5, `${label}: weight ${i} differs by ${maxAbsDiff(w, wasm.weights[i]!)}`);
+      assert.ok(maxAbsDiff(w, initial[i]!) > 0, `${label}: weight ${i} was updated`);
+    });
+  }
+});
