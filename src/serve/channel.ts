@@ -1,0 +1,60 @@
+/**
+ * A one-producer, one-consumer async queue: the scheduler pushes events as steps finish, the
+ * HTTP handler iterates them. Leaving the loop early (client gone) runs `onCancel`.
+ */
+export class Channel<T> implements AsyncIterable<T> {
+  readonly #items: T[] = [];
+  #waiting: ((result: IteratorResult<T>) => void) | undefined;
+  #failWaiting: ((error: unknown) => void) | undefined;
+  #closed = false;
+  #error: unknown;
+  readonly #onCancel: () => void;
+
+  constructor(onCancel: () => void) {
+    this.#onCancel = onCancel;
+  }
+
+  push(item: T): void {
+    if (this.#closed) return;
+    if (this.#waiting) {
+      const resolve = this.#waiting;
+      this.#waiting = this.#failWaiting = undefined;
+      resolve({ value: item, done: false });
+    } else {
+      this.#items.push(item);
+    }
+  }
+
+  close(error?: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#error = error;
+    if (this.#waiting) {
+      const resolve = this.#waiting;
+      const reject = this.#failWaiting!;
+      this.#waiting = this.#failWaiting = undefined;
+      if (error === undefined) resolve({ value: undefined, done: true });
+      else reject(error);
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => {
+        if (this.#items.length) return Promise.resolve({ value: this.#items.shift()!, done: false });
+        if (this.#closed) return this.#error === undefined ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(this.#error);
+        return new Promise((resolve, reject) => {
+          this.#waiting = resolve;
+          this.#failWaiting = reject;
+        });
+      },
+      return: () => {
+        if (!this.#closed) {
+          this.#closed = true;
+          this.#onCancel();
+        }
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}

@@ -1,0 +1,292 @@
+import { randomUUID } from 'node:crypto';
+import { Channel } from './channel.ts';
+import type { Metrics } from './metrics.ts';
+import type { ServedModel } from './model.ts';
+import { ApiError, toApiError } from './openai-error.ts';
+import type { SamplingParams } from './sampling.ts';
+import type { GenerationEvent, GenerationRequest } from './scheduler.ts';
+import { completionRequestSchema, fieldPath, type CompletionRequest } from './schema.ts';
+import type { TokenLogprob } from './text.ts';
+
+export interface CompletionLimits {
+  /** Largest `max_tokens` a request may ask for. */
+  maxTokens: number;
+  /** Milliseconds a request may take, queue time included. */
+  timeoutMs: number;
+}
+
+/** Body text -> a validated request, or a 400 naming the offending field. */
+export function parseCompletionBody(text: string): CompletionRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ApiError(400, 'invalid_json', `the body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const parsed = completionRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+    const param = unknownKey ? fieldPath([...issue.path, unknownKey]) : fieldPath(issue.path);
+    const message = unknownKey ? `unknown field "${param}"` : `${param ?? 'body'}: ${issue.message}`;
+    throw new ApiError(400, unknownKey ? 'unknown_parameter' : 'invalid_value', message, { param });
+  }
+  return parsed.data;
+}
+
+interface PreparedPrompt {
+  ids: number[];
+  text: string;
+}
+
+function preparePrompts(body: CompletionRequest, model: ServedModel): PreparedPrompt[] {
+  const { tokenizer } = model;
+  const raw = body.prompt;
+  const prompts: (string | number[])[] = typeof raw === 'string' ? [raw] : typeof raw[0] === 'number' ? [raw as number[]] : (raw as (string | number[])[]);
+  return prompts.map((prompt, p) => {
+    const param = typeof raw === 'string' || typeof raw[0] === 'number' ? 'prompt' : `prompt[${p}]`;
+    if (typeof prompt !== 'string') {
+      const bad = prompt.find((id) => id >= tokenizer.vocabSize);
+      if (bad !== undefined) throw new ApiError(400, 'invalid_value', `${param}: token id ${bad} is outside the vocabulary of ${tokenizer.vocabSize}`, { param });
+      return { ids: prompt, text: tokenizer.decode(prompt) };
+    }
+    if (prompt === '') {
+      if (tokenizer.eosId === undefined) {
+        throw new ApiError(400, 'invalid_value', `${param}: the prompt is empty and ${model.id} has no <|endoftext|> token to start from`, { param });
+      }
+      return { ids: [tokenizer.eosId], text: '' };
+    }
+    return { ids: tokenizer.encode(prompt), text: prompt };
+  });
+}
+
+function samplingOf(body: CompletionRequest, model: ServedModel): SamplingParams {
+  const defaults = model.defaults;
+  const logitBias = new Map<number, number>();
+  for (const [key, bias] of Object.entries(body.logit_bias ?? {})) {
+    const id = Number(key);
+    if (id >= model.tokenizer.vocabSize) {
+      throw new ApiError(400, 'invalid_value', `logit_bias: token id ${key} is outside the vocabulary of ${model.tokenizer.vocabSize}`, { param: 'logit_bias' });
+    }
+    logitBias.set(id, bias);
+  }
+  const topK = body.top_k ?? defaults.topK ?? 0;
+  return {
+    temperature: body.temperature ?? defaults.temperature ?? 1,
+    topK: topK < 0 ? 0 : topK,
+    topP: body.top_p ?? defaults.topP ?? 1,
+    minP: body.min_p ?? 0,
+    repetitionPenalty: body.repetition_penalty ?? 1,
+    frequencyPenalty: body.frequency_penalty ?? 0,
+    presencePenalty: body.presence_penalty ?? 0,
+    logitBias,
+  };
+}
+
+/**
+ * Validates a request against its model and queues one generation per prompt. Throws 400/429
+ * before anything is sent; on a 429 for the k-th prompt the earlier ones are cancelled.
+ */
+function submit(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, abort: AbortController): AsyncIterable<GenerationEvent>[] {
+  const n = body.n ?? 1;
+  if (body.best_of != null && body.best_of !== n) {
+    throw new ApiError(400, 'invalid_value', 'best_of: ferry does not rank candidates, so best_of must equal n', { param: 'best_of' });
+  }
+  const maxTokens = body.max_tokens ?? model.defaults.maxTokens ?? 16;
+  if (maxTokens > limits.maxTokens) {
+    throw new ApiError(400, 'invalid_value', `max_tokens: at most ${limits.maxTokens} on this server`, { param: 'max_tokens' });
+  }
+  const sampling = samplingOf(body, model);
+  const prompts = preparePrompts(body, model);
+  const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  const deadline = Date.now() + limits.timeoutMs;
+  const streams: AsyncIterable<GenerationEvent>[] = [];
+  try {
+    for (const prompt of prompts) {
+      const request: GenerationRequest = {
+        prompt: prompt.ids,
+        promptText: prompt.text,
+        n,
+        maxTokens,
+        sampling,
+        seed: body.seed ?? undefined,
+        stop,
+        logprobs: body.logprobs ?? null,
+        echo: body.echo ?? false,
+        deadline,
+        signal: abort.signal,
+      };
+      streams.push(model.scheduler.submit(request));
+    }
+  } catch (error) {
+    abort.abort();
+    const apiError = toApiError(error);
+    if (apiError.code === 'context_length_exceeded' || apiError.code === 'n_too_large') {
+      throw new ApiError(400, apiError.code, apiError.message, { param: apiError.code === 'n_too_large' ? 'n' : 'prompt' });
+    }
+    throw apiError;
+  }
+  return streams;
+}
+
+type IndexedEvent = GenerationEvent & { prompt: number };
+
+/** The events of all prompts of one request, in the order they happen. */
+function merge(streams: AsyncIterable<GenerationEvent>[], abort: AbortController): AsyncIterable<IndexedEvent> {
+  const out = new Channel<IndexedEvent>(() => abort.abort());
+  let open = streams.length;
+  streams.forEach(async (stream, prompt) => {
+    try {
+      for await (const event of stream) out.push({ ...event, prompt });
+      if (--open === 0) out.close();
+    } catch (error) {
+      abort.abort();
+      out.close(error);
+    }
+  });
+  return out;
+}
+
+interface OpenAILogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+function toOpenAILogprobs(entries: readonly TokenLogprob[]): OpenAILogprobs {
+  return {
+    tokens: entries.map((e) => e.token),
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => e.top),
+    text_offset: entries.map((e) => e.offset),
+  };
+}
+
+/** Times a request's tokens and counts them into the metrics as events pass. */
+function observe(metrics: Metrics, model: string, started: number) {
+  let firstToken = true;
+  const lastTokenAt = new Map<number, number>();
+  return (event: IndexedEvent, n: number) => {
+    const now = performance.now();
+    if (event.type === 'text' && event.tokens > 0) {
+      if (firstToken) metrics.timeToFirstToken.observe({ model }, (now - started) / 1000);
+      firstToken = false;
+      const index = event.prompt * n + event.index;
+      const last = lastTokenAt.get(index);
+      if (last !== undefined) metrics.interToken.observe({ model }, (now - last) / 1000);
+      lastTokenAt.set(index, now);
+    } else if (event.type === 'usage') {
+      metrics.promptTokens.inc({ model }, event.promptTokens);
+      metrics.completionTokens.inc({ model }, event.completionTokens);
+    }
+  };
+}
+
+export async function completeJson(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, metrics: Metrics, signal: AbortSignal) {
+  const started = performance.now();
+  const abort = new AbortController();
+  signal.addEventListener('abort', () => abort.abort(), { once: true });
+  const streams = submit(body, model, limits, abort);
+  const n = body.n ?? 1;
+  const record = observe(metrics, model.id, started);
+  const choices = Array.from({ length: streams.length * n }, (_, index) => ({
+    index, text: '', logprobs: [] as TokenLogprob[], finish_reason: null as string | null,
+  }));
+  const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  for await (const event of merge(streams, abort)) {
+    record(event, n);
+    if (event.type === 'usage') {
+      usage.prompt_tokens += event.promptTokens;
+      usage.completion_tokens += event.completionTokens;
+      continue;
+    }
+    const choice = choices[event.prompt * n + event.index]!;
+    if (event.type === 'text') {
+      choice.text += event.text;
+      choice.logprobs.push(...event.logprobs);
+    } else {
+      choice.finish_reason = event.reason;
+    }
+  }
+  metrics.requestDuration.observe({ model: model.id }, (performance.now() - started) / 1000);
+  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  return {
+    id: `cmpl-${randomUUID().replaceAll('-', '')}`,
+    object: 'text_completion' as const,
+    created: Math.floor(Date.now() / 1000),
+    model: model.id,
+    choices: choices.map((c) => ({ ...c, logprobs: body.logprobs == null ? null : toOpenAILogprobs(c.logprobs) })),
+    usage,
+  };
+}
+
+/**
+ * Server-sent events as OpenAI streams them: one `data:` chunk per piece of text, a chunk with
+ * each choice's finish_reason, the usage chunk when asked for, then `data: [DONE]`. Errors after
+ * the first byte become one error chunk followed by `[DONE]`. Cancelling the body (client gone)
+ * cancels the generation.
+ */
+export function completeStream(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, metrics: Metrics, signal: AbortSignal): Response {
+  const started = performance.now();
+  const abort = new AbortController();
+  signal.addEventListener('abort', () => abort.abort(), { once: true });
+  const streams = submit(body, model, limits, abort);
+  const n = body.n ?? 1;
+  const includeUsage = body.stream_options?.include_usage === true;
+  const wantLogprobs = body.logprobs != null;
+  const record = observe(metrics, model.id, started);
+  const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  const events = merge(streams, abort)[Symbol.asyncIterator]();
+  const encoder = new TextEncoder();
+  const data = (payload: unknown) => encoder.encode(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
+  const chunk = (choices: unknown[]) => ({ id, object: 'text_completion', created, model: model.id, choices, ...(includeUsage ? { usage: null } : {}) });
+  let done = false;
+
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (done) return;
+      try {
+        for (;;) {
+          const next = await events.next();
+          if (next.done) {
+            metrics.requestDuration.observe({ model: model.id }, (performance.now() - started) / 1000);
+            if (includeUsage) {
+              usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+              controller.enqueue(data({ id, object: 'text_completion', created, model: model.id, choices: [], usage }));
+            }
+            break;
+          }
+          const event = next.value;
+          record(event, n);
+          if (event.type === 'usage') {
+            usage.prompt_tokens += event.promptTokens;
+            usage.completion_tokens += event.completionTokens;
+          } else if (event.type === 'finish') {
+            controller.enqueue(data(chunk([{ index: event.prompt * n + event.index, text: '', logprobs: null, finish_reason: event.reason }])));
+            return;
+          } else if (event.text || event.logprobs.length) {
+            const logprobs = wantLogprobs ? toOpenAILogprobs(event.logprobs) : null;
+            controller.enqueue(data(chunk([{ index: event.prompt * n + event.index, text: event.text, logprobs, finish_reason: null }])));
+            return;
+          }
+        }
+      } catch (error) {
+        controller.enqueue(data(toApiError(error).body));
+      }
+      done = true;
+      controller.enqueue(data('[DONE]'));
+      controller.close();
+    },
+    async cancel() {
+      done = true;
+      abort.abort();
+      await events.return?.();
+    },
+  });
+  return new Response(stream, {
+    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' },
+  });
+}

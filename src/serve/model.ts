@@ -1,0 +1,55 @@
+import { createDecoder, type Decoder } from './decoder.ts';
+import { loadPackage, type ModelPackage, type Precision } from './package.ts';
+import type { Runtime } from './runtime/types.ts';
+import { createScheduler, type Scheduler } from './scheduler.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+
+/** Everything the HTTP layer and `ferry generate` need to know about one loaded model. */
+export interface ServedModel {
+  readonly id: string;
+  readonly dir: string;
+  readonly arch: string;
+  /** Where it runs, e.g. `onnxruntime-node cpu`. */
+  readonly provider: string;
+  readonly contextLength: number | null;
+  readonly tokenizer: Tokenizer;
+  readonly defaults: ModelPackage['manifest']['generation'];
+  readonly scheduler: Scheduler;
+  /** Unix seconds, for /v1/models. */
+  readonly created: number;
+  close(): Promise<void>;
+}
+
+export interface OpenModelOptions {
+  runtime: Runtime;
+  maxBatch: number;
+  maxQueue: number;
+  precision?: Precision;
+  /** Served under this id instead of the manifest's name. */
+  id?: string;
+}
+
+/** Loads a package, opens its session, and warms it up with one prefill and one batched step. */
+export async function openModel(dir: string, options: OpenModelOptions): Promise<ServedModel> {
+  const pkg = await loadPackage(dir, { precision: options.precision });
+  const session = await options.runtime.createSession(pkg.modelPath, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes });
+  const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength);
+  await warmUp(decoder);
+  return {
+    id: options.id ?? pkg.id,
+    dir,
+    arch: pkg.manifest.arch,
+    provider: session.provider,
+    contextLength: pkg.manifest.contextLength,
+    tokenizer: pkg.tokenizer,
+    defaults: pkg.manifest.generation,
+    scheduler: createScheduler(decoder, pkg.tokenizer, { maxBatch: options.maxBatch, maxQueue: options.maxQueue }),
+    created: Math.floor(Date.now() / 1000),
+    close: () => session.release(),
+  };
+}
+
+async function warmUp(decoder: Decoder): Promise<void> {
+  const { state } = await decoder.prefill([0, 0]);
+  await decoder.step([{ state, token: 0 }, { state, token: 0 }]);
+}

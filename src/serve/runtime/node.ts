@@ -1,0 +1,78 @@
+import * as ort from 'onnxruntime-node';
+import { FerryError } from '../../errors.ts';
+import { fromOrtResults, toOrtFeeds } from './convert.ts';
+import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
+
+export type NodeDevice = 'cpu' | 'cuda' | 'webgpu';
+
+/**
+ * onnxruntime-node. Asking for `['cuda', 'cpu']` makes ORT throw when the CUDA EP is not
+ * installed instead of falling back, so the fallback to CPU is ours: tried once, warned once.
+ */
+export function createNodeRuntime(device: NodeDevice | 'auto', log: Logger): Runtime {
+  let resolved: NodeDevice | undefined = device === 'auto' ? undefined : device;
+  let warned = false;
+  // A missing CUDA EP is expected and handled below; ORT's process-wide logger would print its
+  // own error line for it, and every failure reaches us as an exception anyway.
+  ort.env.logLevel = 'fatal';
+
+  async function open(modelPath: string | Uint8Array, target: NodeDevice, options: SessionOptions): Promise<Session> {
+    const config: ort.InferenceSession.SessionOptions = {
+      executionProviders: [target],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    };
+    const session = typeof modelPath === 'string'
+      ? await ort.InferenceSession.create(modelPath, config)
+      : await ort.InferenceSession.create(modelPath, config);
+    return wrapSession(session, target);
+  }
+
+  async function createSession(modelPath: string | Uint8Array, options: SessionOptions = {}): Promise<Session> {
+    const target = resolved ?? 'cuda';
+    if (target === 'webgpu') {
+      try {
+        return await open(modelPath, target, options);
+      } catch (error) {
+        throw new FerryError('device_unavailable', `onnxruntime-node could not open a WebGPU device: ${firstLine(error)}`, {
+          hint: 'WebGPU on a server needs Vulkan (libvulkan1 and a GPU driver); use --device cpu or --device auto',
+          status: 503,
+          cause: error,
+        });
+      }
+    }
+    if (target !== 'cuda') return open(modelPath, target, options);
+    try {
+      const session = await open(modelPath, 'cuda', options);
+      resolved = 'cuda';
+      return session;
+    } catch (error) {
+      if (!warned) {
+        log(`${device === 'auto' ? 'auto' : 'cuda'}: the CUDA execution provider is unavailable (${firstLine(error)}); running on cpu`);
+        warned = true;
+      }
+      resolved = 'cpu';
+      return open(modelPath, 'cpu', options);
+    }
+  }
+
+  return { createSession };
+}
+
+function wrapSession(session: ort.InferenceSession, device: NodeDevice): Session {
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    provider: `onnxruntime-node ${device}`,
+    async run(feeds) {
+      const results = await session.run(toOrtFeeds(ort.Tensor, feeds));
+      return fromOrtResults(results as Record<string, ort.Tensor>);
+    },
+    release: () => session.release(),
+  };
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}

@@ -1,0 +1,51 @@
+/**
+ * The one narrow interface between ferry's generation code and an ONNX runtime. Everything
+ * above it (generator, scheduler, HTTP) sees named tensors only and never learns whether
+ * onnxruntime-node or onnxruntime-web runs them, nor on which device.
+ */
+
+export type TensorData = Float32Array | BigInt64Array;
+
+export interface Tensor {
+  readonly dtype: 'float32' | 'int64';
+  readonly dims: readonly number[];
+  readonly data: TensorData;
+}
+
+export type NamedTensors = Record<string, Tensor>;
+
+export interface Session {
+  /** Where it actually runs, after any fallback: e.g. `onnxruntime-node cpu`. */
+  readonly provider: string;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: NamedTensors): Promise<NamedTensors>;
+  release(): Promise<void>;
+}
+
+/** Devices a user can ask for; `auto` picks the best one that works. */
+export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu', 'wasm'] as const;
+export type Device = (typeof DEVICES)[number];
+export type ConcreteDevice = Exclude<Device, 'auto'>;
+
+export interface SessionOptions {
+  /** Node names that must stay on the CPU EP (manifest `cpuOnlyNodes`). */
+  cpuOnlyNodes?: readonly string[];
+  intraOpThreads?: number;
+}
+
+export interface Runtime {
+  createSession(model: string | Uint8Array, options?: SessionOptions): Promise<Session>;
+}
+
+export type Logger = (message: string) => void;
+
+export function float32(dims: readonly number[], data: Float32Array): Tensor {
+  return { dtype: 'float32', dims, data };
+}
+
+export function int64(dims: readonly number[], values: ArrayLike<number>): Tensor {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]!);
+  return { dtype: 'int64', dims, data };
+}

@@ -1,0 +1,284 @@
+import { FerryError } from '../errors.ts';
+import { Channel } from './channel.ts';
+import type { Decoder, SequenceState } from './decoder.ts';
+import { countTokens, createRandom, logSoftmax, sampleToken, topLogprobs, type Random, type SamplingParams, type TokenCounts } from './sampling.ts';
+import { TextAssembler, type TokenLogprob } from './text.ts';
+
+export interface GenerationRequest {
+  /** Prompt token ids (at least one). */
+  prompt: readonly number[];
+  /** Shown as the start of each choice's text when `echo` is set. */
+  promptText: string;
+  n: number;
+  maxTokens: number;
+  sampling: SamplingParams;
+  /** Same seed, same output; without one each request draws its own. */
+  seed?: number;
+  stop: readonly string[];
+  /** How many alternatives per token (0-5); null for no logprobs at all. */
+  logprobs: number | null;
+  echo: boolean;
+  /** Milliseconds since the epoch after which the request fails with 504. */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export type GenerationEvent =
+  | { type: 'text'; index: number; text: string; logprobs: TokenLogprob[]; tokens: number }
+  | { type: 'finish'; index: number; reason: FinishReason }
+  | { type: 'usage'; promptTokens: number; completionTokens: number };
+
+export interface Tokens {
+  readonly eosId: number | undefined;
+  tokenBytes(id: number): Uint8Array;
+  decode(ids: readonly number[]): string;
+}
+
+export interface SchedulerOptions {
+  /** Most sequences decoded together (and admitted at once). */
+  maxBatch: number;
+  /** Most requests waiting for a slot; one more is refused with 429. */
+  maxQueue: number;
+}
+
+export interface Scheduler {
+  /** Queues a request, or throws a 429 FerryError at once when the queue is full. */
+  submit(request: GenerationRequest): AsyncIterable<GenerationEvent>;
+  readonly active: number;
+  readonly queued: number;
+  /** Resolves when nothing is running or queued. */
+  idle(): Promise<void>;
+  /** Calls `listener` after every decode step with the number of sequences it ran. */
+  onStep(listener: (batchSize: number) => void): void;
+}
+
+interface Job {
+  request: GenerationRequest;
+  channel: Channel<GenerationEvent>;
+  cancelled: boolean;
+  remaining: number;
+  completionTokens: number;
+}
+
+interface Sequence {
+  job: Job;
+  index: number;
+  state: SequenceState;
+  logits: Float32Array;
+  counts: TokenCounts;
+  random: Random;
+  text: TextAssembler;
+  generated: number;
+  lastToken?: number;
+}
+
+/**
+ * Continuous batching for one model. Each turn of the loop admits waiting requests (prefill,
+ * one prompt at a time), samples one token for every active sequence, then advances all of
+ * them with one batched decoder step. Requests join and leave between steps.
+ */
+export function createScheduler(decoder: Decoder, tokens: Tokens, options: SchedulerOptions): Scheduler {
+  const queue: Job[] = [];
+  let sequences: Sequence[] = [];
+  let running: Promise<void> | undefined;
+  const stepListeners = new Set<(batchSize: number) => void>();
+
+  function submit(request: GenerationRequest): AsyncIterable<GenerationEvent> {
+    if (request.n > options.maxBatch) {
+      throw new FerryError('n_too_large', `n=${request.n} exceeds this server's batch size of ${options.maxBatch}`, { status: 400 });
+    }
+    if (request.prompt.length === 0) {
+      throw new FerryError('empty_prompt', 'the prompt is empty and this model has no <|endoftext|> token to start from', { status: 400 });
+    }
+    if (decoder.contextLength !== null && request.prompt.length >= decoder.contextLength) {
+      throw new FerryError('context_length_exceeded', `the prompt is ${request.prompt.length} tokens; this model's context holds ${decoder.contextLength}, including at least one generated token`, {
+        hint: 'shorten the prompt',
+        status: 400,
+      });
+    }
+    if (queue.length >= options.maxQueue) {
+      throw new FerryError('queue_full', `the server is busy: ${queue.length} requests are already waiting for this model`, {
+        hint: 'retry after a second',
+        status: 429,
+      });
+    }
+    const job: Job = {
+      request,
+      cancelled: false,
+      remaining: request.n,
+      completionTokens: 0,
+      channel: new Channel<GenerationEvent>(() => cancel(job)),
+    };
+    if (request.signal?.aborted) {
+      job.cancelled = true;
+      job.channel.close();
+      return job.channel;
+    }
+    request.signal?.addEventListener('abort', () => cancel(job), { once: true });
+    queue.push(job);
+    running ??= loop().finally(() => (running = undefined));
+    return job.channel;
+  }
+
+  function cancel(job: Job): void {
+    if (job.cancelled) return;
+    job.cancelled = true;
+    const waiting = queue.indexOf(job);
+    if (waiting >= 0) queue.splice(waiting, 1);
+    job.channel.close();
+  }
+
+  async function loop(): Promise<void> {
+    while (queue.length || sequences.length) {
+      await admit();
+      sampleAll();
+      const batch = sequences;
+      if (!batch.length) continue;
+      try {
+        const { logits, states } = await decoder.step(batch.map((s) => ({ state: s.state, token: s.lastToken! })));
+        for (const listener of stepListeners) listener(batch.length);
+        batch.forEach((s, b) => {
+          s.state = states[b]!;
+          s.logits = logits.subarray(b * decoder.vocabSize, (b + 1) * decoder.vocabSize);
+        });
+      } catch (error) {
+        for (const s of batch) fail(s.job, error);
+      }
+      // Let the HTTP side read, write and notice disconnects between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async function admit(): Promise<void> {
+    while (queue.length && sequences.length + queue[0]!.request.n <= options.maxBatch) {
+      const job = queue.shift()!;
+      const { request } = job;
+      try {
+        checkDeadline(job);
+        const { logits, state } = await decoder.prefill(request.prompt);
+        if (job.cancelled) continue;
+        const vocab = decoder.vocabSize;
+        const last = logits.slice((request.prompt.length - 1) * vocab, request.prompt.length * vocab);
+        const echoed = request.echo ? echoLogprobs(request, logits, vocab) : [];
+        const seed = request.seed ?? Math.floor(Math.random() * 2 ** 32);
+        for (let index = 0; index < request.n; index++) {
+          const text = new TextAssembler(tokens, request.stop, request.echo ? request.promptText.length : 0);
+          if (request.echo) job.channel.push({ type: 'text', index, text: request.promptText, logprobs: echoed, tokens: 0 });
+          sequences.push({
+            job, index, state, logits: last, text, generated: 0,
+            counts: countTokens(request.prompt),
+            random: createRandom(seed + index * 0x9e3779b9),
+          });
+        }
+      } catch (error) {
+        fail(job, error);
+      }
+    }
+  }
+
+  function sampleAll(): void {
+    const next: Sequence[] = [];
+    for (const s of sequences) {
+      const { job } = s;
+      if (job.cancelled) continue;
+      try {
+        checkDeadline(job);
+      } catch (error) {
+        fail(job, error);
+        continue;
+      }
+      const reason = advance(s);
+      if (reason) finish(s, reason);
+      else next.push(s);
+    }
+    sequences = next.filter((s) => !s.job.cancelled);
+  }
+
+  /** Samples and emits one token; returns why the sequence ends, if it does. */
+  function advance(s: Sequence): FinishReason | undefined {
+    const { request } = s.job;
+    if (s.generated >= request.maxTokens) return 'length';
+    const token = sampleToken(s.logits, request.sampling, s.counts, s.random);
+    if (token === tokens.eosId) return 'stop';
+    s.generated++;
+    s.job.completionTokens++;
+    s.counts.set(token, (s.counts.get(token) ?? 0) + 1);
+    const entry = request.logprobs === null ? undefined : logprobEntry(s.logits, token, request.logprobs);
+    const delta = s.text.push(token, entry);
+    s.job.channel.push({ type: 'text', index: s.index, text: delta.text, logprobs: delta.logprobs, tokens: 1 });
+    if (s.text.stopped) return 'stop';
+    if (s.generated >= request.maxTokens) return 'length';
+    if (decoder.contextLength !== null && s.state.length + 1 >= decoder.contextLength) return 'length';
+    s.lastToken = token;
+    return undefined;
+  }
+
+  function logprobEntry(logits: Float32Array, token: number, alternatives: number): Omit<TokenLogprob, 'offset'> {
+    const logprobs = logSoftmax(logits);
+    return {
+      token: tokens.decode([token]),
+      logprob: logprobs[token]!,
+      top: alternatives > 0 ? Object.fromEntries(topLogprobs(logprobs, alternatives).map((t) => [tokens.decode([t.id]), t.logprob])) : null,
+    };
+  }
+
+  function echoLogprobs(request: GenerationRequest, logits: Float32Array, vocab: number): TokenLogprob[] {
+    if (request.logprobs === null) return [];
+    const entries: TokenLogprob[] = [];
+    let offset = 0;
+    request.prompt.forEach((id, i) => {
+      const token = tokens.decode([id]);
+      if (i === 0) {
+        entries.push({ token, logprob: null, top: null, offset });
+      } else {
+        const entry = logprobEntry(logits.subarray((i - 1) * vocab, i * vocab), id, request.logprobs!);
+        entries.push({ ...entry, offset });
+      }
+      offset += token.length;
+    });
+    return entries;
+  }
+
+  function finish(s: Sequence, reason: FinishReason): void {
+    const tail = s.text.end();
+    if (tail.text || tail.logprobs.length) s.job.channel.push({ type: 'text', index: s.index, text: tail.text, logprobs: tail.logprobs, tokens: 0 });
+    s.job.channel.push({ type: 'finish', index: s.index, reason: s.text.stopped ? 'stop' : reason });
+    if (--s.job.remaining === 0) {
+      s.job.channel.push({ type: 'usage', promptTokens: s.job.request.prompt.length, completionTokens: s.job.completionTokens });
+      s.job.channel.close();
+    }
+  }
+
+  function fail(job: Job, error: unknown): void {
+    if (job.cancelled) return;
+    job.cancelled = true;
+    job.channel.close(error);
+  }
+
+  function checkDeadline(job: Job): void {
+    if (job.request.deadline !== undefined && Date.now() > job.request.deadline) {
+      throw new FerryError('deadline_exceeded', 'the request ran past its deadline', {
+        hint: 'ask for fewer tokens, or raise the server\'s --timeout',
+        status: 504,
+      });
+    }
+  }
+
+  return {
+    submit,
+    get active() {
+      return sequences.filter((s) => !s.job.cancelled).length;
+    },
+    get queued() {
+      return queue.length;
+    },
+    async idle() {
+      while (running) await running;
+    },
+    onStep(listener) {
+      stepListeners.add(listener);
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+const tokenIds = z.array(z.number().int().nonnegative().max(MAX_SAFE)).min(1);
+
+/**
+ * The body of POST /v1/completions: OpenAI's fields plus the extensions top_k, min_p and
+ * repetition_penalty. Unknown fields are refused (as OpenAI does), so a typo is never silently
+ * ignored. Omitted sampling fields take the model's own defaults (ferry.json `generation`).
+ */
+export const completionRequestSchema = z.strictObject({
+  model: z.string().min(1).max(256),
+  prompt: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)]).default(''),
+  max_tokens: z.number().int().min(0).max(MAX_SAFE).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  top_k: z.number().int().min(-1).max(MAX_SAFE).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  repetition_penalty: z.number().gt(0).max(10).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  logit_bias: z.record(z.string().regex(/^\d+$/, 'logit_bias keys are token ids'), z.number().min(-100).max(100)).nullish(),
+  stop: z.union([z.string(), z.array(z.string()).max(4)]).nullish(),
+  seed: z.number().int().min(-MAX_SAFE).max(MAX_SAFE).nullish(),
+  n: z.number().int().min(1).max(128).nullish(),
+  best_of: z.number().int().min(1).max(128).nullish(),
+  logprobs: z.number().int().min(0).max(5).nullish(),
+  echo: z.boolean().nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.strictObject({ include_usage: z.boolean().nullish() }).nullish(),
+  suffix: z.null().optional(),
+  user: z.string().max(256).nullish(),
+});
+
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+
+/** `stop[1]`, `prompt[0][3]`: the field path of a zod issue, written as OpenAI's `param`. */
+export function fieldPath(path: readonly PropertyKey[]): string | null {
+  if (!path.length) return null;
+  return path.map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join('');
+}
