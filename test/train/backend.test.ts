@@ -72,7 +72,8 @@ test('wasm UnsortedSegmentSum equals cpu for any shapes, dropping out-of-range i
       if (id >= 0 && id < numSegments) for (let j = 0; j < rowSize; j++) reference[id * rowSize + j]! += x[i * rowSize + j]!;
     });
     const run = () => tf.tidy(() => {
-      const result = tf.unsortedSegmentSum(tf.tensor(x, xShape), tf.tensor(ids, idsShape, 'int32') as tf.Tensor1D, numSegments);
+      const segmentIds: tf.Tensor = tf.tensor(ids, idsShape, 'int32');
+      const result = tf.unsortedSegmentSum(tf.tensor(x, xShape), segmentIds as tf.Tensor1D, numSegments);
       return { shape: result.shape, values: result.dataSync().slice() };
     });
     const actual = await onBackend('wasm', run);
