@@ -1,5 +1,44 @@
-import type { Command } from 'commander';
+/** `ferry export`: the exporter loads tfjs and onnxruntime only when the command runs. */
+import { Option, type Command } from 'commander';
+import { FerryError } from '../errors.ts';
+
+const TARGETS = ['cpu', 'wasm', 'webgpu'];
+const ATTENTION_FORMS = ['decomposed', 'mha', 'gqa', 'attention23'];
+
+function opsetFlag(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) {
+    throw new FerryError('INVALID_FLAG', `--opset must be a whole number, got "${value}".`, { hint: 'Run `ferry export --help` for the options.' });
+  }
+  return n;
+}
 
 export function registerExportCommands(program: Command): void {
-  void program;
+  program
+    .command('export')
+    .description('Convert a tfjs checkpoint (or any tfjs Layers model.json) into a verified ONNX package dir.')
+    .argument('<source>', 'checkpoint dir, training run dir (its best/ is used) or a tfjs model.json')
+    .requiredOption('-o, --out <dir>', 'the package dir to write (replaced as a whole)')
+    .addOption(new Option('--target <target>', 'the runtime the graph must run correctly on').choices(TARGETS).default('cpu'))
+    .addOption(new Option('--attention <form>', 'Transformer attention: MatMul/Softmax, com.microsoft MHA/GQA, or opset-23 Attention').choices(ATTENTION_FORMS).default('decomposed'))
+    .addOption(new Option('--quantize <kind>', 'also write onnx/model_quantized.onnx').choices(['int8']))
+    .option('--fp16', 'also write onnx/model_fp16.onnx (fp16 weights)')
+    .option('--opset <n>', 'ONNX opset (17-23; default 17, 23 for --attention attention23)', opsetFlag)
+    .option('--no-verify', 'skip the comparison with tfjs')
+    .option('--name <name>', "the model's name in ferry.json")
+    .action(async (source: string, flags: { out: string; target: string; attention: string; quantize?: string; fp16?: boolean; opset?: number; verify: boolean; name?: string }) => {
+      const { exportModel } = await import('./index.ts');
+      await exportModel({
+        source,
+        outDir: flags.out,
+        target: flags.target as 'cpu',
+        attention: flags.attention as 'decomposed',
+        quantize: flags.quantize as 'int8' | undefined,
+        fp16: flags.fp16 === true,
+        opset: flags.opset,
+        verify: flags.verify,
+        name: flags.name,
+        log: (line) => console.log(line),
+      });
+    });
 }

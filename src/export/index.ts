@@ -1,0 +1,237 @@
+/**
+ * `exportModel`: a tfjs checkpoint (or foreign model.json) in, a verified ONNX package dir out
+ * (docs/FORMATS.md): onnx/model.onnx (+ int8 / fp16 variants), ferry.json, tokenizer files and,
+ * for Transformers, GPT-2 style config.json / generation_config.json for transformers.js.
+ */
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { FerryError } from '../errors.ts';
+import { tokenizerConfigJson } from '../tokenizer/index.ts';
+import type { ModelConfig } from '../train/models/index.ts';
+import { convertModel, modelNamedIO, type GraphIO } from './convert.ts';
+import type { AttentionForm, Target } from './converters/types.ts';
+import type { Graph } from './graph.ts';
+import { lstmLanguageModelIO } from './lm/lstm.ts';
+import type { LanguageModelSpec } from './lm/spec.ts';
+import { transformerLanguageModelIO } from './lm/transformer.ts';
+import { writePackageDir, type PackageFiles } from './package.ts';
+import { createSession, meanNll } from './runner.ts';
+import { readExportSource, type ExportSource } from './source.ts';
+import { quantizeInt8, weightsToFp16 } from './quantize.ts';
+import { sampleIds, verifyForeignModel, verifyLanguageModel, type ParityReport } from './verify.ts';
+import { FERRY_VERSION, serializeModel } from './writer.ts';
+
+export const TARGETS: readonly Target[] = ['cpu', 'wasm', 'webgpu'];
+export const ATTENTION_FORMS: readonly AttentionForm[] = ['decomposed', 'mha', 'gqa', 'attention23'];
+export const DEFAULT_OPSET = 17;
+export const MAX_OPSET = 23;
+
+export interface ExportOptions {
+  /** A checkpoint dir, a training run dir (its best/ is used) or a tfjs model.json. */
+  source: string;
+  outDir: string;
+  target?: Target;
+  attention?: AttentionForm;
+  quantize?: 'int8';
+  fp16?: boolean;
+  opset?: number;
+  /** Compare with tfjs (default true). */
+  verify?: boolean;
+  /** The manifest's name (default: the checkpoint dir's name). */
+  name?: string;
+  log?: (line: string) => void;
+}
+
+export interface ExportReport {
+  outDir: string;
+  arch: 'lstm' | 'transformer' | 'foreign';
+  files: Record<'fp32' | 'int8' | 'fp16', string | null>;
+  sizes: Record<string, number>;
+  parity: Record<string, unknown>;
+  manifest: Record<string, unknown>;
+  seconds: number;
+}
+
+interface ResolvedOptions {
+  target: Target;
+  attention: AttentionForm;
+  opset: number;
+}
+
+function badOption(message: string, hint: string): FerryError {
+  return new FerryError('EXPORT_BAD_OPTIONS', message, { hint });
+}
+
+/** Checks that need no model: names, opset range, combinations. */
+function resolveOptions(options: ExportOptions): ResolvedOptions {
+  const target = options.target ?? 'cpu';
+  if (!TARGETS.includes(target)) throw badOption(`unknown target ${JSON.stringify(target)}`, `Targets: ${TARGETS.join(', ')}.`);
+  const attention = options.attention ?? 'decomposed';
+  if (!ATTENTION_FORMS.includes(attention)) throw badOption(`unknown attention form ${JSON.stringify(attention)}`, `Forms: ${ATTENTION_FORMS.join(', ')}.`);
+  const opset = options.opset ?? (attention === 'attention23' ? 23 : DEFAULT_OPSET);
+  if (!Number.isInteger(opset) || opset < DEFAULT_OPSET || opset > MAX_OPSET) {
+    throw badOption(`opset ${opset} is not supported`, `Choose an opset from ${DEFAULT_OPSET} to ${MAX_OPSET}.`);
+  }
+  if (attention === 'attention23' && opset < 23) throw badOption(`--attention attention23 needs opset 23, not ${opset}`, 'Pass --opset 23 or leave --opset out.');
+  if (attention === 'gqa' && target === 'webgpu') throw badOption('--attention gqa is not verified on webgpu', 'Use --attention decomposed (or mha) for --target webgpu.');
+  if (options.quantize !== undefined && options.quantize !== 'int8') throw badOption(`unknown quantization ${JSON.stringify(options.quantize)}`, 'Use --quantize int8.');
+  if (options.quantize === 'int8' && target === 'webgpu') {
+    throw badOption('--quantize int8 with --target webgpu: the WebGPU EP has no integer MatMul kernel, so those nodes would fall back to CPU', 'Use --fp16 for webgpu, or --target wasm for int8.');
+  }
+  return { target, attention, opset };
+}
+
+/** Checks that depend on the model being exported. */
+function checkModelOptions(options: ExportOptions, resolved: ResolvedOptions, config: ModelConfig | undefined): void {
+  if (resolved.attention !== 'decomposed' && config?.arch !== 'transformer') {
+    throw badOption(`--attention ${resolved.attention} applies only to ferry Transformer checkpoints`, 'Leave --attention out for this model.');
+  }
+  if (resolved.attention === 'gqa' && config?.arch === 'transformer' && (config.nEmbd / config.nHead) % 8 !== 0) {
+    throw badOption(`--attention gqa needs a head size that is a multiple of 8 (this model's is ${config.nEmbd / config.nHead})`, 'Use --attention decomposed or mha.');
+  }
+  if ((options.quantize || options.fp16) && !config) {
+    throw badOption('--quantize and --fp16 need a ferry checkpoint (their perplexity is measured with its tokenizer)', 'Export a checkpoint dir, or leave the option out.');
+  }
+}
+
+function languageModelSpec(config: ModelConfig): LanguageModelSpec {
+  return config.arch === 'lstm'
+    ? { arch: 'lstm', vocabSize: config.vocabSize, layers: config.numLayers, hiddenSize: config.hiddenSize, withCell: true }
+    : { arch: 'transformer', vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead, contextLength: config.blockSize };
+}
+
+function graphIO(config: ModelConfig | undefined, attention: AttentionForm): GraphIO {
+  if (!config) return modelNamedIO;
+  if (config.arch === 'lstm') return lstmLanguageModelIO(config.vocabSize);
+  return transformerLanguageModelIO({ vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead }, attention);
+}
+
+function stateSpec(config: ModelConfig) {
+  return config.arch === 'lstm'
+    ? { kind: 'lstm', layers: config.numLayers, hiddenSize: config.hiddenSize }
+    : { kind: 'kv', layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead };
+}
+
+function gpt2Config(config: Extract<ModelConfig, { arch: 'transformer' }>, eosId: number | undefined) {
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    n_layer: config.nLayer,
+    n_head: config.nHead,
+    n_embd: config.nEmbd,
+    n_positions: config.blockSize,
+    n_ctx: config.blockSize,
+    vocab_size: config.vocabSize,
+    bos_token_id: eosId ?? null,
+    eos_token_id: eosId ?? null,
+    use_cache: true,
+    layer_norm_epsilon: 1e-5,
+  };
+}
+
+const GENERATION_DEFAULTS = { temperature: 0.8, topK: 40, maxTokens: 200 };
+
+export async function exportModel(options: ExportOptions): Promise<ExportReport> {
+  const started = performance.now();
+  const log = options.log ?? (() => {});
+  const resolved = resolveOptions(options);
+  const source = await readExportSource(options.source);
+  const config = source.config;
+  checkModelOptions(options, resolved, config);
+  const arch = config?.arch ?? 'foreign';
+  const name = options.name ?? (path.basename(source.dir) === 'best' || path.basename(source.dir) === 'last' ? path.basename(path.dirname(source.dir)) : path.basename(source.dir));
+
+  const { graph, cpuOnlyNodes } = convertModel(source.model, {
+    opset: resolved.opset,
+    target: resolved.target,
+    io: graphIO(config, resolved.attention),
+    name,
+  });
+  log(`converted ${source.model.layers.length} layers into ${graph.nodes.length} ONNX nodes (opset ${resolved.opset}, target ${resolved.target}${config?.arch === 'transformer' ? `, attention ${resolved.attention}` : ''})`);
+  const fp32 = serializeModel(graph);
+  const parity: Record<string, unknown> = {};
+  if (options.verify !== false) {
+    log('verifying fp32 against tfjs:');
+    parity.fp32 = await verifySource(source, fp32, log);
+  }
+
+  const variants = await buildVariants(graph, fp32, source, options, log);
+  Object.assign(parity, variants.parity);
+
+  const manifest: Record<string, unknown> = {
+    format: 'ferry-onnx',
+    version: 1,
+    name,
+    arch,
+    model: config ?? null,
+    contextLength: config?.arch === 'transformer' ? config.blockSize : null,
+    files: { fp32: 'onnx/model.onnx', int8: variants.int8 ? 'onnx/model_quantized.onnx' : null, fp16: variants.fp16 ? 'onnx/model_fp16.onnx' : null },
+    inputs: graph.inputs.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape })),
+    outputs: graph.outputs.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape })),
+    state: config ? stateSpec(config) : null,
+    opset: resolved.opset,
+    target: resolved.target,
+    attention: config?.arch === 'transformer' ? resolved.attention : null,
+    cpuOnlyNodes,
+    generation: GENERATION_DEFAULTS,
+    parity,
+    training: (source.checkpoint?.training as unknown) ?? null,
+    producer: `ferry ${FERRY_VERSION}`,
+    exportedAt: new Date().toISOString(),
+  };
+  const metadata = (doc: string) => ({ docString: doc, properties: { ferry: manifest } });
+  const files: PackageFiles = {
+    'onnx/model.onnx': serializeModel(graph, metadata(`${name}: ${arch} language model exported by ferry (fp32)`)),
+    'ferry.json': `${JSON.stringify(manifest, null, 2)}\n`,
+  };
+  if (variants.int8) files['onnx/model_quantized.onnx'] = serializeModel(variants.int8, metadata(`${name} (int8 weights)`));
+  if (variants.fp16) files['onnx/model_fp16.onnx'] = serializeModel(variants.fp16, metadata(`${name} (fp16 weights)`));
+  if (source.tokenizer) {
+    files['tokenizer.json'] = JSON.stringify(source.tokenizer.toJSON());
+    files['tokenizer_config.json'] = `${JSON.stringify(tokenizerConfigJson(source.tokenizer, config?.arch === 'transformer' ? { modelMaxLength: config.blockSize } : {}), null, 2)}\n`;
+  }
+  if (config?.arch === 'transformer') {
+    const eos = source.tokenizer?.eosId;
+    files['config.json'] = `${JSON.stringify(gpt2Config(config, eos), null, 2)}\n`;
+    files['generation_config.json'] = `${JSON.stringify({ bos_token_id: eos ?? null, eos_token_id: eos ?? null, do_sample: true, temperature: GENERATION_DEFAULTS.temperature, top_k: GENERATION_DEFAULTS.topK, max_new_tokens: GENERATION_DEFAULTS.maxTokens }, null, 2)}\n`;
+  }
+  await writePackageDir(options.outDir, files);
+  const sizes = Object.fromEntries(Object.entries(files).filter(([k]) => k.startsWith('onnx/')).map(([k, v]) => [k, (v as Uint8Array).byteLength]));
+  const seconds = (performance.now() - started) / 1000;
+  log(`wrote ${options.outDir} in ${seconds.toFixed(2)} s (${Object.entries(sizes).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)} MB`).join(', ')})`);
+  return { outDir: options.outDir, arch, files: manifest.files as ExportReport['files'], sizes, parity, manifest, seconds };
+}
+
+async function verifySource(source: ExportSource, onnx: Uint8Array, log: (line: string) => void): Promise<ParityReport> {
+  if (!source.config) return verifyForeignModel(source.model, onnx, { log });
+  return verifyLanguageModel(source.model, onnx, languageModelSpec(source.config), { tokenizer: source.tokenizer, log });
+}
+
+/** int8 / fp16 files with their size and the perplexity change on the sample text. */
+async function buildVariants(graph: Graph, fp32: Uint8Array, source: ExportSource, options: ExportOptions, log: (line: string) => void) {
+  const result: { int8?: Graph; fp16?: Graph; parity: Record<string, unknown> } = { parity: {} };
+  if (!options.quantize && !options.fp16) return result;
+  const spec = languageModelSpec(source.config!);
+  const ids = source.tokenizer ? sampleIds(source.tokenizer) : [];
+  const text = ids.length > 8 ? ids : Array.from({ length: 64 }, (_, i) => (i * 31 + 7) % spec.vocabSize);
+  const nll = async (bytes: Uint8Array) => {
+    const session = await createSession(bytes);
+    try {
+      return await meanNll(session, spec, text);
+    } finally {
+      await session.release();
+    }
+  };
+  const base = await nll(fp32);
+  const measure = async (key: 'int8' | 'fp16', variant: Graph) => {
+    const bytes = serializeModel(variant);
+    const perplexity = Math.exp(await nll(bytes));
+    const change = perplexity / Math.exp(base) - 1;
+    log(`${key}: ${(bytes.byteLength / 1e6).toFixed(2)} MB (fp32 ${(fp32.byteLength / 1e6).toFixed(2)} MB), perplexity ${perplexity.toFixed(3)} vs ${Math.exp(base).toFixed(3)} (${(change * 100).toFixed(2)}%)`);
+    result.parity[key] = { perplexity, fp32Perplexity: Math.exp(base), perplexityChange: change, bytes: bytes.byteLength, fp32Bytes: fp32.byteLength, tokens: text.length };
+    result[key] = variant;
+  };
+  if (options.quantize === 'int8') await measure('int8', quantizeInt8(graph));
+  if (options.fp16) await measure('fp16', weightsToFp16(graph));
+  return result;
+}

@@ -1,0 +1,85 @@
+/**
+ * Causal self-attention with a KV cache in four ONNX forms. Every form takes the same combined
+ * causal + padding mask, filled with the lowest finite float32 (never -inf: a fully masked row
+ * of a left-padded batch must stay finite).
+ */
+import { attr, type Graph, LOWEST_FLOAT32, MICROSOFT_DOMAIN } from '../graph.ts';
+import type { AttentionIO } from '../converters/types.ts';
+
+export interface AttentionHeads {
+  heads: number;
+  headDim: number;
+}
+
+/** The mask inputs every block shares, built once from `input_ids` and `attention_mask`. */
+export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string) {
+  const seq = g.op('Shape', [inputIds], { start: attr.int(1), end: attr.int(2) });
+  const total = g.op('Shape', [attentionMask], { start: attr.int(1), end: attr.int(2) });
+  const past = g.op('Sub', [total, seq]);
+  const zero = g.scalarInt64('zero', 0);
+  const one = g.scalarInt64('one', 1);
+  const scalar = (x: string) => g.squeeze(x, [0]);
+  const queryPositions = g.op('Add', [g.op('Range', [zero, scalar(seq), one]), past]);
+  const keyPositions = g.op('Range', [zero, scalar(total), one]);
+  const causal = g.op('LessOrEqual', [g.unsqueeze(keyPositions, [0]), g.unsqueeze(queryPositions, [1])]);
+  const padding = g.unsqueeze(g.op('Cast', [attentionMask], { to: attr.int(9) }), [1, 2]);
+  const allowed = g.op('And', [causal, padding], {}, { name: 'attention_allowed' });
+  const maskBias = g.op('Where', [allowed, g.scalarFloat('zero', 0), g.scalarFloat('lowest', LOWEST_FLOAT32)], {}, { name: 'attention_bias' });
+  const batch = g.op('Shape', [inputIds], { start: attr.int(0), end: attr.int(1) });
+  const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, one]), batch])], { to: attr.int(6) });
+  const totalSequenceLength = g.op('Cast', [scalar(total)], { to: attr.int(6) });
+  return { allowed, maskBias, seqlensK, totalSequenceLength };
+}
+
+/** Splits [B, T, H*hd] into heads: [B, H, T, hd]. */
+function splitHeads(g: Graph, x: string, { heads, headDim }: AttentionHeads): string {
+  return g.transpose(g.reshape(x, [0, 0, heads, headDim]), [0, 2, 1, 3]);
+}
+
+/**
+ * Attention of q, k, v ([B, T, d] each, d = heads * headDim) over the cached past of block
+ * `block`; registers the present K/V and returns the merged heads [B, T, d].
+ */
+export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads): string {
+  const past = io.past(block);
+  const scale = 1 / Math.sqrt(shape.headDim);
+  const common = { scale: attr.float(scale) };
+  switch (io.form) {
+    case 'decomposed': {
+      const key = g.op('Concat', [past.key, splitHeads(g, k, shape)], { axis: attr.int(2) });
+      const value = g.op('Concat', [past.value, splitHeads(g, v, shape)], { axis: attr.int(2) });
+      io.present(block, key, value);
+      const scores = g.op('Mul', [g.op('MatMul', [splitHeads(g, q, shape), g.transpose(key, [0, 1, 3, 2])]), g.scalarFloat('scale', scale)]);
+      const masked = g.op('Where', [io.allowed, scores, g.scalarFloat('lowest', LOWEST_FLOAT32)]);
+      const probs = g.op('Softmax', [masked], { axis: attr.int(-1) });
+      const context = g.transpose(g.op('MatMul', [probs, value]), [0, 2, 1, 3]);
+      return g.reshape(context, [0, 0, shape.heads * shape.headDim]);
+    }
+    case 'mha': {
+      const [y, key, value] = g.node('MultiHeadAttention', [q, k, v, '', '', io.maskBias, past.key, past.value], {
+        num_heads: attr.int(shape.heads),
+        ...common,
+      }, { domain: MICROSOFT_DOMAIN, outputs: 3 });
+      io.present(block, key!, value!);
+      return y!;
+    }
+    case 'gqa': {
+      const [y, key, value] = g.node('GroupQueryAttention', [q, k, v, past.key, past.value, io.seqlensK, io.totalSequenceLength, '', '', '', io.maskBias], {
+        num_heads: attr.int(shape.heads),
+        kv_num_heads: attr.int(shape.heads),
+        ...common,
+      }, { domain: MICROSOFT_DOMAIN, outputs: 3 });
+      io.present(block, key!, value!);
+      return y!;
+    }
+    case 'attention23': {
+      const [y, key, value] = g.node('Attention', [q, k, v, io.maskBias, past.key, past.value], {
+        q_num_heads: attr.int(shape.heads),
+        kv_num_heads: attr.int(shape.heads),
+        ...common,
+      }, { outputs: 3 });
+      io.present(block, key!, value!);
+      return y!;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+/** Writes an ONNX package dir all at once: a temp dir beside it, renamed into place. */
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { FerryError } from '../errors.ts';
+
+export type PackageFiles = Record<string, Uint8Array | string>;
+
+export async function writePackageDir(outDir: string, files: PackageFiles): Promise<void> {
+  const target = path.resolve(outDir);
+  const parent = path.dirname(target);
+  const existing = await stat(target).catch(() => undefined);
+  if (existing && !existing.isDirectory()) {
+    throw new FerryError('EXPORT_OUT_NOT_DIR', `${outDir} exists and is not a directory`, { hint: 'Choose another --out path.' });
+  }
+  let temp: string;
+  try {
+    await mkdir(parent, { recursive: true });
+    temp = await mkdtemp(path.join(parent, `.${path.basename(target)}.tmp-`));
+  } catch (error) {
+    throw new FerryError('EXPORT_OUT_NOT_WRITABLE', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      hint: 'Choose an --out path in a directory you can write to.',
+      cause: error,
+    });
+  }
+  try {
+    for (const [name, data] of Object.entries(files)) {
+      const file = path.join(temp, name);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, data);
+    }
+    if (existing) {
+      // Swap: the old package moves aside, the new one takes its name, then the old one goes.
+      const old = `${temp}.old`;
+      await rename(target, old);
+      await rename(temp, target);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(temp, target);
+    }
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw new FerryError('EXPORT_OUT_NOT_WRITABLE', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      hint: 'Check free disk space and permissions of the --out path.',
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Export-time verification: the tfjs model and the ONNX graph (onnxruntime-node) on the same
+ * inputs — batch 1 and 3, two sequence lengths, random ids and real text — plus token-by-token
+ * decoding through the state/KV outputs against the full-sequence logits, and (Transformer) a
+ * left-padded batch against the unpadded rows. Fails above the tolerance.
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
+import { FerryError } from '../errors.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+import type { LanguageModelSpec } from './lm/spec.ts';
+import { createSession, initialState, runStep } from './runner.ts';
+
+export const FP32_TOLERANCE = 1e-4;
+
+/** A paragraph of plain English for the real-text check and the perplexity of quantized files. */
+export const SAMPLE_TEXT =
+  'First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. ' +
+  'First Citizen: You are all resolved rather to die than to famish? All: Resolved. resolved. ' +
+  'First Citizen: First, you know Caius Marcius is chief enemy to the people. ' +
+  'We know it, we know it. Let us kill him, and we will have corn at our own price. ' +
+  "Is't a verdict? No more talking on't; let it be done: away, away!";
+
+export interface ParityCase {
+  name: string;
+  maxAbsDiff: number;
+}
+
+export interface ParityReport {
+  maxAbsDiff: number;
+  tolerance: number;
+  cases: ParityCase[];
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
+  }
+  return max;
+}
+
+/** A seeded generator (mulberry32), so that a failing export is reproducible. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function tfjsLogits(model: tf.LayersModel, ids: number[][]): Float32Array {
+  return tf.tidy(() => (model.predict(tf.tensor2d(ids, [ids.length, ids[0]!.length], 'int32')) as tf.Tensor).dataSync() as Float32Array);
+}
+
+/** The ids of SAMPLE_TEXT under `tokenizer`, keeping only the characters it can encode. */
+export function sampleIds(tokenizer: Tokenizer): number[] {
+  const encodable = [...SAMPLE_TEXT].filter((ch) => {
+    try {
+      return tokenizer.encode(ch).length > 0;
+    } catch {
+      return false;
+    }
+  });
+  try {
+    return tokenizer.encode(encodable.join(''));
+  } catch {
+    return [];
+  }
+}
+
+function finish(cases: ParityCase[], tolerance: number, log: (line: string) => void, what: string): ParityReport {
+  for (const c of cases) log(`  ${c.name.padEnd(44)} max |diff| ${c.maxAbsDiff.toExponential(2)}`);
+  const worst = Math.max(...cases.map((c) => c.maxAbsDiff));
+  if (!(worst <= tolerance)) {
+    const bad = cases.filter((c) => !(c.maxAbsDiff <= tolerance)).map((c) => `${c.name}: ${c.maxAbsDiff.toExponential(2)}`);
+    throw new FerryError('EXPORT_PARITY', `${what} differs from the tfjs model by more than ${tolerance}: ${bad.join('; ')}`, {
+      hint: 'This is an exporter bug for this model: please report it with the model.json. Use --no-verify to write the file anyway.',
+      status: 500,
+    });
+  }
+  return { maxAbsDiff: worst, tolerance, cases };
+}
+
+export async function verifyLanguageModel(
+  model: tf.LayersModel,
+  onnx: Uint8Array,
+  spec: LanguageModelSpec,
+  options: { tokenizer?: Tokenizer; tolerance?: number; log?: (line: string) => void } = {},
+): Promise<ParityReport> {
+  const log = options.log ?? (() => {});
+  const session = await createSession(onnx);
+  const random = seededRandom(1234);
+  const randomIds = (batch: number, seq: number) =>
+    Array.from({ length: batch }, () => Array.from({ length: seq }, () => Math.floor(random() * spec.vocabSize)));
+  const context = spec.arch === 'transformer' ? spec.contextLength : 64;
+  const lengths = [Math.min(5, context), Math.min(17, context)];
+  const cases: ParityCase[] = [];
+
+  const compare = async (name: string, ids: number[][]) => {
+    const { logits } = await runStep(session, spec, ids, initialState(spec, ids.length));
+    cases.push({ name, maxAbsDiff: maxAbsDiff(logits, tfjsLogits(model, ids)) });
+  };
+  for (const batch of [1, 3]) for (const seq of lengths) await compare(`random ids, batch ${batch}, length ${seq}`, randomIds(batch, seq));
+
+  const text = options.tokenizer ? sampleIds(options.tokenizer).slice(0, context) : [];
+  if (text.length > 1) await compare(`sample text, ${text.length} tokens`, [text]);
+
+  // Token by token through the state outputs == the full sequence at every position.
+  const steps = randomIds(2, Math.min(9, context));
+  const full = tfjsLogits(model, steps);
+  const T = steps[0]!.length;
+  const v = spec.vocabSize;
+  let state = initialState(spec, 2);
+  let worst = 0;
+  for (let t = 0; t < T; t++) {
+    const step = await runStep(session, spec, steps.map((row) => [row[t]!]), state);
+    state = step.state;
+    for (let b = 0; b < 2; b++) {
+      worst = Math.max(worst, maxAbsDiff(step.logits.subarray(b * v, (b + 1) * v), full.subarray((b * T + t) * v, (b * T + t + 1) * v)));
+    }
+  }
+  cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: worst });
+
+  if (spec.arch === 'transformer') {
+    // Row 1 is row 0's prefix, left-padded: its real positions must match the unpadded run.
+    const pad = 3;
+    const row = randomIds(1, Math.min(9, context))[0]!;
+    const short = row.slice(0, row.length - pad);
+    const padded = await runStep(session, spec, [row, [...new Array<number>(pad).fill(0), ...short]], initialState(spec, 2), [
+      row.map(() => 1),
+      [...new Array<number>(pad).fill(0), ...short.map(() => 1)],
+    ]);
+    const alone = await runStep(session, spec, [short], initialState(spec, 1));
+    const offset = (row.length + pad) * v;
+    const paddedRow = padded.logits.subarray(offset, offset + short.length * v);
+    cases.push({ name: `left-padded batch (${pad} pads) vs unpadded`, maxAbsDiff: maxAbsDiff(paddedRow, alone.logits) });
+    if (padded.logits.some((x) => Number.isNaN(x))) cases.push({ name: 'NaN in padded rows', maxAbsDiff: Infinity });
+  }
+  await session.release();
+  return finish(cases, options.tolerance ?? FP32_TOLERANCE, log, 'The ONNX graph');
+}
+
+/** A foreign model: random inputs shaped like the model's (ids for an Embedding input), outputs by name. */
+export async function verifyForeignModel(
+  model: tf.LayersModel,
+  onnx: Uint8Array,
+  options: { tolerance?: number; log?: (line: string) => void } = {},
+): Promise<ParityReport> {
+  const session = await createSession(onnx);
+  const random = seededRandom(99);
+  const cases: ParityCase[] = [];
+  for (const batch of [1, 3]) {
+    for (const seq of [4, 9]) {
+      const tensors = model.inputs.map((input, i) => {
+        const shape = input.shape.map((d, axis) => d ?? (axis === 0 ? batch : seq));
+        const size = shape.reduce((a, b) => a * b, 1);
+        const vocab = idRange(model, i);
+        const data = Float32Array.from({ length: size }, () => (vocab ? Math.floor(random() * vocab) : random() * 2 - 1));
+        return { shape, data, dtype: input.dtype };
+      });
+      const feeds: Record<string, ort.Tensor> = {};
+      session.inputNames.forEach((name, i) => {
+        const t = tensors[i]!;
+        feeds[name] = t.dtype === 'int32'
+          ? new ort.Tensor('int32', Int32Array.from(t.data), t.shape)
+          : new ort.Tensor('float32', t.data, t.shape);
+      });
+      const out = await session.run(feeds);
+      const expected = tf.tidy(() => {
+        const inputs = tensors.map((t) => tf.tensor(t.data, t.shape, t.dtype === 'int32' ? 'int32' : 'float32'));
+        const result = model.predict(inputs.length === 1 ? inputs[0]! : inputs);
+        return (Array.isArray(result) ? result : [result]).map((r) => r.dataSync() as Float32Array);
+      });
+      session.outputNames.forEach((name, i) => {
+        cases.push({ name: `${name}, batch ${batch}, length ${seq}`, maxAbsDiff: maxAbsDiff(out[name]!.data as Float32Array, expected[i]!) });
+      });
+    }
+  }
+  await session.release();
+  return finish(cases, options.tolerance ?? FP32_TOLERANCE, options.log ?? (() => {}), 'The ONNX graph');
+}
+
+/** The vocabulary size when input `i` feeds an Embedding (so random inputs must be valid ids). */
+function idRange(model: tf.LayersModel, i: number): number | undefined {
+  const inputLayer = (model.inputs[i] as unknown as { sourceLayer: { outboundNodes: { outboundLayer: tf.layers.Layer }[] } }).sourceLayer;
+  const dims = inputLayer.outboundNodes
+    .map((n) => n.outboundLayer.getConfig())
+    .map((c) => c.inputDim as number | undefined)
+    .filter((d): d is number => typeof d === 'number');
+  return dims.length ? Math.min(...dims) : model.inputs[i]!.dtype === 'int32' ? 2 : undefined;
+}

@@ -1,0 +1,47 @@
+/** Tiny ferry checkpoints written to temp dirs, for the export tests. */
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { trainTokenizer } from '../../src/tokenizer/index.ts';
+import { createModel, type ModelConfig } from '../../src/train/models/index.ts';
+import { fileSystemIO } from '../../src/train/tfjs-io.ts';
+
+export const CORPUS = 'the quick brown fox jumps over the lazy dog. ' +
+  'First Citizen: Before we proceed any further, hear me speak! All: Speak, speak; resolved? ' +
+  "we know't, let us kill him, and we'll have corn at our own price. Is it a verdict? away, away:";
+
+export async function tempDir(prefix = 'ferry-export-'): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), prefix));
+}
+
+type Shape = Omit<Extract<ModelConfig, { arch: 'lstm' }>, 'vocabSize'> | Omit<Extract<ModelConfig, { arch: 'transformer' }>, 'vocabSize'>;
+
+export const TINY_LSTM: Shape = { arch: 'lstm', embeddingDim: 8, hiddenSize: 12, numLayers: 2, dropout: 0, tieWeights: false, blockSize: 16 };
+export const TINY_TRANSFORMER: Shape = {
+  arch: 'transformer', blockSize: 24, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0, positional: 'learned', tieWeights: false,
+};
+
+/**
+ * A checkpoint dir like `ferry train` writes (model.json, weights.bin, ferry.json,
+ * tokenizer.json). `weightScale` multiplies the random weights so that the model's predictions
+ * are far from uniform (a stand-in for training).
+ */
+export async function makeCheckpoint(shape: Shape, options: { dir?: string; weightScale?: number; seed?: number } = {}): Promise<{ dir: string; model: tf.LayersModel; config: ModelConfig }> {
+  const dir = options.dir ?? (await tempDir());
+  await mkdir(dir, { recursive: true });
+  const tokenizer = await trainTokenizer('char', [CORPUS], { byteFallback: false });
+  const config = { ...shape, vocabSize: tokenizer.vocabSize } as ModelConfig;
+  const model = createModel(config);
+  if (options.weightScale !== undefined) {
+    const scale = options.weightScale;
+    model.setWeights(model.getWeights().map((w) => tf.tidy(() => w.mul(scale))));
+  }
+  await model.save(fileSystemIO(dir));
+  await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+  await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({
+    format: 'ferry-checkpoint', version: 1, model: config, tokenizer: { kind: 'char' },
+    training: { step: 0, corpusHash: 'sha256:test', backend: 'cpu', seed: 1, valLoss: null, seconds: 0, hyperparameters: {} },
+  }));
+  return { dir, model, config };
+}
