@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMetricsLog, niceTicks, parseMetrics, renderLossCurve, type MetricEvent } from '../../src/train/metrics.ts';
-import { assertWellFormedSvg } from './svg.ts';
+import { assertWellFormedSvg } from './trainer-svg.ts';
 
 const events: MetricEvent[] = [
   { type: 'train', step: 10, loss: 4.2, lr: 1e-3, gradNorm: 2.5, tokensPerSecond: 1000, seconds: 1 },

@@ -1,0 +1,79 @@
+/**
+ * Training benchmark against nanoGPT's CPU baseline (DESIGN.md section 5: PyTorch, val loss
+ * 1.8857 in 84 s): tinyshakespeare at char level, 90/10 split, 2000 steps, batch 12, lr 1e-3
+ * (cosine to 1e-4 over the run, warmup 100), dropout 0, eval every 250 steps on 20 batches.
+ *
+ *   node --import tsx bench/train.ts                      # nanogpt-cpu, the full 2000 steps
+ *   node --import tsx bench/train.ts --preset lstm-char   # the LSTM preset
+ *   node --import tsx bench/train.ts --steps 20           # a quick ms/step measurement
+ *
+ * Prints one JSON line with the figures for BENCHMARKS.md.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PRESETS } from '../src/train/models/config.ts';
+import { createProgressReporter } from '../src/train/progress.ts';
+import { train } from '../src/train/trainer.ts';
+
+const { values } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'nanogpt-cpu' },
+    steps: { type: 'string', default: '2000' },
+    corpus: { type: 'string', default: join(import.meta.dirname, '..', '..', 'shared', 'data', 'tinyshakespeare.txt') },
+    backend: { type: 'string', default: 'auto' },
+    out: { type: 'string' },
+  },
+});
+
+const steps = Number(values.steps);
+const preset = PRESETS[values.preset];
+if (!preset) throw new Error(`unknown preset ${values.preset}`);
+const arch = preset.transformer ? 'transformer' : 'lstm';
+const out = values.out ?? join(mkdtempSync(join(tmpdir(), 'ferry-bench-')), 'run');
+
+const result = await train({
+  corpus: values.corpus,
+  out,
+  arch,
+  preset: values.preset,
+  model: { dropout: 0 },
+  tokenizer: 'char',
+  hyperparameters: {
+    steps,
+    batchSize: 12,
+    lr: 1e-3,
+    minLr: 1e-4,
+    warmupSteps: Math.min(100, Math.floor(steps / 2)),
+    decaySteps: null,
+    evalInterval: Math.min(250, steps),
+    evalIters: 20,
+    valFraction: 0.1,
+    logInterval: Math.max(1, Math.min(50, Math.floor(steps / 4))),
+    seed: 1337,
+  },
+  backend: values.backend,
+  cacheDir: join(tmpdir(), 'ferry-bench-cache'),
+  reporter: createProgressReporter({ logInterval: Math.max(1, Math.min(50, Math.floor(steps / 4))), interactive: false }),
+});
+
+// The first steps include tfjs warm-up (kernel compilation, allocation): report both.
+const perStep = result.seconds / result.step;
+console.log(
+  JSON.stringify({
+    bench: 'train',
+    preset: values.preset,
+    arch,
+    backend: result.backend,
+    steps: result.step,
+    batchSize: 12,
+    blockSize: result.config.blockSize,
+    valLoss: result.lastValLoss,
+    bestValLoss: result.bestValLoss,
+    seconds: Number(result.seconds.toFixed(1)),
+    msPerStep: Number((perStep * 1000).toFixed(1)),
+    baseline: { pytorch: { valLoss: 1.8857, seconds: 84 } },
+  }),
+);
+if (values.out === undefined) rmSync(join(out, '..'), { recursive: true, force: true });

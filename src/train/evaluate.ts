@@ -1,0 +1,89 @@
+/**
+ * Perplexity of a checkpoint on a corpus (`ferry eval`): every token after the first is scored
+ * exactly once, in windows of the model's block size, each window starting from an empty context.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { FerryError } from '../errors.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { prepareTokens, type TokenSource } from './data/index.ts';
+
+export interface EvaluationResult {
+  checkpointDir: string;
+  corpusHash: string;
+  /** Tokens in the corpus; `tokens - 1` of them are predicted and scored. */
+  tokens: number;
+  /** Mean cross-entropy, nats per predicted token. */
+  loss: number;
+  perplexity: number;
+  /** The same loss in bits per predicted token. */
+  bitsPerToken: number;
+  seconds: number;
+}
+
+export interface EvaluationOptions {
+  batchSize: number;
+  cacheDir?: string;
+}
+
+/** Where tokenized corpora are cached unless told otherwise: $FERRY_CACHE_DIR or ~/.cache/ferry. */
+export function defaultCacheDir(): string {
+  return process.env.FERRY_CACHE_DIR ?? join(homedir(), '.cache', 'ferry');
+}
+
+export async function evaluateCheckpoint(path: string, corpusPath: string, options: EvaluationOptions): Promise<EvaluationResult> {
+  const started = performance.now();
+  const { dir: checkpointDir, model, tokenizer, manifest } = await loadCheckpoint(path);
+  try {
+    const prepared = await prepareTokens({ corpusPath, tokenizer, cacheDir: options.cacheDir ?? defaultCacheDir() });
+    if (prepared.tokens.length < 2) {
+      throw new FerryError('CORPUS_TOO_SHORT', `${corpusPath} holds ${prepared.tokens.length} token(s); perplexity needs at least 2.`, {
+        hint: 'Evaluate on a longer corpus.',
+      });
+    }
+    const loss = await meanCrossEntropy(model, prepared.tokens, manifest.model.blockSize, options.batchSize);
+    return {
+      checkpointDir,
+      corpusHash: prepared.corpusHash,
+      tokens: prepared.tokens.length,
+      loss,
+      perplexity: Math.exp(loss),
+      bitsPerToken: loss / Math.LN2,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Mean next-token cross-entropy over all of `tokens`, in windows of `blockSize`. */
+export async function meanCrossEntropy(model: tf.LayersModel, tokens: TokenSource, blockSize: number, batchSize: number): Promise<number> {
+  const predicted = tokens.length - 1;
+  const fullWindows = Math.floor(predicted / blockSize);
+  let total = 0;
+  const score = async (starts: number[], length: number) => {
+    const inputs = new Int32Array(starts.length * length);
+    const targets = new Int32Array(starts.length * length);
+    starts.forEach((start, row) => {
+      const window = tokens.slice(start, start + length + 1);
+      inputs.set(window.subarray(0, length), row * length);
+      targets.set(window.subarray(1), row * length);
+    });
+    const sum = tf.tidy(() => {
+      const logits = model.predict(tf.tensor2d(inputs, [starts.length, length], 'int32')) as tf.Tensor;
+      const logProbabilities = tf.logSoftmax(logits);
+      const labels = tf.oneHot(tf.tensor2d(targets, [starts.length, length], 'int32'), logits.shape[2]!);
+      return tf.neg(tf.sum(tf.mul(logProbabilities, labels)));
+    });
+    total += (await sum.data())[0]!;
+    sum.dispose();
+  };
+  for (let first = 0; first < fullWindows; first += batchSize) {
+    const count = Math.min(batchSize, fullWindows - first);
+    await score(Array.from({ length: count }, (_, i) => (first + i) * blockSize), blockSize);
+  }
+  const rest = predicted - fullWindows * blockSize;
+  if (rest > 0) await score([fullWindows * blockSize], rest);
+  return total / predicted;
+}

@@ -1,0 +1,100 @@
+import cliProgress from 'cli-progress';
+
+/** What the trainer tells whoever watches: a bar on a terminal, log lines otherwise. */
+export interface ProgressReporter {
+  begin(startStep: number, totalSteps: number): void;
+  /** After every optimizer step: that step's loss, the learning rate used, throughput. */
+  update(state: StepState): void;
+  /** A line that must not be lost between bar redraws (eval results, checkpoints, warnings). */
+  message(line: string): void;
+  end(): void;
+}
+
+export interface StepState {
+  step: number;
+  loss: number;
+  lr: number;
+  tokensPerSecond: number;
+}
+
+export interface ProgressOptions {
+  stream?: NodeJS.WriteStream;
+  /** A live bar when true; plain lines every `logInterval` steps when false. Default: stream.isTTY. */
+  interactive?: boolean;
+  logInterval: number;
+}
+
+export function createProgressReporter(options: ProgressOptions): ProgressReporter {
+  const stream = options.stream ?? process.stdout;
+  return (options.interactive ?? stream.isTTY === true)
+    ? createBarReporter(stream)
+    : createLineReporter((line) => stream.write(`${line}\n`), options.logInterval);
+}
+
+function createBarReporter(stream: NodeJS.WriteStream): ProgressReporter {
+  const bars = new cliProgress.MultiBar(
+    {
+      stream,
+      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tokensPerSecond} tok/s | ETA {eta_formatted}',
+      barsize: 30,
+      hideCursor: true,
+      etaBuffer: 50,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    begin(startStep, totalSteps) {
+      bar = bars.create(totalSteps, startStep, { loss: '-', lr: '-', tokensPerSecond: '-' });
+    },
+    update({ step, loss, lr, tokensPerSecond }) {
+      bar?.update(step, { loss: loss.toFixed(4), lr: lr.toExponential(2), tokensPerSecond: Math.round(tokensPerSecond) });
+    },
+    message(line) {
+      // The bar flushes its log buffer only while it redraws, so outside it lines go straight out.
+      if (bar) bars.log(`${line}\n`);
+      else stream.write(`${line}\n`);
+    },
+    end() {
+      bars.update(); // flush lines logged since the last redraw
+      bars.stop();
+      bar = undefined;
+    },
+  };
+}
+
+/** Plain lines for logs and pipes; `write` is where they go (tests collect them). */
+export function createLineReporter(write: (line: string) => void, logInterval: number): ProgressReporter {
+  let total = 0;
+  let firstStep = 0;
+  let started = 0;
+  let lossSum = 0;
+  let lossCount = 0;
+  return {
+    begin(startStep, totalSteps) {
+      [firstStep, total, started] = [startStep, totalSteps, performance.now()];
+    },
+    update({ step, loss, lr, tokensPerSecond }) {
+      lossSum += loss;
+      lossCount += 1;
+      if (step % logInterval !== 0 && step !== total) return;
+      const secondsPerStep = (performance.now() - started) / 1000 / Math.max(1, step - firstStep);
+      write(
+        `step ${step}/${total} | loss ${(lossSum / lossCount).toFixed(4)} | lr ${lr.toExponential(2)} | ` +
+          `${Math.round(tokensPerSecond)} tok/s | ETA ${formatDuration(secondsPerStep * (total - step))}`,
+      );
+      lossSum = 0;
+      lossCount = 0;
+    },
+    message: write,
+    end() {},
+  };
+}
+
+export function formatDuration(seconds: number): string {
+  const whole = Math.max(0, Math.round(seconds));
+  const [h, m, s] = [Math.floor(whole / 3600), Math.floor((whole % 3600) / 60), whole % 60];
+  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`;
+  return `${s}s`;
+}

@@ -1,0 +1,38 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ProgressReporter } from '../../src/train/progress.ts';
+
+/** A fresh temp dir per test. */
+export function tempDir(prefix = 'ferry-train-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A corpus a tiny model learns in a few dozen steps: one short line, repeated. */
+export function writePatternCorpus(dir: string, repeats = 200, line = 'abcdefgh\n'): string {
+  const path = join(dir, 'pattern.txt');
+  writeFileSync(path, line.repeat(repeats));
+  return path;
+}
+
+/** A reporter that keeps every line and every step's state, for assertions. */
+export function collectingReporter(onStep?: (step: number) => void): ProgressReporter & { lines: string[]; steps: number[] } {
+  const lines: string[] = [];
+  const steps: number[] = [];
+  return {
+    lines,
+    steps,
+    begin() {},
+    update({ step }) {
+      steps.push(step);
+      onStep?.(step);
+    },
+    message(line) {
+      lines.push(line);
+    },
+    end() {},
+  };
+}
+
+/** The tiny Transformer every trainer test uses (a few thousand parameters). */
+export const TINY_TRANSFORMER = { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16, dropout: 0 };
