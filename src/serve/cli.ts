@@ -1,5 +1,106 @@
 import type { Command } from 'commander';
+import { FerryError } from '../errors.ts';
+
+const SAMPLING_FLAGS: [flag: string, field: string, description: string][] = [
+  ['--max-tokens <n>', 'max_tokens', 'most tokens to generate (default: the model\'s, else 16)'],
+  ['--temperature <t>', 'temperature', '0 = greedy; higher = more random (default: the model\'s, else 1)'],
+  ['--top-k <k>', 'top_k', 'sample among the k most likely tokens (0 = all)'],
+  ['--top-p <p>', 'top_p', 'sample among the most likely tokens holding probability p'],
+  ['--min-p <p>', 'min_p', 'drop tokens less likely than p times the top one'],
+  ['--repetition-penalty <r>', 'repetition_penalty', '>1 discourages tokens already seen'],
+  ['--seed <n>', 'seed', 'same seed, same text'],
+];
 
 export function registerServeCommands(program: Command): void {
-  void program;
+  program
+    .command('serve')
+    .description('serve ONNX package dirs over an OpenAI-compatible HTTP API (default: every package under models/)')
+    .argument('[dirs...]', 'ONNX package dirs, or folders holding them', [])
+    .option('--port <port>', 'port to listen on', process.env.PORT ?? '8080')
+    .option('--host <host>', 'address to bind (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--api-key <key>', 'require `Authorization: Bearer <key>` (default: $FERRY_API_KEY)')
+    .option('--max-batch <n>', 'most sequences decoded together per model', '32')
+    .option('--max-queue <n>', 'most requests waiting per model before 429', '64')
+    .option('--device <device>', 'auto, cpu, cuda, webgpu or wasm', 'auto')
+    .option('--precision <precision>', 'fp32, int8 or fp16 (the package must hold it)', 'fp32')
+    .option('--max-tokens-limit <n>', 'largest max_tokens a request may ask for', '4096')
+    .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
+    .action(async (dirs: string[], options: Record<string, string | undefined>) => {
+      const { startServer } = await import('./node.ts');
+      const apiKey = options.apiKey ?? process.env.FERRY_API_KEY;
+      const log = (message: string) => console.error(`ferry: ${message}`);
+      const server = await startServer({
+        dirs: dirs.length ? dirs : ['models'],
+        port: integer(options.port!, '--port', 0, 65535),
+        host: options.host!,
+        apiKey,
+        maxBatch: integer(options.maxBatch!, '--max-batch', 1, 4096),
+        maxQueue: integer(options.maxQueue!, '--max-queue', 0, 1_000_000),
+        device: options.device!,
+        precision: precision(options.precision!),
+        maxTokens: integer(options.maxTokensLimit!, '--max-tokens-limit', 1, 10_000_000),
+        timeoutMs: integer(options.timeout!, '--timeout', 1, 86_400) * 1000,
+        log,
+      });
+      log(`listening on ${server.url} (loading models; /readyz turns 200 when they are warm)`);
+      const models = await server.models.catch(async (error: unknown) => {
+        await server.close();
+        throw error;
+      });
+      const first = models[0]!;
+      const auth = apiKey ? ` -H 'authorization: Bearer ${apiKey}'` : '';
+      console.log(`ferry: serving ${models.map((m) => m.id).join(', ')} at ${server.url}/v1`);
+      console.log(`try:\n  curl ${server.url}/v1/completions -H 'content-type: application/json'${auth} \\\n    -d '{"model": "${first.id}", "prompt": "ROMEO:", "max_tokens": 60}'`);
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => {
+          log(`${signal}: shutting down`);
+          void server.close().then(() => process.exit(0));
+        });
+      }
+    });
+
+  const generate = program
+    .command('generate')
+    .description('generate text from an ONNX package dir locally (no HTTP)')
+    .argument('<dir>', 'ONNX package dir written by `ferry export`')
+    .requiredOption('--prompt <text>', 'text to continue ("" starts from <|endoftext|> when the model has it)')
+    .option('--stop <text...>', 'end the text before any of these strings')
+    .option('--stream', 'print the text as it is generated')
+    .option('--device <device>', 'auto, cpu, cuda, webgpu or wasm', 'auto')
+    .option('--precision <precision>', 'fp32, int8 or fp16', 'fp32');
+  for (const [flag, , description] of SAMPLING_FLAGS) generate.option(flag, description);
+  generate.action(async (dir: string, options: Record<string, string | string[] | boolean | undefined>) => {
+    const { generateText } = await import('./generate.ts');
+    const body: Record<string, unknown> = { prompt: options.prompt, stop: options.stop };
+    for (const [flag, field] of SAMPLING_FLAGS) {
+      const key = camel(flag);
+      if (options[key] !== undefined) body[field] = Number(options[key]);
+    }
+    const flagOf = Object.fromEntries(SAMPLING_FLAGS.map(([flag, field]) => [field, flag.split(' ')[0]!]));
+    await generateText(dir, body, {
+      device: options.device as string,
+      precision: precision(options.precision as string),
+      stream: options.stream === true,
+      flagOf,
+      write: (text) => process.stdout.write(text),
+      log: (message) => console.error(`ferry: ${message}`),
+    });
+  });
+}
+
+function camel(flag: string): string {
+  return flag.split(' ')[0]!.slice(2).replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+}
+
+function integer(value: string, flag: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new FerryError('bad_flag', `${flag} must be an integer from ${min} to ${max}, got "${value}"`, { hint: 'see `ferry serve --help`' });
+  }
+  return n;
+}
+
+function precision(value: string): 'fp32' | 'int8' | 'fp16' {
+  if (value === 'fp32' || value === 'int8' || value === 'fp16') return value;
+  throw new FerryError('bad_flag', `--precision must be fp32, int8 or fp16, got "${value}"`);
 }

@@ -83,11 +83,8 @@ function samplingOf(body: CompletionRequest, model: ServedModel): SamplingParams
   };
 }
 
-/**
- * Validates a request against its model and queues one generation per prompt. Throws 400/429
- * before anything is sent; on a 429 for the k-th prompt the earlier ones are cancelled.
- */
-function submit(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, abort: AbortController): AsyncIterable<GenerationEvent>[] {
+/** A validated body -> one generation request per prompt, checked against the model. */
+export function buildRequests(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, signal: AbortSignal): GenerationRequest[] {
   const n = body.n ?? 1;
   if (body.best_of != null && body.best_of !== n) {
     throw new ApiError(400, 'invalid_value', 'best_of: ferry does not rank candidates, so best_of must equal n', { param: 'best_of' });
@@ -97,31 +94,36 @@ function submit(body: CompletionRequest, model: ServedModel, limits: CompletionL
     throw new ApiError(400, 'invalid_value', `max_tokens: at most ${limits.maxTokens} on this server`, { param: 'max_tokens' });
   }
   const sampling = samplingOf(body, model);
-  const prompts = preparePrompts(body, model);
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const deadline = Date.now() + limits.timeoutMs;
+  return preparePrompts(body, model).map((prompt) => ({
+    prompt: prompt.ids,
+    promptText: prompt.text,
+    n,
+    maxTokens,
+    sampling,
+    seed: body.seed ?? undefined,
+    stop,
+    logprobs: body.logprobs ?? null,
+    echo: body.echo ?? false,
+    deadline,
+    signal,
+  }));
+}
+
+/**
+ * Queues one generation per prompt. Throws 400/429 before anything is sent; on a 429 for the
+ * k-th prompt the earlier ones are cancelled.
+ */
+function submit(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, abort: AbortController): AsyncIterable<GenerationEvent>[] {
+  const requests = buildRequests(body, model, limits, abort.signal);
   const streams: AsyncIterable<GenerationEvent>[] = [];
   try {
-    for (const prompt of prompts) {
-      const request: GenerationRequest = {
-        prompt: prompt.ids,
-        promptText: prompt.text,
-        n,
-        maxTokens,
-        sampling,
-        seed: body.seed ?? undefined,
-        stop,
-        logprobs: body.logprobs ?? null,
-        echo: body.echo ?? false,
-        deadline,
-        signal: abort.signal,
-      };
-      streams.push(model.scheduler.submit(request));
-    }
+    for (const request of requests) streams.push(model.scheduler.submit(request));
   } catch (error) {
     abort.abort();
     const apiError = toApiError(error);
-    if (apiError.code === 'context_length_exceeded' || apiError.code === 'n_too_large') {
+    if (apiError.code === 'context_length_exceeded' || apiError.code === 'n_too_large' || apiError.code === 'empty_prompt') {
       throw new ApiError(400, apiError.code, apiError.message, { param: apiError.code === 'n_too_large' ? 'n' : 'prompt' });
     }
     throw apiError;

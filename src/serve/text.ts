@@ -114,6 +114,7 @@ export class TextAssembler {
   }
 
   push(id: number, entry?: Omit<TokenLogprob, 'offset'>): TextDelta {
+    if (this.#stopped) return { text: '', logprobs: [] };
     const offset = this.#decoded;
     const text = this.#utf8.push(this.#bytes.tokenBytes(id));
     this.#decoded += text.length;

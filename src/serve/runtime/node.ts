@@ -49,7 +49,9 @@ export function createNodeRuntime(device: NodeDevice | 'auto', log: Logger): Run
       return session;
     } catch (error) {
       if (!warned) {
-        log(`${device === 'auto' ? 'auto' : 'cuda'}: the CUDA execution provider is unavailable (${firstLine(error)}); running on cpu`);
+        log(device === 'auto'
+          ? `device auto: cpu (no usable CUDA execution provider: ${firstLine(error)})`
+          : `device cuda: the CUDA execution provider is unavailable (${firstLine(error)}); falling back to cpu`);
         warned = true;
       }
       resolved = 'cpu';

@@ -1,0 +1,102 @@
+import { serve, type ServerType } from '@hono/node-server';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { FerryError } from '../errors.ts';
+import { createApp } from './app.ts';
+import { openModel, type ServedModel } from './model.ts';
+import type { Precision } from './package.ts';
+import { openRuntime } from './runtime/index.ts';
+import type { Logger } from './runtime/types.ts';
+
+export interface ServeOptions {
+  /** ONNX package dirs; a dir without ferry.json is searched one level down for packages. */
+  dirs: string[];
+  port: number;
+  host: string;
+  apiKey?: string;
+  maxBatch: number;
+  maxQueue: number;
+  device: string;
+  precision?: Precision;
+  maxTokens?: number;
+  timeoutMs?: number;
+  log: Logger;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly models: Promise<readonly ServedModel[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts listening at once (so /healthz answers and /readyz says 503 while loading), then loads
+ * and warms every model. A model that fails to load stops the server with its FerryError.
+ */
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const dirs = await findPackages(options.dirs);
+  const models = loadModels(dirs, options);
+  const app = createApp({ models, apiKey: options.apiKey, maxTokens: options.maxTokens, timeoutMs: options.timeoutMs });
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(started));
+    started.once('error', (error: NodeJS.ErrnoException) => {
+      reject(error.code === 'EADDRINUSE'
+        ? new FerryError('port_in_use', `port ${options.port} on ${options.host} is already in use`, { hint: 'pick another with --port' })
+        : error);
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    models,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const model of await models.catch(() => [])) await model.close();
+    },
+  };
+}
+
+async function loadModels(dirs: string[], options: ServeOptions): Promise<ServedModel[]> {
+  const runtime = await openRuntime(options.device, options.log);
+  const models: ServedModel[] = [];
+  for (const dir of dirs) {
+    const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision });
+    const clash = models.find((m) => m.id === model.id);
+    if (clash) {
+      throw new FerryError('duplicate_model', `${dir} and ${clash.dir} are both named "${model.id}"`, { hint: 'serve one of them, or rename one in its ferry.json' });
+    }
+    options.log(`loaded ${model.id} (${model.arch}) from ${dir} on ${model.provider}`);
+    models.push(model);
+  }
+  return models;
+}
+
+/** Package dirs from the arguments: a package itself, or a folder of packages (e.g. models/). */
+export async function findPackages(dirs: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of dirs) {
+    const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
+    if (!isDir) throw new FerryError('not_a_package', `${dir} is not a directory`, { hint: 'pass an ONNX package dir written by `ferry export`' });
+    if (await exists(path.join(dir, 'ferry.json'))) {
+      found.push(dir);
+      continue;
+    }
+    const children = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name)).sort();
+    const packages = [];
+    for (const child of children) if (await exists(path.join(child, 'ferry.json'))) packages.push(child);
+    if (!packages.length) {
+      throw new FerryError('no_models', `${dir} holds no ONNX package (no ferry.json in it or in its subfolders)`, {
+        hint: 'train and export a model first: `ferry train --corpus FILE --out runs/mine`, then `ferry export runs/mine --out models/mine`',
+        status: 404,
+      });
+    }
+    found.push(...packages);
+  }
+  return found;
+}
+
+function exists(file: string): Promise<boolean> {
+  return stat(file).then(() => true, () => false);
+}

@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createDecoder, type SequenceState } from '../../src/serve/decoder.ts';
+import { createReferenceKvSession } from './fakes.ts';
+
+const VOCAB = 11;
+const kvState = { kind: 'kv' as const, layers: 1, heads: 2, headDim: 3 };
+
+async function runAlone(prompt: number[], next: number[]) {
+  const decoder = createDecoder(createReferenceKvSession(VOCAB), kvState, VOCAB, 64);
+  let { state } = await decoder.prefill(prompt);
+  const rows: Float32Array[] = [];
+  for (const token of next) {
+    const out = await decoder.step([{ state, token }]);
+    state = out.states[0]!;
+    rows.push(out.logits.slice());
+  }
+  return { rows, state };
+}
+
+test('a KV step of one token gives the logits the whole sequence gives at that position', async () => {
+  const decoder = createDecoder(createReferenceKvSession(VOCAB), kvState, VOCAB, 64);
+  const full = await decoder.prefill([3, 1, 4, 1, 5]);
+  const { rows } = await runAlone([3, 1, 4], [1, 5]);
+  assert.deepEqual(rows[0], full.logits.slice(3 * VOCAB, 4 * VOCAB));
+  assert.deepEqual(rows[1], full.logits.slice(4 * VOCAB, 5 * VOCAB));
+  assert.equal(full.state.length, 5);
+});
+
+test('left-padded batches of different lengths give exactly the logits each sequence gets alone', async () => {
+  const prompts = [[1], [2, 7, 1, 8, 2, 8], [9, 9, 9]];
+  const steps = [[4, 2, 6], [0, 10, 3], [5, 5, 1]];
+  const decoder = createDecoder(createReferenceKvSession(VOCAB), kvState, VOCAB, 64);
+  let states: SequenceState[] = [];
+  for (const p of prompts) states.push((await decoder.prefill(p)).state);
+  for (let s = 0; s < 3; s++) {
+    const out = await decoder.step(states.map((state, b) => ({ state, token: steps[b]![s]! })));
+    states = out.states;
+    for (let b = 0; b < prompts.length; b++) {
+      const alone = await runAlone(prompts[b]!, steps[b]!.slice(0, s + 1));
+      assert.deepEqual(out.logits.slice(b * VOCAB, (b + 1) * VOCAB), alone.rows[s], `sequence ${b}, step ${s}`);
+      assert.deepEqual(states[b]!.layers[0]![0], alone.state.layers[0]![0], `cache of sequence ${b}, step ${s}`);
+      assert.equal(states[b]!.length, prompts[b]!.length + s + 1);
+    }
+  }
+});
+
+test('createDecoder refuses a session that lacks the state inputs its manifest promises', () => {
+  const session = { ...createReferenceKvSession(VOCAB), inputNames: ['input_ids'] };
+  assert.throws(() => createDecoder(session, kvState, VOCAB, 64), /lacks the inputs past_key_values\.0\.key, past_key_values\.0\.value, attention_mask, position_ids/);
+});
