@@ -34,7 +34,7 @@ const flatten: Converter = (call, [x], ctx) => {
 };
 
 const reshape: Converter = (call, [x], ctx) => {
-  const target = call.config.targetShape as number[];
+  const target = (call.config.targetShape as (number | null)[]).map((d) => d ?? -1);
   return [{ name: ctx.graph.reshape(x!.name, [0, ...target]), dtype: x!.dtype }];
 };
 
