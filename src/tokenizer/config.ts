@@ -19,7 +19,7 @@ export function tokenizerConfigJson(tokenizer: Tokenizer, options: { modelMaxLen
     eos_token: eos,
     pad_token: eos,
     unk_token: unk,
-    model_max_length: options.modelMaxLength ?? 1_000_000_000_000_000_000,
+    ...(options.modelMaxLength === undefined ? {} : { model_max_length: options.modelMaxLength }),
     added_tokens_decoder: Object.fromEntries(addedTokens.map(({ id, ...token }) => [String(id), token])),
   };
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -66,6 +66,13 @@ describe('readCorpus', () => {
     assert.match(hash, /^sha256:[0-9a-f]{64}$/);
     assert.equal(await hashCorpus(join(dir, 'packed.txt.gz')), hash);
     assert.equal(await hashCorpus(join(dir, 'parts')), hash);
+  });
+
+  it('follows symbolic links to files in a corpus directory', async () => {
+    await mkdir(join(dir, 'linked'));
+    await symlink(join(dir, 'plain.txt'), join(dir, 'linked', 'a.txt'));
+    await symlink(join(dir, 'nowhere.txt'), join(dir, 'linked', 'b.txt'));
+    assert.equal(await text(join(dir, 'linked')), corpus);
   });
 
   it('drops a leading byte order mark', async () => {

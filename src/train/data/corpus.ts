@@ -47,15 +47,18 @@ async function corpusFiles(path: string): Promise<CorpusFile[]> {
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
     throw unreadable(path, error);
   });
-  if (info.isFile()) return [{ path, gzip: path.endsWith('.gz') }];
+  if (info.isFile()) return [{ path, gzip: /\.gz$/i.test(path) }];
   if (!info.isDirectory()) throw unreadable(path, new Error('not a file or directory'));
   const entries = await readdir(path, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
     throw unreadable(path, error);
   });
-  const names = entries
-    .filter((entry) => entry.isFile() && /\.txt(\.gz)?$/i.test(entry.name))
+  const candidates = entries
+    .filter((entry) => (entry.isFile() || entry.isSymbolicLink()) && /\.txt(\.gz)?$/i.test(entry.name))
     .map((entry) => entry.name)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // A symbolic link counts when it leads to a file.
+  const isFile = await Promise.all(candidates.map((name) => stat(join(path, name)).then((target) => target.isFile(), () => false)));
+  const names = candidates.filter((_, i) => isFile[i]);
   if (names.length === 0) {
     throw new FerryError('corpus_empty', `the corpus directory ${path} has no .txt files`, {
       hint: 'Put the corpus in .txt (or .txt.gz) files, or give the path of one file.',
