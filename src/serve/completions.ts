@@ -5,7 +5,7 @@ import type { ServedModel } from './model.ts';
 import { ApiError, toApiError } from './openai-error.ts';
 import type { SamplingParams } from './sampling.ts';
 import type { GenerationEvent, GenerationRequest } from './scheduler.ts';
-import { completionRequestSchema, fieldPath, type CompletionRequest } from './schema.ts';
+import { completionRequestSchema, fieldPath, mostSpecificIssue, type CompletionRequest } from './schema.ts';
 import type { TokenLogprob } from './text.ts';
 
 export interface CompletionLimits {
@@ -25,8 +25,8 @@ export function parseCompletionBody(text: string): CompletionRequest {
   }
   const parsed = completionRequestSchema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+    const issue = mostSpecificIssue(parsed.error.issues[0]!);
+    const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys?.[0] : undefined;
     const param = unknownKey ? fieldPath([...issue.path, unknownKey]) : fieldPath(issue.path);
     const message = unknownKey ? `unknown field "${param}"` : `${param ?? 'body'}: ${issue.message}`;
     throw new ApiError(400, unknownKey ? 'unknown_parameter' : 'invalid_value', message, { param });

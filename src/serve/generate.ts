@@ -5,7 +5,7 @@ import { ApiError } from './openai-error.ts';
 import type { Precision } from './package.ts';
 import { openRuntime } from './runtime/index.ts';
 import type { Logger } from './runtime/types.ts';
-import { completionRequestSchema, fieldPath } from './schema.ts';
+import { completionRequestSchema, fieldPath, mostSpecificIssue } from './schema.ts';
 
 export interface GenerateOptions {
   device: string;
@@ -25,7 +25,7 @@ export async function generateText(dir: string, fields: Record<string, unknown>,
   const flag = (field: string | null) => (field && options.flagOf?.[field.split(/[.[]/)[0]!]) ?? `--${field ?? 'prompt'}`;
   const parsed = completionRequestSchema.safeParse({ model: 'local', ...fields });
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = mostSpecificIssue(parsed.error.issues[0]!);
     throw new FerryError('bad_flag', `${flag(fieldPath(issue.path))}: ${issue.message}`, { hint: 'see `ferry generate --help`' });
   }
   const runtime = await openRuntime(options.device, options.log);

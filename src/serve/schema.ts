@@ -35,6 +35,25 @@ export const completionRequestSchema = z.strictObject({
 
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 
+type Issue = { code: string; path: PropertyKey[]; message: string; errors?: Issue[][]; keys?: string[] };
+
+/**
+ * The most specific problem in a zod error: for a union (a prompt may be a string, a list of
+ * strings or token ids) the branch that got furthest, so that `param` points at the bad element.
+ */
+export function mostSpecificIssue(issue: Issue): Issue {
+  if (issue.code !== 'invalid_union' || !issue.errors?.length) return issue;
+  let best: Issue | undefined;
+  for (const branch of issue.errors) {
+    for (const inner of branch) {
+      const candidate = mostSpecificIssue(inner);
+      if (!best || candidate.path.length > best.path.length) best = candidate;
+    }
+  }
+  if (!best || best.path.length === 0) return issue;
+  return { ...best, path: [...issue.path, ...best.path] };
+}
+
 /** `stop[1]`, `prompt[0][3]`: the field path of a zod issue, written as OpenAI's `param`. */
 export function fieldPath(path: readonly PropertyKey[]): string | null {
   if (!path.length) return null;

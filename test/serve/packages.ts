@@ -1,0 +1,54 @@
+// Real ONNX packages for the serving tests: tiny randomly initialised LSTM and Transformer LMs
+// built with the training stage's createModel, saved with saveCheckpoint and exported with
+// exportModel, exactly the path a user's model takes. tfjs is loaded here only, never by serving.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { exportModel } from '../../src/export/index.ts';
+import { trainTokenizer } from '../../src/tokenizer/index.ts';
+import { saveCheckpoint } from '../../src/train/checkpoint.ts';
+import { createModel, type ModelConfig } from '../../src/train/models/index.ts';
+
+export const CORPUS = 'to be, or not to be, that is the question. héllo wörld — naïve café: €5 😀 ' +
+  'ROMEO: But soft, what light through yonder window breaks? <|endoftext|>';
+
+type Shape = Omit<Extract<ModelConfig, { arch: 'lstm' }>, 'vocabSize'> | Omit<Extract<ModelConfig, { arch: 'transformer' }>, 'vocabSize'>;
+
+export const TINY_LSTM: Shape = { arch: 'lstm', embeddingDim: 16, hiddenSize: 24, numLayers: 2, dropout: 0, tieWeights: false, blockSize: 32 };
+export const TINY_TRANSFORMER: Shape = {
+  arch: 'transformer', blockSize: 48, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0, positional: 'learned', tieWeights: false,
+};
+
+export interface TestPackages {
+  root: string;
+  lstm: string;
+  transformer: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * Byte-level BPE, so that multi-byte characters are split across tokens. `weightScale` makes the
+ * random model's predictions peaked, so greedy text is not a tie-break lottery.
+ */
+export async function buildPackages(options: { weightScale?: number } = {}): Promise<TestPackages> {
+  const root = await mkdtemp(path.join(tmpdir(), 'ferry-serve-'));
+  const tokenizer = await trainTokenizer('bpe', [CORPUS], { vocabSize: 300 });
+  const dirs: Record<string, string> = {};
+  for (const shape of [TINY_LSTM, TINY_TRANSFORMER]) {
+    const config = { ...shape, vocabSize: tokenizer.vocabSize } as ModelConfig;
+    const model = createModel(config);
+    const scale = options.weightScale ?? 3;
+    model.setWeights(model.getWeights().map((w) => tf.tidy(() => w.mul(scale))));
+    const checkpoint = path.join(root, `${shape.arch}-checkpoint`);
+    await saveCheckpoint(checkpoint, {
+      model,
+      tokenizer,
+      manifest: { model: config, training: { step: 0, corpusHash: 'sha256:test', backend: 'cpu', seed: 1, valLoss: null, seconds: 0, hyperparameters: {} } },
+    });
+    model.dispose();
+    dirs[shape.arch] = path.join(root, 'models', `tiny-${shape.arch}`);
+    await exportModel({ source: checkpoint, outDir: dirs[shape.arch]!, name: `tiny-${shape.arch}`, verify: false });
+  }
+  return { root, lstm: dirs.lstm!, transformer: dirs.transformer!, remove: () => rm(root, { recursive: true, force: true }) };
+}
