@@ -21,6 +21,10 @@ export interface BpeVocabulary {
 
 // Words in real text repeat (Zipf), so caching each word's ids makes encoding several times faster.
 const WORD_CACHE_LIMIT = 100_000;
+// Words of more bytes than this are merged with a heap instead of pass by pass.
+const LONG_WORD = 48;
+const POSITION_BASE = 2 ** 26;
+const REMOVED = -1;
 
 export function createBpeTokenizer(vocabulary: BpeVocabulary): Tokenizer {
   const { tokens, specials, merges } = vocabulary;
@@ -63,6 +67,7 @@ export function createBpeTokenizer(vocabulary: BpeVocabulary): Tokenizer {
 
   function mergeWord(word: string): number[] {
     let symbols = Array.from(utf8Encode(word), (byte) => idByByte[byte]!);
+    if (symbols.length > LONG_WORD) return mergeLongWord(symbols);
     while (symbols.length > 1) {
       let bestRank = Infinity;
       let bestIndex = -1;
@@ -88,6 +93,40 @@ export function createBpeTokenizer(vocabulary: BpeVocabulary): Tokenizer {
       symbols = merged;
     }
     return symbols;
+  }
+
+  /**
+   * The same merges in O(n log n) for long words (a paragraph of Chinese is one "word"): a heap
+   * of (rank, position) over a linked list of symbols. A merge only makes pairs of higher rank,
+   * and equal ranks pop leftmost first, so the result equals the rank-by-rank passes above.
+   */
+  function mergeLongWord(symbols: number[]): number[] {
+    const ids = Int32Array.from(symbols);
+    const next = Int32Array.from(symbols, (_, i) => (i + 1 < symbols.length ? i + 1 : -1));
+    const prev = Int32Array.from(symbols, (_, i) => i - 1);
+    const heap = createMinHeap();
+    const pushPair = (i: number) => {
+      const j = next[i]!;
+      if (j < 0) return;
+      const rank = rankByPair.get(ids[i]! * vocabSize + ids[j]!);
+      if (rank !== undefined) heap.push(rank * POSITION_BASE + i);
+    };
+    for (let i = 0; i < symbols.length - 1; i++) pushPair(i);
+    for (let entry = heap.pop(); entry !== undefined; entry = heap.pop()) {
+      const rank = Math.floor(entry / POSITION_BASE);
+      const i = entry % POSITION_BASE;
+      const j = next[i]!;
+      if (ids[i] === REMOVED || j < 0 || rankByPair.get(ids[i]! * vocabSize + ids[j]!) !== rank) continue;
+      ids[i] = mergedIdByRank[rank]!;
+      ids[j] = REMOVED;
+      next[i] = next[j]!;
+      if (next[j]! >= 0) prev[next[j]!] = i;
+      if (prev[i]! >= 0) pushPair(prev[i]!);
+      pushPair(i);
+    }
+    const merged: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]!) merged.push(ids[i]!);
+    return merged;
   }
 
   function encodeWord(word: string): readonly number[] {
@@ -141,4 +180,41 @@ export function createBpeTokenizer(vocabulary: BpeVocabulary): Tokenizer {
   }
 
   return { kind: 'bpe', vocabSize, eosId, encode, decode, tokenBytes, toJSON };
+}
+
+/** A binary min-heap of numbers. */
+function createMinHeap() {
+  const items: number[] = [];
+
+  function push(value: number): void {
+    items.push(value);
+    for (let i = items.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (items[parent]! <= value) break;
+      items[i] = items[parent]!;
+      items[parent] = value;
+      i = parent;
+    }
+  }
+
+  function pop(): number | undefined {
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) {
+      items[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let smallest = i;
+        if (l < items.length && items[l]! < items[smallest]!) smallest = l;
+        if (r < items.length && items[r]! < items[smallest]!) smallest = r;
+        if (smallest === i) break;
+        [items[i], items[smallest]] = [items[smallest]!, items[i]!];
+        i = smallest;
+      }
+    }
+    return top;
+  }
+
+  return { push, pop };
 }

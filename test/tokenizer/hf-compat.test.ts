@@ -11,6 +11,7 @@ const skip = hf ? false : `${HF_PACKAGE} is not installed (npm install --save-de
 const corpus = [
   'First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n',
   "MENENIUS:\nI tell you, friends, most charitable care\nHave the patricians of you. For your wants,\nYou'll famish, they'll say -- 12 times, 3:45.\n",
+  '中文的段落没有空格，长词合并。\n',
 ].join('').repeat(20);
 
 const texts = [
@@ -22,6 +23,7 @@ const texts = [
   'control \u0000\u0001\u0007\b\t\n\v\f\r\u001b\u007f end',
   'the text <|endoftext|> has an end marker',
   'Zürich – naïve café “quotes”',
+  '一个没有空格的很长的中文段落在预分词之后是一个词所以要走长词的合并路径'.repeat(3),
 ];
 
 function check(tokenizer: Tokenizer): void {
