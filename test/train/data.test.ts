@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -128,6 +128,12 @@ describe('prepareTokens', () => {
     assert.equal(chars.tokens.length, [...corpus].length);
     const fromGz = await prepareTokens({ corpusPath: join(dir, 'packed.txt.gz'), tokenizer, cacheDir });
     assert.equal(fromGz.cached, true);
+
+    // A damaged token file is made again rather than trusted.
+    await truncate(first.cachePath, 1000);
+    const remade = await prepareTokens({ corpusPath, tokenizer, cacheDir });
+    assert.equal(remade.cached, false);
+    assert.deepEqual(remade.tokens.slice(0, remade.tokens.length), first.tokens.slice(0, first.tokens.length));
   });
 
   it('gives the same ids for a file, its .gz and its parts in a directory', async () => {
@@ -139,6 +145,12 @@ describe('prepareTokens', () => {
     const plain = await ids(join(dir, 'plain.txt'));
     assert.deepEqual(await ids(join(dir, 'packed.txt.gz')), plain);
     assert.deepEqual(await ids(join(dir, 'parts')), plain);
+  });
+
+  it('says so when the cache directory cannot be written', async () => {
+    const tokenizer = await trainTokenizer('char', ['abc']);
+    await writeFile(join(dir, 'a-file'), 'x');
+    await rejectsWith(prepareTokens({ corpusPath: join(dir, 'plain.txt'), tokenizer, cacheDir: join(dir, 'a-file') }), 'cache_unwritable', /cannot write the token cache in .*a-file/);
   });
 
   it('leaves no token file behind when the corpus is bad', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FerryError } from '../../errors.ts';
 import { textInSafePieces, type Tokenizer } from '../../tokenizer/index.ts';
 import { hashCorpus, readCorpus } from './corpus.ts';
@@ -41,12 +41,6 @@ export async function prepareTokens(options: { corpusPath: string; tokenizer: To
   const existing = await openTokenFile(cachePath, header);
   if (existing) return { tokens: existing, corpusHash, cachePath, cached: true };
 
-  await mkdir(cacheDir, { recursive: true }).catch((error: Error) => {
-    throw new FerryError('cache_unwritable', `cannot create the token cache directory ${cacheDir}: ${error.message}`, {
-      hint: 'Give a writable cache directory.',
-      cause: error,
-    });
-  });
   await writeTokenFile(cachePath, corpusPath, tokenizer, header);
   const written = await openTokenFile(cachePath, header);
   if (!written) throw new Error(`token file ${cachePath} did not read back`);
@@ -62,7 +56,14 @@ interface HeaderFields {
 
 async function writeTokenFile(path: string, corpusPath: string, tokenizer: Tokenizer, fields: HeaderFields): Promise<void> {
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const file = await open(temp, 'w');
+  const file = await mkdir(dirname(path), { recursive: true })
+    .then(() => open(temp, 'w'))
+    .catch((error: Error) => {
+      throw new FerryError('cache_unwritable', `cannot write the token cache in ${dirname(path)}: ${error.message}`, {
+        hint: 'Give a writable cache directory.',
+        cause: error,
+      });
+    });
   try {
     let count = 0;
     let position = HEADER_BYTES;
