@@ -82,7 +82,7 @@ function registerTrain(program: Command): void {
     .addOption(new Option('--no-tie-weights', 'separate output layer'))
     .addOption(numeric('--steps <n>', 'total optimizer steps', positiveInt, DEFAULTS.steps))
     .addOption(numeric('--batch-size <n>', 'sequences per step', positiveInt, DEFAULTS.batchSize))
-    .addOption(numeric('--lr <x>', 'peak learning rate (AdamW)', positiveNumber, DEFAULTS.lr))
+    .addOption(numeric('--lr <x>', 'peak learning rate of AdamW', positiveNumber, DEFAULTS.lr))
     .addOption(numeric('--min-lr <x>', 'learning rate at the end of the cosine decay (default: lr / 10)', nonNegativeNumber))
     .addOption(numeric('--warmup <n>', 'linear warmup steps', nonNegativeInt, DEFAULTS.warmupSteps))
     .addOption(numeric('--decay-steps <n>', 'step where the cosine reaches --min-lr (default: --steps)', positiveInt))
@@ -167,8 +167,9 @@ function archOf(options: Record<string, unknown>): Arch | undefined {
 /** Maps the shape flags onto the ModelConfig fields of the arch they apply to. */
 function modelOverrides(options: Record<string, unknown>, arch: Arch | undefined): Record<string, unknown> {
   const only = (flag: string, which: Arch) => {
-    if (options[flag.replace(/^--(\w)/, (_, c: string) => c)] !== undefined && arch !== which) {
-      throw new FerryError('INVALID_FLAG', `${flag} applies only to ${which} models${arch ? `, not ${arch}` : ''}.`, {
+    // With no known arch, the arch itself is the error resolveModelConfig reports.
+    if (arch !== undefined && arch !== which && options[flag.slice(2)] !== undefined) {
+      throw new FerryError('INVALID_FLAG', `${flag} applies only to ${which} models, not ${arch}.`, {
         hint: which === 'lstm' ? 'For a Transformer, --embd sets the model width.' : `Drop ${flag}.`,
       });
     }
