@@ -19,7 +19,7 @@ export interface CharVocabulary {
   readonly unkToken: string | null;
 }
 
-export function byteToken(byte: number): string {
+function byteToken(byte: number): string {
   return `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
 }
 
