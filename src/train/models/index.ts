@@ -6,6 +6,7 @@ import { createTransformerLM } from './transformer.ts';
 
 export * from './config.ts';
 export * from './layers.ts';
+export { FerryLSTM } from './lstm-layer.ts';
 export { createLstmLM } from './lstm.ts';
 export { createTransformerLM } from './transformer.ts';
 

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LstmConfig } from './config.ts';
 import { FerryTiedEmbedding } from './layers.ts';
+import { FerryLSTM } from './lstm-layer.ts';
 
 const INIT_STD = 0.02;
 
@@ -22,7 +23,7 @@ export function createLstmLM(config: LstmConfig): tf.LayersModel {
   let x = embedding.apply(inputIds) as tf.SymbolicTensor;
 
   for (let layer = 0; layer < config.numLayers; layer++) {
-    x = tf.layers.lstm({
+    x = new FerryLSTM({
       units: config.hiddenSize, returnSequences: true, recurrentActivation: 'sigmoid', name: `lstm_${layer}`,
     }).apply(x) as tf.SymbolicTensor;
   }
