@@ -14,8 +14,9 @@ export interface LmStep {
   state: LmState;
 }
 
-export function createSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+/** One intra-op thread: verification runs tiny batches, where ORT's spinning thread pool only costs. */
+export function createSession(bytes: Uint8Array, threads = 1): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
 }
 
 function int64(values: number[], dims: number[]): ort.Tensor {

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { trainTokenizer } from '../../src/tokenizer/index.ts';
 import { createModel, type ModelConfig } from '../../src/train/models/index.ts';
 import { fileSystemIO } from '../../src/train/tfjs-io.ts';
+import { crossEntropy } from '../../src/train/trainer.ts';
 
 export const CORPUS = 'the quick brown fox jumps over the lazy dog. ' +
   'First Citizen: Before we proceed any further, hear me speak! All: Speak, speak; resolved? ' +
@@ -27,7 +28,7 @@ export const TINY_TRANSFORMER: Shape = {
  * tokenizer.json). `weightScale` multiplies the random weights so that the model's predictions
  * are far from uniform (a stand-in for training).
  */
-export async function makeCheckpoint(shape: Shape, options: { dir?: string; weightScale?: number; seed?: number } = {}): Promise<{ dir: string; model: tf.LayersModel; config: ModelConfig }> {
+export async function makeCheckpoint(shape: Shape, options: { dir?: string; weightScale?: number; trainSteps?: number } = {}): Promise<{ dir: string; model: tf.LayersModel; config: ModelConfig }> {
   const dir = options.dir ?? (await tempDir());
   await mkdir(dir, { recursive: true });
   const tokenizer = await trainTokenizer('char', [CORPUS], { byteFallback: false });
@@ -37,6 +38,7 @@ export async function makeCheckpoint(shape: Shape, options: { dir?: string; weig
     const scale = options.weightScale;
     model.setWeights(model.getWeights().map((w) => tf.tidy(() => w.mul(scale))));
   }
+  if (options.trainSteps) fit(model, tokenizer.encode(CORPUS), options.trainSteps, Math.min(config.blockSize, 16));
   await model.save(fileSystemIO(dir));
   await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
   await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({
@@ -44,4 +46,18 @@ export async function makeCheckpoint(shape: Shape, options: { dir?: string; weig
     training: { step: 0, corpusHash: 'sha256:test', backend: 'cpu', seed: 1, valLoss: null, seconds: 0, hyperparameters: {} },
   }));
   return { dir, model, config };
+}
+
+/** A few Adam steps on the corpus, so that the model predicts far better than uniform. */
+function fit(model: tf.LayersModel, ids: number[], steps: number, seq: number): void {
+  const optimizer = tf.train.adam(0.02);
+  const batch = 8;
+  for (let step = 0; step < steps; step++) {
+    const starts = Array.from({ length: batch }, (_, b) => ((step * batch + b) * 7) % (ids.length - seq - 1));
+    const x = tf.tensor2d(starts.map((s) => ids.slice(s, s + seq)), [batch, seq], 'int32');
+    const y = tf.tensor2d(starts.map((s) => ids.slice(s + 1, s + seq + 1)), [batch, seq], 'int32');
+    optimizer.minimize(() => crossEntropy(model.apply(x, { training: true }) as tf.Tensor, y));
+    tf.dispose([x, y]);
+  }
+  optimizer.dispose();
 }
