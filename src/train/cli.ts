@@ -132,9 +132,13 @@ function registerTrain(program: Command): void {
           backend: options.backend as string,
           resume: options.resume === true,
           cacheDir: options.cacheDir as string | undefined,
-          reporter: createProgressReporter({ logInterval: (options.logInterval as number | undefined) ?? DEFAULTS.logInterval }),
+          reporter: createProgressReporter(),
           signal: controller.signal,
         });
+      } catch (error) {
+        // A signal before the first step stops the run with nothing written: still the signal's exit code.
+        if (!(received && error instanceof FerryError && error.code === 'INTERRUPTED')) throw error;
+        process.stderr.write(`ferry: ${error.message}\n`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

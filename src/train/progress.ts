@@ -2,7 +2,8 @@ import cliProgress from 'cli-progress';
 
 /** What the trainer tells whoever watches: a bar on a terminal, log lines otherwise. */
 export interface ProgressReporter {
-  begin(startStep: number, totalSteps: number): void;
+  /** `logInterval`: steps between plain log lines (the bar redraws on its own). */
+  begin(startStep: number, totalSteps: number, logInterval: number): void;
   /** After every optimizer step: that step's loss, the learning rate used, throughput. */
   update(state: StepState): void;
   /** A line that must not be lost between bar redraws (eval results, checkpoints, warnings). */
@@ -21,14 +22,13 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream;
   /** A live bar when true; plain lines every `logInterval` steps when false. Default: stream.isTTY. */
   interactive?: boolean;
-  logInterval: number;
 }
 
-export function createProgressReporter(options: ProgressOptions): ProgressReporter {
+export function createProgressReporter(options: ProgressOptions = {}): ProgressReporter {
   const stream = options.stream ?? process.stdout;
   return (options.interactive ?? stream.isTTY === true)
     ? createBarReporter(stream)
-    : createLineReporter((line) => stream.write(`${line}\n`), options.logInterval);
+    : createLineReporter((line) => stream.write(`${line}\n`));
 }
 
 function createBarReporter(stream: NodeJS.WriteStream): ProgressReporter {
@@ -64,15 +64,16 @@ function createBarReporter(stream: NodeJS.WriteStream): ProgressReporter {
 }
 
 /** Plain lines for logs and pipes; `write` is where they go (tests collect them). */
-export function createLineReporter(write: (line: string) => void, logInterval: number): ProgressReporter {
+export function createLineReporter(write: (line: string) => void): ProgressReporter {
+  let logInterval = 1;
   let total = 0;
   let firstStep = 0;
   let started = 0;
   let lossSum = 0;
   let lossCount = 0;
   return {
-    begin(startStep, totalSteps) {
-      [firstStep, total, started] = [startStep, totalSteps, performance.now()];
+    begin(startStep, totalSteps, interval) {
+      [firstStep, total, logInterval, started] = [startStep, totalSteps, interval, performance.now()];
     },
     update({ step, loss, lr, tokensPerSecond }) {
       lossSum += loss;

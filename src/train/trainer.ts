@@ -134,7 +134,7 @@ const STATE_FILE = 'state.json';
 const OPTIMIZER_FILE = 'optimizer.bin';
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const reporter = options.reporter ?? createLineReporter((line) => console.log(line), 10);
+  const reporter = options.reporter ?? createLineReporter((line) => console.log(line));
   const runDir = resolve(options.out);
   const runKind = inspectRunDir(runDir, options.resume === true);
   // The cheap checks first, so a typo fails before the corpus is read.
@@ -396,7 +396,7 @@ function createSession(parts: SessionParts) {
   async function run(): Promise<TrainResult> {
     let stopReason: StopReason = 'completed';
     let smoothedTokensPerSecond = 0;
-    reporter.begin(state.step, h.steps);
+    reporter.begin(state.step, h.steps, h.logInterval);
     try {
       while (state.step < h.steps) {
         if (signal?.aborted) {

@@ -47,6 +47,20 @@ test('a tiny Transformer learns a repeating pattern: val loss below ln(vocab) / 
   assert.ok(reporter.lines.some((line) => /^step 60: val loss \d\.\d{4}, perplexity/.test(line)));
 });
 
+test('a tiny LSTM learns the pattern too: val loss below ln(vocab) / 3', async () => {
+  const dir = tempDir();
+  const corpus = writePatternCorpus(dir);
+  // The LSTM sits on the unigram plateau (ln 9) for a while before it uses its input: more steps, higher lr.
+  const result = await train(options(dir, corpus, {
+    arch: 'lstm',
+    model: {},
+    hyperparameters: { steps: 150, evalInterval: 150, batchSize: 8, lr: 3e-2, logInterval: 50 },
+  }));
+  assert.equal(result.config.arch, 'lstm');
+  const bound = Math.log(result.config.vocabSize) / 3;
+  assert.ok(result.lastValLoss! < bound, `val loss ${result.lastValLoss} should be below ${bound.toFixed(3)}`);
+});
+
 test('an interrupted then resumed run takes exactly the steps of an uninterrupted one (dropout on)', async () => {
   const dir = tempDir();
   const corpus = writePatternCorpus(dir, 120, 'the cat sat on a mat\n');
