@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { trainTokenizer } from '../../src/tokenizer/index.ts';
-import { createModel, type ModelConfig } from '../../src/train/models/index.ts';
+import { createModel, type LstmShape, type ModelConfig, type TransformerShape } from '../../src/train/models/index.ts';
 import { fileSystemIO } from '../../src/train/tfjs-io.ts';
 import { crossEntropy } from '../../src/train/trainer.ts';
 
@@ -16,10 +16,10 @@ export async function tempDir(prefix = 'ferry-export-'): Promise<string> {
   return mkdtemp(path.join(tmpdir(), prefix));
 }
 
-type Shape = Omit<Extract<ModelConfig, { arch: 'lstm' }>, 'vocabSize'> | Omit<Extract<ModelConfig, { arch: 'transformer' }>, 'vocabSize'>;
+type Shape = LstmShape | TransformerShape;
 
-export const TINY_LSTM: Shape = { arch: 'lstm', embeddingDim: 8, hiddenSize: 12, numLayers: 2, dropout: 0, tieWeights: false, blockSize: 16 };
-export const TINY_TRANSFORMER: Shape = {
+export const TINY_LSTM: LstmShape = { arch: 'lstm', embeddingDim: 8, hiddenSize: 12, numLayers: 2, dropout: 0, tieWeights: false, blockSize: 16 };
+export const TINY_TRANSFORMER: TransformerShape = {
   arch: 'transformer', blockSize: 24, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0, positional: 'learned', tieWeights: false,
 };
 
