@@ -51,6 +51,8 @@ export class Channel<T> implements AsyncIterable<T> {
       return: () => {
         if (!this.#closed) {
           this.#closed = true;
+          this.#waiting?.({ value: undefined, done: true });
+          this.#waiting = this.#failWaiting = undefined;
           this.#onCancel();
         }
         return Promise.resolve({ value: undefined, done: true });

@@ -1,0 +1,94 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { FerryError } from '../../src/errors.ts';
+import { findPackages, startServer, type RunningServer } from '../../src/serve/node.ts';
+import { buildPackages, type TestPackages } from './packages.ts';
+
+const run = promisify(execFile);
+const ferry = path.resolve('bin/ferry.js');
+let packages: TestPackages;
+let server: RunningServer;
+const logs: string[] = [];
+
+before(async () => {
+  packages = await buildPackages();
+  server = await startServer({
+    dirs: [path.join(packages.root, 'models')], port: 0, host: '127.0.0.1', maxBatch: 64, maxQueue: 64, device: 'auto', log: (m) => logs.push(m),
+  });
+  await server.models;
+});
+
+after(async () => {
+  await server.close();
+  await packages.remove();
+});
+
+const complete = (body: object) => fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+test('the server finds every package under a models folder, says where each runs, and is ready', async () => {
+  const models = await server.models;
+  assert.deepEqual(models.map((m) => m.id), ['tiny-lstm', 'tiny-transformer']);
+  assert.ok(logs.some((l) => /^device auto: cpu/.test(l)), logs.join('\n'));
+  assert.ok(logs.some((l) => /loaded tiny-transformer \(transformer\) .* on onnxruntime-node cpu/.test(l)), logs.join('\n'));
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+});
+
+test('50 streams aborted mid-way over real HTTP free their slots and the server keeps serving', async () => {
+  const models = await server.models;
+  const aborts = Array.from({ length: 50 }, (_, i) => (async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', signal: controller.signal, headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-lstm', prompt: `to be ${i}`, max_tokens: 4096, stream: true }),
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    let received = '';
+    while (received.split('data: ').length < 4) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'the stream is still going');
+      received += new TextDecoder().decode(value);
+    }
+    assert.ok(!received.includes('[DONE]'));
+    controller.abort();
+    await reader.read().catch(() => {});
+  })());
+  await Promise.all(aborts);
+  for (let wait = 0; wait < 200 && models.some((m) => m.scheduler.active > 0); wait++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(models.map((m) => m.scheduler.active), [0, 0]);
+  const res = await complete({ model: 'tiny-lstm', prompt: 'to be', max_tokens: 5, temperature: 0 });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).usage.completion_tokens, 5);
+});
+
+test('`ferry generate` prints the greedy text the server returns', async () => {
+  const expected = (await (await complete({ model: 'tiny-transformer', prompt: 'ROMEO:', max_tokens: 12, temperature: 0 })).json()).choices[0].text;
+  const { stdout, stderr } = await run('node', [ferry, 'generate', packages.transformer, '--prompt', 'ROMEO:', '--max-tokens', '12', '--temperature', '0', '--device', 'cpu']);
+  assert.equal(stdout, `${expected}\n`);
+  assert.match(stderr, /tiny-transformer \(transformer\) on onnxruntime-node cpu/);
+  const streamed = await run('node', [ferry, 'generate', packages.transformer, '--prompt', 'ROMEO:', '--max-tokens', '12', '--temperature', '0', '--stream']);
+  assert.equal(streamed.stdout, `${expected}\n`);
+});
+
+test('`ferry generate` names the bad flag; `ferry serve` with an empty models/ says how to make one', async () => {
+  await assert.rejects(run('node', [ferry, 'generate', packages.lstm, '--prompt', 'x', '--top-p', '7']), (error: { stderr: string; code: number }) =>
+    error.code === 1 && /--top-p: Too big/.test(error.stderr));
+  const empty = await mkdtemp(path.join(tmpdir(), 'ferry-empty-'));
+  await mkdir(path.join(empty, 'models'));
+  try {
+    await assert.rejects(run('node', [ferry, 'serve'], { cwd: empty }), (error: { stderr: string; code: number }) =>
+      error.code === 1 && /models holds no ONNX package/.test(error.stderr) && /ferry export/.test(error.stderr));
+  } finally {
+    await rm(empty, { recursive: true, force: true });
+  }
+});
+
+test('findPackages refuses a missing dir and a folder without packages', async () => {
+  await assert.rejects(findPackages(['/nonexistent/ferry']), (e: unknown) => e instanceof FerryError && /is not a directory/.test(e.message));
+  await assert.rejects(findPackages([tmpdir() + '/..']), (e: unknown) => e instanceof FerryError && e.code === 'no_models');
+});

@@ -1,0 +1,95 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { FerryError } from '../../src/errors.ts';
+import { createDecoder } from '../../src/serve/decoder.ts';
+import { loadPackage } from '../../src/serve/package.ts';
+import { openRuntime } from '../../src/serve/runtime/index.ts';
+import { buildPackages, type TestPackages } from './packages.ts';
+import { cp, writeFile } from 'node:fs/promises';
+
+let packages: TestPackages;
+before(async () => {
+  packages = await buildPackages();
+});
+after(() => packages.remove());
+
+test('--device cuda without the CUDA EP falls back to cpu with one warning for all sessions', async () => {
+  const warnings: string[] = [];
+  const runtime = await openRuntime('cuda', (m) => warnings.push(m));
+  const pkg = await loadPackage(packages.lstm);
+  const first = await runtime.createSession(pkg.modelPath);
+  const second = await runtime.createSession(pkg.modelPath);
+  assert.equal(first.provider, 'onnxruntime-node cpu');
+  assert.equal(second.provider, 'onnxruntime-node cpu');
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /^device cuda: the CUDA execution provider is unavailable .*falling back to cpu/);
+  await first.release();
+  await second.release();
+});
+
+test('onnxruntime-web (wasm) gives the logits onnxruntime-node (cpu) gives, through the same interface', async () => {
+  for (const dir of [packages.lstm, packages.transformer]) {
+    const pkg = await loadPackage(dir);
+    const logits: Float32Array[] = [];
+    for (const device of ['cpu', 'wasm']) {
+      const session = await (await openRuntime(device, () => {})).createSession(pkg.modelPath);
+      assert.equal(session.provider, device === 'cpu' ? 'onnxruntime-node cpu' : 'onnxruntime-web wasm');
+      const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength);
+      const { state } = await decoder.prefill(pkg.tokenizer.encode('to be, or'));
+      logits.push((await decoder.step([{ state, token: 3 }, { state, token: 4 }])).logits);
+      await session.release();
+    }
+    const maxDiff = Math.max(...logits[0]!.map((v, i) => Math.abs(v - logits[1]![i]!)));
+    assert.ok(maxDiff < 1e-4, `${pkg.manifest.arch}: max |cpu - wasm| = ${maxDiff}`);
+  }
+});
+
+test('an unknown device is a FerryError listing the choices', async () => {
+  await assert.rejects(openRuntime('tpu', () => {}), (e: unknown) => e instanceof FerryError && /unknown device "tpu"/.test(e.message) && /auto, cpu, cuda, webgpu, wasm/.test(e.hint!));
+});
+
+test('loadPackage names the bad field and the dir for a broken ferry.json', async () => {
+  const broken = path.join(packages.root, 'broken');
+  await cp(packages.transformer, broken, { recursive: true });
+  const manifest = JSON.parse(await readFile(path.join(broken, 'ferry.json'), 'utf8'));
+  const write = (m: unknown) => writeFile(path.join(broken, 'ferry.json'), JSON.stringify(m));
+  const rejectsWith = (pattern: RegExp) => assert.rejects(loadPackage(broken), (e: unknown) => e instanceof FerryError && pattern.test(e.message) && e.message.includes(broken));
+
+  await write({ ...manifest, contextLength: 'long' });
+  await rejectsWith(/field "contextLength"/);
+  await write({ ...manifest, state: { ...manifest.state, heads: 0 } });
+  await rejectsWith(/field "state.heads"/);
+  await write({ ...manifest, inputs: manifest.inputs.filter((i: { name: string }) => i.name !== 'position_ids') });
+  await rejectsWith(/field "inputs" lacks position_ids/);
+  await write({ ...manifest, files: { fp32: 'onnx/gone.onnx' } });
+  await rejectsWith(/names onnx\/gone\.onnx, which does not exist/);
+  await writeFile(path.join(broken, 'ferry.json'), '{ not json');
+  await rejectsWith(/is not valid JSON/);
+  await assert.rejects(loadPackage(path.join(packages.root, 'nothing')), (e: unknown) => e instanceof FerryError && /is not an ONNX package dir: ferry.json is missing/.test(e.message));
+  await write(manifest);
+  await assert.rejects(loadPackage(broken, { precision: 'int8' }), (e: unknown) => e instanceof FerryError && /has no int8 model/.test(e.message));
+});
+
+test('serving code never imports tfjs, not even through another module', async () => {
+  const allowed = /^(node:|onnxruntime-node$|onnxruntime-web(\/webgpu)?$|hono(\/|$)|@hono\/node-server$|zod$|prom-client$|commander$)/;
+  const seen = new Set<string>();
+  const queue = (await readdir('src/serve', { recursive: true })).filter((f) => f.endsWith('.ts')).map((f) => path.resolve('src/serve', f));
+  const bare = new Set<string>();
+  while (queue.length) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const source = await readFile(file, 'utf8');
+    for (const [, spec] of source.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s*'([^']+)'|import\('([^']+)'\)/g)) {
+      if (!spec) continue;
+      if (spec.startsWith('.')) queue.push(path.resolve(path.dirname(file), spec));
+      else bare.add(spec);
+    }
+    for (const [, spec] of source.matchAll(/import\('([^']+)'\)/g)) if (spec!.startsWith('.')) queue.push(path.resolve(path.dirname(file), spec!));
+  }
+  assert.ok([...seen].some((f) => f.includes(`${path.sep}tokenizer${path.sep}`)), 'the walk reaches the tokenizer');
+  const offending = [...bare].filter((spec) => !allowed.test(spec));
+  assert.deepEqual(offending, [], `serving imports ${offending.join(', ')}`);
+});
