@@ -16,7 +16,7 @@ import { FerryError } from '../errors.ts';
 import { TOKENIZER_KINDS, trainTokenizer, type Tokenizer, type TokenizerKind } from '../tokenizer/index.ts';
 import { selectBackend } from './backend.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { createRng, prepareTokens, readCorpus, sampleBatch, splitTrainVal, type TokenSource } from './data/index.ts';
+import { createRng, prepareTokens, readCorpus, sampleBatch, splitTrainVal, type RngState, type TokenSource } from './data/index.ts';
 import { defaultCacheDir } from './evaluate.ts';
 import { createMetricsLog, formatMetrics, parseMetrics, renderLossCurve, type MetricEvent, type MetricsLog } from './metrics.ts';
 import { countParameters, createModel, PRESETS, resolveModelConfig, validateModelConfig, type ModelConfig } from './models/index.ts';
@@ -116,7 +116,7 @@ interface TrainState {
   format: 'ferry-train-state';
   version: 1;
   step: number;
-  rngState: unknown;
+  rngState: RngState;
   bestValLoss: number | null;
   bestStep: number | null;
   lastValLoss: number | null;
@@ -152,7 +152,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       resolveTokenizerKind(options.tokenizer, options.preset, resumed.tokenizer.kind);
       resolveConfig(options, resumed.config.vocabSize, resumed.config);
     }
-    const corpus = options.corpus ?? resumed?.state.corpus;
+    // Absolute, so that `--resume` finds it from any working directory.
+    const corpus = options.corpus === undefined ? resumed?.state.corpus : resolve(options.corpus);
     if (corpus === undefined) {
       throw new FerryError('MISSING_CORPUS', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt files).' });
     }
@@ -211,7 +212,7 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
   });
   if (resumed) optimizer.loadState(resumed.optimizerState);
   const rng = createRng(seed);
-  if (resumed) rng.setState(resumed.state.rngState as ReturnType<typeof rng.getState>);
+  if (resumed) rng.setState(resumed.state.rngState);
   const metrics = createMetricsLog(runDir, resumed?.metrics ?? []);
 
   const state: TrainState = resumed?.state ?? {
@@ -327,14 +328,14 @@ function createSession(parts: SessionParts) {
       manifest: {
         model: config,
         training: {
-        step: state.step,
-        corpusHash: state.corpusHash,
-        backend,
-        seed: h.seed,
-        valLoss: state.lastValLoss,
-        bestValLoss: state.bestValLoss,
-        seconds: Number(state.seconds.toFixed(3)),
-        hyperparameters: { ...h },
+          step: state.step,
+          corpusHash: state.corpusHash,
+          backend,
+          seed: h.seed,
+          valLoss: state.lastValLoss,
+          bestValLoss: state.bestValLoss,
+          seconds: Number(state.seconds.toFixed(3)),
+          hyperparameters: { ...h },
         },
       },
       extraFiles: {
