@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
   createModel, resolveModelConfig, validateModelConfig, countParameters, PRESETS, sinusoidTable,
-  FerryTransformerBlock, FerryPositionEmbedding, FerryTiedEmbedding, type ModelConfig, type TransformerConfig,
+  FerryTransformerBlock, FerryPositionEmbedding, FerryTiedEmbedding, FerryLayerNormalization, FerryOrthogonal, orthogonalMatrix,
+  type ModelConfig, type TransformerConfig,
 } from '../../src/train/models/index.ts';
 import { FerryError } from '../../src/errors.ts';
 
@@ -235,4 +236,58 @@ test('bad configs are FerryErrors that name the problem', () => {
   fails({ arch: 'transformer', preset: 'tiny', overrides: { hiddenSize: 8 }, vocabSize: 10 }, 'invalid-model-config', /unknown transformer hyperparameter hiddenSize[^]*nLayer, nHead, nEmbd/);
   assert.throws(() => validateModelConfig({ arch: 'lstm', vocabSize: 3 }), /missing embeddingDim, hiddenSize, numLayers, dropout, tieWeights, blockSize/);
   assert.deepEqual(resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { hiddenSize: undefined, dropout: 0.25 }, vocabSize: 10 }).dropout, 0.25);
+});
+
+test('the same seed gives the same initial weights, another seed others', () => {
+  for (const [label, config] of tinyConfigs()) {
+    const weightsOf = (seed: number) => {
+      const model = createModel(config, { seed });
+      const values = model.getWeights().map((w) => Array.from(w.dataSync()));
+      model.dispose();
+      return values;
+    };
+    const first = weightsOf(7);
+    assert.deepEqual(weightsOf(7), first, label);
+    const other = weightsOf(8);
+    const changed = first.filter((w, i) => w.some((v, j) => v !== other[i]![j])).length;
+    const random = first.filter((w) => new Set(w).size > 2).length;
+    assert.equal(changed, random, `${label}: every random weight changes with the seed`);
+  }
+});
+
+test('orthogonal initial weights have orthonormal rows (or columns) and serialize as Orthogonal', () => {
+  for (const [rows, cols] of [[4, 16], [16, 4], [5, 5]] as const) {
+    const w = tf.tensor2d(orthogonalMatrix(rows, cols, 1, 3), [rows, cols]);
+    const gram = rows <= cols ? tf.matMul(w, w, false, true) : tf.matMul(w, w, true, false);
+    assert.ok(maxAbsDiff(gram.arraySync() as number[][], tf.eye(Math.min(rows, cols)).arraySync() as number[][]) < 1e-5, `${rows}x${cols}`);
+  }
+  assert.deepEqual(orthogonalMatrix(3, 6, 2, 5), orthogonalMatrix(3, 6, 2, 5));
+  const model = createModel(resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: {}, vocabSize: VOCAB }), { seed: 1 });
+  const lstm = (model.toJSON(undefined, false) as { config: { layers: { class_name: string; config: { recurrent_initializer: { class_name: string } } }[] } })
+    .config.layers.find((layer) => layer.class_name === 'LSTM')!;
+  assert.equal(lstm.config.recurrent_initializer.class_name, 'Orthogonal');
+  assert.equal(new FerryOrthogonal({}).getClassName(), 'Orthogonal');
+  model.dispose();
+});
+
+test('FerryLayerNormalization equals tfjs LayerNormalization in outputs and gradients, and saves as LayerNormalization', () => {
+  const x = tf.randomNormal([2, 3, 8], 0, 2, 'float32', 4);
+  const reference = tf.layers.layerNormalization({ axis: -1, epsilon: 1e-5 });
+  const ours = new FerryLayerNormalization({ axis: -1, epsilon: 1e-5 });
+  reference.apply(x);
+  ours.apply(x);
+  const weights = [tf.randomNormal([8], 1, 0.5, 'float32', 5), tf.randomNormal([8], 0, 0.5, 'float32', 6)];
+  reference.setWeights(weights);
+  ours.setWeights(weights);
+  const target = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 7);
+  const gradients = (layer: tf.layers.Layer) => {
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, target)) as tf.Scalar,
+      layer.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val));
+    const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input) as tf.Tensor, target)))(x);
+    return [value, ...Object.values(grads), dx, layer.apply(x) as tf.Tensor].map((t) => Array.from(t.dataSync()));
+  };
+  const expected = gradients(reference);
+  gradients(ours).forEach((values, i) => assert.ok(maxAbsDiff(values, expected[i]!) < 1e-4, `output ${i}`));
+  assert.equal(ours.getClassName(), 'LayerNormalization');
+  assert.deepEqual(ours.getConfig(), { ...reference.getConfig(), name: ours.name });
 });

@@ -7,10 +7,12 @@ import { createTransformerLM } from './transformer.ts';
 export * from './config.ts';
 export * from './layers.ts';
 export { FerryLSTM } from './lstm-layer.ts';
+export { FerryLayerNormalization } from './layer-norm.ts';
+export { FerryOrthogonal, orthogonalMatrix } from './init.ts';
 export { createLstmLM } from './lstm.ts';
 export { createTransformerLM } from './transformer.ts';
 
-/** A fresh, randomly initialised model for a (validated) config. */
-export function createModel(config: ModelConfig): tf.LayersModel {
-  return config.arch === 'lstm' ? createLstmLM(config) : createTransformerLM(config);
+/** A fresh, randomly initialised model for a (validated) config; the same seed gives the same weights. */
+export function createModel(config: ModelConfig, options: { seed?: number } = {}): tf.LayersModel {
+  return config.arch === 'lstm' ? createLstmLM(config, options) : createTransformerLM(config, options);
 }

@@ -39,7 +39,7 @@ function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor {
 }
 
 /** LayerNormalization over the last axis with biased variance, as tfjs's LayerNormalization. */
-function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
 }
@@ -61,6 +61,8 @@ export type FerryTiedEmbeddingArgs = LayerArgs & {
   outputDim: number;
   /** Initial standard deviation of the embeddings (not serialized: it only matters before training). */
   initStd?: number;
+  /** Seed of the initial weights (not serialized either). */
+  seed?: number;
 };
 
 /**
@@ -72,6 +74,7 @@ export class FerryTiedEmbedding extends tf.layers.Layer {
   readonly inputDim: number;
   readonly outputDim: number;
   private readonly initStd: number;
+  private readonly seed: number | undefined;
   private embeddings: LayerVariable | null = null;
 
   constructor(args: FerryTiedEmbeddingArgs) {
@@ -79,11 +82,12 @@ export class FerryTiedEmbedding extends tf.layers.Layer {
     this.inputDim = args.inputDim;
     this.outputDim = args.outputDim;
     this.initStd = args.initStd ?? DEFAULT_INIT_STD;
+    this.seed = args.seed;
   }
 
   override build(): void {
     this.embeddings = this.addWeight('embeddings', [this.inputDim, this.outputDim], 'float32',
-      tf.initializers.randomNormal({ mean: 0, stddev: this.initStd }));
+      tf.initializers.randomNormal({ mean: 0, stddev: this.initStd, seed: this.seed }));
     this.built = true;
   }
 
@@ -114,6 +118,7 @@ export type FerryPositionEmbeddingArgs = LayerArgs & {
   outputDim: number;
   kind: PositionKind;
   initStd?: number;
+  seed?: number;
 };
 
 /** Adds the position embedding P[0:T] to x [B,T,d]; learned (a weight) or sinusoidal (a fixed table). */
@@ -123,6 +128,7 @@ export class FerryPositionEmbedding extends tf.layers.Layer {
   readonly outputDim: number;
   readonly kind: PositionKind;
   private readonly initStd: number;
+  private readonly seed: number | undefined;
   private embeddings: LayerVariable | null = null;
   private sinusoids: Float32Array | null = null;
 
@@ -137,6 +143,7 @@ export class FerryPositionEmbedding extends tf.layers.Layer {
     this.outputDim = args.outputDim;
     this.kind = args.kind;
     this.initStd = args.initStd ?? DEFAULT_INIT_STD;
+    this.seed = args.seed;
   }
 
   override build(inputShape: Shape | Shape[]): void {
@@ -146,7 +153,7 @@ export class FerryPositionEmbedding extends tf.layers.Layer {
     }
     if (this.kind === 'learned') {
       this.embeddings = this.addWeight('embeddings', [this.maxLength, this.outputDim], 'float32',
-        tf.initializers.randomNormal({ mean: 0, stddev: this.initStd }));
+        tf.initializers.randomNormal({ mean: 0, stddev: this.initStd, seed: this.seed }));
     } else {
       this.sinusoids = sinusoidTable(this.maxLength, this.outputDim);
     }
@@ -199,6 +206,8 @@ export type FerryTransformerBlockArgs = LayerArgs & {
   initStd?: number;
   /** Initial std of the two output projections (GPT-2 scales it by 1/sqrt(2 * layers)). */
   projInitStd?: number;
+  /** The four kernels draw from seed, seed + 1, seed + 2, seed + 3. */
+  seed?: number;
 };
 
 /**
@@ -214,6 +223,7 @@ export class FerryTransformerBlock extends tf.layers.Layer {
   readonly epsilon: number;
   private readonly initStd: number;
   private readonly projInitStd: number;
+  private readonly seed: number | undefined;
   private weightsByName: Record<string, LayerVariable> = {};
 
   constructor(args: FerryTransformerBlockArgs) {
@@ -228,6 +238,7 @@ export class FerryTransformerBlock extends tf.layers.Layer {
     this.epsilon = args.epsilon ?? 1e-5;
     this.initStd = args.initStd ?? DEFAULT_INIT_STD;
     this.projInitStd = args.projInitStd ?? this.initStd;
+    this.seed = args.seed;
   }
 
   override build(inputShape: Shape | Shape[]): void {
@@ -238,20 +249,19 @@ export class FerryTransformerBlock extends tf.layers.Layer {
     const d = this.dim;
     const ones = 'ones';
     const zeros = 'zeros';
-    const normal = this.initStd;
-    const projNormal = this.projInitStd;
-    const specs: [string, number[], 'ones' | 'zeros' | number][] = [
+    const normal = (stddev: number, stream: number) => ({ stddev, seed: this.seed === undefined ? undefined : this.seed + stream });
+    const specs: [string, number[], 'ones' | 'zeros' | { stddev: number; seed: number | undefined }][] = [
       ['ln1/gamma', [d], ones], ['ln1/beta', [d], zeros],
-      ['attn/qkv/kernel', [d, 3 * d], normal], ['attn/qkv/bias', [3 * d], zeros],
-      ['attn/proj/kernel', [d, d], projNormal], ['attn/proj/bias', [d], zeros],
+      ['attn/qkv/kernel', [d, 3 * d], normal(this.initStd, 0)], ['attn/qkv/bias', [3 * d], zeros],
+      ['attn/proj/kernel', [d, d], normal(this.projInitStd, 1)], ['attn/proj/bias', [d], zeros],
       ['ln2/gamma', [d], ones], ['ln2/beta', [d], zeros],
-      ['mlp/fc/kernel', [d, this.mlpDim], normal], ['mlp/fc/bias', [this.mlpDim], zeros],
-      ['mlp/proj/kernel', [this.mlpDim, d], projNormal], ['mlp/proj/bias', [d], zeros],
+      ['mlp/fc/kernel', [d, this.mlpDim], normal(this.initStd, 2)], ['mlp/fc/bias', [this.mlpDim], zeros],
+      ['mlp/proj/kernel', [this.mlpDim, d], normal(this.projInitStd, 3)], ['mlp/proj/bias', [d], zeros],
     ];
     for (const [name, shape, init] of specs) {
       const initializer = init === 'ones' ? tf.initializers.ones()
         : init === 'zeros' ? tf.initializers.zeros()
-        : tf.initializers.randomNormal({ mean: 0, stddev: init });
+        : tf.initializers.randomNormal({ mean: 0, ...init });
       this.weightsByName[name] = this.addWeight(name, shape, 'float32', initializer);
     }
     this.built = true;
