@@ -3,7 +3,8 @@
  * trainer's extra files. A checkpoint is written whole into a hidden temp dir next to its place
  * and renamed over it, so a crash or an error never leaves half a checkpoint behind.
  */
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
@@ -71,7 +72,9 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
     });
   }
 
-  const temp = await mkdtemp(path.join(parent, `.${base}.tmp-`));
+  // mkdir (not mkdtemp, which makes it 0700) so that the checkpoint gets the umask's permissions.
+  const temp = path.join(parent, `.${base}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await mkdir(temp);
   try {
     await model.save(fileSystemIO(temp));
     await writeFile(path.join(temp, TOKENIZER_JSON), JSON.stringify(tokenizer.toJSON()));

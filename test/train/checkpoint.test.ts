@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, cp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -45,6 +45,8 @@ test('a saved checkpoint loads back with identical logits, tokenizer, manifest a
       extraFiles: { 'optimizer.bin': new Uint8Array([1, 2, 3]), 'state.json': '{"step":12}' },
     });
     assert.deepEqual((await readdir(dir)).sort(), ['ferry.json', 'model.json', 'optimizer.bin', 'state.json', 'tokenizer.json', 'weights.bin']);
+    const umask = process.umask();
+    assert.equal((await stat(dir)).mode & 0o777, 0o777 & ~umask, 'the checkpoint dir gets the usual permissions');
     assert.deepEqual(JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')), {
       format: 'ferry-checkpoint', version: 1, model: config, tokenizer: { kind: 'char' }, training,
     });
