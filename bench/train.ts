@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseMetrics, type TrainEvent } from '../src/train/metrics.ts';
 import { PRESETS } from '../src/train/models/config.ts';
-import { createProgressReporter } from '../src/train/progress.ts';
+import { createProgressReporter, type ProgressReporter } from '../src/train/progress.ts';
 import { train } from '../src/train/trainer.ts';
 
 const { values } = parseArgs({
@@ -33,6 +33,18 @@ const preset = PRESETS[values.preset];
 if (!preset) throw new Error(`unknown preset ${values.preset}`);
 const arch = preset.transformer ? 'transformer' : 'lstm';
 const out = values.out ?? join(mkdtempSync(join(tmpdir(), 'ferry-bench-')), 'run');
+
+// CPU time per step as well as wall time: on a shared machine the wall time mostly measures the others.
+const lines = createProgressReporter({ interactive: false });
+const cpuAtStep: number[] = [];
+const reporter: ProgressReporter = {
+  ...lines,
+  update(state) {
+    const { user, system } = process.cpuUsage();
+    cpuAtStep.push((user + system) / 1000);
+    lines.update(state);
+  },
+};
 
 const result = await train({
   corpus: values.corpus,
@@ -56,7 +68,7 @@ const result = await train({
   },
   backend: values.backend,
   cacheDir: join(tmpdir(), 'ferry-bench-cache'),
-  reporter: createProgressReporter({ interactive: false }),
+  reporter,
 });
 
 // Wall time includes evaluation and checkpoints; the step time is the optimizer steps alone,
@@ -65,6 +77,8 @@ const tokensPerStep = 12 * result.config.blockSize;
 const logged = parseMetrics(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).filter((event): event is TrainEvent => event.type === 'train');
 const steady = logged.length > 1 ? logged.slice(1) : logged;
 const msPerStep = steady.reduce((total, event) => total + (tokensPerStep / event.tokensPerSecond) * 1000, 0) / steady.length;
+const warm = Math.min(5, cpuAtStep.length - 2);
+const cpuMsPerStep = (cpuAtStep.at(-1)! - cpuAtStep[warm]!) / (cpuAtStep.length - 1 - warm);
 console.log(
   JSON.stringify({
     bench: 'train',
@@ -78,6 +92,7 @@ console.log(
     bestValLoss: result.bestValLoss,
     seconds: Number(result.seconds.toFixed(1)),
     msPerStep: Number(msPerStep.toFixed(1)),
+    cpuMsPerStep: Number(cpuMsPerStep.toFixed(1)),
     baseline: { pytorch: { valLoss: 1.8857, seconds: 84 } },
   }),
 );
