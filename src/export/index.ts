@@ -19,7 +19,7 @@ import { createSession, meanNll } from './runner.ts';
 import { readExportSource, type ExportSource } from './source.ts';
 import { quantizeInt8, weightsToFp16 } from './quantize.ts';
 import { sampleIds, verifyForeignModel, verifyLanguageModel, type ParityReport } from './verify.ts';
-import { FERRY_VERSION, serializeModel } from './writer.ts';
+import { FERRY_VERSION, serializeModel, serializeModelChunks } from './writer.ts';
 
 export const TARGETS: readonly Target[] = ['cpu', 'wasm', 'webgpu'];
 export const ATTENTION_FORMS: readonly AttentionForm[] = ['decomposed', 'mha', 'gqa', 'attention23'];
@@ -148,14 +148,13 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     name,
   });
   log(`converted ${source.model.layers.length} layers into ${graph.nodes.length} ONNX nodes (opset ${resolved.opset}, target ${resolved.target}${config?.arch === 'transformer' ? `, attention ${resolved.attention}` : ''})`);
-  const fp32 = serializeModel(graph);
   const parity: Record<string, unknown> = {};
   if (options.verify !== false) {
     log('verifying fp32 against tfjs:');
-    parity.fp32 = await verifySource(source, fp32, log);
+    parity.fp32 = await verifySource(source, serializeModel(graph), log);
   }
 
-  const variants = await buildVariants(graph, fp32, source, options, log);
+  const variants = await buildVariants(graph, source, options, log);
   Object.assign(parity, variants.parity);
 
   const manifest: Record<string, unknown> = {
@@ -181,11 +180,11 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   };
   const metadata = (doc: string) => ({ docString: doc, properties: { ferry: manifest } });
   const files: PackageFiles = {
-    'onnx/model.onnx': serializeModel(graph, metadata(`${name}: ${arch} language model exported by ferry (fp32)`)),
+    'onnx/model.onnx': serializeModelChunks(graph, metadata(`${name}: ${arch} language model exported by ferry (fp32)`)),
     'ferry.json': `${JSON.stringify(manifest, null, 2)}\n`,
   };
-  if (variants.int8) files['onnx/model_quantized.onnx'] = serializeModel(variants.int8, metadata(`${name} (int8 weights)`));
-  if (variants.fp16) files['onnx/model_fp16.onnx'] = serializeModel(variants.fp16, metadata(`${name} (fp16 weights)`));
+  if (variants.int8) files['onnx/model_quantized.onnx'] = serializeModelChunks(variants.int8, metadata(`${name} (int8 weights)`));
+  if (variants.fp16) files['onnx/model_fp16.onnx'] = serializeModelChunks(variants.fp16, metadata(`${name} (fp16 weights)`));
   if (source.tokenizer) {
     files['tokenizer.json'] = JSON.stringify(source.tokenizer.toJSON());
     files['tokenizer_config.json'] = `${JSON.stringify(tokenizerConfigJson(source.tokenizer, config?.arch === 'transformer' ? { modelMaxLength: config.blockSize } : {}), null, 2)}\n`;
@@ -196,7 +195,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     files['generation_config.json'] = `${JSON.stringify({ bos_token_id: eos ?? null, eos_token_id: eos ?? null, do_sample: true, temperature: GENERATION_DEFAULTS.temperature, top_k: GENERATION_DEFAULTS.topK, max_new_tokens: GENERATION_DEFAULTS.maxTokens }, null, 2)}\n`;
   }
   await writePackageDir(options.outDir, files);
-  const sizes = Object.fromEntries(Object.entries(files).filter(([k]) => k.startsWith('onnx/')).map(([k, v]) => [k, (v as Uint8Array).byteLength]));
+  const sizes = Object.fromEntries(Object.entries(files).filter(([k]) => k.startsWith('onnx/')).map(([k, v]) => [k, (v as Uint8Array[]).reduce((n, c) => n + c.byteLength, 0)]));
   const seconds = (performance.now() - started) / 1000;
   log(`wrote ${options.outDir} in ${seconds.toFixed(2)} s (${Object.entries(sizes).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)} MB`).join(', ')})`);
   return { outDir: options.outDir, arch, files: manifest.files as ExportReport['files'], sizes, parity, manifest, seconds };
@@ -208,9 +207,10 @@ async function verifySource(source: ExportSource, onnx: Uint8Array, log: (line: 
 }
 
 /** int8 / fp16 files with their size and the perplexity change on the sample text. */
-async function buildVariants(graph: Graph, fp32: Uint8Array, source: ExportSource, options: ExportOptions, log: (line: string) => void) {
+async function buildVariants(graph: Graph, source: ExportSource, options: ExportOptions, log: (line: string) => void) {
   const result: { int8?: Graph; fp16?: Graph; parity: Record<string, unknown> } = { parity: {} };
   if (!options.quantize && !options.fp16) return result;
+  const fp32 = serializeModel(graph);
   const spec = languageModelSpec(source.config!);
   const ids = source.tokenizer ? sampleIds(source.tokenizer) : [];
   const text = ids.length > 8 ? ids : Array.from({ length: 64 }, (_, i) => (i * 31 + 7) % spec.vocabSize);

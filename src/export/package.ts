@@ -1,9 +1,20 @@
 /** Writes an ONNX package dir all at once: a temp dir beside it, renamed into place. */
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../errors.ts';
 
-export type PackageFiles = Record<string, Uint8Array | string>;
+/** File contents: text, bytes, or a list of byte chunks written one after another. */
+export type PackageFiles = Record<string, Uint8Array | Uint8Array[] | string>;
+
+async function writeChunks(file: string, data: Uint8Array | Uint8Array[] | string): Promise<void> {
+  const handle = await open(file, 'w');
+  try {
+    if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
+    else for (const chunk of data) await handle.write(chunk);
+  } finally {
+    await handle.close();
+  }
+}
 
 export async function writePackageDir(outDir: string, files: PackageFiles): Promise<void> {
   const target = path.resolve(outDir);
@@ -26,7 +37,7 @@ export async function writePackageDir(outDir: string, files: PackageFiles): Prom
     for (const [name, data] of Object.entries(files)) {
       const file = path.join(temp, name);
       await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(file, data);
+      await writeChunks(file, data);
     }
     if (existing) {
       // Swap: the old package moves aside, the new one takes its name, then the old one goes.

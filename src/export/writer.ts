@@ -66,7 +66,32 @@ export interface ModelMetadata {
   properties?: Record<string, unknown>;
 }
 
-export function serializeModel(graph: Graph, metadata: ModelMetadata = {}): Uint8Array {
+/** Protobuf tag + length prefix of a length-delimited field. */
+function fieldHeader(field: number, length: number): Uint8Array {
+  const bytes = [(field << 3) | 2];
+  for (let n = length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      bytes.push(n);
+      break;
+    }
+    bytes.push((n % 128) | 128);
+  }
+  return Uint8Array.from(bytes);
+}
+
+const byteLength = (chunks: Uint8Array[]) => chunks.reduce((sum, c) => sum + c.byteLength, 0);
+
+// Field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer, TensorProto.raw_data.
+const MODEL_GRAPH = 7;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_RAW_DATA = 9;
+
+/**
+ * The ModelProto as a list of chunks whose weight chunks are views of the initializers' own
+ * typed arrays: a 10M-parameter model is written without copying its weights. Protobuf allows
+ * fields in any order, so the initializers are appended after the rest of the graph.
+ */
+export function serializeModelChunks(graph: Graph, metadata: ModelMetadata = {}): Uint8Array[] {
   const model: proto.IModelProto = {
     irVersion: irVersionFor(graph.opset),
     producerName: 'ferry',
@@ -77,21 +102,32 @@ export function serializeModel(graph: Graph, metadata: ModelMetadata = {}): Uint
       key,
       value: typeof value === 'string' ? value : JSON.stringify(value),
     })),
-    graph: {
-      name: graph.name,
-      input: graph.inputs.map(valueInfoProto),
-      output: graph.outputs.map(valueInfoProto),
-      initializer: graph.initializers.map(tensorProto),
-      node: graph.nodes.map((n) => ({
-        name: n.name,
-        opType: n.opType,
-        domain: n.domain,
-        input: n.inputs,
-        output: n.outputs,
-        docString: n.doc,
-        attribute: Object.entries(n.attributes).map(([k, a]) => attributeProto(k, a)),
-      })),
-    },
   };
-  return onnx.ModelProto.encode(model).finish();
+  const graphHead = onnx.GraphProto.encode({
+    name: graph.name,
+    input: graph.inputs.map(valueInfoProto),
+    output: graph.outputs.map(valueInfoProto),
+    node: graph.nodes.map((n) => ({
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain,
+      input: n.inputs,
+      output: n.outputs,
+      docString: n.doc,
+      attribute: Object.entries(n.attributes).map(([k, a]) => attributeProto(k, a)),
+    })),
+  }).finish();
+  const graphChunks: Uint8Array[] = [graphHead];
+  for (const init of graph.initializers) {
+    const head = onnx.TensorProto.encode({ name: init.name, dataType: DATA_TYPES[init.dtype], dims: init.dims }).finish();
+    const raw = new Uint8Array(init.data.buffer, init.data.byteOffset, init.data.byteLength);
+    const rawHeader = fieldHeader(TENSOR_RAW_DATA, raw.byteLength);
+    graphChunks.push(fieldHeader(GRAPH_INITIALIZER, head.byteLength + rawHeader.byteLength + raw.byteLength), head, rawHeader, raw);
+  }
+  return [onnx.ModelProto.encode(model).finish(), fieldHeader(MODEL_GRAPH, byteLength(graphChunks)), ...graphChunks];
+}
+
+/** The whole ModelProto in one buffer (for onnxruntime sessions made from bytes). */
+export function serializeModel(graph: Graph, metadata: ModelMetadata = {}): Uint8Array {
+  return Buffer.concat(serializeModelChunks(graph, metadata));
 }
