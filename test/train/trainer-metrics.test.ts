@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createMetricsLog, niceTicks, parseMetrics, renderLossCurve, type MetricEvent } from '../../src/train/metrics.ts';
+import { tempDir } from './trainer-helpers.ts';
 import { assertWellFormedSvg } from './trainer-svg.ts';
 
 const events: MetricEvent[] = [
@@ -39,7 +39,7 @@ test('loss curve: well-formed SVG with labelled axes, one path per series, val p
 });
 
 test('metrics log: appends one JSON line per event and redraws loss.svg atomically', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-metrics-'));
+  const dir = tempDir('ferry-metrics-');
   const log = createMetricsLog(dir, events.slice(0, 2));
   assert.deepEqual(parseMetrics(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')), events.slice(0, 2));
   for (const event of events.slice(2)) log.record(event);
