@@ -114,6 +114,15 @@ test('norms, pooling and shape layers', async () => {
   await expectParity('advanced activations', fixed(tf.layers.reLU({ maxValue: 0.5 }), tf.layers.dense({ units: 4 }), tf.layers.leakyReLU({ alpha: 0.1 }), tf.layers.elu(), tf.layers.softmax({ axis: -1 })));
 });
 
+test('Conv1D (valid, same, strided, dilated) and 1-D pooling', async () => {
+  await expectParity('conv1d valid relu', sequence(5, tf.layers.conv1d({ filters: 4, kernelSize: 3, activation: 'relu' })));
+  await expectParity('conv1d same strided', sequence(5, tf.layers.conv1d({ filters: 3, kernelSize: 4, strides: 2, padding: 'same' })));
+  await expectParity('conv1d dilated', sequence(5, tf.layers.conv1d({ filters: 3, kernelSize: 2, dilationRate: 2, useBias: false })));
+  await expectParity('max pooling 1d', sequence(5, tf.layers.maxPooling1d({ poolSize: 2 })));
+  await expectParity('average pooling 1d same', sequence(5, tf.layers.averagePooling1d({ poolSize: 3, strides: 2, padding: 'same' })));
+  await expectParity('text cnn', sequence(5, tf.layers.conv1d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu' }), tf.layers.globalMaxPooling1d(), tf.layers.dense({ units: 2, activation: 'softmax' })));
+});
+
 test('functional merges and a layer shared by two calls', async () => {
   const a = tf.input({ shape: [null, 5] });
   const b = tf.input({ shape: [null, 5] });

@@ -147,7 +147,7 @@ test('onnxruntime-web (WASM) runs the LSTM and Transformer packages (fp32 and in
   assert.ok(checked.includes('transformer:onnx/model_quantized.onnx'));
 });
 
-test('--target webgpu records a HardSigmoid LSTM as CPU-only; a foreign model.json keeps its I/O names', async () => {
+test('--target webgpu records a HardSigmoid LSTM and opset-23 Attention as CPU-only; a foreign model.json keeps its I/O names', async () => {
   const dir = await tempDir();
   const model = tf.sequential({ name: 'classifier' });
   model.add(tf.layers.embedding({ inputDim: 30, outputDim: 8, inputShape: [null], name: 'words' }));
@@ -162,6 +162,8 @@ test('--target webgpu records a HardSigmoid LSTM as CPU-only; a foreign model.js
   assert.ok((report.parity.fp32 as ParityReport).maxAbsDiff <= 1e-4);
   const ferry = await exportTo({ source: lstm.dir, target: 'webgpu' });
   assert.deepEqual(ferry.manifest.cpuOnlyNodes, [], 'ferry LSTMs use sigmoid, which WebGPU runs');
+  const attention23 = await exportTo({ source: transformer.dir, target: 'webgpu', attention: 'attention23', verify: false });
+  assert.deepEqual(attention23.manifest.cpuOnlyNodes, ['block_0/attn/Attention', 'block_1/attn/Attention']);
 });
 
 test('every exported package passes the ONNX checker (opset-23 files are skipped with a reason)', async () => {

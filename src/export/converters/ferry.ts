@@ -66,7 +66,12 @@ const transformerBlock: Converter = (call, [x], ctx) => {
   const block = ctx.counters.block++;
   const h1 = g.inScope('ln1', () => layerNorm(ctx, x!.name, w('ln1/gamma').data, w('ln1/beta').data, epsilon));
   const [q, k, v] = g.node('Split', [linear(h1, 'attn/qkv'), g.int64('split', [d, d, d])], { axis: attr.int(-1) }, { outputs: 3 });
+  const firstAttentionNode = g.nodes.length;
   const context = g.inScope('attn', () => attend(g, attention, block, q!, k!, v!, { heads, headDim: d / heads }));
+  if (ctx.target === 'webgpu' && attention.form === 'attention23') {
+    // Both WebGPU builds of onnxruntime-web run opset-23 Attention on CPU (DESIGN.md section 5).
+    ctx.cpuOnlyNodes.push(...g.nodes.slice(firstAttentionNode).filter((n) => n.opType === 'Attention').map((n) => n.name));
+  }
   const x1 = g.op('Add', [x!.name, linear(context, 'attn/proj')]);
   const h2 = g.inScope('ln2', () => layerNorm(ctx, x1, w('ln2/gamma').data, w('ln2/beta').data, epsilon));
   const mlp = linear(g.inScope('mlp', () => gelu(g, linear(h2, 'mlp/fc'))), 'mlp/proj');

@@ -1,4 +1,5 @@
 import { FerryError } from '../../errors.ts';
+import { convConverters } from './conv.ts';
 import { coreConverters } from './core.ts';
 import { embeddingConverters } from './embedding.ts';
 import { ferryConverters } from './ferry.ts';
@@ -8,6 +9,7 @@ import type { Converter, LayerCall } from './types.ts';
 /** One converter per tfjs layer class name. */
 export const CONVERTERS: Readonly<Record<string, Converter>> = {
   ...coreConverters,
+  ...convConverters,
   ...embeddingConverters,
   ...recurrentConverters,
   ...ferryConverters,
