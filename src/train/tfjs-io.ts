@@ -59,7 +59,7 @@ export function fileSystemIO(target: string): tf.io.IOHandler {
       const specs: WeightsManifestEntry[] = [];
       const buffers: ArrayBuffer[] = [];
       for (const group of manifest) {
-        const files = await Promise.all(group.paths.map((file) => readWeightFile(path.resolve(dir, file))));
+        const files = await Promise.all(group.paths.map((file) => readWeightFile(weightFilePath(dir, file))));
         checkGroupSize(group, files.map((bytes) => bytes.byteLength), dir);
         specs.push(...group.weights);
         for (const bytes of files) buffers.push(toArrayBuffer(bytes));
@@ -100,6 +100,18 @@ export async function readModelJson(modelJsonPath: string): Promise<ModelJSON> {
     throw new FerryError('invalid-model-json', `${modelJsonPath} has no valid weightsManifest (groups of {paths, weights}).`);
   }
   return record as ModelJSON;
+}
+
+/** A manifest path resolved inside the model's directory (a model.json cannot point elsewhere). */
+function weightFilePath(dir: string, file: string): string {
+  const resolved = path.resolve(dir, file);
+  const relative = path.relative(path.resolve(dir), resolved);
+  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+    throw new FerryError('invalid-model-json', `model.json lists the weight file "${file}", which is outside ${dir}.`, {
+      hint: 'Weight files must sit in the directory of model.json (or below it).',
+    });
+  }
+  return resolved;
 }
 
 async function readWeightFile(file: string): Promise<Buffer> {

@@ -77,6 +77,8 @@ test('missing or malformed model.json and missing, short or long weight files ar
   await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid-model-json', /has no modelTopology/));
   await writeFile(modelJson, JSON.stringify({ ...JSON.parse(good), weightsManifest: [{ paths: 'weights.bin' }] }));
   await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid-model-json', /no valid weightsManifest/));
+  await writeFile(modelJson, JSON.stringify({ ...JSON.parse(good), weightsManifest: [{ ...JSON.parse(good).weightsManifest[0], paths: ['../lstm/weights.bin'] }] }));
+  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid-model-json', /weight file "\.\.\/lstm\/weights\.bin", which is outside/));
   await writeFile(modelJson, good);
 
   const weights = path.join(dir, 'weights.bin');
