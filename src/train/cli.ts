@@ -106,7 +106,7 @@ function registerTrain(program: Command): void {
           .filter(([flag]) => given(flag) || (!options.resume && options[flag] !== undefined))
           .map(([flag, key]) => [key, options[flag]]),
       );
-      const arch = archOf(options);
+      const model = modelOverrides(options, archOf(options));
       const { train } = await import('./trainer.ts');
       const { createProgressReporter } = await import('./progress.ts');
       const controller = new AbortController();
@@ -125,7 +125,7 @@ function registerTrain(program: Command): void {
           out: options.out as string,
           arch: options.arch as string | undefined,
           preset: options.preset as string | undefined,
-          model: modelOverrides(options, arch),
+          model,
           tokenizer: options.tokenizer as string | undefined,
           vocabSize: options.vocabSize as number | undefined,
           hyperparameters,
