@@ -54,7 +54,7 @@ test('a tiny LSTM learns the pattern too: val loss below ln(vocab) / 3', async (
   const result = await train(options(dir, corpus, {
     arch: 'lstm',
     model: {},
-    hyperparameters: { steps: 150, evalInterval: 150, batchSize: 8, lr: 3e-2, logInterval: 50 },
+    hyperparameters: { steps: 250, evalInterval: 250, batchSize: 8, lr: 3e-2, logInterval: 50 },
   }));
   assert.equal(result.config.arch, 'lstm');
   const bound = Math.log(result.config.vocabSize) / 3;
