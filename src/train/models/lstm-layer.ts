@@ -90,34 +90,40 @@ const fusedLstm = tf.customGrad(((x: tf.Tensor3D, kernel: tf.Tensor2D, recurrent
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor, kernel: tf.Tensor, recurrent: tf.Tensor, bias: tf.Tensor) => tf.Tensor3D;
 
-/** Backpropagation through time for fusedLstm: gradients of x, kernel, recurrent kernel and bias. */
+/**
+ * Backpropagation through time for fusedLstm: gradients of x, kernel, recurrent kernel and bias.
+ * Every factor that does not depend on the recurrence is computed for all steps at once, so a
+ * step costs one matMul and six small ops:
+ *   dc_t = dc_{t+1} f_{t+1} + dh_t o (1 - tanh(c)^2),   dh_t = dy_t + dz_{t+1} R^T,
+ *   dz_t = [dc g i(1-i) | dc c_{t-1} f(1-f) | dc i (1-g^2) | dh tanh(c) o(1-o)].
+ */
 function lstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
-  const [x, kernel, recurrent, inputGates, forgetGates, candidates, outputGates, cellStates, cellTanhs, hiddens] = saved as
-    [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, ...tf.Tensor3D[]];
+  const [x, kernel, recurrent, I, F, G, O, C, TC, hiddens] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, ...tf.Tensor3D[]];
   const [batch, steps, inputDim] = x.shape;
   const units = recurrent.shape[0];
-  const perStep = (sequence: tf.Tensor) => tf.unstack(sequence) as tf.Tensor2D[];
-  const [I, F, G, O, C, TC] = [inputGates!, forgetGates!, candidates!, outputGates!, cellStates!, cellTanhs!].map(perStep) as tf.Tensor2D[][];
-  const dHidden = perStep(tf.transpose(dy, [1, 0, 2]));
+  const previousCells = tf.concat([tf.zeros([1, batch, units]), tf.slice(C!, [0, 0, 0], [steps - 1, batch, units])], 0);
+  const gateFactors = tf.unstack(tf.concat([
+    tf.mul(G!, tf.mul(I!, tf.sub(1, I!))),
+    tf.mul(previousCells, tf.mul(F!, tf.sub(1, F!))),
+    tf.mul(I!, tf.sub(1, tf.square(G!))),
+    tf.mul(TC!, tf.mul(O!, tf.sub(1, O!))),
+  ], 2));
+  const cellFactors = tf.unstack(tf.mul(O!, tf.sub(1, tf.square(TC!))));
+  const forgetGates = tf.unstack(F!);
+  const dHidden = tf.unstack(tf.transpose(dy, [1, 0, 2]));
   const recurrentT = tf.transpose(recurrent);
   const dGates: tf.Tensor[] = new Array(steps);
   let dhNext: tf.Tensor | null = null;
   let dcNext: tf.Tensor | null = null;
   for (let t = steps - 1; t >= 0; t--) {
-    const i = I![t]!, f = F![t]!, g = G![t]!, o = O![t]!, tc = TC![t]!;
     const dh: tf.Tensor = dhNext === null ? dHidden[t]! : tf.add(dHidden[t]!, dhNext);
-    const dcFromH = tf.mul(tf.mul(dh, o), tf.sub(1, tf.square(tc)));
+    const dcFromH = tf.mul(dh, cellFactors[t]!);
     const dc: tf.Tensor = dcNext === null ? dcFromH : tf.add(dcNext, dcFromH);
-    const sigmoidGrad = (gate: tf.Tensor, upstream: tf.Tensor) => tf.mul(upstream, tf.mul(gate, tf.sub(1, gate)));
-    const dzi = sigmoidGrad(i, tf.mul(dc, g));
-    const dzf = t === 0 ? tf.zerosLike(f) : sigmoidGrad(f, tf.mul(dc, C![t - 1]!));
-    const dzg = tf.mul(tf.mul(dc, i), tf.sub(1, tf.square(g)));
-    const dzo = sigmoidGrad(o, tf.mul(dh, tc));
-    const dz = tf.concat([dzi, dzf, dzg, dzo], 1);
+    const dz = tf.mul(tf.concat([dc, dc, dc, dh], 1), gateFactors[t]!);
     dGates[t] = dz;
     if (t > 0) {
       dhNext = tf.matMul(dz, recurrentT);
-      dcNext = tf.mul(dc, f);
+      dcNext = tf.mul(dc, forgetGates[t]!);
     }
   }
   const dz = tf.reshape(tf.stack(dGates), [steps * batch, 4 * units]); // time-major rows
