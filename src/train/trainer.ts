@@ -158,6 +158,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       throw new FerryError('MISSING_CORPUS', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt files).' });
     }
     reporter.message(`backend: ${selected.detail}`);
+    if (!resumed && tokenizerKind === 'char' && options.vocabSize !== undefined) {
+      reporter.message(`note: the char tokenizer takes every character of the corpus; vocabSize ${options.vocabSize} applies to word and bpe only`);
+    }
 
     const tokenizer = resumed?.tokenizer ?? (await buildTokenizer(corpus, tokenizerKind, options.vocabSize ?? presetVocabSize(options.preset)));
     const prepared = await prepareTokens({ corpusPath: corpus, tokenizer, cacheDir: options.cacheDir ?? defaultCacheDir() });
