@@ -4,7 +4,9 @@
  * - export time without verification and peak RSS, in a child process that does only the export
  *   (bench/export-child.ts), against the fp32 weight bytes;
  * - per-token decode time at batch 1: onnxruntime-node with the state/KV cache vs tfjs (the
- *   Layers model has no cache, so each token re-runs the prefix), for the same checkpoint.
+ *   Layers model has no cache, so each token re-runs the prefix), for the same checkpoint;
+ * - per-token decode time of the fp32, int8 and fp16 files in onnxruntime-node and
+ *   onnxruntime-web (WASM, one thread), with their sizes and perplexity change.
  *
  *   node --import tsx bench/export.ts [--tokens 32] [--backend auto|wasm|cpu]
  *
@@ -17,6 +19,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import * as ortWeb from 'onnxruntime-web';
+import { exportModel } from '../src/export/index.ts';
 import { createSession, initialState, runStep } from '../src/export/runner.ts';
 import type { LanguageModelSpec } from '../src/export/lm/spec.ts';
 import { trainTokenizer } from '../src/tokenizer/index.ts';
@@ -45,6 +49,58 @@ async function exportInChild(dir: string) {
   const out = path.join(dir, 'onnx-package');
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'export-child.ts'), dir, out], { maxBuffer: 1 << 20 });
   return { out, ...(JSON.parse(stdout.trim().split('\n').pop()!) as { seconds: number; peakRssMB: number; baselineRssMB: number }) };
+}
+
+/**
+ * ms per token over `tokens` single-token steps after a 4-token prompt, through the cache; the
+ * best of three rounds (V8 compiles WASM in tiers: the first rounds of a process run slower).
+ */
+async function onnxDecodeMs(run: (ids: number[], past: number, state: Record<string, unknown>) => Promise<Record<string, unknown>>, spec: LanguageModelSpec): Promise<number> {
+  let best = Infinity;
+  for (let round = 0; round < 3; round++) {
+    let state = await run([1, 2, 3, 4], 0, {});
+    const started = performance.now();
+    for (let i = 0; i < tokens; i++) state = await run([(i * 7) % spec.vocabSize], 4 + i, state);
+    best = Math.min(best, (performance.now() - started) / tokens);
+  }
+  return best;
+}
+
+async function variantTimes(dir: string, spec: LanguageModelSpec) {
+  const out = path.join(dir, 'onnx-variants');
+  const report = await exportModel({ source: dir, outDir: out, verify: false, quantize: 'int8', fp16: true });
+  const result: Record<string, unknown> = {};
+  ortWeb.env.wasm.numThreads = 1;
+  for (const [key, file] of Object.entries(report.files)) {
+    if (!file) continue;
+    const bytes = await readFile(path.join(out, file));
+    const node = await createSession(bytes);
+    const nodeMs = await onnxDecodeMs(async (ids, _past, state) => (await runStep(node, spec, [ids], Object.keys(state).length ? state as never : initialState(spec, 1))).state, spec);
+    await node.release();
+    const web = await ortWeb.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    const webMs = await onnxDecodeMs(async (ids, past, state) => {
+      const feeds: Record<string, ortWeb.Tensor> = { input_ids: new ortWeb.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) };
+      for (let l = 0; l < spec.layers; l++) {
+        if (spec.arch === 'lstm') {
+          for (const p of ['h', 'c']) feeds[`past_${p}.${l}`] = (state[`present_${p}.${l}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(spec.hiddenSize), [1, spec.hiddenSize]);
+        } else {
+          for (const p of ['key', 'value']) feeds[`past_key_values.${l}.${p}`] = (state[`present.${l}.${p}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(0), [1, spec.heads, 0, spec.headDim]);
+        }
+      }
+      if (spec.arch === 'transformer') {
+        feeds.attention_mask = new ortWeb.Tensor('int64', new BigInt64Array(past + ids.length).fill(1n), [1, past + ids.length]);
+        feeds.position_ids = new ortWeb.Tensor('int64', BigInt64Array.from(ids, (_, i) => BigInt(past + i)), [1, ids.length]);
+      }
+      return web.run(feeds);
+    }, spec);
+    await web.release();
+    result[key] = { MB: +(report.sizes[file]! / 2 ** 20).toFixed(1), nodeMsPerToken: +nodeMs.toFixed(2), wasmMsPerToken: +webMs.toFixed(2) };
+  }
+  for (const key of ['int8', 'fp16']) {
+    const parity = report.parity[key] as { perplexityChange: number } | undefined;
+    if (parity) (result[key] as Record<string, unknown>).perplexityChange = +parity.perplexityChange.toFixed(5);
+  }
+  return result;
 }
 
 async function decodeTimes(model: tf.LayersModel, out: string, spec: LanguageModelSpec) {
@@ -88,6 +144,7 @@ for (const [name, config] of [['transformer', transformerConfig], ['lstm', lstmC
     baselineRssMB: +exported.baselineRssMB.toFixed(0),
     rssOverWeights: +((exported.peakRssMB - exported.baselineRssMB) / weightsMB).toFixed(2),
     ...(await decodeTimes(model, exported.out, spec)),
+    files: await variantTimes(dir, spec),
   };
   console.error(name, JSON.stringify(results[name]));
 }
