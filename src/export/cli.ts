@@ -28,6 +28,11 @@ export function registerExportCommands(program: Command): void {
     .option('--name <name>', "the model's name in ferry.json")
     .action(async (source: string, flags: { out: string; target: string; attention: string; quantize?: string; fp16?: boolean; opset?: number; verify: boolean; name?: string }) => {
       const { exportModel } = await import('./index.ts');
+      if (flags.verify) {
+        // tfjs runs the reference model: the wasm backend verifies a 10M model ~5x faster than cpu.
+        const { selectBackend } = await import('../train/backend.ts');
+        console.log(`tfjs backend: ${(await selectBackend('auto')).detail}`);
+      }
       await exportModel({
         source,
         outDir: flags.out,
