@@ -179,8 +179,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     exportedAt: new Date().toISOString(),
   };
   const metadata = (doc: string) => ({ docString: doc, properties: { ferry: manifest } });
+  const what = arch === 'foreign' ? 'a tfjs Layers model' : `${arch} language model`;
   const files: PackageFiles = {
-    'onnx/model.onnx': serializeModelChunks(graph, metadata(`${name}: ${arch} language model exported by ferry (fp32)`)),
+    'onnx/model.onnx': serializeModelChunks(graph, metadata(`${name}: ${what} exported by ferry (fp32)`)),
     'ferry.json': `${JSON.stringify(manifest, null, 2)}\n`,
   };
   if (variants.int8) files['onnx/model_quantized.onnx'] = serializeModelChunks(variants.int8, metadata(`${name} (int8 weights)`));
@@ -192,7 +193,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   if (config?.arch === 'transformer') {
     const eos = source.tokenizer?.eosId;
     files['config.json'] = `${JSON.stringify(gpt2Config(config, eos), null, 2)}\n`;
-    files['generation_config.json'] = `${JSON.stringify({ bos_token_id: eos ?? null, eos_token_id: eos ?? null, do_sample: true, temperature: GENERATION_DEFAULTS.temperature, top_k: GENERATION_DEFAULTS.topK, max_new_tokens: GENERATION_DEFAULTS.maxTokens }, null, 2)}\n`;
+    // max_length caps prompt + new tokens at the context: transformers.js itself never stops at
+    // the position limit (DESIGN.md section 5) and would fail in the position Gather.
+    files['generation_config.json'] = `${JSON.stringify({ bos_token_id: eos ?? null, eos_token_id: eos ?? null, do_sample: true, temperature: GENERATION_DEFAULTS.temperature, top_k: GENERATION_DEFAULTS.topK, max_length: config.blockSize }, null, 2)}\n`;
   }
   await writePackageDir(options.outDir, files);
   const sizes = Object.fromEntries(Object.entries(files).filter(([k]) => k.startsWith('onnx/')).map(([k, v]) => [k, (v as Uint8Array[]).reduce((n, c) => n + c.byteLength, 0)]));

@@ -108,7 +108,7 @@ export async function verifyLanguageModel(
   };
   for (const batch of [1, 3]) for (const seq of lengths) await compare(`random ids, batch ${batch}, length ${seq}`, randomIds(batch, seq));
 
-  const text = options.tokenizer ? sampleIds(options.tokenizer).slice(0, context) : [];
+  const text = options.tokenizer ? sampleIds(options.tokenizer).slice(0, spec.arch === 'transformer' ? context : 512) : [];
   if (text.length > 1) await compare(`sample text, ${text.length} tokens`, [text]);
 
   // Token by token through the state outputs == the full sequence at every position.
@@ -127,7 +127,7 @@ export async function verifyLanguageModel(
   }
   cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: worst });
 
-  if (spec.arch === 'transformer') {
+  if (spec.arch === 'transformer' && context >= 5) {
     // Row 1 is row 0's prefix, left-padded: its real positions must match the unpadded run.
     const pad = 3;
     const row = randomIds(1, Math.min(9, context))[0]!;

@@ -99,6 +99,7 @@ test('Transformer package: GPT-2 style config.json, generation_config.json, toke
   assert.equal(config.vocab_size, manifest.model.vocabSize);
   const generation = JSON.parse(await readFile(path.join(out, 'generation_config.json'), 'utf8'));
   assert.equal(generation.do_sample, true);
+  assert.equal(generation.max_length, 24, 'generation stops at the context length');
   const tokenizerConfig = JSON.parse(await readFile(path.join(out, 'tokenizer_config.json'), 'utf8'));
   assert.equal(tokenizerConfig.clean_up_tokenization_spaces, false);
   assert.ok(JSON.parse(await readFile(path.join(out, 'tokenizer.json'), 'utf8')).model);
