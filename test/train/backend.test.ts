@@ -137,7 +137,7 @@ test('one training step of each tiny model on wasm equals the step on cpu (all g
     const cpu = await trainingStep('cpu', config, initial);
     const wasm = await trainingStep('wasm', config, initial);
     assert.ok(Math.abs(cpu.loss - wasm.loss) < 1e-5, `${label}: loss ${cpu.loss} vs ${wasm.loss}`);
-    assert.ok(Math.abs(cpu.loss - Math.log(11)) < 0.2, `${label}: initial loss ${cpu.loss} is near ln(vocab)`);
+    assert.ok(Math.abs(cpu.loss - Math.log(11)) < 1, `${label}: initial loss ${cpu.loss} is near ln(vocab)`);
     cpu.weights.forEach((w, i) => {
       assert.ok(maxAbsDiff(w, wasm.weights[i]!) < 1e-5, `${label}: weight ${i} differs by ${maxAbsDiff(w, wasm.weights[i]!)}`);
       assert.ok(maxAbsDiff(w, initial[i]!) > 0, `${label}: weight ${i} was updated`);
