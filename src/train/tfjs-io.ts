@@ -3,7 +3,7 @@
  * Saves `model.json` + one `weights.bin`; loads any tfjs Layers model.json with the weight files
  * its manifest lists (several shards, as tensorflowjs_converter writes them), checking sizes.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
@@ -147,7 +147,7 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
 }
 
 /** Writes a file under a temporary name and renames it into place, so readers never see half a file. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const temp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
     await writeFile(temp, data);
@@ -156,9 +156,4 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     await rm(temp, { force: true });
     throw error;
   }
-}
-
-/** Whether `dir` holds a model.json. */
-export async function hasModelJson(dir: string): Promise<boolean> {
-  return stat(path.join(dir, MODEL_JSON)).then((s) => s.isFile(), () => false);
 }
