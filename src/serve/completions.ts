@@ -106,6 +106,7 @@ export function buildRequests(body: CompletionRequest, model: ServedModel, limit
     stop,
     logprobs: body.logprobs ?? null,
     echo: body.echo ?? false,
+    ignoreEos: body.ignore_eos ?? false,
     deadline,
     signal,
   }));

@@ -17,11 +17,28 @@ export interface Decoder {
   step(batch: readonly { state: SequenceState; token: number }[]): Promise<{ logits: Float32Array; states: SequenceState[] }>;
 }
 
+/** Opaque to everyone but the decoder that made it. */
 export interface SequenceState {
   /** Tokens consumed so far. */
   readonly length: number;
-  /** Per layer: LSTM [h, c] of [hidden]; Transformer [key, value] of [heads, length, headDim]. */
-  readonly layers: readonly (readonly [Float32Array, Float32Array])[];
+}
+
+/**
+ * The state tensors of one run, shared by the sequences that ran in it: a sequence is a row of
+ * a block. When the next step runs the same sequences in the same order, the block's outputs are
+ * fed back as they are; only when sequences join or leave are rows gathered into a new batch.
+ */
+interface Block {
+  /** One tensor per state input, in `stateInputs` order: [rows, ...] with rows first. */
+  readonly tensors: readonly Float32Array[];
+  readonly rows: number;
+  /** KV only: the padded past length of every row. */
+  readonly past: number;
+}
+
+interface BlockState extends SequenceState {
+  readonly block: Block;
+  readonly row: number;
 }
 
 export function createDecoder(session: Session, state: StateSpec, vocabSize: number, contextLength: number | null): Decoder {
@@ -61,116 +78,107 @@ function output(outputs: NamedTensors, name: string): Float32Array {
   return tensor.data as Float32Array;
 }
 
-/** LSTM: the state is h and c per layer; a batch stacks them into [batch, hidden]. */
+/** Feeds the previous run's outputs straight back when the batch is the same rows in order. */
+function sameBlock(states: readonly BlockState[]): Block | undefined {
+  const block = states[0]!.block;
+  return block.rows === states.length && states.every((s, r) => s.block === block && s.row === r) ? block : undefined;
+}
+
+/** LSTM: the state is h and c per layer, [rows, hidden] each. */
 function createLstmDecoder(session: Session, numLayers: number, hidden: number, vocabSize: number): Decoder {
-  async function run(ids: number[], rows: number, seqLen: number, states: readonly SequenceState[]) {
+  const inputNames = Array.from({ length: numLayers }, (_, l) => [`past_h.${l}`, `past_c.${l}`]).flat();
+  const outputNames = Array.from({ length: numLayers }, (_, l) => [`present_h.${l}`, `present_c.${l}`]).flat();
+
+  function gather(states: readonly BlockState[]): readonly Float32Array[] {
+    const same = sameBlock(states);
+    if (same) return same.tensors;
+    return inputNames.map((_, i) => {
+      const stacked = new Float32Array(states.length * hidden);
+      states.forEach((s, r) => stacked.set(s.block.tensors[i]!.subarray(s.row * hidden, (s.row + 1) * hidden), r * hidden));
+      return stacked;
+    });
+  }
+
+  async function run(ids: readonly number[], rows: number, seqLen: number, states: readonly BlockState[]) {
     const feeds: NamedTensors = { input_ids: int64([rows, seqLen], ids) };
-    for (let l = 0; l < numLayers; l++) {
-      const h = new Float32Array(rows * hidden);
-      const c = new Float32Array(rows * hidden);
-      states.forEach((s, b) => {
-        h.set(s.layers[l]![0], b * hidden);
-        c.set(s.layers[l]![1], b * hidden);
-      });
-      feeds[`past_h.${l}`] = float32([rows, hidden], h);
-      feeds[`past_c.${l}`] = float32([rows, hidden], c);
-    }
+    gather(states).forEach((tensor, i) => (feeds[inputNames[i]!] = float32([rows, hidden], tensor)));
     const outputs = await session.run(feeds);
-    const next = states.map((s, b) => ({
-      length: s.length + seqLen,
-      layers: Array.from({ length: numLayers }, (_, l) => [
-        output(outputs, `present_h.${l}`).slice(b * hidden, (b + 1) * hidden),
-        output(outputs, `present_c.${l}`).slice(b * hidden, (b + 1) * hidden),
-      ] as const),
-    }));
+    const block: Block = { tensors: outputNames.map((name) => output(outputs, name)), rows, past: 0 };
+    const next = states.map((s, row): BlockState => ({ length: s.length + seqLen, block, row }));
     return { logits: logitsOf(outputs, rows * seqLen, vocabSize), states: next };
   }
-  const empty: SequenceState = {
-    length: 0,
-    layers: Array.from({ length: numLayers }, () => [new Float32Array(hidden), new Float32Array(hidden)] as const),
-  };
+
+  const empty: BlockState = { length: 0, row: 0, block: { tensors: inputNames.map(() => new Float32Array(hidden)), rows: 1, past: 0 } };
   return {
     vocabSize,
     contextLength: null,
     async prefill(ids) {
-      const { logits, states } = await run([...ids], 1, ids.length, [empty]);
+      const { logits, states } = await run(ids, 1, ids.length, [empty]);
       return { logits, state: states[0]! };
     },
-    step: (batch) => run(batch.map((b) => b.token), batch.length, 1, batch.map((b) => b.state)),
+    step: (batch) => run(batch.map((b) => b.token), batch.length, 1, batch.map((b) => b.state as BlockState)),
   };
 }
 
 /**
- * Transformer: each sequence keeps its own compact KV cache [heads, length, headDim]. A batch
- * left-pads the caches to the longest one; `attention_mask` zeroes the padding and
- * `position_ids` carries each sequence's own position, so a sequence sees exactly what it would
- * see alone.
+ * Transformer: the KV cache of a batch is [rows, heads, past, headDim] per layer, every row
+ * left-padded to the same past length; `attention_mask` zeroes the padding and `position_ids`
+ * carries each sequence's own position, so a sequence sees exactly what it would see alone. The
+ * `present` outputs are already the next step's padded past, so a steady batch copies nothing.
  */
 function createKvDecoder(session: Session, numLayers: number, heads: number, headDim: number, vocabSize: number, contextLength: number | null): Decoder {
+  const inputNames = Array.from({ length: numLayers }, (_, l) => [`past_key_values.${l}.key`, `past_key_values.${l}.value`]).flat();
+  const outputNames = Array.from({ length: numLayers }, (_, l) => [`present.${l}.key`, `present.${l}.value`]).flat();
+
+  function gather(states: readonly BlockState[]): { past: number; tensors: readonly Float32Array[] } {
+    const same = sameBlock(states);
+    if (same) return same;
+    const past = Math.max(...states.map((s) => s.length));
+    const tensors = inputNames.map((_, i) => {
+      const padded = new Float32Array(states.length * heads * past * headDim);
+      states.forEach((s, r) => {
+        const source = s.block.tensors[i]!;
+        const sourcePast = s.block.past;
+        for (let h = 0; h < heads; h++) {
+          const from = ((s.row * heads + h) * sourcePast + (sourcePast - s.length)) * headDim;
+          padded.set(source.subarray(from, from + s.length * headDim), ((r * heads + h) * past + (past - s.length)) * headDim);
+        }
+      });
+      return padded;
+    });
+    return { past, tensors };
+  }
+
+  async function run(ids: readonly number[], states: readonly BlockState[], seqLen: number) {
+    const rows = states.length;
+    const { past, tensors } = states[0]!.length === 0 ? { past: 0, tensors: inputNames.map(() => new Float32Array(0)) } : gather(states);
+    const total = past + seqLen;
+    const mask = new BigInt64Array(rows * total);
+    const positions = new BigInt64Array(rows * seqLen);
+    states.forEach((s, r) => {
+      mask.fill(1n, r * total + (past - s.length), (r + 1) * total);
+      for (let t = 0; t < seqLen; t++) positions[r * seqLen + t] = BigInt(s.length + t);
+    });
+    const feeds: NamedTensors = {
+      input_ids: int64([rows, seqLen], ids),
+      attention_mask: { dtype: 'int64', dims: [rows, total], data: mask },
+      position_ids: { dtype: 'int64', dims: [rows, seqLen], data: positions },
+    };
+    tensors.forEach((tensor, i) => (feeds[inputNames[i]!] = float32([rows, heads, past, headDim], tensor)));
+    const outputs = await session.run(feeds);
+    const block: Block = { tensors: outputNames.map((name) => output(outputs, name)), rows, past: total };
+    const next = states.map((s, row): BlockState => ({ length: s.length + seqLen, block, row }));
+    return { logits: logitsOf(outputs, rows * seqLen, vocabSize), states: next };
+  }
+
+  const empty: BlockState = { length: 0, row: 0, block: { tensors: [], rows: 1, past: 0 } };
   return {
     vocabSize,
     contextLength,
     async prefill(ids) {
-      const length = ids.length;
-      const feeds: NamedTensors = {
-        input_ids: int64([1, length], ids),
-        attention_mask: int64([1, length], new Array<number>(length).fill(1)),
-        position_ids: int64([1, length], Array.from({ length }, (_, i) => i)),
-      };
-      for (let l = 0; l < numLayers; l++) {
-        feeds[`past_key_values.${l}.key`] = float32([1, heads, 0, headDim], new Float32Array(0));
-        feeds[`past_key_values.${l}.value`] = float32([1, heads, 0, headDim], new Float32Array(0));
-      }
-      const outputs = await session.run(feeds);
-      const layers = Array.from({ length: numLayers }, (_, l) => [
-        output(outputs, `present.${l}.key`).slice(),
-        output(outputs, `present.${l}.value`).slice(),
-      ] as const);
-      return { logits: logitsOf(outputs, length, vocabSize), state: { length, layers } };
+      const { logits, states } = await run(ids, [empty], ids.length);
+      return { logits, state: states[0]! };
     },
-    async step(batch) {
-      const rows = batch.length;
-      const past = Math.max(...batch.map((b) => b.state.length));
-      const total = past + 1;
-      const mask = new Array<number>(rows * total).fill(0);
-      batch.forEach((b, r) => mask.fill(1, r * total + (past - b.state.length), (r + 1) * total));
-      const feeds: NamedTensors = {
-        input_ids: int64([rows, 1], batch.map((b) => b.token)),
-        attention_mask: int64([rows, total], mask),
-        position_ids: int64([rows, 1], batch.map((b) => b.state.length)),
-      };
-      for (let l = 0; l < numLayers; l++) {
-        for (const [which, name] of [[0, 'key'], [1, 'value']] as const) {
-          const padded = new Float32Array(rows * heads * past * headDim);
-          batch.forEach((b, r) => {
-            const own = b.state.layers[l]![which];
-            const len = b.state.length;
-            for (let h = 0; h < heads; h++) {
-              padded.set(own.subarray(h * len * headDim, (h + 1) * len * headDim), ((r * heads + h) * past + (past - len)) * headDim);
-            }
-          });
-          feeds[`past_key_values.${l}.${name}`] = float32([rows, heads, past, headDim], padded);
-        }
-      }
-      const outputs = await session.run(feeds);
-      const states = batch.map((b, r): SequenceState => {
-        const len = b.state.length + 1;
-        return {
-          length: len,
-          layers: Array.from({ length: numLayers }, (_, l) => {
-            const unpad = (present: Float32Array) => {
-              const own = new Float32Array(heads * len * headDim);
-              for (let h = 0; h < heads; h++) {
-                const start = ((r * heads + h) * total + (total - len)) * headDim;
-                own.set(present.subarray(start, start + len * headDim), h * len * headDim);
-              }
-              return own;
-            };
-            return [unpad(output(outputs, `present.${l}.key`)), unpad(output(outputs, `present.${l}.value`))] as const;
-          }),
-        };
-      });
-      return { logits: logitsOf(outputs, rows, vocabSize), states };
-    },
+    step: (batch) => run(batch.map((b) => b.token), batch.map((b) => b.state as BlockState), 1),
   };
 }

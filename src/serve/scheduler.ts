@@ -18,6 +18,8 @@ export interface GenerationRequest {
   /** How many alternatives per token (0-5); null for no logprobs at all. */
   logprobs: number | null;
   echo: boolean;
+  /** Keep going past the end-of-text token (benchmarks). */
+  ignoreEos?: boolean;
   /** Milliseconds since the epoch after which the request fails with 504. */
   deadline?: number;
   signal?: AbortSignal;
@@ -201,7 +203,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     const { request } = s.job;
     if (s.generated >= request.maxTokens) return 'length';
     const token = sampleToken(s.logits, request.sampling, s.counts, s.random);
-    if (token === tokens.eosId) return 'stop';
+    if (token === tokens.eosId && !request.ignoreEos) return 'stop';
     s.generated++;
     s.job.completionTokens++;
     s.counts.set(token, (s.counts.get(token) ?? 0) + 1);

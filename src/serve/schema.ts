@@ -5,8 +5,8 @@ const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const tokenIds = z.array(z.number().int().nonnegative().max(MAX_SAFE)).min(1);
 
 /**
- * The body of POST /v1/completions: OpenAI's fields plus the extensions top_k, min_p and
- * repetition_penalty. Unknown fields are refused (as OpenAI does), so a typo is never silently
+ * The body of POST /v1/completions: OpenAI's fields plus the extensions top_k, min_p,
+ * repetition_penalty and ignore_eos (as vLLM names them). Unknown fields are refused (as OpenAI does), so a typo is never silently
  * ignored. Omitted sampling fields take the model's own defaults (ferry.json `generation`).
  */
 export const completionRequestSchema = z.strictObject({
@@ -18,6 +18,7 @@ export const completionRequestSchema = z.strictObject({
   top_k: z.number().int().min(-1).max(MAX_SAFE).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
   repetition_penalty: z.number().gt(0).max(10).nullish(),
+  ignore_eos: z.boolean().nullish(),
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   presence_penalty: z.number().min(-2).max(2).nullish(),
   logit_bias: z.record(z.string().regex(/^\d+$/, 'logit_bias keys are token ids'), z.number().min(-100).max(100)).nullish(),

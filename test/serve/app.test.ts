@@ -52,7 +52,8 @@ for (const arch of ['lstm', 'transformer'] as const) {
   const id = `tiny-${arch}`;
 
   test(`${arch}: the openai client gets the same greedy text streamed and not, with usage`, async () => {
-    const params = { prompt: 'ROMEO: But soft', max_tokens: 20, temperature: 0 };
+    const eos = models.find((m) => m.id === id)!.tokenizer.eosId!;
+    const params = { prompt: 'ROMEO: But soft', max_tokens: 20, temperature: 0, logit_bias: { [eos]: -100 } };
     const whole = await client.completions.create({ model: id, ...params });
     assert.equal(whole.object, 'text_completion');
     assert.equal(whole.model, id);
@@ -123,7 +124,8 @@ test('the transformer stops at its context length with finish_reason length', as
   const context = models[1]!.contextLength!;
   const prompt = 'ROMEO: But soft';
   const used = models[1]!.tokenizer.encode(prompt).length;
-  const out = await client.completions.create({ model: 'tiny-transformer', prompt, max_tokens: 1000, temperature: 0 });
+  const noEos = { [models[1]!.tokenizer.eosId!]: -100 };
+  const out = await client.completions.create({ model: 'tiny-transformer', prompt, max_tokens: 1000, temperature: 0, logit_bias: noEos });
   assert.equal(out.choices[0]!.finish_reason, 'length');
   assert.equal(out.usage!.completion_tokens, context - used);
   const tooLong = await post(app, { model: 'tiny-transformer', prompt: Array.from({ length: context }, () => 5) });
@@ -211,7 +213,7 @@ test('a full queue is refused with 429 and Retry-After before any stream starts'
   const runtime = await openRuntime('cpu', () => {});
   const small = await openModel(packages.lstm, { runtime, maxBatch: 1, maxQueue: 1, id: 'small' });
   const busy = createApp({ models: [small] });
-  const running = await post(busy, { model: 'small', prompt: 'x', max_tokens: 2000, stream: true });
+  const running = await post(busy, { model: 'small', prompt: 'x', max_tokens: 2000, stream: true, ignore_eos: true });
   const queued = await post(busy, { model: 'small', prompt: 'x', max_tokens: 5, stream: true });
   const refused = await post(busy, { model: 'small', prompt: 'x', max_tokens: 5, stream: true });
   assert.equal(refused.status, 429);
@@ -226,7 +228,7 @@ test('a full queue is refused with 429 and Retry-After before any stream starts'
 
 test('a failure after the stream began is one error chunk, then [DONE]', async () => {
   const hurried = createApp({ models, timeoutMs: 40 });
-  const res = await post(hurried, { model: 'tiny-lstm', prompt: 'x', max_tokens: 4096, stream: true });
+  const res = await post(hurried, { model: 'tiny-lstm', prompt: 'x', max_tokens: 4096, stream: true, ignore_eos: true });
   assert.equal(res.status, 200);
   const events = (await res.text()).split('\n\n').filter(Boolean);
   assert.ok(events.length > 3);

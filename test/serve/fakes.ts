@@ -23,8 +23,9 @@ export interface FakeDecoder extends Decoder {
 /** A decoder whose state is the token history; `stepMs` slows each step down. */
 export function createFakeDecoder(options: { vocab: number; contextLength?: number | null; stepMs?: number; failAtStep?: number }): FakeDecoder {
   const batchSizes: number[] = [];
-  const state = (history: number[]): SequenceState => ({ length: history.length, layers: [[Float32Array.from(history), new Float32Array(0)]] });
-  const historyOf = (s: SequenceState) => Array.from(s.layers[0]![0]);
+  type HistoryState = SequenceState & { history: readonly number[] };
+  const state = (history: number[]): HistoryState => ({ length: history.length, history });
+  const historyOf = (s: SequenceState) => (s as HistoryState).history;
   const delay = () => new Promise((resolve) => setTimeout(resolve, options.stepMs ?? 0));
   return {
     vocabSize: options.vocab,

@@ -147,7 +147,7 @@ test(`${RUNS} random and malformed requests: never a 5xx, always the error shape
     { numRuns: RUNS, seed: Number(process.env.FERRY_FUZZ_SEED ?? Date.now() % 2 ** 31) },
   );
   console.log(`statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
-  assert.ok((statuses.get(200) ?? 0) > RUNS / 5, 'enough requests were valid to exercise generation');
+  assert.ok((statuses.get(200) ?? 0) > RUNS / 10, 'enough requests were valid to exercise generation');
   for (const model of models) {
     await model.scheduler.idle();
     assert.equal(model.scheduler.active, 0);

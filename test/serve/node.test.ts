@@ -44,7 +44,7 @@ test('50 streams aborted mid-way over real HTTP free their slots and the server 
     const controller = new AbortController();
     const res = await fetch(`${server.url}/v1/completions`, {
       method: 'POST', signal: controller.signal, headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'tiny-lstm', prompt: `to be ${i}`, max_tokens: 4096, stream: true }),
+      body: JSON.stringify({ model: 'tiny-lstm', prompt: `to be ${i}`, max_tokens: 4096, stream: true, ignore_eos: true }),
     });
     assert.equal(res.status, 200);
     const reader = res.body!.getReader();

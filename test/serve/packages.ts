@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { exportModel } from '../../src/export/index.ts';
+import { createRandom } from '../../src/serve/sampling.ts';
 import { trainTokenizer } from '../../src/tokenizer/index.ts';
 import { saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { createModel, type ModelConfig } from '../../src/train/models/index.ts';
@@ -28,18 +29,24 @@ export interface TestPackages {
 }
 
 /**
- * Byte-level BPE, so that multi-byte characters are split across tokens. `weightScale` makes the
- * random model's predictions peaked, so greedy text is not a tie-break lottery.
+ * Byte-level BPE, so that multi-byte characters are split across tokens. Matrices are Glorot-
+ * uniform times `weightScale` from a seeded PRNG, so every run tests the same models; the gain
+ * makes predictions peaked, so greedy text is not a tie-break lottery. FERRY_TEST_SEED picks others.
  */
-export async function buildPackages(options: { weightScale?: number } = {}): Promise<TestPackages> {
+export async function buildPackages(options: { weightScale?: number; seed?: number } = {}): Promise<TestPackages> {
+  const random = createRandom(options.seed ?? Number(process.env.FERRY_TEST_SEED ?? 1));
   const root = await mkdtemp(path.join(tmpdir(), 'ferry-serve-'));
   const tokenizer = await trainTokenizer('bpe', [CORPUS], { vocabSize: 300 });
   const dirs: Record<string, string> = {};
   for (const shape of [TINY_LSTM, TINY_TRANSFORMER]) {
     const config = { ...shape, vocabSize: tokenizer.vocabSize } as ModelConfig;
     const model = createModel(config);
-    const scale = options.weightScale ?? 3;
-    model.setWeights(model.getWeights().map((w) => tf.tidy(() => w.mul(scale))));
+    const gain = options.weightScale ?? 3;
+    model.setWeights(model.getWeights().map((w) => {
+      if (w.rank < 2) return w;
+      const limit = gain * Math.sqrt(6 / (w.shape[0]! + w.shape.at(-1)!));
+      return tf.tensor(Float32Array.from({ length: w.size }, () => (random() * 2 - 1) * limit), w.shape);
+    }));
     const checkpoint = path.join(root, `${shape.arch}-checkpoint`);
     await saveCheckpoint(checkpoint, {
       model,
