@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Channel } from './channel.ts';
 import type { Metrics } from './metrics.ts';
 import type { ServedModel } from './model.ts';
@@ -215,7 +214,7 @@ export async function completeJson(body: CompletionRequest, model: ServedModel, 
   metrics.requestDuration.observe({ model: model.id }, (performance.now() - started) / 1000);
   usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
   return {
-    id: `cmpl-${randomUUID().replaceAll('-', '')}`,
+    id: `cmpl-${crypto.randomUUID().replaceAll('-', '')}`,
     object: 'text_completion' as const,
     created: Math.floor(Date.now() / 1000),
     model: model.id,
@@ -239,7 +238,7 @@ export function completeStream(body: CompletionRequest, model: ServedModel, limi
   const includeUsage = body.stream_options?.include_usage === true;
   const wantLogprobs = body.logprobs != null;
   const record = observe(metrics, model.id, started);
-  const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+  const id = `cmpl-${crypto.randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   const events = merge(streams, abort)[Symbol.asyncIterator]();

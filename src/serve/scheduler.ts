@@ -76,6 +76,9 @@ interface Sequence {
   lastToken?: number;
 }
 
+// setImmediate where it exists (Node: no 1 ms timer floor), a zero timeout in browsers and workers.
+const yieldToIo = (): Promise<void> => new Promise((resolve) => (globalThis.setImmediate ?? setTimeout)(resolve));
+
 /**
  * Continuous batching for one model. Each turn of the loop admits waiting requests (prefill,
  * one prompt at a time), samples one token for every active sequence, then advances all of
@@ -149,7 +152,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
         for (const s of batch) fail(s.job, error);
       }
       // Let the HTTP side read, write and notice disconnects between steps.
-      await new Promise((resolve) => setImmediate(resolve));
+      await yieldToIo();
     }
   }
 

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -86,6 +86,31 @@ test('`ferry generate` names the bad flag; `ferry serve` with an empty models/ s
   } finally {
     await rm(empty, { recursive: true, force: true });
   }
+});
+
+test('`ferry serve --port 0` prints its URL and a curl example that works as printed, and stops on SIGTERM', async () => {
+  const child = spawn('node', [ferry, 'serve', path.join(packages.root, 'models'), '--port', '0', '--api-key', 'k3y', '--device', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (stdout.includes('max_tokens')) resolve();
+    });
+    child.once('exit', () => reject(new Error(`ferry serve exited early:\n${stdout}\n${stderr}`)));
+  });
+  const url = stdout.match(/at (http:\/\/127\.0\.0\.1:\d+)\/v1/)![1]!;
+  assert.match(stdout, /serving tiny-lstm, tiny-transformer at/);
+  assert.match(stdout, /-H 'authorization: Bearer k3y'/);
+  const body = stdout.match(/-d '(\{.*\})'/)![1]!;
+  const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer k3y' }, body });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).object, 'text_completion');
+  assert.match(stderr, /listening on http:\/\/127\.0\.0\.1:\d+/);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
 });
 
 test('findPackages refuses a missing dir and a folder without packages', async () => {
