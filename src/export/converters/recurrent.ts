@@ -167,13 +167,15 @@ function recurrentLayer(kind: CellKind): Converter {
     }
 
     const out = emitRecurrentOp(call, ctx, kind, [{ config, weights: call.weights }], x, initial);
-    const h = g.squeeze(out.yh, [0]);
-    const c = out.yc ? g.squeeze(out.yc, [0]) : undefined;
-    state?.present(h, c);
-    const y = config.returnSequences === true ? g.transpose(g.squeeze(out.y, [1]), [1, 0, 2]) : h;
+    const sequences = config.returnSequences === true;
+    const needsState = config.returnState === true || state !== undefined;
+    const h = needsState || !sequences ? g.squeeze(out.yh, [0]) : undefined;
+    const c = needsState && out.yc ? g.squeeze(out.yc, [0]) : undefined;
+    state?.present(h!, c);
+    const y = sequences ? g.transpose(g.squeeze(out.y, [1]), [1, 0, 2]) : h!;
     const results: Omit<TensorRef, 'shape'>[] = [{ name: y, dtype: 'float32' }];
     if (config.returnState === true) {
-      results.push({ name: h, dtype: 'float32' });
+      results.push({ name: h!, dtype: 'float32' });
       if (spec.states === 2) results.push({ name: c!, dtype: 'float32' });
     }
     return results;

@@ -37,8 +37,8 @@ export interface RecurrentStateIO {
 /** Attention inputs shared by every Transformer block of a language-model graph. */
 export interface AttentionIO {
   form: AttentionForm;
-  /** Float [batch, 1, seq, total]: 0 where a query may attend, the lowest float where not. */
-  maskBias: string;
+  /** Float [batch, 1, seq, total]: 0 where a query may attend, the lowest float where not (fused forms). */
+  maskBias?: string;
   /** Bool [batch, 1, seq, total]. */
   allowed: string;
   /** Int64 [batch, seq]. */
@@ -47,8 +47,8 @@ export interface AttentionIO {
   past(block: number): { key: string; value: string };
   present(block: number, key: string, value: string): void;
   /** GQA's int32 inputs: total length per batch row minus one, and the total length. */
-  seqlensK: string;
-  totalSequenceLength: string;
+  seqlensK?: string;
+  totalSequenceLength?: string;
 }
 
 export type AttentionForm = 'decomposed' | 'mha' | 'gqa' | 'attention23';

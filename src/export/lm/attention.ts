@@ -4,15 +4,15 @@
  * of a left-padded batch must stay finite).
  */
 import { attr, type Graph, LOWEST_FLOAT32, MICROSOFT_DOMAIN } from '../graph.ts';
-import type { AttentionIO } from '../converters/types.ts';
+import type { AttentionForm, AttentionIO } from '../converters/types.ts';
 
 export interface AttentionHeads {
   heads: number;
   headDim: number;
 }
 
-/** The mask inputs every block shares, built once from `input_ids` and `attention_mask`. */
-export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string) {
+/** The mask inputs every block shares, built once from `input_ids` and `attention_mask` (only what `form` uses). */
+export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string, form: AttentionForm): Omit<AttentionIO, 'form' | 'positionIds' | 'past' | 'present'> {
   const seq = g.op('Shape', [inputIds], { start: attr.int(1), end: attr.int(2) });
   const total = g.op('Shape', [attentionMask], { start: attr.int(1), end: attr.int(2) });
   const past = g.op('Sub', [total, seq]);
@@ -24,7 +24,10 @@ export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: st
   const causal = g.op('LessOrEqual', [g.unsqueeze(keyPositions, [0]), g.unsqueeze(queryPositions, [1])]);
   const padding = g.unsqueeze(g.op('Cast', [attentionMask], { to: attr.int(9) }), [1, 2]);
   const allowed = g.op('And', [causal, padding], {}, { name: 'attention_allowed' });
+  if (form === 'decomposed') return { allowed };
   const maskBias = g.op('Where', [allowed, g.scalarFloat('zero', 0), g.scalarFloat('lowest', LOWEST_FLOAT32)], {}, { name: 'attention_bias' });
+  if (form !== 'gqa') return { allowed, maskBias };
+  // GQA also wants lengths; padding is in maskBias, so every row counts as full.
   const batch = g.op('Shape', [inputIds], { start: attr.int(0), end: attr.int(1) });
   const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, one]), batch])], { to: attr.int(6) });
   const totalSequenceLength = g.op('Cast', [scalar(total)], { to: attr.int(6) });
@@ -56,7 +59,7 @@ export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: s
       return g.reshape(context, [0, 0, shape.heads * shape.headDim]);
     }
     case 'mha': {
-      const [y, key, value] = g.node('MultiHeadAttention', [q, k, v, '', '', io.maskBias, past.key, past.value], {
+      const [y, key, value] = g.node('MultiHeadAttention', [q, k, v, '', '', io.maskBias!, past.key, past.value], {
         num_heads: attr.int(shape.heads),
         ...common,
       }, { domain: MICROSOFT_DOMAIN, outputs: 3 });
@@ -64,7 +67,7 @@ export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: s
       return y!;
     }
     case 'gqa': {
-      const [y, key, value] = g.node('GroupQueryAttention', [q, k, v, past.key, past.value, io.seqlensK, io.totalSequenceLength, '', '', '', io.maskBias], {
+      const [y, key, value] = g.node('GroupQueryAttention', [q, k, v, past.key, past.value, io.seqlensK!, io.totalSequenceLength!, '', '', '', io.maskBias!], {
         num_heads: attr.int(shape.heads),
         kv_num_heads: attr.int(shape.heads),
         ...common,
@@ -73,7 +76,7 @@ export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: s
       return y!;
     }
     case 'attention23': {
-      const [y, key, value] = g.node('Attention', [q, k, v, io.maskBias, past.key, past.value], {
+      const [y, key, value] = g.node('Attention', [q, k, v, io.maskBias!, past.key, past.value], {
         q_num_heads: attr.int(shape.heads),
         kv_num_heads: attr.int(shape.heads),
         ...common,

@@ -40,7 +40,7 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
           value: g.addInput(`past_key_values.${i}.value`, 'float32', pastShape),
         });
       }
-      const mask = g.inScope('attention_mask', () => buildAttentionMask(g, inputIds, attentionMask));
+      const mask = g.inScope('attention_mask', () => buildAttentionMask(g, inputIds, attentionMask, form));
       const attention: AttentionIO = {
         form,
         ...mask,
