@@ -1,5 +1,6 @@
 /** ferry's own layers (docs/FORMATS.md): tied embedding, position embedding, Transformer block. */
 import { FerryError } from '../../errors.ts';
+import { sinusoidTable } from '../../train/models/layers.ts';
 import { attr } from '../graph.ts';
 import { attend } from '../lm/attention.ts';
 import { layerNorm } from './core.ts';
@@ -16,25 +17,13 @@ const tiedEmbedding: Converter = (call, [x], ctx) => {
   return [{ name: g.op('MatMul', [x!.name, g.transpose(name, [1, 0])]), dtype: 'float32' }];
 };
 
-/** P[p, 2i] = sin(p / 10000^(2i/d)), P[p, 2i+1] = cos(p / 10000^(2i/d)). */
-export function sinusoidalTable(maxLength: number, d: number): Float32Array {
-  const table = new Float32Array(maxLength * d);
-  for (let p = 0; p < maxLength; p++) {
-    for (let j = 0; j < d; j++) {
-      const angle = p / Math.pow(10000, (2 * Math.floor(j / 2)) / d);
-      table[p * d + j] = j % 2 === 0 ? Math.sin(angle) : Math.cos(angle);
-    }
-  }
-  return table;
-}
-
 /** x + P[position]: from `position_ids` in a language-model graph, else positions 0..T-1. */
 const positionEmbedding: Converter = (call, [x], ctx) => {
   const g = ctx.graph;
   const maxLength = call.config.maxLength as number;
   const d = call.config.outputDim as number;
   const kind = call.config.kind ?? 'learned';
-  const data = kind === 'sinusoidal' ? sinusoidalTable(maxLength, d) : weight(call, 'embeddings').data;
+  const data = kind === 'sinusoidal' ? sinusoidTable(maxLength, d) : weight(call, 'embeddings').data;
   const table = g.float('positions', [maxLength, d], data);
   const attention = ctx.lm?.attention;
   const positions = attention
