@@ -11,8 +11,8 @@ export interface Decoder {
   readonly vocabSize: number;
   /** Longest sequence (prompt + output) the model can see; null when unbounded (LSTM). */
   readonly contextLength: number | null;
-  /** Runs one prompt; `logits` holds one row of `vocabSize` per prompt token. */
-  prefill(ids: readonly number[]): Promise<{ logits: Float32Array; state: SequenceState }>;
+  /** Runs prompts, batched where the model allows; each `logits` holds one row per prompt token. */
+  prefill(prompts: readonly (readonly number[])[]): Promise<{ logits: Float32Array; state: SequenceState }[]>;
   /** Feeds one token to each sequence; `logits` holds one row per sequence. */
   step(batch: readonly { state: SequenceState; token: number }[]): Promise<{ logits: Float32Array; states: SequenceState[] }>;
 }
@@ -108,13 +108,23 @@ function createLstmDecoder(session: Session, numLayers: number, hidden: number, 
     return { logits: logitsOf(outputs, rows * seqLen, vocabSize), states: next };
   }
 
-  const empty: BlockState = { length: 0, row: 0, block: { tensors: inputNames.map(() => new Float32Array(hidden)), rows: 1, past: 0 } };
+  const zeros = inputNames.map(() => new Float32Array(hidden));
   return {
     vocabSize,
     contextLength: null,
-    async prefill(ids) {
-      const { logits, states } = await run(ids, 1, ids.length, [empty]);
-      return { logits, state: states[0]! };
+    // An LSTM has no mask, so padding would leak into the state: prompts of equal length share
+    // a run, the others run alone.
+    async prefill(prompts) {
+      const results: { logits: Float32Array; state: SequenceState }[] = new Array(prompts.length);
+      const byLength = new Map<number, number[]>();
+      prompts.forEach((ids, i) => byLength.set(ids.length, [...(byLength.get(ids.length) ?? []), i]));
+      for (const [length, members] of byLength) {
+        const rows = members.length;
+        const empty: Block = { tensors: zeros.map(() => new Float32Array(rows * hidden)), rows, past: 0 };
+        const { logits, states } = await run(members.flatMap((i) => prompts[i]!), rows, length, members.map((_, row) => ({ length: 0, block: empty, row })));
+        members.forEach((i, r) => (results[i] = { logits: logits.subarray(r * length * vocabSize, (r + 1) * length * vocabSize), state: states[r]! }));
+      }
+      return results;
     },
     step: (batch) => run(batch.map((b) => b.token), batch.length, 1, batch.map((b) => b.state as BlockState)),
   };
@@ -149,15 +159,21 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
     return { past, tensors };
   }
 
-  async function run(ids: readonly number[], states: readonly BlockState[], seqLen: number) {
+  /**
+   * One run: `ids` is [rows, seqLen]; a row's first `seqLen - fresh[r]` tokens are left padding
+   * (prefill of prompts of different lengths), masked out and never counted in its length.
+   */
+  async function run(ids: readonly number[], states: readonly BlockState[], seqLen: number, fresh: readonly number[]) {
     const rows = states.length;
     const { past, tensors } = states[0]!.length === 0 ? { past: 0, tensors: inputNames.map(() => new Float32Array(0)) } : gather(states);
     const total = past + seqLen;
     const mask = new BigInt64Array(rows * total);
     const positions = new BigInt64Array(rows * seqLen);
     states.forEach((s, r) => {
-      mask.fill(1n, r * total + (past - s.length), (r + 1) * total);
-      for (let t = 0; t < seqLen; t++) positions[r * seqLen + t] = BigInt(s.length + t);
+      const pad = seqLen - fresh[r]!;
+      mask.fill(1n, r * total + (past - s.length), r * total + past);
+      mask.fill(1n, r * total + past + pad, (r + 1) * total);
+      for (let t = pad; t < seqLen; t++) positions[r * seqLen + t] = BigInt(s.length + t - pad);
     });
     const feeds: NamedTensors = {
       input_ids: int64([rows, seqLen], ids),
@@ -167,18 +183,25 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
     tensors.forEach((tensor, i) => (feeds[inputNames[i]!] = float32([rows, heads, past, headDim], tensor)));
     const outputs = await session.run(feeds);
     const block: Block = { tensors: outputNames.map((name) => output(outputs, name)), rows, past: total };
-    const next = states.map((s, row): BlockState => ({ length: s.length + seqLen, block, row }));
+    const next = states.map((s, row): BlockState => ({ length: s.length + fresh[row]!, block, row }));
     return { logits: logitsOf(outputs, rows * seqLen, vocabSize), states: next };
   }
 
-  const empty: BlockState = { length: 0, row: 0, block: { tensors: [], rows: 1, past: 0 } };
+  const empty: Block = { tensors: [], rows: 0, past: 0 };
   return {
     vocabSize,
     contextLength,
-    async prefill(ids) {
-      const { logits, states } = await run(ids, [empty], ids.length);
-      return { logits, state: states[0]! };
+    // Prompts are left-padded to the longest and run together; the padding stays masked in the
+    // cache, which is laid out just as a decode step expects.
+    async prefill(prompts) {
+      const longest = Math.max(...prompts.map((p) => p.length));
+      const ids = prompts.flatMap((p) => [...new Array<number>(longest - p.length).fill(0), ...p]);
+      const { logits, states } = await run(ids, prompts.map((_, row) => ({ length: 0, block: empty, row })), longest, prompts.map((p) => p.length));
+      return prompts.map((p, r) => ({
+        logits: logits.subarray((r * longest + longest - p.length) * vocabSize, (r + 1) * longest * vocabSize),
+        state: states[r]!,
+      }));
     },
-    step: (batch) => run(batch.map((b) => b.token), batch.map((b) => b.state as BlockState), 1),
+    step: (batch) => run(batch.map((b) => b.token), batch.map((b) => b.state as BlockState), 1, batch.map(() => 1)),
   };
 }

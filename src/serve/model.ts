@@ -50,6 +50,6 @@ export async function openModel(dir: string, options: OpenModelOptions): Promise
 }
 
 async function warmUp(decoder: Decoder): Promise<void> {
-  const { state } = await decoder.prefill([0, 0]);
-  await decoder.step([{ state, token: 0 }, { state, token: 0 }]);
+  const [a, b] = await decoder.prefill([[0, 0], [0]]);
+  await decoder.step([{ state: a!.state, token: 0 }, { state: b!.state, token: 0 }]);
 }

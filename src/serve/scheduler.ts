@@ -103,8 +103,8 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
         status: 400,
       });
     }
-    if (queue.length >= options.maxQueue) {
-      throw new FerryError('queue_full', `the server is busy: ${queue.length} requests are already waiting for this model`, {
+    if (mustWait(request.n) && waiting() >= options.maxQueue) {
+      throw new FerryError('queue_full', `the server is busy: ${waiting()} requests are already waiting for this model`, {
         hint: 'retry after a second',
         status: 429,
       });
@@ -127,6 +127,22 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     return job.channel;
   }
 
+  /** Queued requests that will not fit into the next step's free slots. */
+  function waiting(): number {
+    let free = options.maxBatch - sequences.length;
+    let count = 0;
+    for (const job of queue) {
+      if (count === 0 && job.request.n <= free) free -= job.request.n;
+      else count++;
+    }
+    return count;
+  }
+
+  function mustWait(n: number): boolean {
+    const free = options.maxBatch - sequences.length - queue.reduce((sum, job) => sum + job.request.n, 0);
+    return n > free;
+  }
+
   function cancel(job: Job): void {
     if (job.cancelled) return;
     job.cancelled = true;
@@ -136,6 +152,8 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
   }
 
   async function loop(): Promise<void> {
+    // Requests that arrive in the same tick share the first prefill.
+    await yieldToIo();
     while (queue.length || sequences.length) {
       await admit();
       sampleAll();
@@ -156,31 +174,46 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     }
   }
 
+  /** Moves waiting requests into the batch while slots last, prefilling their prompts together. */
   async function admit(): Promise<void> {
-    while (queue.length && sequences.length + queue[0]!.request.n <= options.maxBatch) {
+    const admitted: Job[] = [];
+    let slots = options.maxBatch - sequences.length;
+    while (queue.length && queue[0]!.request.n <= slots) {
       const job = queue.shift()!;
-      const { request } = job;
+      slots -= job.request.n;
       try {
         checkDeadline(job);
-        const { logits, state } = await decoder.prefill(request.prompt);
-        if (job.cancelled) continue;
-        const vocab = decoder.vocabSize;
-        const last = logits.slice((request.prompt.length - 1) * vocab, request.prompt.length * vocab);
-        const echoed = request.echo ? echoLogprobs(request, logits, vocab) : [];
-        const seed = request.seed ?? Math.floor(Math.random() * 2 ** 32);
-        for (let index = 0; index < request.n; index++) {
-          const text = new TextAssembler(tokens, request.stop, request.echo ? request.promptText.length : 0);
-          if (request.echo) job.channel.push({ type: 'text', index, text: request.promptText, logprobs: echoed, tokens: 0 });
-          sequences.push({
-            job, index, state, logits: last, text, generated: 0,
-            counts: countTokens(request.prompt),
-            random: createRandom(seed + index * 0x9e3779b9),
-          });
-        }
+        admitted.push(job);
       } catch (error) {
         fail(job, error);
       }
     }
+    if (!admitted.length) return;
+    let prefilled: { logits: Float32Array; state: SequenceState }[];
+    try {
+      prefilled = await decoder.prefill(admitted.map((job) => job.request.prompt));
+    } catch (error) {
+      for (const job of admitted) fail(job, error);
+      return;
+    }
+    admitted.forEach((job, i) => {
+      if (job.cancelled) return;
+      const { request } = job;
+      const { logits, state } = prefilled[i]!;
+      const vocab = decoder.vocabSize;
+      const last = logits.slice((request.prompt.length - 1) * vocab, request.prompt.length * vocab);
+      const echoed = request.echo ? echoLogprobs(request, logits, vocab) : [];
+      const seed = request.seed ?? Math.floor(Math.random() * 2 ** 32);
+      for (let index = 0; index < request.n; index++) {
+        const text = new TextAssembler(tokens, request.stop, request.echo ? request.promptText.length : 0);
+        if (request.echo) job.channel.push({ type: 'text', index, text: request.promptText, logprobs: echoed, tokens: 0 });
+        sequences.push({
+          job, index, state, logits: last, text, generated: 0,
+          counts: countTokens(request.prompt),
+          random: createRandom(seed + index * 0x9e3779b9),
+        });
+      }
+    });
   }
 
   function sampleAll(): void {

@@ -17,7 +17,9 @@ function historyLogits(history: readonly number[], vocab: number): Float32Array 
 }
 
 export interface FakeDecoder extends Decoder {
+  /** Sequences per step, and prompts per prefill, in order. */
   readonly batchSizes: number[];
+  readonly prefillSizes: number[];
 }
 
 /** A decoder whose state is the token history; `stepMs` slows each step down. */
@@ -31,11 +33,15 @@ export function createFakeDecoder(options: { vocab: number; contextLength?: numb
     vocabSize: options.vocab,
     contextLength: options.contextLength ?? null,
     batchSizes,
-    async prefill(ids) {
+    prefillSizes: [] as number[],
+    async prefill(prompts) {
       await delay();
-      const logits = new Float32Array(ids.length * options.vocab);
-      ids.forEach((_, i) => logits.set(historyLogits(ids.slice(0, i + 1), options.vocab), i * options.vocab));
-      return { logits, state: state([...ids]) };
+      this.prefillSizes.push(prompts.length);
+      return prompts.map((ids) => {
+        const logits = new Float32Array(ids.length * options.vocab);
+        ids.forEach((_, i) => logits.set(historyLogits(ids.slice(0, i + 1), options.vocab), i * options.vocab));
+        return { logits, state: state([...ids]) };
+      });
     },
     async step(batch) {
       await delay();

@@ -37,7 +37,7 @@ test('onnxruntime-web (wasm) gives the logits onnxruntime-node (cpu) gives, thro
       const session = await (await openRuntime(device, () => {})).createSession(pkg.modelPath);
       assert.equal(session.provider, device === 'cpu' ? 'onnxruntime-node cpu' : 'onnxruntime-web wasm');
       const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength);
-      const { state } = await decoder.prefill(pkg.tokenizer.encode('to be, or'));
+      const { state } = (await decoder.prefill([pkg.tokenizer.encode('to be, or')]))[0]!;
       logits.push((await decoder.step([{ state, token: 3 }, { state, token: 4 }])).logits);
       await session.release();
     }

@@ -34,6 +34,7 @@ test('concurrent greedy requests are batched and give the texts they give alone'
   const together = await Promise.all(prompts.map((p) => collect(scheduler.submit(request({ prompt: tokens.encode(p), promptText: p, maxTokens: 5 + p.length })))));
   assert.deepEqual(together, alone);
   assert.equal(Math.max(...decoder.batchSizes), 4, `batch sizes ${decoder.batchSizes}`);
+  assert.equal(decoder.prefillSizes[0], 4, 'the first four prompts are prefilled in one run');
   assert.equal(together[0]!.texts[0]!.length, 8);
   assert.deepEqual(together[0]!.usage, { type: 'usage', promptTokens: 3, completionTokens: 8 });
   assert.equal(scheduler.active, 0);
