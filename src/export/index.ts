@@ -151,7 +151,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const parity: Record<string, unknown> = {};
   if (options.verify !== false) {
     log('verifying fp32 against tfjs:');
-    parity.fp32 = await verifySource(source, serializeModel(graph), log);
+    parity.fp32 = await verifySource(source, serializeModel(graph), resolved.attention, log);
   }
 
   const variants = await buildVariants(graph, source, options, log);
@@ -204,9 +204,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   return { outDir: options.outDir, arch, files: manifest.files as ExportReport['files'], sizes, parity, manifest, seconds };
 }
 
-async function verifySource(source: ExportSource, onnx: Uint8Array, log: (line: string) => void): Promise<ParityReport> {
+async function verifySource(source: ExportSource, onnx: Uint8Array, attention: AttentionForm, log: (line: string) => void): Promise<ParityReport> {
   if (!source.config) return verifyForeignModel(source.model, onnx, { log });
-  return verifyLanguageModel(source.model, onnx, languageModelSpec(source.config), { tokenizer: source.tokenizer, log });
+  return verifyLanguageModel(source.model, onnx, languageModelSpec(source.config), { tokenizer: source.tokenizer, attention, log });
 }
 
 /** int8 / fp16 files with their size and the perplexity change on the sample text. */

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { FerryError } from '../errors.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
+import type { AttentionForm } from './converters/types.ts';
 import type { LanguageModelSpec } from './lm/spec.ts';
 import { createSession, initialState, runStep } from './runner.ts';
 
@@ -91,7 +92,7 @@ export async function verifyLanguageModel(
   model: tf.LayersModel,
   onnx: Uint8Array,
   spec: LanguageModelSpec,
-  options: { tokenizer?: Tokenizer; tolerance?: number; log?: (line: string) => void } = {},
+  options: { tokenizer?: Tokenizer; attention?: AttentionForm; tolerance?: number; log?: (line: string) => void } = {},
 ): Promise<ParityReport> {
   const log = options.log ?? (() => {});
   const session = await createSession(onnx);
@@ -126,6 +127,24 @@ export async function verifyLanguageModel(
     }
   }
   cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: worst });
+
+  // Two chunks (a prompt continued with past > 0 and several new tokens: the causal mask must be
+  // aligned bottom-right) == the full sequence. ORT's GroupQueryAttention takes such a chunk only
+  // at batch 1.
+  if (T >= 4) {
+    const split = Math.floor(T / 2);
+    const rows = options.attention === 'gqa' ? 1 : 2;
+    const chunks = steps.slice(0, rows);
+    const first = await runStep(session, spec, chunks.map((row) => row.slice(0, split)), initialState(spec, rows));
+    const second = await runStep(session, spec, chunks.map((row) => row.slice(split)), first.state);
+    let chunked = 0;
+    for (let b = 0; b < rows; b++) {
+      chunked = Math.max(chunked, maxAbsDiff(first.logits.subarray(b * split * v, (b + 1) * split * v), full.subarray(b * T * v, (b * T + split) * v)));
+      const rest = T - split;
+      chunked = Math.max(chunked, maxAbsDiff(second.logits.subarray(b * rest * v, (b + 1) * rest * v), full.subarray((b * T + split) * v, (b + 1) * T * v)));
+    }
+    cases.push({ name: `chunked prefill, batch ${rows}, ${split} + ${T - split} tokens`, maxAbsDiff: chunked });
+  }
 
   if (spec.arch === 'transformer' && context >= 5) {
     // Row 1 is row 0's prefix, left-padded: its real positions must match the unpadded run.

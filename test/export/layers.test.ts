@@ -17,8 +17,8 @@ import { tempDir } from './fixtures.ts';
 const exported: string[] = [];
 const outDir = tempDir('ferry-layers-');
 
-async function expectParity(name: string, model: tf.LayersModel): Promise<void> {
-  const { graph } = convertModel(model, { opset: 17, target: 'cpu', name });
+async function expectParity(name: string, model: tf.LayersModel, opset = 17): Promise<void> {
+  const { graph } = convertModel(model, { opset, target: 'cpu', name });
   const bytes = serializeModel(graph);
   const file = path.join(await outDir, `${name.replace(/[^a-z0-9]+/gi, '_')}.onnx`);
   await writeFile(file, bytes);
@@ -121,6 +121,14 @@ test('Conv1D (valid, same, strided, dilated) and 1-D pooling', async () => {
   await expectParity('max pooling 1d', sequence(5, tf.layers.maxPooling1d({ poolSize: 2 })));
   await expectParity('average pooling 1d same', sequence(5, tf.layers.averagePooling1d({ poolSize: 3, strides: 2, padding: 'same' })));
   await expectParity('text cnn', sequence(5, tf.layers.conv1d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu' }), tf.layers.globalMaxPooling1d(), tf.layers.dense({ units: 2, activation: 'softmax' })));
+});
+
+test('opsets 18 and 21: reductions take axes as an input, GELU becomes one op', async () => {
+  for (const opset of [18, 21]) {
+    await expectParity(`global average opset ${opset}`, sequence(6, tf.layers.globalAveragePooling1d()), opset);
+    await expectParity(`bidirectional ave opset ${opset}`, sequence(6, tf.layers.bidirectional({ layer: tf.layers.gru({ units: 3, returnSequences: true }) as tf.RNN, mergeMode: 'ave' })), opset);
+    await expectParity(`dense gelu opset ${opset}`, sequence(6, tf.layers.dense({ units: 4, activation: 'gelu' as 'relu' }), tf.layers.dense({ units: 4, activation: 'gelu_new' as 'relu' })), opset);
+  }
 });
 
 test('functional merges and a layer shared by two calls', async () => {

@@ -88,8 +88,15 @@ for (const attention of ['decomposed', 'mha', 'gqa', 'attention23'] as const) {
     assert.ok(caseDiff(report.parity.fp32, 'random ids, batch 3') <= 1e-4);
     assert.ok(caseDiff(report.parity.fp32, 'incremental decode') <= 1e-4);
     assert.ok(caseDiff(report.parity.fp32, 'left-padded') <= 1e-4);
+    assert.ok(caseDiff(report.parity.fp32, `chunked prefill, batch ${attention === 'gqa' ? 1 : 2}`) <= 1e-4);
   });
 }
+
+test('Transformer at opset 20 (one Gelu op per block) matches tfjs', async () => {
+  const { report, manifest } = await exportTo({ source: transformer.dir, opset: 20 });
+  assert.equal(manifest.opset, 20);
+  assert.ok((report.parity.fp32 as ParityReport).maxAbsDiff <= 1e-4);
+});
 
 test('Transformer package: GPT-2 style config.json, generation_config.json, tokenizer files; int8 smaller and within 2%', async () => {
   const { out, report, manifest } = await exportTo({ source: transformer.dir, quantize: 'int8', target: 'wasm' });
