@@ -25,6 +25,7 @@ export function registerServeCommands(program: Command): void {
     .option('--precision <precision>', 'fp32, int8 or fp16 (the package must hold it)', 'fp32')
     .option('--max-tokens-limit <n>', 'largest max_tokens a request may ask for', '4096')
     .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
+    .option('--threads <n>', 'intra-op threads per model (0: onnxruntime decides)', '0')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
       const { startServer } = await import('./node.ts');
       const apiKey = options.apiKey ?? process.env.FERRY_API_KEY;
@@ -40,6 +41,7 @@ export function registerServeCommands(program: Command): void {
         precision: precision(options.precision!),
         maxTokens: integer(options.maxTokensLimit!, '--max-tokens-limit', 1, 10_000_000),
         timeoutMs: integer(options.timeout!, '--timeout', 1, 86_400) * 1000,
+        threads: integer(options.threads!, '--threads', 0, 1024) || undefined,
         log,
       });
       log(`listening on ${server.url} (loading models; /readyz turns 200 when they are warm)`);

@@ -27,12 +27,14 @@ export interface OpenModelOptions {
   precision?: Precision;
   /** Served under this id instead of the manifest's name. */
   id?: string;
+  /** Intra-op threads for the session (default: the runtime's choice). */
+  threads?: number;
 }
 
 /** Loads a package, opens its session, and warms it up with one prefill and one batched step. */
 export async function openModel(dir: string, options: OpenModelOptions): Promise<ServedModel> {
   const pkg = await loadPackage(dir, { precision: options.precision });
-  const session = await options.runtime.createSession(pkg.modelPath, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes });
+  const session = await options.runtime.createSession(pkg.modelPath, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });
   const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength);
   await warmUp(decoder);
   return {

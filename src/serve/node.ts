@@ -20,6 +20,8 @@ export interface ServeOptions {
   precision?: Precision;
   maxTokens?: number;
   timeoutMs?: number;
+  /** Intra-op threads per model session (default: the runtime's choice). */
+  threads?: number;
   log: Logger;
 }
 
@@ -62,7 +64,7 @@ async function loadModels(dirs: string[], options: ServeOptions): Promise<Served
   const runtime = await openRuntime(options.device, options.log);
   const models: ServedModel[] = [];
   for (const dir of dirs) {
-    const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision });
+    const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads });
     const clash = models.find((m) => m.id === model.id);
     if (clash) {
       throw new FerryError('duplicate_model', `${dir} and ${clash.dir} are both named "${model.id}"`, { hint: 'serve one of them, or rename one in its ferry.json' });

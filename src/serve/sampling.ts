@@ -103,9 +103,8 @@ export function filteredDistribution(logits: Float32Array, params: SamplingParam
     scaled[i] = logits[i]! / params.temperature;
     if (scaled[i]! > max) max = scaled[i]!;
   }
-  let ids = Array.from({ length: logits.length }, (_, i) => i);
+  let ids = params.topK > 0 && params.topK < logits.length ? topIds(scaled, params.topK) : Array.from({ length: logits.length }, (_, i) => i);
   ids.sort((a, b) => scaled[b]! - scaled[a]! || a - b);
-  if (params.topK > 0 && params.topK < ids.length) ids = ids.slice(0, params.topK);
 
   let probs = ids.map((i) => Math.exp(scaled[i]! - max));
   let total = probs.reduce((a, b) => a + b, 0);
@@ -137,10 +136,44 @@ export function filteredDistribution(logits: Float32Array, params: SamplingParam
   return { ids, probs };
 }
 
+/** The ids of the k largest values (ties: lower id first), unordered; O(n log k). */
+function topIds(values: Float64Array, k: number): number[] {
+  // A min-heap of the best k so far, keyed by (value, -id).
+  const heap: number[] = [];
+  const worse = (a: number, b: number) => values[a]! < values[b]! || (values[a] === values[b] && a > b);
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let id = 0; id < values.length; id++) {
+    if (heap.length < k) {
+      heap.push(id);
+      for (let i = heap.length - 1; i > 0;) {
+        const parent = (i - 1) >> 1;
+        if (!worse(heap[i]!, heap[parent]!)) break;
+        [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+        i = parent;
+      }
+    } else if (worse(heap[0]!, id)) {
+      heap[0] = id;
+      siftDown(0);
+    }
+  }
+  return heap;
+}
+
 /** The next token: argmax for temperature 0, else one draw from the filtered distribution. */
 export function sampleToken(logits: Float32Array, params: SamplingParams, counts: TokenCounts, random: Random): number {
-  const adjusted = adjustLogits(logits, params, counts);
+  const adjusted = needsAdjusting(params) ? adjustLogits(logits, params, counts) : logits;
   if (params.temperature === 0) return argmax(adjusted);
+  if (params.topP >= 1 && params.minP <= 0 && (params.topK <= 0 || params.topK >= adjusted.length)) return drawFromAll(adjusted, params.temperature, random());
   const { ids, probs } = filteredDistribution(adjusted, params);
   const r = random();
   let cumulative = 0;
@@ -149,6 +182,25 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, counts
     if (r < cumulative) return ids[k]!;
   }
   return ids[ids.length - 1]!;
+}
+
+function needsAdjusting(params: SamplingParams): boolean {
+  return params.repetitionPenalty !== 1 || params.frequencyPenalty !== 0 || params.presencePenalty !== 0 || params.logitBias.size > 0;
+}
+
+/** Plain softmax sampling over the whole vocabulary: no sort needed. */
+function drawFromAll(logits: Float32Array, temperature: number, r: number): number {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  const weights = new Float64Array(logits.length);
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i]! - max) / temperature);
+  let target = r * total;
+  for (let i = 0; i < weights.length; i++) {
+    target -= weights[i]!;
+    if (target < 0) return i;
+  }
+  return weights.length - 1;
 }
 
 /** The k most probable tokens of a log-probability row, most probable first. */

@@ -74,3 +74,19 @@ test('logSoftmax and topLogprobs', () => {
   assert.deepEqual(topLogprobs(lp, 0), []);
   assert.equal(topLogprobs(lp, 9).length, 4);
 });
+
+test('top-k over a large vocabulary keeps exactly the k best, the lower id on ties', () => {
+  const logits = new Float32Array(5000).map((_, i) => Math.sin(i) * 3);
+  logits[4000] = logits[10] = 50;
+  const { ids } = filteredDistribution(logits, params({ topK: 3 }));
+  const expected = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b).slice(0, 3);
+  assert.deepEqual(ids, expected);
+  assert.deepEqual(ids.slice(0, 2), [10, 4000]);
+});
+
+test('sampling with top-k draws among the k best at renormalised probabilities', () => {
+  const random = createRandom(3);
+  const counts = [0, 0, 0];
+  for (let i = 0; i < 9000; i++) counts[sampleToken(logitsOf([0.6, 0.3, 0.1]), params({ topK: 2 }), new Map(), random)]!++;
+  assert.deepEqual(counts.map((c) => Math.round(c / 1000)), [6, 3, 0]);
+});
