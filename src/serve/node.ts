@@ -75,12 +75,19 @@ async function loadModels(dirs: string[], options: ServeOptions): Promise<Served
   return models;
 }
 
+const HOW_TO_MAKE_ONE = '`ferry train --corpus FILE --out runs/mine`, then `ferry export runs/mine --out models/mine`';
+
 /** Package dirs from the arguments: a package itself, or a folder of packages (e.g. models/). */
 export async function findPackages(dirs: readonly string[]): Promise<string[]> {
   const found: string[] = [];
   for (const dir of dirs) {
     const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
-    if (!isDir) throw new FerryError('not_a_package', `${dir} is not a directory`, { hint: 'pass an ONNX package dir written by `ferry export`' });
+    if (!isDir) {
+      throw new FerryError('not_a_package', `${dir} is not a directory`, {
+        hint: `pass an ONNX package dir written by \`ferry export\`; to make one: ${HOW_TO_MAKE_ONE}`,
+        status: 404,
+      });
+    }
     if (await exists(path.join(dir, 'ferry.json'))) {
       found.push(dir);
       continue;
@@ -90,7 +97,7 @@ export async function findPackages(dirs: readonly string[]): Promise<string[]> {
     for (const child of children) if (await exists(path.join(child, 'ferry.json'))) packages.push(child);
     if (!packages.length) {
       throw new FerryError('no_models', `${dir} holds no ONNX package (no ferry.json in it or in its subfolders)`, {
-        hint: 'train and export a model first: `ferry train --corpus FILE --out runs/mine`, then `ferry export runs/mine --out models/mine`',
+        hint: `train and export a model first: ${HOW_TO_MAKE_ONE}`,
         status: 404,
       });
     }

@@ -79,8 +79,10 @@ test('`ferry generate` names the bad flag; `ferry serve` with an empty models/ s
   await assert.rejects(run('node', [ferry, 'generate', packages.lstm, '--prompt', 'x', '--top-p', '7']), (error: { stderr: string; code: number }) =>
     error.code === 1 && /--top-p: Too big/.test(error.stderr));
   const empty = await mkdtemp(path.join(tmpdir(), 'ferry-empty-'));
-  await mkdir(path.join(empty, 'models'));
   try {
+    await assert.rejects(run('node', [ferry, 'serve'], { cwd: empty }), (error: { stderr: string; code: number }) =>
+      error.code === 1 && /models is not a directory/.test(error.stderr) && /ferry train --corpus FILE/.test(error.stderr));
+    await mkdir(path.join(empty, 'models'));
     await assert.rejects(run('node', [ferry, 'serve'], { cwd: empty }), (error: { stderr: string; code: number }) =>
       error.code === 1 && /models holds no ONNX package/.test(error.stderr) && /ferry export/.test(error.stderr));
   } finally {
