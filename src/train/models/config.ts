@@ -53,11 +53,11 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
     },
   },
   'nanogpt-cpu': {
-    description: "nanoGPT's CPU configuration (4 layers, 4 heads, width 128, context 64).",
+    description: "nanoGPT's CPU configuration (4 layers, 4 heads, width 128, context 64, tied embedding).",
     tokenizer: 'char',
     transformer: {
       arch: 'transformer', blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0,
-      positional: 'learned', tieWeights: false,
+      positional: 'learned', tieWeights: true,
     },
   },
   'lstm-char': {
