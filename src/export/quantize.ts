@@ -4,13 +4,14 @@
  * int8: MatMul weights become int8 with one scale per output column, run as
  * DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (the form of ORT's quantize_dynamic; ORT
  * CPU fuses it into DynamicQuantizeMatMul, and the WASM build has the same kernels). Embedding
- * tables become int8 with one scale per row, gathered and rescaled. Recurrent weights stay fp32
- * (the ONNX LSTM op takes float weights only).
+ * tables become int8 with one scale per row, gathered and rescaled. LSTM ops become
+ * com.microsoft DynamicQuantizeLSTM with int8 W/R (one scale per gate row) where the target runs
+ * it (CPU, WASM); GRU/RNN weights stay float32.
  *
  * fp16: every weight is stored as float16 and cast to float32 at load (ORT folds the Cast), so
  * the file halves and every runtime runs it, including CPU LSTM, which has no fp16 kernel.
  */
-import { attr, type Graph, type GraphNode, type Initializer } from './graph.ts';
+import { attr, type Graph, type GraphNode, type Initializer, MICROSOFT_DOMAIN } from './graph.ts';
 
 /** Weights smaller than this stay as they are (biases, norms, scalars). */
 const MIN_WEIGHT_ELEMENTS = 256;
@@ -72,10 +73,41 @@ export function quantizeSymmetric(data: Float32Array, rows: number, cols: number
   return { q, scales };
 }
 
-export function quantizeInt8(fp32: Graph): Graph {
+/** [dirs, rows, cols] float -> int8 [dirs, cols, rows] with one scale per (dir, output row). */
+function quantizeRecurrent(init: Initializer): { q: Int8Array; scales: Float32Array; dims: number[] } {
+  const [dirs, rows, cols] = init.dims as [number, number, number];
+  const q = new Int8Array(dirs * rows * cols);
+  const scales = new Float32Array(dirs * rows);
+  for (let d = 0; d < dirs; d++) {
+    const transposed = new Float32Array(rows * cols);
+    const src = (init.data as Float32Array).subarray(d * rows * cols, (d + 1) * rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) transposed[c * rows + r] = src[r * cols + c]!;
+    const part = quantizeSymmetric(transposed, cols, rows, 1);
+    q.set(part.q, d * rows * cols);
+    scales.set(part.scales, d * rows);
+  }
+  return { q, scales, dims: [dirs, cols, rows] };
+}
+
+export function quantizeInt8(fp32: Graph, options: { lstm?: boolean } = {}): Graph {
   const g = fp32.clone();
   const inits = initializerMap(g);
   rewriteNodes(g, (node) => {
+    if (node.opType === 'LSTM' && options.lstm !== false) {
+      const [w, r] = [inits.get(node.inputs[1]!), inits.get(node.inputs[2]!)];
+      if (!w || !r || w.dtype !== 'float32' || r.dtype !== 'float32') return false;
+      const [wq, rq] = [quantizeRecurrent(w), quantizeRecurrent(r)];
+      const [dirs, gates] = [w.dims[0]!, w.dims[1]!];
+      const zeros = () => g.addInitializer('zero_point', 'int8', [dirs, gates], new Int8Array(dirs * gates));
+      const inputs = [...node.inputs, ...new Array<string>(Math.max(0, 8 - node.inputs.length)).fill('')].slice(0, 8);
+      inputs[1] = g.addInitializer('W_int8', 'int8', wq.dims, wq.q);
+      inputs[2] = g.addInitializer('R_int8', 'int8', rq.dims, rq.q);
+      g.node('DynamicQuantizeLSTM', [...inputs, g.float('W_scale', [dirs, gates], wq.scales), zeros(), g.float('R_scale', [dirs, gates], rq.scales), zeros()], node.attributes, {
+        domain: MICROSOFT_DOMAIN,
+        outputs: node.outputs,
+      });
+      return true;
+    }
     if (node.opType === 'MatMul') {
       const w = matrixWeight(g, inits, node.inputs[1]!);
       if (!w || w.rows * w.cols < MIN_WEIGHT_ELEMENTS) return false;

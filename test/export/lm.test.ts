@@ -53,7 +53,8 @@ test('LSTM: state I/O as FORMATS.md, parity incl. token-by-token decoding, int8 
   assert.deepEqual(manifest.cpuOnlyNodes, []);
   assert.ok(caseDiff(report.parity.fp32, 'incremental decode') <= 1e-4);
   assert.ok(caseDiff(report.parity.fp32, 'sample text') <= 1e-4);
-  const int8 = report.parity.int8 as { perplexityChange: number; perplexity: number };
+  const int8 = report.parity.int8 as { perplexityChange: number; perplexity: number; bytes: number; fp32Bytes: number };
+  assert.ok(int8.bytes < int8.fp32Bytes * 0.75, `int8 (DynamicQuantizeLSTM) ${int8.bytes} vs fp32 ${int8.fp32Bytes}`);
   const fp16 = report.parity.fp16 as { perplexityChange: number; bytes: number; fp32Bytes: number };
   assert.ok(int8.perplexity < lstm.vocab * 0.8, `trained model predicts better than uniform (${int8.perplexity})`);
   assert.ok(Math.abs(int8.perplexityChange) < 0.02, `int8 perplexity change ${int8.perplexityChange}`);
@@ -152,7 +153,7 @@ test('onnxruntime-web (WASM) runs the LSTM and Transformer packages (fp32 and in
     }
   }
   assert.ok(checked.some((c) => c.startsWith('lstm:')) && checked.some((c) => c.startsWith('transformer:')));
-  assert.ok(checked.includes('transformer:onnx/model_quantized.onnx'));
+  assert.ok(checked.includes('transformer:onnx/model_quantized.onnx') && checked.includes('lstm:onnx/model_quantized.onnx'));
 });
 
 test('--target webgpu records a HardSigmoid LSTM and opset-23 Attention as CPU-only; a foreign model.json keeps its I/O names', async () => {
