@@ -3,7 +3,7 @@
  * tokens/s and ms/token, aggregate tokens/s at 1, 8 and 32 concurrent streams (and the speedup
  * over one stream), p50/p99 time to first token, and RSS before and after the load.
  *
- *   node --import tsx bench/serve.ts [DIR...] [--tokens 60] [--rounds 3] [--soak SECONDS] [--threads N] [--device cpu]
+ *   node --import tsx bench/serve.ts [DIR...] [--tokens 60] [--rounds 3] [--soak SECONDS] [--threads N] [--device cpu] [--no-worker]
  *
  * With no DIR it serves models/, or random-weight models of the shipped shapes when models/ is
  * empty. The server runs in this process; the client is fetch over 127.0.0.1. Prints a table and
@@ -22,7 +22,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     tokens: { type: 'string', default: '60' }, rounds: { type: 'string', default: '3' }, soak: { type: 'string', default: '0' },
-    threads: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' },
+    threads: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, 'no-worker': { type: 'boolean', default: false },
   },
 });
 const tokens = Number(values.tokens);
@@ -43,7 +43,7 @@ if (!dirs.length) {
   }
 }
 
-const server = await startServer({ dirs, port: 0, host: '127.0.0.1', maxBatch: 32, maxQueue: 256, device: values.device, threads: Number(values.threads) || undefined, log: (m) => console.error(m) });
+const server = await startServer({ dirs, port: 0, host: '127.0.0.1', maxBatch: 32, maxQueue: 256, device: values.device, threads: Number(values.threads) || undefined, worker: !values['no-worker'], log: (m) => console.error(m) });
 const models = await server.models;
 const PROMPTS = ['ROMEO:', 'First Citizen:', 'To be, or not', 'KING HENRY', 'O, what a', 'JULIET:\nWhat', 'Now is the winter', 'All:'];
 
@@ -74,7 +74,7 @@ async function stream(model: string, i: number): Promise<StreamResult> {
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const rssMB = () => Math.round(process.memoryUsage().rss / 2 ** 20);
 
-const report: Record<string, unknown> = { tokensPerStream: tokens, rounds, device: models[0]?.provider, threads: Number(values.threads) || 'default', cpus: os.cpus().length, loadAverage: os.loadavg()[0] };
+const report: Record<string, unknown> = { tokensPerStream: tokens, rounds, device: models[0]?.provider, threads: Number(values.threads) || 'default', worker: !values['no-worker'], cpus: os.cpus().length, loadAverage: os.loadavg()[0] };
 const rssBefore = rssMB();
 for (const model of models) {
   for (let i = 0; i < 20; i++) await stream(model.id, i);

@@ -22,6 +22,8 @@ export interface ServeOptions {
   timeoutMs?: number;
   /** Intra-op threads per model session (default: the runtime's choice). */
   threads?: number;
+  /** Run each onnxruntime-node session in a worker thread, off the HTTP thread (default true). */
+  worker?: boolean;
   log: Logger;
 }
 
@@ -61,7 +63,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 }
 
 async function loadModels(dirs: string[], options: ServeOptions): Promise<ServedModel[]> {
-  const runtime = await openRuntime(options.device, options.log);
+  const runtime = await openRuntime(options.device, options.log, { worker: options.worker ?? true });
   const models: ServedModel[] = [];
   for (const dir of dirs) {
     const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads });

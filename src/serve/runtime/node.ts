@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { FerryError } from '../../errors.ts';
 import { fromOrtResults, toOrtFeeds } from './convert.ts';
+import { openSessionInWorker } from './node-worker.ts';
 import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
 
 export type NodeDevice = 'cpu' | 'cuda' | 'webgpu';
@@ -9,20 +10,21 @@ export type NodeDevice = 'cpu' | 'cuda' | 'webgpu';
  * onnxruntime-node. Asking for `['cuda', 'cpu']` makes ORT throw when the CUDA EP is not
  * installed instead of falling back, so the fallback to CPU is ours: tried once, warned once.
  */
-export function createNodeRuntime(device: NodeDevice | 'auto', log: Logger): Runtime {
+export function createNodeRuntime(device: NodeDevice | 'auto', log: Logger, options: { worker?: boolean } = {}): Runtime {
   let resolved: NodeDevice | undefined = device === 'auto' ? undefined : device;
   let warned = false;
   // A missing CUDA EP is expected and handled below; ORT's process-wide logger would print its
   // own error line for it, and every failure reaches us as an exception anyway.
   ort.env.logLevel = 'fatal';
 
-  async function open(modelPath: string | Uint8Array, target: NodeDevice, options: SessionOptions): Promise<Session> {
+  async function open(modelPath: string | Uint8Array, target: NodeDevice, sessionOptions: SessionOptions): Promise<Session> {
     const config: ort.InferenceSession.SessionOptions = {
       executionProviders: [target],
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,
-      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      ...(sessionOptions.intraOpThreads ? { intraOpNumThreads: sessionOptions.intraOpThreads } : {}),
     };
+    if (options.worker) return openSessionInWorker(modelPath, config, `onnxruntime-node ${target}`);
     const session = typeof modelPath === 'string'
       ? await ort.InferenceSession.create(modelPath, config)
       : await ort.InferenceSession.create(modelPath, config);
