@@ -1,0 +1,158 @@
+import { FerryError } from '../../errors.ts';
+import { buildRequests } from '../completions.ts';
+import type { ServedModel } from '../model.ts';
+import { ApiError } from '../openai-error.ts';
+import type { Precision } from '../package.ts';
+import { completionRequestSchema, fieldPath, mostSpecificIssue } from '../schema.ts';
+import { modelFileOf, openModelFromFiles, parseManifest, type PackageFiles } from './model.ts';
+import { createOrtWebRuntime, type OrtWeb } from './runtime.ts';
+
+export type BrowserDevice = 'auto' | 'webgpu' | 'wasm';
+
+export interface Progress {
+  loaded: number;
+  /** null when the server sent no Content-Length. */
+  total: number | null;
+}
+
+export interface LoadOptions {
+  device?: BrowserDevice;
+  precision?: Precision;
+  /** WASM threads; only a crossOriginIsolated page gets more than 1 (default: up to 4). */
+  threads?: number;
+  onProgress?: (progress: Progress) => void;
+  log?: (message: string) => void;
+}
+
+export interface BrowserModel {
+  readonly model: ServedModel;
+  /** Where it runs after any fallback. */
+  readonly device: 'webgpu' | 'wasm';
+  readonly threads: number;
+  /** Set when the page did not get what it asked for, e.g. no WebGPU adapter -> WASM. */
+  readonly notice: string | null;
+}
+
+/**
+ * Loads an ONNX package dir served over HTTP (`baseUrl` + `/ferry.json` etc.) into
+ * onnxruntime-web in this page: the native WebGPU build when an adapter exists, else WASM.
+ * The page must map the bare `onnxruntime-web` and `onnxruntime-web/webgpu` specifiers to
+ * ORT's own files (the playground's import map does), so ORT finds its .wasm and workers.
+ */
+export async function loadBrowserModel(baseUrl: string, options: LoadOptions = {}): Promise<BrowserModel> {
+  const base = baseUrl.replace(/\/+$/, '');
+  const log = options.log ?? (() => {});
+  const [rawManifest, tokenizer] = await Promise.all([fetchJson(`${base}/ferry.json`), fetchJson(`${base}/tokenizer.json`)]);
+  const manifest = parseManifest(rawManifest, base);
+  const file = modelFileOf(manifest, options.precision ?? 'fp32', base);
+
+  const wanted = options.device ?? 'auto';
+  let device: 'webgpu' | 'wasm' = wanted === 'wasm' ? 'wasm' : 'webgpu';
+  let notice: string | null = null;
+  if (device === 'webgpu' && !(await hasWebGpuAdapter())) {
+    device = 'wasm';
+    notice = 'WebGPU is not available in this browser (no adapter): running on WASM instead';
+  }
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)?.hardwareConcurrency ?? 1;
+  const threads = isolated ? Math.max(1, options.threads ?? Math.min(4, cores)) : 1;
+  if (!isolated && (options.threads ?? 1) > 1) notice ??= 'this page is not cross-origin isolated (COOP/COEP headers), so WASM runs on one thread';
+
+  const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: await fetchBytes(`${base}/${file}`, options.onProgress) };
+  // Bare specifiers on purpose: the page's import map points them at ORT's own files.
+  const ort = (device === 'webgpu' ? await import('onnxruntime-web/webgpu') : await import('onnxruntime-web')) as OrtWeb;
+  ort.env.wasm.numThreads = threads;
+  log(`onnxruntime-web ${device}${device === 'wasm' ? `, ${threads} thread${threads > 1 ? 's' : ''}` : ''}`);
+  const runtime = createOrtWebRuntime(ort, device);
+  const model = await openModelFromFiles(files, { runtime, maxBatch: 4, maxQueue: 8 });
+  return { model, device, threads, notice };
+}
+
+export interface BrowserGeneration {
+  text: string;
+  /** Tokens generated (all choices). */
+  tokens: number;
+  /** From submitting to the last token. */
+  seconds: number;
+}
+
+/**
+ * One completion in this page through the server's own request validation, scheduler and
+ * sampling: `fields` are /v1/completions body fields (prompt, max_tokens, temperature, ...).
+ */
+export async function generateInBrowser(model: ServedModel, fields: Record<string, unknown>, onText?: (text: string) => void, signal?: AbortSignal): Promise<BrowserGeneration> {
+  const parsed = completionRequestSchema.safeParse({ ...fields, model: model.id });
+  if (!parsed.success) {
+    const issue = mostSpecificIssue(parsed.error.issues[0]!);
+    throw new ApiError(400, 'invalid_value', `${fieldPath(issue.path) ?? 'body'}: ${issue.message}`, { param: fieldPath(issue.path) ?? undefined });
+  }
+  const started = performance.now();
+  const requests = buildRequests(parsed.data, model, { maxTokens: 1 << 20, timeoutMs: 3_600_000 }, signal ?? new AbortController().signal);
+  let text = '';
+  let tokens = 0;
+  for (const request of requests) {
+    for await (const event of model.scheduler.submit(request)) {
+      if (event.type !== 'text') continue;
+      text += event.text;
+      tokens += event.tokens;
+      onText?.(event.text);
+    }
+  }
+  return { text, tokens, seconds: (performance.now() - started) / 1000 };
+}
+
+export async function hasWebGpuAdapter(): Promise<boolean> {
+  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
+  if (!gpu) return false;
+  try {
+    return (await gpu.requestAdapter()) != null;
+  } catch {
+    return false;
+  }
+}
+
+async function fetchJson(url: string): Promise<unknown> {
+  const response = await fetchOk(url);
+  try {
+    return await response.json();
+  } catch (cause) {
+    throw new FerryError('bad_manifest', `${url} is not valid JSON`, { hint: 're-export the package', cause });
+  }
+}
+
+/** The body as bytes, reporting progress as chunks arrive. */
+async function fetchBytes(url: string, onProgress?: (progress: Progress) => void): Promise<Uint8Array> {
+  const response = await fetchOk(url);
+  const length = Number(response.headers.get('content-length'));
+  const total = Number.isFinite(length) && length > 0 ? length : null;
+  if (!response.body) return new Uint8Array(await response.arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  onProgress?.({ loaded, total });
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    onProgress?.({ loaded, total });
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+async function fetchOk(url: string): Promise<Response> {
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new FerryError('not_a_package', `GET ${url} answered ${response.status}`, {
+      hint: 'the URL must be an ONNX package dir served over HTTP (it holds ferry.json, tokenizer.json and onnx/model.onnx)',
+      status: 404,
+    });
+  }
+  return response;
+}

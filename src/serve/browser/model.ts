@@ -1,0 +1,114 @@
+import { FerryError } from '../../errors.ts';
+import { loadTokenizer } from '../../tokenizer/index.ts';
+import { createDecoder, type Decoder } from '../decoder.ts';
+import type { ServedModel } from '../model.ts';
+import { manifestSchema, stateInputNames, type Manifest, type Precision, type StateSpec } from '../package.ts';
+import type { Runtime } from '../runtime/types.ts';
+import { createScheduler } from '../scheduler.ts';
+
+/** An ONNX package dir's files already in memory: fetched over HTTP, or bundled into a worker. */
+export interface PackageFiles {
+  /** Where the files came from, for messages (a URL or a bundle path). */
+  source: string;
+  /** ferry.json, parsed. */
+  manifest: unknown;
+  /** tokenizer.json, parsed. */
+  tokenizer: unknown;
+  /** The ONNX model file of the chosen precision. */
+  model: Uint8Array;
+}
+
+export interface OpenFilesOptions {
+  runtime: Runtime;
+  maxBatch?: number;
+  maxQueue?: number;
+  /** A model file larger than this is refused before a session is made (edge memory limits). */
+  maxModelBytes?: number;
+  /** Why `maxModelBytes` holds, for the error message: e.g. `Cloudflare Workers' 128 MB`. */
+  limitReason?: string;
+}
+
+/**
+ * The checked manifest of a package: the same schema and I/O rules as `loadPackage`, for a
+ * manifest that was fetched rather than read from disk.
+ */
+export function parseManifest(raw: unknown, source: string): Manifest & { state: StateSpec } {
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new FerryError('bad_manifest', `${source}/ferry.json: field "${issue.path.join('.') || '(root)'}": ${issue.message}`, {
+      hint: 'ferry.json must be a ferry-onnx manifest (docs/FORMATS.md); re-export the model with `ferry export`',
+    });
+  }
+  const manifest = parsed.data;
+  if (manifest.arch === 'foreign' || !manifest.state) {
+    throw new FerryError('not_generative', `${source}: a ${manifest.arch} model without a state spec cannot generate text`, {
+      hint: 'use an LSTM or Transformer language model exported by `ferry export`',
+    });
+  }
+  const expected = stateInputNames(manifest.state);
+  const names = new Set([...manifest.inputs, ...manifest.outputs].map((t) => t.name));
+  const missing = [...expected.inputs, ...expected.outputs].filter((n) => !names.has(n));
+  if (missing.length) {
+    throw new FerryError('bad_manifest', `${source}/ferry.json lacks the tensors ${missing.join(', ')} of a ${manifest.state.kind} state`, {
+      hint: 're-export the model with `ferry export`',
+    });
+  }
+  return manifest as Manifest & { state: StateSpec };
+}
+
+/** The model file a manifest names for a precision, or a clear error when it has none. */
+export function modelFileOf(manifest: Manifest, precision: Precision, source: string): string {
+  const file = manifest.files[precision];
+  if (!file) {
+    throw new FerryError('missing_precision', `${source} has no ${precision} model (ferry.json field "files.${precision}" is empty)`, {
+      hint: `use ${Object.entries(manifest.files).filter(([, f]) => f).map(([p]) => p).join(' or ')}`,
+    });
+  }
+  return file;
+}
+
+/**
+ * `openModel` for packages in memory: the same decoder, scheduler and sampling as the Node
+ * server, so that a browser tab or an edge worker generates exactly what the server does.
+ */
+export async function openModelFromFiles(files: PackageFiles, options: OpenFilesOptions): Promise<ServedModel> {
+  const manifest = parseManifest(files.manifest, files.source);
+  if (options.maxModelBytes !== undefined && files.model.byteLength > options.maxModelBytes) {
+    throw new FerryError('model_too_large', `${manifest.name}: its model file is ${megabytes(files.model.byteLength)}, over the ${megabytes(options.maxModelBytes)} this runtime allows${options.limitReason ? ` (${options.limitReason})` : ''}`, {
+      hint: 'export a smaller model, or its int8 variant (`ferry export --quantize int8`), or serve it from Node',
+      status: 507,
+    });
+  }
+  let tokenizer;
+  try {
+    tokenizer = loadTokenizer(files.tokenizer);
+  } catch (error) {
+    throw new FerryError('bad_tokenizer', `${files.source}/tokenizer.json: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const session = await options.runtime.createSession(files.model, { cpuOnlyNodes: manifest.cpuOnlyNodes });
+  const decoder = createDecoder(session, manifest.state, manifest.model.vocabSize, manifest.contextLength);
+  await warmUp(decoder);
+  return {
+    id: manifest.name,
+    dir: files.source,
+    arch: manifest.arch,
+    provider: session.provider,
+    contextLength: manifest.contextLength,
+    tokenizer,
+    defaults: manifest.generation,
+    scheduler: createScheduler(decoder, tokenizer, { maxBatch: options.maxBatch ?? 8, maxQueue: options.maxQueue ?? 16 }),
+    created: Math.floor(Date.now() / 1000),
+    close: () => session.release(),
+  };
+}
+
+// The same warm-up as openModel: one batched prefill and one step, so the first request is fast.
+async function warmUp(decoder: Decoder): Promise<void> {
+  const [a, b] = await decoder.prefill([[0, 0], [0]]);
+  await decoder.step([{ state: a!.state, token: 0 }, { state: b!.state, token: 0 }]);
+}
+
+export function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
