@@ -6,7 +6,11 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { FerryError } from '../../src/errors.ts';
+import { convertModel } from '../../src/export/convert.ts';
 import { exportModel, type ExportOptions } from '../../src/export/index.ts';
+import { lstmLanguageModelIO } from '../../src/export/lm/lstm.ts';
+import { verifyLanguageModel } from '../../src/export/verify.ts';
+import { serializeModel } from '../../src/export/writer.ts';
 import { makeCheckpoint, tempDir, TINY_LSTM, TINY_TRANSFORMER } from './fixtures.ts';
 
 let lstmDir: string;
@@ -111,6 +115,18 @@ test('an output dir that cannot be written; a failed export leaves an existing p
   await exportModel({ source: lstmDir, outDir: out, name: 'replaced', verify: false });
   assert.equal(JSON.parse(await readFile(path.join(out, 'ferry.json'), 'utf8')).name, 'replaced');
   assert.deepEqual((await readdir(path.dirname(out))).sort(), ['pkg']);
+});
+
+test('a graph that differs from tfjs fails verification with the figures of each case', async () => {
+  const a = await makeCheckpoint(TINY_LSTM);
+  const b = await makeCheckpoint(TINY_LSTM);
+  const { graph } = convertModel(b.model, { opset: 17, target: 'cpu', io: lstmLanguageModelIO(b.config.vocabSize) });
+  const spec = { arch: 'lstm', vocabSize: a.config.vocabSize, layers: 2, hiddenSize: 12, withCell: true } as const;
+  const error = await verifyLanguageModel(a.model, serializeModel(graph), spec).then(() => undefined, (e: unknown) => e);
+  assert.ok(error instanceof FerryError);
+  assert.equal(error.code, 'EXPORT_PARITY');
+  assert.match(error.message, /differs from the tfjs model by more than 0\.0001: random ids, batch 1, length 5: \d\.\d\de-\d+/);
+  assert.match(error.hint!, /--no-verify/);
 });
 
 test('the CLI exports a run dir (its best/) and exits non-zero with the message on bad input', async () => {

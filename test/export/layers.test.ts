@@ -85,6 +85,18 @@ test('Embedding -> LSTM -> TimeDistributed(Dense softmax), ids as float input', 
   await expectParity('embedding lstm timedistributed', model);
 });
 
+test('a functional model with int32 ids (Embedding -> GRU -> Dense) keeps int32 input', async () => {
+  const ids = tf.input({ shape: [null], dtype: 'int32', name: 'ids' });
+  const embedded = tf.layers.embedding({ inputDim: 15, outputDim: 6 }).apply(ids) as tf.SymbolicTensor;
+  const encoded = tf.layers.gru({ units: 5 }).apply(embedded) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: ids, outputs: tf.layers.dense({ units: 3, name: 'scores' }).apply(encoded) as tf.SymbolicTensor });
+  await expectParity('int32 ids gru', model);
+  const { graph } = convertModel(model, { opset: 17, target: 'cpu' });
+  assert.deepEqual(graph.inputs.map((i) => [i.name, i.dtype, i.shape]), [['ids', 'int32', ['batch_size', 'sequence_length']]]);
+  assert.deepEqual(graph.outputs.map((o) => [o.name, o.shape]), [['scores', ['batch_size', 3]]]);
+  assert.ok(!graph.nodes.some((n) => n.opType === 'Loop' || n.opType === 'Scan'), 'recurrence is one GRU op, never a loop');
+});
+
 test('every supported Dense activation', async () => {
   for (const activation of SUPPORTED_ACTIVATIONS) {
     const model = sequence(6, tf.layers.dense({ units: 5, activation: activation as 'relu' }));
