@@ -85,6 +85,9 @@ function samplingOf(body: CompletionRequest, model: ServedModel): SamplingParams
 /** A validated body -> one generation request per prompt, checked against the model. */
 export function buildRequests(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, signal: AbortSignal): GenerationRequest[] {
   const n = body.n ?? 1;
+  if (body.stream_options != null && !body.stream) {
+    throw new ApiError(400, 'invalid_value', 'stream_options: only allowed when stream is true', { param: 'stream_options' });
+  }
   if (body.best_of != null && body.best_of !== n) {
     throw new ApiError(400, 'invalid_value', 'best_of: ferry does not rank candidates, so best_of must equal n', { param: 'best_of' });
   }

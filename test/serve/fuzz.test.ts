@@ -85,7 +85,7 @@ const validBody = fc.record({
   echo: fc.boolean(),
   stream: fc.boolean(),
   stream_options: fc.record({ include_usage: fc.boolean() }),
-}, { requiredKeys: ['model', 'prompt'] });
+}, { requiredKeys: ['model', 'prompt'] }).map((body) => (body.stream ? body : { ...body, stream_options: undefined }));
 
 const encoder = new TextEncoder();
 const bodyBytes = fc.oneof(
