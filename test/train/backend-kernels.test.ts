@@ -108,6 +108,16 @@ test("FerryLSTM's fused pass equals tfjs's LSTM in outputs and in every gradient
   }
 });
 
+test('FerryLSTM projects all time steps with one matMul (the fused pass runs)', async () => {
+  await selectBackend('wasm');
+  const layer = new FerryLSTM({ units: 4, returnSequences: true, recurrentActivation: 'sigmoid' });
+  const x = tf.randomNormal([2, 5, 3], 0, 1, 'float32', 9);
+  layer.apply(x);
+  const { kernels } = await tf.profile(() => layer.apply(x, { training: true }) as tf.Tensor);
+  const inputProjections = kernels.filter((k) => /MatMul/.test(k.name) && k.inputShapes[0]?.join() === '10,3');
+  assert.equal(inputProjections.length, 1, kernels.map((k) => `${k.name} ${k.inputShapes.join(' ')}`).join('; '));
+});
+
 test('FerryLSTM is saved as a standard LSTM and falls back to tfjs for what it does not fuse', async () => {
   await selectBackend('cpu');
   const layer = new FerryLSTM({ units: 4, returnSequences: true, recurrentActivation: 'sigmoid', name: 'rnn' });
