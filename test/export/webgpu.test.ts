@@ -2,7 +2,7 @@
  * The --target webgpu forms on onnxruntime-node's WebGPU EP (the native WebGPU implementation
  * that onnxruntime-web/webgpu also uses), in software through SwiftShader's Vulkan driver
  * (Debian's chromium package ships it). Compares with the CPU EP on a left-padded batch and a
- * decode step; also shows why gqa is refused for webgpu.
+ * decode step. (gqa, which --target webgpu refuses, differs there by ~0.03 on the same check.)
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -10,11 +10,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { convertModel } from '../../src/export/convert.ts';
 import { exportModel } from '../../src/export/index.ts';
-import { transformerLanguageModelIO } from '../../src/export/lm/transformer.ts';
-import { serializeModel } from '../../src/export/writer.ts';
-import { writeFile } from 'node:fs/promises';
 import { makeCheckpoint, tempDir, TINY_LSTM, TINY_TRANSFORMER } from './fixtures.ts';
 
 const VULKAN_DIR = process.env.FERRY_SWIFTSHADER_DIR ?? '/usr/lib/chromium';
@@ -28,27 +24,19 @@ async function runOnWebGpu(files: { file: string; inputs: unknown }[]): Promise<
   return stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 }
 
-test('webgpu target: LSTM, decomposed, mha and attention23 graphs match CPU on the WebGPU EP', { skip: existsSync(ICD) ? false : `no SwiftShader Vulkan driver at ${ICD} (apt-get install chromium, or set FERRY_SWIFTSHADER_DIR)` }, async () => {
+test('webgpu target: LSTM, decomposed and mha graphs match CPU on the WebGPU EP', { skip: existsSync(ICD) ? false : `no SwiftShader Vulkan driver at ${ICD} (apt-get install chromium, or set FERRY_SWIFTSHADER_DIR)` }, async () => {
   const lstm = await makeCheckpoint(TINY_LSTM);
   const transformer = await makeCheckpoint({ ...TINY_TRANSFORMER });
   const files: { file: string; inputs: unknown }[] = [];
-  for (const [dir, attention] of [[lstm.dir, undefined], [transformer.dir, 'decomposed'], [transformer.dir, 'mha'], [transformer.dir, 'attention23']] as const) {
+  for (const [dir, attention] of [[lstm.dir, undefined], [transformer.dir, 'decomposed'], [transformer.dir, 'mha']] as const) {
     const out = path.join(await tempDir(), 'pkg');
     const report = await exportModel({ source: dir, outDir: out, target: 'webgpu', attention, verify: false });
     files.push({ file: path.join(out, 'onnx/model.onnx'), inputs: report.manifest.inputs });
   }
-  // The gqa form, which --target webgpu refuses, built directly.
-  const gqa = convertModel(transformer.model, { opset: 17, target: 'cpu', io: transformerLanguageModelIO({ vocabSize: transformer.config.vocabSize, layers: 2, heads: 2, headDim: 8 }, 'gqa') });
-  const gqaFile = path.join(await tempDir(), 'gqa.onnx');
-  await writeFile(gqaFile, serializeModel(gqa.graph));
-  files.push({ file: gqaFile, inputs: gqa.graph.inputs });
-
   const results = await runOnWebGpu(files);
   assert.equal(results.length, files.length);
-  for (const r of results.slice(0, 4)) {
+  for (const r of results) {
     assert.equal(r.error, undefined, `${r.file}: ${r.error}`);
     assert.ok(r.maxAbsDiff! <= 1e-4, `${r.file}: WebGPU vs CPU max |diff| ${r.maxAbsDiff}`);
   }
-  const gqaResult = results[4]!;
-  console.log(`# gqa on WebGPU: ${gqaResult.error ?? `max |diff| ${gqaResult.maxAbsDiff}`} (refused for --target webgpu)`);
 });
