@@ -1,7 +1,8 @@
 /**
  * Serving benchmark over HTTP on loopback (issue: serving). For every model: single-stream
  * tokens/s and ms/token, aggregate tokens/s at 1, 8 and 32 concurrent streams (and the speedup
- * over one stream), p50/p99 time to first token, and RSS before and after the load.
+ * over one stream), p50/p99 time to first token, and RSS after the runs and after --soak seconds
+ * more of load (flat means no leak).
  *
  *   node --import tsx bench/serve.ts [DIR...] [--tokens 60] [--rounds 3] [--soak SECONDS] [--threads N] [--device cpu] [--no-worker]
  *
@@ -113,6 +114,7 @@ for (const model of models) {
     console.log(`  ${c.padStart(2)} streams: ${String(v.tokensPerSecond).padStart(6)} tok/s  ${v.msPerToken} ms/token/stream  ttft p50 ${v.ttftP50Ms} ms p99 ${v.ttftP99Ms} ms`);
   }
 }
+report.rssAfterLoadMB = rssMB();
 if (soakSeconds > 0) {
   const until = performance.now() + soakSeconds * 1000;
   let i = 0;
@@ -120,8 +122,8 @@ if (soakSeconds > 0) {
   report.soakSeconds = soakSeconds;
 }
 report.rssBeforeMB = rssBefore;
-report.rssAfterMB = rssMB();
-console.log(`RSS ${rssBefore} MB before, ${report.rssAfterMB} MB after`);
+report.rssAfterSoakMB = soakSeconds > 0 ? rssMB() : undefined;
+console.log(`RSS ${rssBefore} MB warm, ${report.rssAfterLoadMB} MB after the runs${soakSeconds > 0 ? `, ${report.rssAfterSoakMB} MB after ${soakSeconds} s more of load` : ''}`);
 console.log(JSON.stringify(report));
 await server.close();
 if (scratch) await rm(scratch, { recursive: true, force: true });

@@ -15,6 +15,8 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** Largest max_tokens a request may ask for (default 4096). */
   maxTokens?: number;
+  /** Longest prompt in tokens (default 8192; a Transformer's context bounds it further). */
+  maxPromptTokens?: number;
   /** Milliseconds a completion may take, queue included (default 5 minutes). */
   timeoutMs?: number;
 }
@@ -37,7 +39,11 @@ export function createApp(options: AppOptions) {
   );
   const perModel = (read: (m: ServedModel) => number) => () => Object.fromEntries([...(models ?? new Map<string, ServedModel>()).values()].map((m) => [m.id, read(m)]));
   const metrics = createMetrics({ queueDepth: perModel((m) => m.scheduler.queued), activeSequences: perModel((m) => m.scheduler.active) });
-  const limits: CompletionLimits = { maxTokens: options.maxTokens ?? 4096, timeoutMs: options.timeoutMs ?? 300_000 };
+  const limits: CompletionLimits = {
+    maxTokens: options.maxTokens ?? 4096,
+    maxPromptTokens: options.maxPromptTokens ?? 8192,
+    timeoutMs: options.timeoutMs ?? 300_000,
+  };
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
 
   const app = new Hono();

@@ -24,6 +24,7 @@ export function registerServeCommands(program: Command): void {
     .option('--device <device>', 'auto, cpu, cuda, webgpu or wasm', 'auto')
     .option('--precision <precision>', 'fp32, int8 or fp16 (the package must hold it)', 'fp32')
     .option('--max-tokens-limit <n>', 'largest max_tokens a request may ask for', '4096')
+    .option('--max-prompt-tokens <n>', 'longest prompt in tokens', '8192')
     .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
     .option('--threads <n>', 'intra-op threads per model (0: onnxruntime decides)', '0')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
@@ -40,6 +41,7 @@ export function registerServeCommands(program: Command): void {
         device: options.device!,
         precision: precision(options.precision!),
         maxTokens: integer(options.maxTokensLimit!, '--max-tokens-limit', 1, 10_000_000),
+        maxPromptTokens: integer(options.maxPromptTokens!, '--max-prompt-tokens', 1, 10_000_000),
         timeoutMs: integer(options.timeout!, '--timeout', 1, 86_400) * 1000,
         threads: integer(options.threads!, '--threads', 0, 1024) || undefined,
         log,

@@ -10,6 +10,8 @@ import type { TokenLogprob } from './text.ts';
 export interface CompletionLimits {
   /** Largest `max_tokens` a request may ask for. */
   maxTokens: number;
+  /** Longest prompt in tokens (models with unbounded context, e.g. LSTMs, need a bound too). */
+  maxPromptTokens?: number;
   /** Milliseconds a request may take, queue time included. */
   timeoutMs: number;
 }
@@ -98,7 +100,13 @@ export function buildRequests(body: CompletionRequest, model: ServedModel, limit
   const sampling = samplingOf(body, model);
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const deadline = Date.now() + limits.timeoutMs;
-  return preparePrompts(body, model).map((prompt) => ({
+  const prompts = preparePrompts(body, model);
+  const maxPromptTokens = limits.maxPromptTokens ?? Number.MAX_SAFE_INTEGER;
+  const tooLong = prompts.findIndex((p) => p.ids.length > maxPromptTokens);
+  if (tooLong >= 0) {
+    throw new ApiError(400, 'context_length_exceeded', `the prompt is ${prompts[tooLong]!.ids.length} tokens; this server takes at most ${maxPromptTokens}`, { param: 'prompt' });
+  }
+  return prompts.map((prompt) => ({
     prompt: prompt.ids,
     promptText: prompt.text,
     n,

@@ -19,6 +19,7 @@ export interface ServeOptions {
   device: string;
   precision?: Precision;
   maxTokens?: number;
+  maxPromptTokens?: number;
   timeoutMs?: number;
   /** Intra-op threads per model session (default: the runtime's choice). */
   threads?: number;
@@ -40,7 +41,7 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const dirs = await findPackages(options.dirs);
   const models = loadModels(dirs, options);
-  const app = createApp({ models, apiKey: options.apiKey, maxTokens: options.maxTokens, timeoutMs: options.timeoutMs });
+  const app = createApp({ models, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(started));
     started.once('error', (error: NodeJS.ErrnoException) => {

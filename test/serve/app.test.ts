@@ -131,6 +131,10 @@ test('the transformer stops at its context length with finish_reason length', as
   const tooLong = await post(app, { model: 'tiny-transformer', prompt: Array.from({ length: context }, () => 5) });
   assert.equal(tooLong.status, 400);
   assert.deepEqual((await tooLong.json()).error.param, 'prompt');
+  const bounded = createApp({ models, maxPromptTokens: 100 });
+  const tooLongForLstm = await post(bounded, { model: 'tiny-lstm', prompt: Array.from({ length: 101 }, () => 5) });
+  assert.equal(tooLongForLstm.status, 400);
+  assert.match((await tooLongForLstm.json()).error.message, /the prompt is 101 tokens; this server takes at most 100/);
 });
 
 test('/healthz, /readyz, /v1/models and /v1/models/:id', async () => {

@@ -18,7 +18,7 @@ before(async () => {
     await openModel(packages.lstm, { runtime, maxBatch: 8, maxQueue: 8 }),
     await openModel(packages.transformer, { runtime, maxBatch: 8, maxQueue: 8 }),
   ];
-  app = createApp({ models, maxTokens: 32, maxBodyBytes: 64 * 1024 });
+  app = createApp({ models, maxTokens: 32, maxPromptTokens: 2000, maxBodyBytes: 64 * 1024 });
 });
 
 after(async () => {
