@@ -31,7 +31,7 @@ export interface ServeOptions {
 export interface RunningServer {
   readonly url: string;
   readonly models: Promise<readonly ServedModel[]>;
-  close(): Promise<void>;
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -56,9 +56,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     models,
-    async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const model of await models.catch(() => [])) await model.close();
+    /** Stops accepting, lets running generations finish for up to `graceMs`, then cuts the rest. */
+    async close(graceMs = 5000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const http = server as ServerType & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+      http.closeIdleConnections?.();
+      const loaded = await models.catch(() => []);
+      const drained = Promise.all(loaded.map((m) => m.scheduler.idle()));
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+      http.closeAllConnections?.();
+      await closed;
+      for (const model of loaded) await model.close();
     },
   };
 }

@@ -155,6 +155,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     // Requests that arrive in the same tick share the first prefill.
     await yieldToIo();
     while (queue.length || sequences.length) {
+      expireWaiting();
       await admit();
       sampleAll();
       const batch = sequences;
@@ -171,6 +172,18 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
       }
       // Let the HTTP side read, write and notice disconnects between steps.
       await yieldToIo();
+    }
+  }
+
+  /** Fails queued requests whose deadline passed while they waited for a slot. */
+  function expireWaiting(): void {
+    for (const job of [...queue]) {
+      try {
+        checkDeadline(job);
+      } catch (error) {
+        queue.splice(queue.indexOf(job), 1);
+        fail(job, error);
+      }
     }
   }
 

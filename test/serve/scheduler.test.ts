@@ -78,6 +78,15 @@ test('a request past its deadline fails with 504', async () => {
   assert.equal(scheduler.active, 0);
 });
 
+test('a queued request whose deadline passes while it waits fails with 504 before it gets a slot', async () => {
+  const scheduler = createScheduler(createFakeDecoder({ vocab: 26, stepMs: 2 }), tokens, { maxBatch: 1, maxQueue: 1 });
+  const long = collect(scheduler.submit(request({ maxTokens: 200 })));
+  await assert.rejects(collect(scheduler.submit(request({ deadline: Date.now() + 20 }))), (error: unknown) => error instanceof FerryError && error.status === 504);
+  assert.equal(scheduler.active, 1, 'it failed while the long request still held the only slot');
+  assert.equal(scheduler.queued, 0);
+  assert.equal((await long).texts[0]!.length, 200);
+});
+
 test('generation stops at the context length with finish_reason length', async () => {
   const scheduler = createScheduler(createFakeDecoder({ vocab: 26, contextLength: 7 }), tokens, { maxBatch: 4, maxQueue: 4 });
   const out = await collect(scheduler.submit(request({ maxTokens: 100 })));
