@@ -59,3 +59,17 @@ test('after a stop, only tokens that began before the cut keep their logprobs', 
   assert.deepEqual(deltas.flatMap((d) => d.logprobs.map((e) => e.token)), ['a']);
   assert.ok(text.stopped);
 });
+
+test('with a real byte-level BPE, text streamed token by token never shows half a character', async () => {
+  const { trainTokenizer } = await import('../../src/tokenizer/index.ts');
+  const tokenizer = await trainTokenizer('bpe', ['plain ascii words and more words'], { vocabSize: 280 });
+  const text = 'naïve café — €5 😀 ok';
+  const ids = tokenizer.encode(text);
+  const split = ids.filter((id) => new TextDecoder('utf-8', { fatal: false }).decode(tokenizer.tokenBytes(id)).includes('\ufffd'));
+  assert.ok(split.length > 0, 'some tokens hold part of a character');
+  const assembler = new TextAssembler(tokenizer, []);
+  const pieces = ids.map((id) => assembler.push(id).text);
+  pieces.push(assembler.end().text);
+  assert.equal(pieces.join(''), text);
+  assert.ok(pieces.every((piece) => !piece.includes('\ufffd')), JSON.stringify(pieces));
+});
