@@ -12,6 +12,7 @@ import * as ortNode from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import onnxProto from 'onnx-proto';
 import { exportModel, type ExportReport } from '../../src/export/index.ts';
+import { createSession, initialState, runStep } from '../../src/export/runner.ts';
 import type { ParityReport } from '../../src/export/verify.ts';
 import { fileSystemIO } from '../../src/train/tfjs-io.ts';
 import { checkModels } from './checker.ts';
@@ -65,6 +66,32 @@ test('LSTM: state I/O as FORMATS.md, parity incl. token-by-token decoding, int8 
   assert.equal(proto.producerName, 'ferry');
   const embedded = JSON.parse(proto.metadataProps.find((p) => p.key === 'ferry')!.value!);
   assert.deepEqual(embedded.state, manifest.state);
+});
+
+test('int8 and fp16 files carry the state: token-by-token decoding follows their own full-sequence logits', async () => {
+  for (const pkg of packages) {
+    const manifest = JSON.parse(await readFile(path.join(pkg, 'ferry.json'), 'utf8'));
+    if (manifest.arch !== 'lstm') continue;
+    const spec = { arch: 'lstm', vocabSize: manifest.model.vocabSize, layers: 2, hiddenSize: 12, withCell: true } as const;
+    for (const file of [manifest.files.int8, manifest.files.fp16]) {
+      const session = await createSession(await readFile(path.join(pkg, file)));
+      const ids = [[3, 1, 4, 1, 5, 9, 2, 6]];
+      const full = await runStep(session, spec, ids, initialState(spec, 1));
+      let state = initialState(spec, 1);
+      let worst = 0;
+      for (let t = 0; t < ids[0]!.length; t++) {
+        const step = await runStep(session, spec, [[ids[0]![t]!]], state);
+        state = step.state;
+        const row = full.logits.subarray(t * spec.vocabSize, (t + 1) * spec.vocabSize);
+        step.logits.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - row[i]!))));
+      }
+      // int8 quantizes activations per call, so a one-token call rounds a little differently.
+      assert.ok(worst < (file === manifest.files.int8 ? 0.05 : 1e-4), `${file}: incremental vs full ${worst}`);
+      await session.release();
+    }
+    return;
+  }
+  assert.fail('no LSTM package with int8 and fp16 files');
 });
 
 test('LSTM with tied weights: the shared table is stored once and converts both calls', async () => {
