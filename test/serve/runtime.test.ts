@@ -8,6 +8,9 @@ import { loadPackage } from '../../src/serve/package.ts';
 import { openRuntime } from '../../src/serve/runtime/index.ts';
 import { buildPackages, type TestPackages } from './packages.ts';
 import { cp, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 let packages: TestPackages;
 before(async () => {
@@ -59,6 +62,26 @@ test('a session in a worker thread gives the logits of one on the main thread an
     if (worker) await assert.rejects(session.run({}), /exited|terminated/);
   }
   assert.deepEqual(logits[1], logits[0]);
+});
+
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+test('--device webgpu (onnxruntime-node on Vulkan/SwiftShader) gives the cpu logits for both architectures', async (t) => {
+  if (!existsSync(SWIFTSHADER)) {
+    t.skip(`no software Vulkan driver at ${SWIFTSHADER} (Debian's chromium package provides one)`);
+    return;
+  }
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/serve/webgpu-probe.ts', packages.lstm, packages.transformer], {
+    env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER, LD_LIBRARY_PATH: '/usr/lib/chromium' },
+    maxBuffer: 64 << 20,
+  });
+  const results = JSON.parse(stdout) as Record<string, Record<string, { provider: string; logits: number[] }>>;
+  for (const [dir, byDevice] of Object.entries(results)) {
+    assert.equal(byDevice.webgpu!.provider, 'onnxruntime-node webgpu');
+    const cpu = byDevice.cpu!.logits;
+    const maxDiff = Math.max(...byDevice.webgpu!.logits.map((v, i) => Math.abs(v - cpu[i]!)));
+    assert.ok(maxDiff < 1e-3, `${path.basename(dir)}: max |webgpu - cpu| = ${maxDiff}`);
+  }
 });
 
 test('an unknown device is a FerryError listing the choices', async () => {
