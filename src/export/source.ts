@@ -111,8 +111,13 @@ export async function readExportSource(source: string): Promise<ExportSource> {
   const checkpoint = await readJson(ferryJson);
   const config = validateModelConfig(checkpoint.model);
   const tokenizerPath = path.join(dir, 'tokenizer.json');
-  const tokenizer = (await exists(tokenizerPath)) ? await readTokenizerFile(tokenizerPath) : undefined;
-  if (tokenizer && tokenizer.vocabSize !== config.vocabSize) {
+  if (!(await exists(tokenizerPath))) {
+    throw new FerryError('EXPORT_BAD_CHECKPOINT', `${dir} has a ferry.json but no tokenizer.json`, {
+      hint: 'A language-model package needs its tokenizer: copy tokenizer.json from the training run, or export model.json alone as a plain graph.',
+    });
+  }
+  const tokenizer = await readTokenizerFile(tokenizerPath);
+  if (tokenizer.vocabSize !== config.vocabSize) {
     throw new FerryError('EXPORT_BAD_CHECKPOINT', `tokenizer.json has ${tokenizer.vocabSize} tokens but ferry.json says vocabSize ${config.vocabSize}`, {
       hint: 'The files of this checkpoint do not belong together.',
     });

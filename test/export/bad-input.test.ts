@@ -1,11 +1,12 @@
 /** Bad input: a FerryError naming the problem, a non-zero exit from the CLI, and never a partial package dir. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { FerryError } from '../../src/errors.ts';
+import { trainTokenizer } from '../../src/tokenizer/index.ts';
 import { convertModel } from '../../src/export/convert.ts';
 import { exportModel, type ExportOptions } from '../../src/export/index.ts';
 import { lstmLanguageModelIO } from '../../src/export/lm/lstm.ts';
@@ -50,6 +51,17 @@ test('missing source, missing model.json, malformed model.json', async () => {
   await expectRefused({ source: notJson }, 'invalid-model-json', /not valid JSON/);
   const noTopology = await damagedCopy(lstmDir, (dir) => writeFile(path.join(dir, 'model.json'), '{"weightsManifest": []}'));
   await expectRefused({ source: noTopology }, 'invalid-model-json', /modelTopology/);
+});
+
+test('a checkpoint without its tokenizer, or with one of another size', async () => {
+  const noTokenizer = await damagedCopy(lstmDir, (dir) => rm(path.join(dir, 'tokenizer.json')));
+  await expectRefused({ source: noTokenizer }, 'EXPORT_BAD_CHECKPOINT', /has a ferry\.json but no tokenizer\.json/);
+  const otherVocab = await damagedCopy(lstmDir, async (dir) => {
+    const ferry = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8'));
+    await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify((await trainTokenizer('char', ['abc'], { byteFallback: false })).toJSON()));
+    await writeFile(path.join(dir, 'ferry.json'), JSON.stringify(ferry));
+  });
+  await expectRefused({ source: otherVocab }, 'EXPORT_BAD_CHECKPOINT', /tokenizer\.json has \d+ tokens but ferry\.json says vocabSize \d+/);
 });
 
 test('weights shorter or longer than the manifest says', async () => {
