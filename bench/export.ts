@@ -13,7 +13,7 @@
  * Prints one JSON line with the figures for BENCHMARKS.md.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -147,5 +147,6 @@ for (const [name, config] of [['transformer', transformerConfig], ['lstm', lstmC
     files: await variantTimes(dir, spec),
   };
   console.error(name, JSON.stringify(results[name]));
+  await rm(dir, { recursive: true, force: true });
 }
 console.log(JSON.stringify(results));

@@ -1,7 +1,8 @@
 /** Tiny ferry checkpoints written to temp dirs, for the export tests. */
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { trainTokenizer } from '../../src/tokenizer/index.ts';
 import { createModel, type LstmShape, type ModelConfig, type TransformerShape } from '../../src/train/models/index.ts';
@@ -12,8 +13,14 @@ export const CORPUS = 'the quick brown fox jumps over the lazy dog. ' +
   'First Citizen: Before we proceed any further, hear me speak! All: Speak, speak; resolved? ' +
   "we know't, let us kill him, and we'll have corn at our own price. Is it a verdict? away, away:";
 
+const created: string[] = [];
+after(() => Promise.all(created.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+/** A fresh temp dir, removed when the test file ends. */
 export async function tempDir(prefix = 'ferry-export-'): Promise<string> {
-  return mkdtemp(path.join(tmpdir(), prefix));
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  created.push(dir);
+  return dir;
 }
 
 type Shape = LstmShape | TransformerShape;
