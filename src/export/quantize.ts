@@ -5,8 +5,8 @@
  * DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (the form of ORT's quantize_dynamic; ORT
  * CPU fuses it into DynamicQuantizeMatMul, and the WASM build has the same kernels). Embedding
  * tables become int8 with one scale per row, gathered and rescaled. LSTM ops become
- * com.microsoft DynamicQuantizeLSTM with int8 W/R (one scale per gate row) where the target runs
- * it (CPU, WASM); GRU/RNN weights stay float32.
+ * com.microsoft DynamicQuantizeLSTM with int8 W/R (one scale per gate row; ORT CPU and WASM run
+ * it, and `--target webgpu` refuses int8); GRU/RNN weights stay float32.
  *
  * fp16: every weight is stored as float16 and cast to float32 at load (ORT folds the Cast), so
  * the file halves and every runtime runs it, including CPU LSTM, which has no fp16 kernel.
@@ -89,11 +89,11 @@ function quantizeRecurrent(init: Initializer): { q: Int8Array; scales: Float32Ar
   return { q, scales, dims: [dirs, cols, rows] };
 }
 
-export function quantizeInt8(fp32: Graph, options: { lstm?: boolean } = {}): Graph {
+export function quantizeInt8(fp32: Graph): Graph {
   const g = fp32.clone();
   const inits = initializerMap(g);
   rewriteNodes(g, (node) => {
-    if (node.opType === 'LSTM' && options.lstm !== false) {
+    if (node.opType === 'LSTM') {
       const [w, r] = [inits.get(node.inputs[1]!), inits.get(node.inputs[2]!)];
       if (!w || !r || w.dtype !== 'float32' || r.dtype !== 'float32') return false;
       const [wq, rq] = [quantizeRecurrent(w), quantizeRecurrent(r)];
@@ -134,17 +134,18 @@ export function quantizeInt8(fp32: Graph, options: { lstm?: boolean } = {}): Gra
   return g;
 }
 
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
 /** IEEE 754 binary16 bits of a float (round to nearest even). */
 export function toHalfBits(value: number): number {
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
   f32[0] = value;
   const x = u32[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -156,10 +157,10 @@ export function toHalfBits(value: number): number {
     if (rest > halfway || (rest === halfway && (half & 1))) half++;
     return sign | half;
   }
+  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
   let half = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
   if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half++;
-  e = half >>> 10;
   return sign | half;
 }
 
