@@ -143,6 +143,8 @@ function checkGroupSize(group: tf.io.WeightsManifestConfig[number], sizes: numbe
 }
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  // A file read on its own owns its whole buffer: hand it over rather than copy the weights.
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer as ArrayBuffer;
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
