@@ -1,0 +1,164 @@
+// Bundles src/serve/edge.ts with ONNX packages into a Cloudflare Workers module in dist/edge/:
+// worker.mjs, ORT's .wasm (a CompiledWasm module), the .onnx files (Data modules) and a
+// wrangler.toml. Usage: node --import tsx scripts/build-edge.ts [--precision int8] [--out DIR] PKG...
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import type { Plugin } from 'esbuild';
+import { FerryError } from '../src/errors.ts';
+import { findPackages } from '../src/serve/node.ts';
+import { loadPackage, type Precision } from '../src/serve/package.ts';
+import { nodeBuiltinsAsEmpty, ortDistDir } from '../src/serve/playground/bundle.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WASM = 'ort-wasm-simd-threaded.wasm';
+
+/** Cloudflare Workers (paid plan): 10 MB per worker after gzip, 128 MB of memory per isolate. */
+export const WORKERS_UPLOAD_LIMIT = 10_000_000;
+/**
+ * Loading holds a model about three times (the Data module, ORT's copy in the WASM heap, its
+ * prepacked weights) next to ORT's own ~20 MB, so 128 MB of isolate memory fits ~32 MB of model.
+ */
+export const WORKERS_MODEL_LIMIT = 32_000_000;
+
+export interface EdgeBuildOptions {
+  /** ONNX package dirs, or folders holding them (like `ferry serve`). */
+  packages: readonly string[];
+  outDir?: string;
+  precision?: Precision;
+  /** Refuse the build when worker + wasm + models exceed this after gzip (default: Workers' 10 MB). */
+  maxUploadBytes?: number;
+  /** The worker refuses, at load, a model file larger than this (default 32 MB). */
+  maxModelBytes?: number;
+}
+
+export interface EdgeBuild {
+  outDir: string;
+  worker: string;
+  /** Raw and gzip bytes of each uploaded file, and their total. */
+  sizes: { file: string; bytes: number; gzipBytes: number }[];
+  total: { bytes: number; gzipBytes: number };
+}
+
+export async function buildEdge(options: EdgeBuildOptions): Promise<EdgeBuild> {
+  const outDir = path.resolve(options.outDir ?? path.join(root, 'dist/edge'));
+  const maxModelBytes = options.maxModelBytes ?? WORKERS_MODEL_LIMIT;
+  await rm(outDir, { recursive: true, force: true });
+  await mkdir(path.join(outDir, 'models'), { recursive: true });
+  await copyFile(path.join(ortDistDir(), WASM), path.join(outDir, WASM));
+
+  const dirs = await findPackages(options.packages);
+  const entries: string[] = [];
+  const imports: string[] = [`import wasm from './${WASM}';`];
+  for (const [i, dir] of dirs.entries()) {
+    const pkg = await loadPackage(dir, { precision: options.precision });
+    const file = `models/${i}-${pkg.id.replace(/[^\w.-]/g, '_')}.onnx`;
+    await copyFile(pkg.modelPath, path.join(outDir, file));
+    const manifest = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')) as unknown;
+    const tokenizer = JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as unknown;
+    imports.push(`import model${i} from './${file}';`);
+    entries.push(`{ source: ${JSON.stringify(`bundle:${pkg.id}`)}, manifest: ${JSON.stringify(manifest)}, tokenizer: ${JSON.stringify(tokenizer)}, model: model${i} }`);
+  }
+  const assetsModule = `${imports.join('\n')}\nexport default { wasm, packages: [${entries.join(',\n')}], maxModelBytes: ${maxModelBytes}, ` +
+    `limitReason: ${JSON.stringify(`the edge limit: ${(maxModelBytes / 1e6).toFixed(0)} MB of model in a 128 MB Workers isolate`)} };\n`;
+
+  const esbuild = await import('esbuild');
+  const worker = path.join(outDir, 'worker.mjs');
+  await esbuild.build({
+    entryPoints: [path.join(root, 'src/serve/edge.ts')],
+    outfile: worker,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    conditions: ['worker', 'browser'],
+    // prom-client's default-metrics modules read process.uptime() and .version when they load
+    // (ferry never collects them); Workers have no process.
+    banner: { js: "globalThis.process ??= { env: {}, version: 'v0.0.0', platform: 'workerd', uptime: () => 0 };" },
+    plugins: [edgeAssets(assetsModule, outDir), externalBinaries, noDynamicImport, nodeBuiltinsAsEmpty],
+    logLevel: 'silent',
+  });
+  await writeFile(path.join(outDir, 'wrangler.toml'), wranglerToml());
+
+  const sizes = [];
+  for (const file of ['worker.mjs', WASM, ...dirs.map((_, i) => imports[i + 1]!.match(/'\.\/(.+)'/)![1]!)]) {
+    const bytes = await readFile(path.join(outDir, file));
+    sizes.push({ file, bytes: bytes.byteLength, gzipBytes: gzipSync(bytes).byteLength });
+  }
+  const total = { bytes: sizes.reduce((s, f) => s + f.bytes, 0), gzipBytes: sizes.reduce((s, f) => s + f.gzipBytes, 0) };
+  const limit = options.maxUploadBytes ?? WORKERS_UPLOAD_LIMIT;
+  if (total.gzipBytes > limit) {
+    throw new FerryError('edge_too_large', `the edge worker is ${(total.gzipBytes / 1e6).toFixed(2)} MB after gzip, over the ${(limit / 1e6).toFixed(0)} MB a Cloudflare worker may upload (${sizes.map((s) => `${s.file} ${(s.gzipBytes / 1e6).toFixed(2)} MB`).join(', ')})`, {
+      hint: 'ship a smaller model or its int8 file (`ferry export --quantize int8`, then --precision int8); ORT\'s wasm alone takes 3.7 MB',
+    });
+  }
+  return { outDir, worker, sizes, total };
+}
+
+/** The generated `ferry:edge-assets` module that edge.ts imports. */
+function edgeAssets(contents: string, outDir: string): Plugin {
+  return {
+    name: 'ferry-edge-assets',
+    setup(build) {
+      build.onResolve({ filter: /^ferry:edge-assets$/ }, () => ({ path: 'ferry:edge-assets', namespace: 'ferry-edge-assets' }));
+      build.onLoad({ filter: /.*/, namespace: 'ferry-edge-assets' }, () => ({ contents, loader: 'js', resolveDir: outDir }));
+    },
+  };
+}
+
+/** The .wasm and .onnx files stay separate modules (CompiledWasm and Data rules), next to worker.mjs. */
+const externalBinaries: Plugin = {
+  name: 'external-binaries',
+  setup(build) {
+    build.onResolve({ filter: /\.(wasm|onnx)$/ }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
+/**
+ * ORT's WASM bundle keeps one `import(url)` for loading its glue from a URL, which ferry never
+ * does; workerd refuses a module holding a non-literal import(), so it becomes a rejection.
+ */
+const noDynamicImport: Plugin = {
+  name: 'no-dynamic-import',
+  setup(build) {
+    build.onLoad({ filter: /onnxruntime-web[\\/]dist[\\/].*\.mjs$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const contents = source.replace(/\bimport\(\s*(?:\/\*[^*]*\*\/\s*)*([A-Za-z_$][\w$]*)\s*\)/g, 'Promise.reject(new Error("dynamic import is disabled in the ferry edge worker: " + $1))');
+      return { contents, loader: 'js' };
+    });
+  },
+};
+
+function wranglerToml(): string {
+  return `# Generated by scripts/build-edge.ts; deploy with \`npx wrangler deploy\` from this folder.
+name = "ferry"
+main = "worker.mjs"
+compatibility_date = "2026-04-01"
+no_bundle = true
+
+[[rules]]
+type = "CompiledWasm"
+globs = ["**/*.wasm"]
+fallthrough = false
+
+[[rules]]
+type = "Data"
+globs = ["**/*.onnx"]
+fallthrough = false
+`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const option = (name: string) => {
+    const at = args.indexOf(name);
+    return at < 0 ? undefined : args.splice(at, 2)[1];
+  };
+  const outDir = option('--out');
+  const precision = option('--precision') as Precision | undefined;
+  const build = await buildEdge({ packages: args.length ? args : ['models'], outDir, precision });
+  for (const s of build.sizes) console.log(`${s.file}: ${(s.bytes / 1e6).toFixed(2)} MB (${(s.gzipBytes / 1e6).toFixed(2)} MB gzip)`);
+  console.log(`total: ${(build.total.bytes / 1e6).toFixed(2)} MB (${(build.total.gzipBytes / 1e6).toFixed(2)} MB gzip) in ${build.outDir}`);
+}

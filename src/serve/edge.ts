@@ -1,0 +1,64 @@
+/**
+ * The edge entry: a Workers-style `{ fetch }` module serving the same Hono app as `ferry serve`,
+ * with onnxruntime-web's WASM build on one thread. scripts/build-edge.ts bundles it with the
+ * packages and ORT's .wasm into dist/edge/ (docs/DEPLOY.md). Never imported on Node.
+ */
+import * as ort from 'onnxruntime-web/wasm';
+import assets from 'ferry:edge-assets';
+import { createApp } from './app.ts';
+import { openModelFromFiles } from './browser/model.ts';
+import type { ServedModel } from './model.ts';
+import { createOrtWebRuntime, type OrtWeb } from './browser/runtime.ts';
+
+interface EdgeEnv {
+  /** When set (a Workers secret), every route but /healthz and /readyz needs this bearer key. */
+  FERRY_API_KEY?: string;
+  FERRY_MAX_TOKENS?: string;
+}
+
+// Workers refuse to compile WASM from bytes and give ORT no script URL to fetch it from. ORT 1.30
+// takes only bytes in env.wasm.wasmBinary, so it gets a placeholder, and instantiating that
+// placeholder instantiates the module the platform compiled at upload. Re-check on ORT upgrades.
+// ORT copies the bytes on the way, so the placeholder is recognised by its content.
+const placeholder = new TextEncoder().encode('ferry: precompiled ORT wasm');
+const isPlaceholder = (source: unknown): boolean => {
+  const view = source instanceof ArrayBuffer ? new Uint8Array(source) : ArrayBuffer.isView(source) ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength) : undefined;
+  return view !== undefined && view.byteLength === placeholder.byteLength && view.every((b, i) => b === placeholder[i]);
+};
+const instantiate = WebAssembly.instantiate.bind(WebAssembly) as (source: unknown, imports?: WebAssembly.Imports) => Promise<unknown>;
+(WebAssembly as { instantiate: unknown }).instantiate = async (source: unknown, imports?: WebAssembly.Imports) => {
+  if (isPlaceholder(source)) return { instance: await WebAssembly.instantiate(assets.wasm, imports), module: assets.wasm };
+  return instantiate(source, imports);
+};
+ort.env.wasm.numThreads = 1;
+ort.env.wasm.proxy = false;
+ort.env.wasm.wasmBinary = placeholder;
+
+const PROBES = new Set(['/healthz', '/readyz']);
+let app: ReturnType<typeof createApp> | undefined;
+let models: Promise<readonly ServedModel[]> | undefined;
+
+async function loadModels(): Promise<ServedModel[]> {
+  const runtime = createOrtWebRuntime(ort as unknown as OrtWeb, 'wasm');
+  const loaded: ServedModel[] = [];
+  for (const pkg of assets.packages) {
+    loaded.push(await openModelFromFiles(
+      { source: pkg.source, manifest: pkg.manifest, tokenizer: pkg.tokenizer, model: new Uint8Array(pkg.model) },
+      { runtime, maxBatch: 4, maxQueue: 16, maxModelBytes: assets.maxModelBytes, limitReason: assets.limitReason },
+    ));
+  }
+  return loaded;
+}
+
+export default {
+  async fetch(request: Request, env: EdgeEnv = {}): Promise<Response> {
+    if (!app) {
+      models = loadModels();
+      models.catch((error: unknown) => console.error(`ferry: the models failed to load: ${error instanceof Error ? error.message : String(error)}`));
+      app = createApp({ models, apiKey: env.FERRY_API_KEY || undefined, maxTokens: env.FERRY_MAX_TOKENS ? Number(env.FERRY_MAX_TOKENS) : undefined });
+    }
+    // A cold isolate answers its first request once the models are in (about 0.2 s), not 503.
+    if (!PROBES.has(new URL(request.url).pathname)) await models!.catch(() => {});
+    return app.fetch(request);
+  },
+};
