@@ -5,22 +5,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Miniflare } from 'miniflare';
+import type { Miniflare } from 'miniflare';
 import { buildEdge, type EdgeBuild } from '../../scripts/build-edge.ts';
 import { FerryError } from '../../src/errors.ts';
 import { buildPackages, type TestPackages } from '../serve/packages.ts';
-import { startNodeServer, type NodeServer } from './harness.ts';
-
-export function startWorkerd(build: EdgeBuild, bindings: Record<string, string> = {}): Miniflare {
-  return new Miniflare({
-    scriptPath: build.worker,
-    modulesRoot: build.outDir,
-    modules: true,
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }, { type: 'Data', include: ['**/*.onnx'] }],
-    compatibilityDate: '2026-04-01',
-    bindings,
-  });
-}
+import { startNodeServer, startWorkerd, type NodeServer } from './harness.ts';
 
 const GREEDY = { prompt: 'to be, or', max_tokens: 12, temperature: 0 };
 
@@ -115,7 +104,7 @@ describe('edge: the worker in workerd (miniflare)', () => {
     });
   }
 
-  test('a model over the edge limits: the build refuses the upload size, the worker refuses at load with a clear error', async () => {
+  test('a model over the edge limits: the build refuses the upload size, the worker refuses at load with a clear error (behind its API key)', async () => {
     await assert.rejects(buildEdge({ packages: [packages.lstm], outDir: path.join(outDir, 'upload'), maxUploadBytes: 3_000_000 }), (error: unknown) => {
       assert.ok(error instanceof FerryError);
       assert.equal(error.code, 'edge_too_large');
@@ -124,9 +113,14 @@ describe('edge: the worker in workerd (miniflare)', () => {
       return true;
     });
     const small = await buildEdge({ packages: [packages.lstm], outDir: path.join(outDir, 'small'), maxModelBytes: 50_000 });
-    const limited = startWorkerd(small);
+    const limited = startWorkerd(small, { FERRY_API_KEY: 'sesame' });
     try {
-      const completion = await post((url, init) => limited.dispatchFetch(url, init as never), 'http://edge.test', JSON.stringify({ ...GREEDY, model: 'tiny-lstm' }));
+      const limitedFetch = (url: string, init: RequestInit) => limited.dispatchFetch(url, init as never);
+      const body = JSON.stringify({ ...GREEDY, model: 'tiny-lstm' });
+      const refused = await post(limitedFetch, 'http://edge.test', body);
+      assert.equal(refused.status, 401, 'the FERRY_API_KEY secret guards the API');
+      assert.equal((JSON.parse(refused.text) as { error: { code: string } }).error.code, 'invalid_api_key');
+      const completion = await post((url, init) => limitedFetch(url, { ...init, headers: { ...init.headers, authorization: 'Bearer sesame' } }), 'http://edge.test', body);
       assert.equal(completion.status, 503);
       const error = (JSON.parse(completion.text) as { error: { code: string; message: string } }).error;
       assert.equal(error.code, 'model_load_failed');

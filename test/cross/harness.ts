@@ -2,7 +2,9 @@
 // the playground) over real exported packages, and headless Chromium driven by playwright-core.
 import { existsSync } from 'node:fs';
 import { serve, type ServerType } from '@hono/node-server';
+import { Miniflare } from 'miniflare';
 import type { Browser } from 'playwright-core';
+import type { EdgeBuild } from '../../scripts/build-edge.ts';
 import { createApp } from '../../src/serve/app.ts';
 import { openModel, type ServedModel } from '../../src/serve/model.ts';
 import { mountPlayground } from '../../src/serve/playground/index.ts';
@@ -57,4 +59,16 @@ export async function launchChromium(options: { webgpu?: boolean } = {}): Promis
 export async function completeOnServer(url: string, body: Record<string, unknown>): Promise<{ status: number; json: any }> {
   const response = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: response.status, json: await response.json() };
+}
+
+/** The edge worker of a build in workerd, with the module rules its wrangler.toml declares. */
+export function startWorkerd(build: EdgeBuild, bindings: Record<string, string> = {}): Miniflare {
+  return new Miniflare({
+    scriptPath: build.worker,
+    modulesRoot: build.outDir,
+    modules: true,
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }, { type: 'Data', include: ['**/*.onnx'] }],
+    compatibilityDate: '2026-04-01',
+    bindings,
+  });
 }
