@@ -1,6 +1,7 @@
 // The playground page's script (bundled by bundle.ts). It runs a package in this tab through
 // the browser client, or streams the same request from the server's /v1/completions.
 import { generateInBrowser, loadBrowserModel, type BrowserDevice, type BrowserModel } from '../browser/client.ts';
+import type { Precision } from '../package.ts';
 
 interface ModelInfo {
   id: string;
@@ -9,6 +10,7 @@ interface ModelInfo {
   parity: Record<string, { maxAbsDiff?: number; tolerance?: number; perplexityChange?: number; bytes?: number }> | null;
   training: { step?: number; valLoss?: number | null } | null;
   hasMetrics: boolean;
+  files: Record<string, string | null | undefined>;
 }
 
 export interface RunResult {
@@ -47,7 +49,8 @@ function fail(error: unknown): never {
 }
 
 async function load(id: string, device: BrowserDevice, threads: number): Promise<BrowserModel> {
-  const key = `${id}/${device}/${threads}`;
+  const precision = $<HTMLSelectElement>('precision').value as Precision;
+  const key = `${id}/${device}/${threads}/${precision}`;
   if (loaded?.key === key) return loaded.browser;
   await loaded?.browser.model.close();
   loaded = undefined;
@@ -57,6 +60,7 @@ async function load(id: string, device: BrowserDevice, threads: number): Promise
   $('status').textContent = `downloading ${id}…`;
   const browser = await loadBrowserModel(info.url, {
     device,
+    precision,
     threads,
     onProgress: ({ loaded: done, total }) => {
       progress.max = total ?? Math.max(done, 1);
@@ -69,7 +73,7 @@ async function load(id: string, device: BrowserDevice, threads: number): Promise
   const notice = $('notice');
   notice.textContent = browser.notice ?? '';
   notice.style.display = browser.notice ? 'block' : 'none';
-  $('status').textContent = `${id} loaded on ${browser.device === 'webgpu' ? 'WebGPU' : `WASM (${browser.threads} thread${browser.threads > 1 ? 's' : ''})`}`;
+  $('status').textContent = `${id} (${precision}) loaded on ${browser.device === 'webgpu' ? 'WebGPU' : `WASM (${browser.threads} thread${browser.threads > 1 ? 's' : ''})`}`;
   loaded = { key, browser };
   return browser;
 }
@@ -121,6 +125,8 @@ async function runServer(overrides: Record<string, unknown> = {}): Promise<RunRe
 }
 
 async function showModel(info: ModelInfo): Promise<void> {
+  const precision = $<HTMLSelectElement>('precision');
+  precision.replaceChildren(...Object.entries(info.files).filter(([, file]) => file).map(([p]) => new Option(p, p)));
   const parity = info.parity ?? {};
   $('parity').innerHTML = Object.keys(parity).length
     ? `<table><tr><th>file</th><th>max |Δ logits|</th><th>tolerance</th><th>perplexity change</th><th>bytes</th></tr>${Object.entries(parity).map(([file, p]) =>
@@ -160,11 +166,12 @@ async function start(): Promise<void> {
 /** For scripts and tests driving the page. */
 const api = {
   ready: start(),
-  select(id: string, device: BrowserDevice = 'auto', threads = 1) {
+  async select(id: string, device: BrowserDevice = 'auto', threads = 1, precision: Precision = 'fp32') {
     $<HTMLSelectElement>('model').value = id;
     $<HTMLSelectElement>('device').value = device;
     $<HTMLInputElement>('threads').value = String(threads);
-    return showModel(models.get(id)!);
+    await showModel(models.get(id)!);
+    $<HTMLSelectElement>('precision').value = precision;
   },
   load: () => load($<HTMLSelectElement>('model').value, $<HTMLSelectElement>('device').value as BrowserDevice, Number($<HTMLInputElement>('threads').value) || 1)
     .then((b) => ({ device: b.device, threads: b.threads, notice: b.notice, provider: b.model.provider })),

@@ -39,6 +39,7 @@ export function playgroundHtml(): string {
 <fieldset>
   <label>model <select id="model"></select></label>
   <label>device <select id="device"><option value="auto">auto (WebGPU, else WASM)</option><option value="webgpu">WebGPU</option><option value="wasm">WASM</option></select></label>
+  <label>precision <select id="precision"><option value="fp32">fp32</option></select></label>
   <label>threads <input id="threads" type="number" min="1" max="16" value="2"></label>
   <span id="status">pick a model</span> <progress id="progress" value="0" max="1" hidden></progress>
 </fieldset>
