@@ -1,7 +1,9 @@
 // The playground and browser client in real headless Chromium: the same exported packages give
 // the same greedy text in browser WebGPU (SwiftShader), browser WASM (2 threads) and the Node server.
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { buildPackages, type TestPackages } from '../serve/packages.ts';
@@ -31,14 +33,17 @@ async function openPlayground(browser: Browser, url: string): Promise<Page> {
   return page;
 }
 
-function runIn(page: Page, id: string, device: string, threads: number) {
+function runIn(page: Page, id: string, device: string, threads: number, request: Record<string, unknown> = REQUEST) {
   return page.evaluate(async ([id, device, threads, request]) => {
     const ferry = (globalThis as unknown as { ferry: PageApi }).ferry;
     await ferry.select(id, device, threads);
     const loaded = await ferry.load();
     return { loaded, run: await ferry.runBrowser(request) };
-  }, [id, device, threads, REQUEST] as const);
+  }, [id, device, threads, request] as const);
 }
+
+// The trained models the repository ships (models/), when present: real text, real sizes.
+const SHIPPED = existsSync('models') ? readdirSync('models').map((d) => path.join('models', d)).filter((d) => existsSync(path.join(d, 'ferry.json'))).sort() : [];
 
 describe('browser: playground, WebGPU and WASM', { skip: skip ?? false }, () => {
   let packages: TestPackages;
@@ -135,5 +140,30 @@ describe('browser: playground, WebGPU and WASM', { skip: skip ?? false }, () => 
     });
     assert.match(message, /no model named "missing"/);
     assert.match((await page.locator('#error').textContent())!, /no model named "missing"/);
+  });
+});
+
+describe('browser: the shipped models', { skip: skip ?? (SHIPPED.length ? false : 'models/ holds no packages') }, () => {
+  const request = { prompt: 'ROMEO:', max_tokens: 8, temperature: 0 };
+
+  test('greedy text from models/ is the same in browser WebGPU, browser WASM and on the Node server', async () => {
+    const server = await startNodeServer(SHIPPED);
+    const browser = await launchChromium();
+    try {
+      const page = await openPlayground(browser, server.url);
+      for (const model of server.models) {
+        const { status, json } = await completeOnServer(server.url, { ...request, model: model.id });
+        assert.equal(status, 200);
+        const expected = json.choices[0].text as string;
+        assert.match(expected, /^[\x20-\x7e\n]+$/, `${model.id} writes plain text, got ${JSON.stringify(expected)}`);
+        const gpu = await runIn(page, model.id, 'webgpu', 1, request);
+        assert.deepEqual([gpu.loaded.device, gpu.run.text], ['webgpu', expected], `${model.id} on WebGPU`);
+        const wasm = await runIn(page, model.id, 'wasm', 1, request);
+        assert.deepEqual([wasm.loaded.device, wasm.run.text], ['wasm', expected], `${model.id} on WASM`);
+      }
+    } finally {
+      await browser.close();
+      await server.close();
+    }
   });
 });

@@ -93,7 +93,7 @@ export interface BrowserGeneration {
  * One completion in this page through the server's own request validation, scheduler and
  * sampling: `fields` are /v1/completions body fields (prompt, max_tokens, temperature, ...).
  */
-export async function generateInBrowser(model: ServedModel, fields: Record<string, unknown>, onText?: (text: string) => void, signal?: AbortSignal): Promise<BrowserGeneration> {
+export async function generateInBrowser(model: ServedModel, fields: Record<string, unknown>, onText?: (text: string, progress: { tokens: number; seconds: number }) => void, signal?: AbortSignal): Promise<BrowserGeneration> {
   const parsed = completionRequestSchema.safeParse({ ...fields, model: model.id });
   if (!parsed.success) {
     const issue = mostSpecificIssue(parsed.error.issues[0]!);
@@ -108,7 +108,7 @@ export async function generateInBrowser(model: ServedModel, fields: Record<strin
       if (event.type !== 'text') continue;
       text += event.text;
       tokens += event.tokens;
-      onText?.(event.text);
+      onText?.(event.text, { tokens, seconds: (performance.now() - started) / 1000 });
     }
   }
   return { text, tokens, seconds: (performance.now() - started) / 1000 };

@@ -84,7 +84,11 @@ async function runBrowser(overrides: Record<string, unknown> = {}): Promise<RunR
   const browser = await load($<HTMLSelectElement>('model').value, device, Number($<HTMLInputElement>('threads').value) || 1);
   const output = $('output');
   output.textContent = '';
-  const run = await generateInBrowser(browser.model, { ...fields(), ...overrides }, (text) => (output.textContent += text)).catch(fail);
+  const where = `in this browser (${browser.device})`;
+  const run = await generateInBrowser(browser.model, { ...fields(), ...overrides }, (text, { tokens, seconds }) => {
+    output.textContent += text;
+    $('speed').textContent = `${where}: ${tokens} tokens, ${(tokens / seconds).toFixed(1)} tokens/s…`;
+  }).catch(fail);
   return show({ where: 'browser', device: browser.device, ...run, tokensPerSecond: run.tokens / run.seconds });
 }
 
@@ -102,6 +106,7 @@ async function runServer(overrides: Record<string, unknown> = {}): Promise<RunRe
   if (!response.ok || !response.body) fail(new Error(((await response.json()) as { error: { message: string } }).error.message));
   let text = '';
   let tokens = 0;
+  let chunks = 0;
   let buffer = '';
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
   for (;;) {
@@ -117,6 +122,8 @@ async function runServer(overrides: Record<string, unknown> = {}): Promise<RunRe
       if (chunk.error) fail(new Error(chunk.error.message));
       for (const choice of chunk.choices) text += choice.text;
       output.textContent = text;
+      chunks += chunk.choices.length;
+      $('speed').textContent = `on the server: ~${chunks} tokens, ${(chunks / ((performance.now() - started) / 1000)).toFixed(1)} tokens/s…`;
       if (chunk.usage) tokens = chunk.usage.completion_tokens;
     }
   }
