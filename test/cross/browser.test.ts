@@ -20,6 +20,7 @@ interface PageApi {
   load(): Promise<{ device: string; threads: number; notice: string | null; provider: string }>;
   runBrowser(fields?: Record<string, unknown>): Promise<{ device: string; text: string; tokens: number; tokensPerSecond: number }>;
   runServer(fields?: Record<string, unknown>): Promise<{ text: string; tokens: number }>;
+  gpuResidentFeeds(): number;
 }
 
 async function openPlayground(browser: Browser, url: string): Promise<Page> {
@@ -92,8 +93,12 @@ describe('browser: playground, WebGPU and WASM', { skip: skip ?? false }, () => 
     test(`${id}: greedy text is the same in browser WebGPU, browser WASM and on the Node server`, async () => {
       const expected = serverText.get(id)!;
       assert.ok(expected.length > 0);
+      const residentBefore = await page.evaluate(() => (globalThis as unknown as { ferry: PageApi }).ferry.gpuResidentFeeds());
       const gpu = await runIn(page, id, 'webgpu', 1);
       assert.equal(gpu.loaded.device, 'webgpu');
+      // Each decode step after the first feeds the previous step's state from GPU buffers (2 layers x 2 tensors).
+      const resident = (await page.evaluate(() => (globalThis as unknown as { ferry: PageApi }).ferry.gpuResidentFeeds())) - residentBefore;
+      assert.ok(resident >= (REQUEST.max_tokens - 2) * 4, `${resident} state inputs stayed on the GPU`);
       assert.equal(gpu.loaded.notice, null);
       assert.equal(gpu.run.text, expected);
       assert.equal(gpu.run.tokens, REQUEST.max_tokens);

@@ -1,5 +1,5 @@
 import { fromOrtResults, toOrtFeeds } from '../runtime/convert.ts';
-import type { Runtime, Session, SessionOptions } from '../runtime/types.ts';
+import type { NamedTensors, Runtime, Session, SessionOptions } from '../runtime/types.ts';
 
 export type OrtWeb = typeof import('onnxruntime-web');
 
@@ -15,18 +15,83 @@ export function createOrtWebRuntime(ort: OrtWeb, device: 'webgpu' | 'wasm'): Run
     const provider = device === 'webgpu'
       ? { name: 'webgpu' as const, ...(cpuOnly.length ? { forceCpuNodeNames: [...cpuOnly] } : {}) }
       : { name: 'wasm' as const };
-    const config = { executionProviders: [provider], graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const };
+    const config = {
+      executionProviders: [provider], graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const,
+      ...(device === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
+    };
     const session = typeof model === 'string' ? await ort.InferenceSession.create(model, config) : await ort.InferenceSession.create(model, config);
+    const gpu = device === 'webgpu' ? createGpuStates(ort) : undefined;
     return {
       provider: `onnxruntime-web ${device}`,
       inputNames: session.inputNames,
       outputNames: session.outputNames,
       async run(feeds) {
-        const results = await session.run(toOrtFeeds(ort.Tensor, feeds));
-        return fromOrtResults(results as Record<string, InstanceType<OrtWeb['Tensor']>>);
+        const ortFeeds = toOrtFeeds(ort.Tensor, feeds);
+        const fed = gpu?.substitute(feeds, ortFeeds) ?? [];
+        const results = await session.run(ortFeeds);
+        for (const tensor of fed) tensor.dispose();
+        if (!gpu) return fromOrtResults(results as Record<string, InstanceType<OrtWeb['Tensor']>>);
+        return gpu.download(results as Record<string, InstanceType<OrtWeb['Tensor']>>);
       },
       release: () => session.release(),
     };
   }
   return { createSession };
+}
+
+type OrtTensor = InstanceType<OrtWeb['Tensor']>;
+
+let residentFeeds = 0;
+
+/** How many state inputs were fed straight from GPU buffers so far (for the playground and tests). */
+export function gpuResidentFeeds(): number {
+  return residentFeeds;
+}
+
+/**
+ * WebGPU outputs stay in GPU buffers. The decoder gets a CPU copy of each (it regathers rows
+ * when sequences join or leave), and when it feeds that same array back unchanged, as a steady
+ * batch does every step, the GPU buffer is fed instead: the state is never uploaded again.
+ */
+function createGpuStates(ort: OrtWeb) {
+  const onGpu = new WeakMap<object, OrtTensor>();
+  const collected = new FinalizationRegistry<OrtTensor>((tensor) => tensor.dispose());
+
+  function substitute(feeds: NamedTensors, ortFeeds: Record<string, OrtTensor>): OrtTensor[] {
+    const fed: OrtTensor[] = [];
+    for (const [name, tensor] of Object.entries(feeds)) {
+      const resident = onGpu.get(tensor.data);
+      if (!resident) continue;
+      ortFeeds[name] = resident;
+      onGpu.delete(tensor.data);
+      collected.unregister(tensor.data);
+      fed.push(resident);
+      residentFeeds++;
+    }
+    return fed;
+  }
+
+  async function download(results: Record<string, OrtTensor>): Promise<NamedTensors> {
+    const out: NamedTensors = {};
+    for (const [name, tensor] of Object.entries(results)) {
+      // Downloading turns the tensor into a CPU one; its buffer lives on until it is disposed.
+      const buffer = tensor.location === 'gpu-buffer' ? tensor.gpuBuffer : undefined;
+      const data = await tensor.getData();
+      if (!(data instanceof Float32Array) && !(data instanceof BigInt64Array)) {
+        throw new Error(`output ${name} has type ${tensor.type}; ferry models produce float32 and int64 only`);
+      }
+      out[name] = data instanceof Float32Array ? { dtype: 'float32', dims: [...tensor.dims], data } : { dtype: 'int64', dims: [...tensor.dims], data };
+      if (!buffer) continue;
+      if (name === 'logits' || !(data instanceof Float32Array)) {
+        tensor.dispose();
+        continue;
+      }
+      const resident = ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims: tensor.dims, dispose: () => tensor.dispose() });
+      onGpu.set(data, resident);
+      collected.register(data, resident, data);
+    }
+    return out;
+  }
+
+  return { substitute, download };
 }

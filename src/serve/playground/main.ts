@@ -1,6 +1,7 @@
 // The playground page's script (bundled by bundle.ts). It runs a package in this tab through
 // the browser client, or streams the same request from the server's /v1/completions.
 import { generateInBrowser, loadBrowserModel, type BrowserDevice, type BrowserModel } from '../browser/client.ts';
+import { gpuResidentFeeds } from '../browser/runtime.ts';
 import type { Precision } from '../package.ts';
 
 interface ModelInfo {
@@ -184,5 +185,6 @@ const api = {
     .then((b) => ({ device: b.device, threads: b.threads, notice: b.notice, provider: b.model.provider })),
   runBrowser,
   runServer,
+  gpuResidentFeeds,
 };
 (globalThis as { ferry?: typeof api }).ferry = api;
