@@ -3,6 +3,7 @@
  * (docs/FORMATS.md): onnx/model.onnx (+ int8 / fp16 variants), ferry.json, tokenizer files and,
  * for Transformers, GPT-2 style config.json / generation_config.json for transformers.js.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FerryError } from '../errors.ts';
@@ -190,6 +191,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     files['tokenizer.json'] = JSON.stringify(source.tokenizer.toJSON());
     files['tokenizer_config.json'] = `${JSON.stringify(tokenizerConfigJson(source.tokenizer, config?.arch === 'transformer' ? { modelMaxLength: config.blockSize } : {}), null, 2)}\n`;
   }
+  // The training curve travels with the model, so the playground can show how it was trained.
+  const metrics = source.checkpoint ? await readFile(path.join(source.dir, 'metrics.jsonl'), 'utf8').catch(() => undefined) : undefined;
+  if (metrics !== undefined) files['metrics.jsonl'] = metrics;
   if (config?.arch === 'transformer') {
     const eos = source.tokenizer?.eosId;
     files['config.json'] = `${JSON.stringify(gpt2Config(config, eos), null, 2)}\n`;

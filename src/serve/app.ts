@@ -57,6 +57,8 @@ export function createApp(options: AppOptions) {
     const expected = options.apiKey;
     app.use(async (c, next) => {
       if (c.req.path === '/healthz' || c.req.path === '/readyz') return next();
+      // The playground page and its static files are public; the page sends the key with its API calls.
+      if (c.req.method === 'GET' && (c.req.path === '/' || c.req.path.startsWith('/ferry/'))) return next();
       const header = c.req.header('authorization') ?? '';
       const given = header.startsWith('Bearer ') ? header.slice(7) : '';
       if (!(await timingSafeEqual(given, expected))) {

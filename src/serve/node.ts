@@ -42,6 +42,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const dirs = await findPackages(options.dirs);
   const models = loadModels(dirs, options);
   const app = createApp({ models, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs });
+  const { mountPlayground } = await import('./playground/index.ts');
+  await mountPlayground(app, { packages: dirs });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(started));
     started.once('error', (error: NodeJS.ErrnoException) => {

@@ -212,3 +212,16 @@ test('every exported package passes the ONNX checker (opset-23 files are skipped
   assert.ok(checked + skipped === files.length && files.length >= 10);
   await writeFile(path.join(await tempDir(), 'checked.txt'), files.join('\n'));
 });
+
+test('the training curve (metrics.jsonl of the checkpoint) travels into the package; a checkpoint without one gets none', async () => {
+  const { dir } = await makeCheckpoint(TINY_LSTM);
+  const bare = await tempDir();
+  await exportModel({ source: dir, outDir: path.join(bare, 'pkg'), verify: false, log: () => {} });
+  await assert.rejects(readFile(path.join(bare, 'pkg', 'metrics.jsonl')), { code: 'ENOENT' });
+
+  const curve = '{"type":"train","step":10,"loss":3.2}\n{"type":"eval","step":10,"valLoss":3.4}\n';
+  await writeFile(path.join(dir, 'metrics.jsonl'), curve);
+  const out = await tempDir();
+  await exportModel({ source: dir, outDir: path.join(out, 'pkg'), verify: false, log: () => {} });
+  assert.equal(await readFile(path.join(out, 'pkg', 'metrics.jsonl'), 'utf8'), curve);
+});

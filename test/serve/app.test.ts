@@ -182,6 +182,16 @@ test('an API key guards every route but /healthz and /readyz with 401', async ()
   assert.equal(ok.choices.length, 1);
 });
 
+test('with an API key the playground (GET / and /ferry/*) stays public; other methods there still need the key', async () => {
+  const guarded = createApp({ models, apiKey: 'sesame' });
+  guarded.get('/', (c) => c.text('page'));
+  guarded.get('/ferry/models', (c) => c.json([]));
+  assert.equal((await guarded.request('/')).status, 200);
+  assert.equal((await guarded.request('/ferry/models')).status, 200);
+  assert.equal((await guarded.request('/ferry/models', { method: 'POST' })).status, 401);
+  assert.equal((await guarded.request('/ferryman')).status, 401);
+});
+
 test('errors are OpenAI error objects: 400 with param, 404, 413, 415', async () => {
   const cases: [unknown, Record<string, string>, number, string | null][] = [
     [{ model: 'tiny-lstm', prompt: 'x', max_tokens: 'ten' }, {}, 400, 'max_tokens'],

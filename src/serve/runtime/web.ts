@@ -26,7 +26,8 @@ export function createWebRuntime(device: WebDevice | 'auto', log: Logger, option
     chosen ??= choose();
     const { ort, device: target } = await chosen;
     const provider = target === 'webgpu'
-      ? { name: 'webgpu' as const, forceCpuNodeNames: sessionOptions.cpuOnlyNodes ?? [] }
+      // ORT refuses an empty forceCpuNodeNames ("Provider options key/value cannot be empty").
+      ? { name: 'webgpu' as const, ...(sessionOptions.cpuOnlyNodes?.length ? { forceCpuNodeNames: sessionOptions.cpuOnlyNodes } : {}) }
       : { name: 'wasm' as const };
     const config = { executionProviders: [provider], graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const };
     const session = typeof model === 'string'
