@@ -11,6 +11,7 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import type { AttentionForm } from './converters/types.ts';
 import type { LanguageModelSpec } from './lm/spec.ts';
 import { createSession, initialState, runStep } from './runner.ts';
+import { mulberry32 } from '../random.ts';
 
 export const FP32_TOLERANCE = 1e-4;
 
@@ -44,16 +45,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** A seeded generator (mulberry32), so that a failing export is reproducible. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 function tfjsLogits(model: tf.LayersModel, ids: number[][]): Float32Array {
   return tf.tidy(() => (model.predict(tf.tensor2d(ids, [ids.length, ids[0]!.length], 'int32')) as tf.Tensor).dataSync() as Float32Array);

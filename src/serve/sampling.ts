@@ -3,6 +3,7 @@
  * the order is the one Hugging Face uses: penalties and bias, then temperature, then the
  * top-k / top-p / min-p filters, then a draw from a seeded PRNG (greedy when temperature is 0).
  */
+import { mulberry32 } from '../random.ts';
 
 export interface SamplingParams {
   /** 0 means greedy (argmax, lowest id on ties). */
@@ -34,14 +35,7 @@ export type Random = () => number;
 export function createRandom(seed: number): Random {
   const low = seed >>> 0;
   const high = Math.floor(seed / 2 ** 32) >>> 0;
-  let state = mix32(low ^ mix32(high + 0x9e3779b9));
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(mix32(low ^ mix32(high + 0x9e3779b9)));
 }
 
 function mix32(x: number): number {

@@ -23,6 +23,7 @@ import { countParameters, createModel, PRESETS, resolveModelConfig, validateMode
 import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW, type AdamW, type Parameter } from './optimizer.ts';
 import { createLineReporter, formatDuration, type ProgressReporter } from './progress.ts';
 import { createCosineSchedule } from './schedule.ts';
+import { mulberry32 } from '../random.ts';
 
 export interface Hyperparameters {
   /** Total optimizer steps of the run (a resumed run counts the steps already done). */
@@ -642,17 +643,6 @@ function withSeededRandom<T>(seed: number, body: () => T): T {
   } finally {
     Math.random = original;
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A 32-bit seed for one step of one run (splitmix-style mixing of seed and step). */

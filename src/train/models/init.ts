@@ -6,28 +6,17 @@
  * `Orthogonal` with the same config, so model.json files stay standard.
  */
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../random.ts';
 
 type OrthogonalArgs = { gain?: number; seed?: number };
 type Initializer = ReturnType<typeof tf.initializers.randomNormal>;
-
-/** mulberry32: a small, good 32-bit generator. */
-function uniformSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A [rows, cols] matrix with orthonormal rows (rows <= cols) or columns (rows > cols), times gain:
  * Gram-Schmidt of a Gaussian matrix, the distribution of Keras's QR-based Orthogonal.
  */
 export function orthogonalMatrix(rows: number, cols: number, gain = 1, seed?: number): Float32Array {
-  const uniform = seed === undefined ? Math.random : uniformSource(seed);
+  const uniform = seed === undefined ? Math.random : mulberry32(seed);
   const count = Math.min(rows, cols);
   const length = Math.max(rows, cols);
   const vectors = Array.from({ length: count }, () => {
