@@ -8,7 +8,8 @@ import { gzipSync } from 'node:zlib';
 import type { Plugin } from 'esbuild';
 import { FerryError } from '../src/errors.ts';
 import { findPackages } from '../src/serve/node.ts';
-import { loadPackage, type Precision } from '../src/serve/package.ts';
+import type { Precision } from '../src/serve/manifest.ts';
+import { loadPackage } from '../src/serve/package.ts';
 import { nodeBuiltinsAsEmpty, ortDistDir } from '../src/serve/playground/bundle.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,5 +1,5 @@
 import { FerryError } from '../errors.ts';
-import type { StateSpec } from './package.ts';
+import type { StateSpec } from './manifest.ts';
 import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
 
 /**

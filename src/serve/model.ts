@@ -1,5 +1,6 @@
 import { createDecoder, type Decoder } from './decoder.ts';
-import { loadPackage, type ModelPackage, type Precision } from './package.ts';
+import type { Precision } from './manifest.ts';
+import { loadPackage, type ModelPackage } from './package.ts';
 import type { Runtime } from './runtime/types.ts';
 import { createScheduler, type Scheduler } from './scheduler.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { FerryError } from '../errors.ts';
 import { createApp } from './app.ts';
 import { openModel, type ServedModel } from './model.ts';
-import type { Precision } from './package.ts';
+import type { Precision } from './manifest.ts';
 import { openRuntime } from './runtime/index.ts';
 import type { Logger } from './runtime/types.ts';
 

@@ -2,7 +2,7 @@ import { FerryError } from '../../errors.ts';
 import { loadTokenizer } from '../../tokenizer/index.ts';
 import { createDecoder, type Decoder } from '../decoder.ts';
 import type { ServedModel } from '../model.ts';
-import { manifestSchema, stateInputNames, type Manifest, type Precision, type StateSpec } from '../package.ts';
+import { parseManifest } from '../manifest.ts';
 import type { Runtime } from '../runtime/types.ts';
 import { createScheduler } from '../scheduler.ts';
 
@@ -29,51 +29,11 @@ export interface OpenFilesOptions {
 }
 
 /**
- * The checked manifest of a package: the same schema and I/O rules as `loadPackage`, for a
- * manifest that was fetched rather than read from disk.
- */
-export function parseManifest(raw: unknown, source: string): Manifest & { state: StateSpec } {
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new FerryError('bad_manifest', `${source}/ferry.json: field "${issue.path.join('.') || '(root)'}": ${issue.message}`, {
-      hint: 'ferry.json must be a ferry-onnx manifest (docs/FORMATS.md); re-export the model with `ferry export`',
-    });
-  }
-  const manifest = parsed.data;
-  if (manifest.arch === 'foreign' || !manifest.state) {
-    throw new FerryError('not_generative', `${source}: a ${manifest.arch} model without a state spec cannot generate text`, {
-      hint: 'use an LSTM or Transformer language model exported by `ferry export`',
-    });
-  }
-  const expected = stateInputNames(manifest.state);
-  const names = new Set([...manifest.inputs, ...manifest.outputs].map((t) => t.name));
-  const missing = [...expected.inputs, ...expected.outputs].filter((n) => !names.has(n));
-  if (missing.length) {
-    throw new FerryError('bad_manifest', `${source}/ferry.json lacks the tensors ${missing.join(', ')} of a ${manifest.state.kind} state`, {
-      hint: 're-export the model with `ferry export`',
-    });
-  }
-  return manifest as Manifest & { state: StateSpec };
-}
-
-/** The model file a manifest names for a precision, or a clear error when it has none. */
-export function modelFileOf(manifest: Manifest, precision: Precision, source: string): string {
-  const file = manifest.files[precision];
-  if (!file) {
-    throw new FerryError('missing_precision', `${source} has no ${precision} model (ferry.json field "files.${precision}" is empty)`, {
-      hint: `use ${Object.entries(manifest.files).filter(([, f]) => f).map(([p]) => p).join(' or ')}`,
-    });
-  }
-  return file;
-}
-
-/**
  * `openModel` for packages in memory: the same decoder, scheduler and sampling as the Node
  * server, so that a browser tab or an edge worker generates exactly what the server does.
  */
 export async function openModelFromFiles(files: PackageFiles, options: OpenFilesOptions): Promise<ServedModel> {
-  const manifest = parseManifest(files.manifest, files.source);
+  const manifest = parseManifest(files.manifest, `${files.source}/ferry.json`);
   if (options.maxModelBytes !== undefined && files.model.byteLength > options.maxModelBytes) {
     throw new FerryError('model_too_large', `${manifest.name}: its model file is ${megabytes(files.model.byteLength)}, over the ${megabytes(options.maxModelBytes)} this runtime allows${options.limitReason ? ` (${options.limitReason})` : ''}`, {
       hint: 'export a smaller model, or its int8 variant (`ferry export --quantize int8`), or serve it from Node',
