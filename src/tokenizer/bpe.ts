@@ -4,7 +4,7 @@ import { EOS_TOKEN } from './types.ts';
 import { BYTE_TO_CHAR, byteLevelToBytes } from './byte-level.ts';
 import { createPreTokenizer } from './pretokenize.ts';
 import { utf8Encode } from './utf8.ts';
-import { addedTokensJson, createIdDecoder, createSpecialSplitter, vocabJson, type SpecialToken } from './vocab.ts';
+import { addedTokensJson, createIdDecoder, createEncoder, vocabJson, type SpecialToken } from './vocab.ts';
 
 /**
  * Byte-level BPE as GPT-2: text is pre-tokenized into words, each word's UTF-8 bytes start as the
@@ -60,7 +60,6 @@ export function createBpeTokenizer(vocabulary: BpeVocabulary): Tokenizer {
 
   const bytesById = tokens.map((token, id) => (specialIds.has(id) ? utf8Encode(token) : (byteLevelToBytes(token) ?? utf8Encode(token))));
   const eosId = specials.find((token) => token.content === EOS_TOKEN)?.id;
-  const splitSpecials = createSpecialSplitter(specials);
   const preTokenize = createPreTokenizer();
   const { tokenBytes, decode } = createIdDecoder(bytesById);
   const cache = new Map<string, readonly number[]>();
@@ -139,19 +138,11 @@ export function createBpeTokenizer(vocabulary: BpeVocabulary): Tokenizer {
     return ids;
   }
 
-  function encode(text: string): number[] {
-    const ids: number[] = [];
-    for (const segment of splitSpecials(text)) {
-      if (typeof segment === 'number') {
-        ids.push(segment);
-        continue;
-      }
-      for (const word of preTokenize(segment)) {
-        for (const id of encodeWord(word)) ids.push(id);
-      }
+  const encode = createEncoder(specials, (text, ids) => {
+    for (const word of preTokenize(text)) {
+      for (const id of encodeWord(word)) ids.push(id);
     }
-    return ids;
-  }
+  });
 
   function toJSON(): object {
     const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };

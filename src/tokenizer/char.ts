@@ -1,7 +1,7 @@
 import type { Tokenizer } from './types.ts';
 import { EOS_TOKEN, UNK_TOKEN } from './types.ts';
 import { utf8Encode } from './utf8.ts';
-import { addedTokensJson, createIdDecoder, createSpecialSplitter, vocabJson, type SpecialToken } from './vocab.ts';
+import { addedTokensJson, createIdDecoder, createEncoder, vocabJson, type SpecialToken } from './vocab.ts';
 
 /**
  * Character-level: one token per Unicode code point seen in the corpus. A character the corpus
@@ -51,7 +51,6 @@ export function createCharTokenizer(vocabulary: CharVocabulary): Tokenizer {
   });
   const unkId = unkToken === null ? undefined : tokens.indexOf(unkToken);
   const eosId = specials.find((token) => token.content === EOS_TOKEN)?.id;
-  const splitSpecials = createSpecialSplitter(specials);
   const { tokenBytes, decode } = createIdDecoder(bytesById);
 
   function encodeUnseen(char: string, ids: number[]): void {
@@ -62,21 +61,13 @@ export function createCharTokenizer(vocabulary: CharVocabulary): Tokenizer {
     }
   }
 
-  function encode(text: string): number[] {
-    const ids: number[] = [];
-    for (const segment of splitSpecials(text)) {
-      if (typeof segment === 'number') {
-        ids.push(segment);
-        continue;
-      }
-      for (const char of segment) {
-        const id = idByChar.get(char);
-        if (id === undefined) encodeUnseen(char, ids);
-        else ids.push(id);
-      }
+  const encode = createEncoder(specials, (text, ids) => {
+    for (const char of text) {
+      const id = idByChar.get(char);
+      if (id === undefined) encodeUnseen(char, ids);
+      else ids.push(id);
     }
-    return ids;
-  }
+  });
 
   function toJSON(): object {
     return {

@@ -30,6 +30,22 @@ export function createSpecialSplitter(specials: readonly SpecialToken[]): (text:
   };
 }
 
+/**
+ * encode() of a tokenizer: special tokens written in the text become their ids, and every
+ * piece of plain text between them goes through `encodeText`, which appends its ids.
+ */
+export function createEncoder(specials: readonly SpecialToken[], encodeText: (text: string, ids: number[]) => void): (text: string) => number[] {
+  const splitSpecials = createSpecialSplitter(specials);
+  return function encode(text: string): number[] {
+    const ids: number[] = [];
+    for (const segment of splitSpecials(text)) {
+      if (typeof segment === 'number') ids.push(segment);
+      else encodeText(segment, ids);
+    }
+    return ids;
+  };
+}
+
 /** tokenBytes and decode over a table of each id's bytes. */
 export function createIdDecoder(bytesById: readonly Uint8Array[]) {
   function tokenBytes(id: number): Uint8Array {

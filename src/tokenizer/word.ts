@@ -2,7 +2,7 @@ import type { Tokenizer } from './types.ts';
 import { EOS_TOKEN, UNK_TOKEN } from './types.ts';
 import { createPreTokenizer, GPT2_PATTERN } from './pretokenize.ts';
 import { utf8Encode } from './utf8.ts';
-import { addedTokensJson, createIdDecoder, createSpecialSplitter, vocabJson, type SpecialToken } from './vocab.ts';
+import { addedTokensJson, createIdDecoder, createEncoder, vocabJson, type SpecialToken } from './vocab.ts';
 
 /**
  * Word-level: the most frequent words of the corpus, everything else `<unk>` (the classic
@@ -45,21 +45,12 @@ export function createWordTokenizer(vocabulary: WordVocabulary): Tokenizer {
   });
   const unkId = tokens.indexOf(unkToken);
   const eosId = specials.find((token) => token.content === EOS_TOKEN)?.id;
-  const splitSpecials = createSpecialSplitter(specials);
   const preTokenize = createPreTokenizer(pattern);
   const { tokenBytes, decode } = createIdDecoder(tokens.map(utf8Encode));
 
-  function encode(text: string): number[] {
-    const ids: number[] = [];
-    for (const segment of splitSpecials(text)) {
-      if (typeof segment === 'number') {
-        ids.push(segment);
-        continue;
-      }
-      for (const word of preTokenize(segment)) ids.push(idByWord.get(word) ?? unkId);
-    }
-    return ids;
-  }
+  const encode = createEncoder(specials, (text, ids) => {
+    for (const word of preTokenize(text)) ids.push(idByWord.get(word) ?? unkId);
+  });
 
   function toJSON(): object {
     return {

@@ -7,6 +7,7 @@ import { completionRequestSchema, fieldPath, mostSpecificIssue } from '../schema
 import { modelFileOf, parseManifest } from '../manifest.ts';
 import { openModelFromFiles, type PackageFiles } from './model.ts';
 import { createOrtWebRuntime, type OrtWeb } from './runtime.ts';
+import { hasWebGpuAdapter } from '../runtime/webgpu.ts';
 
 // The scheduler yields to I/O between decode steps with setImmediate where it exists, else
 // setTimeout(0), which browsers clamp to 4 ms once nested: that capped a page at ~70 tokens/s.
@@ -113,16 +114,6 @@ export async function generateInBrowser(model: ServedModel, fields: Record<strin
     }
   }
   return { text, tokens, seconds: (performance.now() - started) / 1000 };
-}
-
-export async function hasWebGpuAdapter(): Promise<boolean> {
-  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
-  if (!gpu) return false;
-  try {
-    return (await gpu.requestAdapter()) != null;
-  } catch {
-    return false;
-  }
 }
 
 async function fetchJson(url: string): Promise<unknown> {

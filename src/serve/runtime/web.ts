@@ -1,5 +1,6 @@
 import { fromOrtResults, toOrtFeeds } from './convert.ts';
 import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
+import { hasWebGpuAdapter } from './webgpu.ts';
 
 export type WebDevice = 'wasm' | 'webgpu';
 
@@ -54,12 +55,3 @@ async function loadWasm(numThreads: number | undefined): Promise<OrtWeb> {
   return ort;
 }
 
-async function hasWebGpuAdapter(): Promise<boolean> {
-  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
-  if (!gpu) return false;
-  try {
-    return (await gpu.requestAdapter()) != null;
-  } catch {
-    return false;
-  }
-}
