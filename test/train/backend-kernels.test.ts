@@ -30,6 +30,8 @@ test('wasm matMul equals cpu for every transpose combination, batch shape and br
   const cases: [number[], number[]][] = [
     [[5, 7], [7, 3]], [[1, 5, 7], [1, 7, 3]], [[4, 5, 7], [4, 7, 3]], [[2, 3, 5, 7], [2, 3, 7, 3]],
     [[4, 5, 7], [1, 7, 3]], [[1, 5, 7], [4, 7, 3]], [[4, 5, 7], [7, 3]], [[6, 1], [1, 4]], [[3, 0, 2], [3, 2, 4]],
+    // Shapes where computing C^T = op(B)^T op(A)^T moves fewer numbers than transposing the operands.
+    [[40, 9], [9, 3]], [[3, 40, 9], [3, 9, 2]], [[40, 9], [3, 9, 2]], [[3, 40, 9], [9, 2]], [[2, 3, 4], [2, 4, 0]], [[2, 3, 0], [2, 0, 4]],
   ];
   for (const [shapeA, shapeB] of cases) {
     for (const transposeA of [false, true]) {
@@ -41,6 +43,55 @@ test('wasm matMul equals cpu for every transpose combination, batch shape and br
       }
     }
   }
+});
+
+test('wasm Transpose equals cpu for matrix, batched and other permutations, odd sizes included', async () => {
+  const cases: [number[], number[]][] = [
+    [[37, 53], [1, 0]], [[5, 33, 70], [0, 2, 1]], [[1, 7, 1, 9], [3, 1, 2, 0]], [[3, 4, 5, 6], [0, 2, 1, 3]],
+    [[2, 3, 4], [2, 0, 1]], [[4, 1, 6], [2, 1, 0]], [[6, 5], [0, 1]], [[0, 4], [1, 0]], [[3, 4, 5], [1, 0, 2]],
+  ];
+  const { cpu, wasm } = await onBoth(() => cases.flatMap(([shape, perm], i) => [
+    tf.transpose(tf.randomNormal(shape, 0, 1, 'float32', 20 + i), perm),
+    tf.transpose(tf.cast(tf.mul(tf.randomUniform(shape, 0, 100, 'float32', 40 + i), 1), 'int32'), perm),
+  ]));
+  cpu.forEach((values, i) => assert.deepEqual(Array.from(wasm[i]!), Array.from(values), `case ${cases[i >> 1]}`));
+});
+
+test('wasm Sum over leading axes equals cpu, with and without keepDims', async () => {
+  const x = () => tf.randomNormal([7, 5, 13], 0, 1, 'float32', 11);
+  const { cpu, wasm, shapes } = await onBoth(() => [
+    tf.sum(x(), 0), tf.sum(x(), [0, 1]), tf.sum(x(), [1, 0], true), tf.sum(x(), -1), tf.sum(x(), [0, 2]), tf.sum(x()),
+    tf.sum(tf.zeros([0, 4]), 0),
+  ]);
+  assert.deepEqual(shapes, [[5, 13], [13], [1, 1, 13], [7, 5], [5], [], [4]]);
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `sum ${i}`));
+});
+
+test('wasm Gather of rows equals cpu and refuses an index out of range', async () => {
+  const { cpu, wasm, shapes } = await onBoth(() => [
+    tf.gather(tf.randomNormal([11, 3, 5], 0, 1, 'float32', 12), tf.tensor2d([[0, 10, 3], [3, 3, 7]], [2, 3], 'int32')),
+    tf.gather(tf.randomNormal([4, 6], 0, 1, 'float32', 13), tf.tensor1d([1, 3], 'int32'), 1),
+  ]);
+  assert.deepEqual(shapes, [[2, 3, 3, 5], [4, 2]]);
+  cpu.forEach((values, i) => assert.deepEqual(Array.from(wasm[i]!), Array.from(values), `gather ${i}`));
+  await selectBackend('wasm');
+  const before = tf.memory().numTensors;
+  assert.throws(() => tf.gather(tf.zeros([3, 2]), tf.tensor1d([1, 3], 'int32')), /index value 3 is not in \[0, 2\]/);
+  assert.equal(tf.memory().numTensors, before + 2);
+});
+
+test('wasm Identity and same-dtype Cast share memory, and the memory lives until the last reference goes', async () => {
+  await selectBackend('wasm');
+  const x = tf.tensor1d([1, 2, 3]);
+  const copies = [tf.clone(x), tf.cast(x, 'float32')];
+  const ints = tf.cast(x, 'int32');
+  x.dispose();
+  assert.deepEqual(copies.map((c) => Array.from(c.dataSync())), [[1, 2, 3], [1, 2, 3]]);
+  assert.equal(ints.dtype, 'int32');
+  assert.deepEqual(Array.from(ints.dataSync()), [1, 2, 3]);
+  const grad = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(tf.square(input), tf.clone(input))))(copies[0]!);
+  assert.deepEqual(Array.from(grad.dataSync()), [3, 12, 27]);
+  tf.dispose([...copies, ints, grad]);
 });
 
 test('wasm Slice, split and unstack equal cpu on any axis and rank', async () => {

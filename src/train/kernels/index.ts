@@ -1,8 +1,12 @@
 /** Kernels and gradients ferry adds to tfjs so that its models train fast on wasm. */
 import * as tf from '@tensorflow/tfjs';
+import { rowGatherConfig } from './gather.ts';
+import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
+import { leadingAxesSumConfig } from './sum.ts';
 import { tileGradConfig } from './tile-grad.ts';
+import { fastTransposeConfig } from './transpose.ts';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.ts';
 
 let registered = false;
@@ -15,7 +19,10 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
-  for (const config of [fastBatchMatMulConfig(), ...fastSlicingConfigs()]) {
+  const replacements = [
+    fastBatchMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
+  ];
+  for (const config of replacements) {
     tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   }
