@@ -1,11 +1,12 @@
 /**
  * Picks the tfjs backend that trains: the native TensorFlow bindings when installed (optional
- * packages: they download libtensorflow at install time), else wasm with ferry's extra kernels,
- * else the pure-JS cpu backend.
+ * packages: they download libtensorflow at install time), else WebGPU on a real GPU (Dawn, from
+ * npm), else wasm with ferry's extra kernels, else the pure-JS cpu backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import { registerWasmKernels } from './kernels/index.ts';
+import { autoUsesAdapter, describeAdapter, probeAdapterIsolated, registerWebGpuBackend } from './webgpu.ts';
 
 export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu' | 'webgpu';
 export type BackendRequest = 'auto' | BackendName;
@@ -17,22 +18,17 @@ export type SelectedBackend = {
   detail: string;
 };
 
-/** The order `auto` tries. */
-const AUTO_ORDER: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
+/** The order `auto` tries; it takes webgpu only on a real GPU (a software adapter is slower than wasm). */
+export const AUTO_ORDER: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu'];
 
 const NATIVE_PACKAGES = { 'tfjs-node-gpu': '@tensorflow/tfjs-node-gpu', 'tfjs-node': '@tensorflow/tfjs-node' } as const;
 
-type Attempt = { ok: true; detail: string } | { ok: false; missing: boolean; reason: string };
+type Attempt = { ok: true; detail: string } | { ok: false; missing: boolean; reason: string; hint?: string };
 
 /** Activates the requested backend (or the fastest that works for 'auto') and says which runs. */
 export async function selectBackend(requested: BackendRequest | string = 'auto'): Promise<SelectedBackend> {
   if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
     throw new FerryError('unknown-backend', `Unknown backend "${requested}".`, { hint: `Valid backends: ${BACKEND_REQUESTS.join(', ')}.` });
-  }
-  if (requested === 'webgpu') {
-    throw new FerryError('backend-unsupported', 'Training on the webgpu backend is not supported yet.', {
-      hint: 'Use --backend auto (native TensorFlow when installed, else wasm).',
-    });
   }
   if (requested !== 'auto') {
     const name = requested as BackendName;
@@ -42,7 +38,7 @@ export async function selectBackend(requested: BackendRequest | string = 'auto')
   }
   const skipped: string[] = [];
   for (const name of AUTO_ORDER) {
-    const attempt = await activate(name);
+    const attempt = name === 'webgpu' ? await activateWebGpuIfHardware() : await activate(name);
     if (attempt.ok) {
       return { name, detail: skipped.length === 0 ? attempt.detail : `${attempt.detail}; skipped ${skipped.join(', ')}` };
     }
@@ -63,8 +59,24 @@ async function activate(name: BackendName): Promise<Attempt> {
         ? { ok: true, detail: 'cpu (pure JavaScript, slow: install @tensorflow/tfjs-node or use wasm for real runs)' }
         : { ok: false, missing: false, reason: 'the cpu backend did not initialise' };
     case 'webgpu':
-      return { ok: false, missing: false, reason: 'not supported yet' };
+      return activateWebGpu();
   }
+}
+
+async function activateWebGpu(): Promise<Attempt> {
+  const probe = await registerWebGpuBackend();
+  if (!probe.ok) return { ok: false, missing: false, reason: probe.reason, hint: probe.hint };
+  if (!(await tf.setBackend('webgpu'))) {
+    return { ok: false, missing: false, reason: `tfjs's webgpu backend did not start on ${describeAdapter(probe.adapter)}`, hint: 'Use --backend wasm.' };
+  }
+  const speed = probe.adapter.software ? ': no GPU found, slower than wasm' : '';
+  return { ok: true, detail: `webgpu on ${describeAdapter(probe.adapter)}${speed}` };
+}
+
+/** For auto: look at the adapter in a child process first, so a machine without a GPU never loads Dawn here. */
+async function activateWebGpuIfHardware(): Promise<Attempt> {
+  const verdict = autoUsesAdapter(await probeAdapterIsolated());
+  return verdict.use ? activateWebGpu() : { ok: false, missing: false, reason: verdict.reason };
 }
 
 async function activateNative(name: 'tfjs-node-gpu' | 'tfjs-node'): Promise<Attempt> {
@@ -97,10 +109,10 @@ async function activateWasm(): Promise<Attempt> {
 }
 
 function unavailable(name: BackendName, attempt: Extract<Attempt, { ok: false }>): FerryError {
-  const installHint = name === 'wasm'
+  const installHint = attempt.hint ?? (name === 'wasm'
     ? 'Install it with `npm install @tensorflow/tfjs-backend-wasm`, or use --backend cpu.'
     : `Install it with \`npm install ${NATIVE_PACKAGES[name as 'tfjs-node']}\` on a machine that can reach its binary host `
-      + '(it downloads libtensorflow while installing), or use --backend wasm.';
+      + '(it downloads libtensorflow while installing), or use --backend wasm.');
   return new FerryError('backend-unavailable', `The ${name} backend is ${attempt.missing ? 'not installed' : `unavailable: ${attempt.reason}`}.`, {
     hint: installHint,
   });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/train/backend.ts';
+import { AUTO_ORDER, selectBackend } from '../../src/train/backend.ts';
+import { adapterAttempts, autoUsesAdapter, chooseAdapter, describeAdapter, probeAdapterIsolated } from '../../src/train/webgpu.ts';
 import { registerWasmKernels } from '../../src/train/kernels/index.ts';
 import { createModel, resolveModelConfig, type ModelConfig } from '../../src/train/models/index.ts';
 import { FerryError } from '../../src/errors.ts';
@@ -30,9 +31,8 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
-test('unknown, unsupported and missing backends are FerryErrors that say what to do', async () => {
+test('unknown and missing backends are FerryErrors that say what to do', async () => {
   await assert.rejects(selectBackend('tpu'), ferryError('unknown-backend', /Unknown backend "tpu"[^]*auto, tfjs-node-gpu, tfjs-node, wasm, cpu, webgpu/));
-  await assert.rejects(selectBackend('webgpu'), ferryError('backend-unsupported', /webgpu backend is not supported yet/));
   if (nativeInstalled) {
     console.log('# @tensorflow/tfjs-node is installed here: its missing-package message is not tested');
   } else {
@@ -44,13 +44,66 @@ test('unknown, unsupported and missing backends are FerryErrors that say what to
 
 test('auto picks the fastest backend that starts and names the ones it skipped', async () => {
   const selected = await selectBackend();
-  assert.equal(tf.getBackend(), selected.name === 'wasm' || selected.name === 'cpu' ? selected.name : 'tensorflow');
-  if (!nativeInstalled) {
+  assert.equal(tf.getBackend(), selected.name.startsWith('tfjs-node') ? 'tensorflow' : selected.name);
+  const gpu = autoUsesAdapter(await probeAdapterIsolated());
+  console.log(`# webgpu for auto here: ${gpu.use ? 'a real GPU' : gpu.reason}`);
+  if (nativeInstalled) {
+    console.log('# @tensorflow/tfjs-node is installed here: auto takes it, the order below it is not tested');
+  } else if (gpu.use) {
+    assert.equal(selected.name, 'webgpu');
+    assert.match(selected.detail, /^webgpu on .*; skipped tfjs-node-gpu \(not installed\), tfjs-node \(not installed\)$/);
+  } else {
     assert.equal(selected.name, 'wasm');
-    assert.match(selected.detail, /^wasm \(.*single-threaded.*skipped tfjs-node-gpu \(not installed\), tfjs-node \(not installed\)$/);
+    assert.match(selected.detail, /^wasm \(.*single-threaded.*skipped tfjs-node-gpu \(not installed\), tfjs-node \(not installed\), webgpu \(/);
+    assert.ok(selected.detail.endsWith(`, webgpu (${gpu.reason})`), selected.detail);
   }
   const cpu = await selectBackend('cpu');
   assert.deepEqual([cpu.name, tf.getBackend()], ['cpu', 'cpu']);
+});
+
+test('auto tries native TensorFlow, then WebGPU on a real GPU, then wasm, then cpu', () => {
+  assert.deepEqual(AUTO_ORDER, ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu']);
+});
+
+test('WebGPU adapters: a real GPU first, else a software one (named as such), else a reason and what to install', () => {
+  assert.deepEqual(adapterAttempts('linux').map((a) => [a.backend, a.flags, a.options.featureLevel ?? 'core', a.env]), [
+    ['vulkan', ['backend=vulkan'], 'core', {}],
+    ['opengl', ['backend=opengl'], 'compatibility', { EGL_PLATFORM: 'surfaceless' }],
+  ]);
+  assert.deepEqual(adapterAttempts('darwin').map((a) => a.backend), ['metal']);
+  assert.deepEqual(adapterAttempts('win32').map((a) => a.backend), ['d3d12']);
+
+  const nvidia = { vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H200', description: 'NVIDIA: 550.54.14' };
+  const llvmpipe = { vendor: '', architecture: '', device: 'llvmpipe-llvm-15-0-6-256-bits-', description: 'OpenGL version 4.5 (Core Profile) Mesa 22.3.6' };
+  const lavapipe = { vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.6, 256 bits)', description: 'Mesa 22.3.6 (LLVM 15.0.6) lavapipe' };
+
+  const gpu = chooseAdapter([{ backend: 'vulkan', info: nvidia }, { backend: 'opengl', info: llvmpipe }]);
+  assert.ok(gpu.ok);
+  assert.deepEqual([gpu.index, gpu.adapter.software], [0, null]);
+  assert.equal(describeAdapter(gpu.adapter), 'NVIDIA H200 (nvidia, hopper, vulkan, NVIDIA: 550.54.14)');
+  assert.deepEqual(autoUsesAdapter({ ok: true, adapter: gpu.adapter }), { use: true });
+
+  const software = chooseAdapter([{ backend: 'vulkan', info: null }, { backend: 'opengl', info: llvmpipe }]);
+  assert.ok(software.ok);
+  assert.deepEqual([software.index, software.adapter.software], [1, 'llvmpipe']);
+  assert.equal(describeAdapter(software.adapter), 'llvmpipe-llvm-15-0-6-256-bits- (opengl, OpenGL version 4.5 (Core Profile) Mesa 22.3.6), software (llvmpipe)');
+  assert.deepEqual(autoUsesAdapter({ ok: true, adapter: software.adapter }), {
+    use: false,
+    reason: `only a software adapter, ${describeAdapter(software.adapter)}: slower than wasm`,
+  });
+
+  const hardwareAfterSoftware = chooseAdapter([{ backend: 'vulkan', info: lavapipe }, { backend: 'opengl', info: { ...nvidia, description: 'OpenGL ES 3.2 NVIDIA 550.54.14' } }]);
+  assert.ok(hardwareAfterSoftware.ok);
+  assert.deepEqual([hardwareAfterSoftware.index, hardwareAfterSoftware.adapter.backend], [1, 'opengl']);
+  const fallback = chooseAdapter([{ backend: 'vulkan', info: { ...nvidia, isFallbackAdapter: true } }]);
+  assert.ok(fallback.ok);
+  assert.equal(fallback.adapter.software, 'a fallback adapter');
+
+  const none = chooseAdapter([{ backend: 'vulkan', info: null, error: 'Vulkan init failed' }, { backend: 'opengl', info: null }], 'linux');
+  assert.ok(!none.ok);
+  assert.equal(none.reason, 'Dawn found no WebGPU adapter (vulkan: Vulkan init failed; opengl: no adapter)');
+  assert.match(none.hint, /apt-get install libvulkan1[^]*apt-get install libegl-dev libegl-mesa0 libgl1-mesa-dri[^]*--backend wasm/);
+  assert.deepEqual(autoUsesAdapter(none), { use: false, reason: none.reason });
 });
 
 test('wasm UnsortedSegmentSum equals cpu for any shapes, dropping out-of-range ids', async () => {
