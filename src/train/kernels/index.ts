@@ -1,9 +1,12 @@
 /** Kernels and gradients ferry adds to tfjs so that its models train fast on wasm. */
 import * as tf from '@tensorflow/tfjs';
 import { rowGatherConfig } from './gather.ts';
+import { geluKernel } from './gelu.ts';
+import { heapKernelConfig } from './heap-kernel.ts';
 import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
+import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 import { leadingAxesSumConfig } from './sum.ts';
 import { tileGradConfig } from './tile-grad.ts';
 import { fastTransposeConfig } from './transpose.ts';
@@ -19,6 +22,7 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
+  for (const kernel of [geluKernel, layerNormKernel, layerNormGradKernel]) tf.registerKernel(heapKernelConfig(kernel as never));
   const replacements = [
     fastBatchMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
   ];

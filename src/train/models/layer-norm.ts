@@ -5,7 +5,7 @@
  * weights), so model.json stays the standard format. Other axes run tfjs's implementation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { layerNorm } from './layers.ts';
+import { layerNorm } from './fused.ts';
 
 type Kwargs = Record<string, unknown>;
 type LayerNormalizationArgs = { axis?: number | number[]; epsilon?: number; center?: boolean; scale?: boolean; name?: string };

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../../errors.ts';
+import { gelu, layerNorm } from './fused.ts';
 
 type Shape = (number | null)[];
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -36,17 +37,6 @@ function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   const outDim = kernel.shape[1]!;
   const y = tf.add(tf.matMul(tf.reshape(x, [-1, inDim]), kernel), bias);
   return tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
-}
-
-/** LayerNormalization over the last axis with biased variance, as tfjs's LayerNormalization. */
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
-}
-
-/** GELU with the exact erf, as PyTorch's default and ONNX's Gelu. */
-function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
 /** [T, T] additive mask: 0 where position t may see position s (s <= t), MASKED_SCORE elsewhere. */

@@ -1,0 +1,49 @@
+/**
+ * Kernels written as JavaScript loops over the wasm heap: float32 tensors in, float32 tensors
+ * out, no copies. Where one loop replaces a chain of tfjs kernels (each a pass over memory, an
+ * allocation and ~30 us of engine bookkeeping), it is faster even though wasm's own elementwise
+ * kernels use SIMD. ferry's fused layers call them through `runFused` when the active backend
+ * has them, and fall back to plain tfjs ops elsewhere.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+export type HeapKernel<Attrs> = {
+  kernelName: string;
+  /** Input names, in the order `compute` gets them. */
+  inputNames: readonly string[];
+  outputShapes(inputs: readonly tf.TensorInfo[], attrs: Attrs): number[][];
+  compute(inputs: Float32Array[], outputs: Float32Array[], inputShapes: readonly number[][], attrs: Attrs): void;
+};
+
+type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: unknown; backend: BackendWasm };
+
+export function heapKernelConfig<Attrs>(kernel: HeapKernel<Attrs>): tf.KernelConfig {
+  const kernelFunc = ({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[] => {
+    const infos = kernel.inputNames.map((name) => inputs[name]!);
+    for (const info of infos) {
+      if (info.dtype !== 'float32') throw new Error(`${kernel.kernelName} takes float32 tensors, got ${info.dtype}`);
+    }
+    const outputs = kernel.outputShapes(infos, attrs as Attrs).map((shape) => backend.makeOutput(shape, 'float32'));
+    // Views are taken after every allocation: allocating may grow (and so detach) the heap.
+    kernel.compute(
+      infos.map((info) => backend.typedArrayFromHeap(info) as Float32Array),
+      outputs.map((info) => backend.typedArrayFromHeap(info) as Float32Array),
+      infos.map((info) => info.shape),
+      attrs as Attrs,
+    );
+    return outputs;
+  };
+  return { kernelName: kernel.kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc };
+}
+
+/** Whether the active backend has ferry's kernel `name`. */
+export function hasFusedKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+/** Runs a ferry kernel on the active backend and returns its outputs in order. */
+export function runFused(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean> = {}): tf.Tensor[] {
+  const out = tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+  return Array.isArray(out) ? out : [out];
+}

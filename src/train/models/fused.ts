@@ -1,0 +1,47 @@
+/**
+ * Building blocks of ferry's layers with hand-written gradients, run by ferry's JavaScript heap
+ * kernels where the backend has them (wasm) and as plain tfjs ops elsewhere (the reference
+ * `cpu` backend, native TensorFlow, webgpu). Both paths compute the same functions; the fused
+ * one saves what its gradient needs in the forward pass, so the backward pass is a few loops
+ * instead of autodiff over a dozen small kernels.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GELU_KERNEL } from '../kernels/gelu.ts';
+import { hasFusedKernel, runFused } from '../kernels/heap-kernel.ts';
+import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL } from '../kernels/layer-norm.ts';
+
+type CustomGradFunc = Parameters<typeof tf.customGrad>[0];
+
+/** LayerNormalization over the last axis with biased variance, as tfjs's LayerNormalization. */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
+  if (hasFusedKernel(LAYER_NORM_KERNEL) && x.dtype === 'float32') return fusedLayerNorm(x, gamma, beta, epsilon);
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
+}
+
+function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
+  const normalize = tf.customGrad(((input: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [y, xhat, rstd] = runFused(LAYER_NORM_KERNEL, { x: input, gamma: scale, beta: shift }, { epsilon });
+    save([xhat!, rstd!, scale]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [savedXhat, savedRstd, savedGamma] = saved;
+        return runFused(LAYER_NORM_GRAD_KERNEL, { dy, xhat: savedXhat!, rstd: savedRstd!, gamma: savedGamma! });
+      },
+    };
+  }) as unknown as CustomGradFunc) as (input: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor;
+  return normalize(x, gamma, beta);
+}
+
+/** GELU with the exact erf, as PyTorch's default and ONNX's Gelu: x Phi(x). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  if (hasFusedKernel(GELU_KERNEL) && x.dtype === 'float32') return fusedGelu(x);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+const fusedGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const [y, slope] = runFused(GELU_KERNEL, { x });
+  save([slope!]);
+  return { value: y!, gradFunc: (dy: tf.Tensor, [savedSlope]: tf.Tensor[]) => [tf.mul(dy, savedSlope!)] };
+}) as unknown as CustomGradFunc) as (x: tf.Tensor) => tf.Tensor;

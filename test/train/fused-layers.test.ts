@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../src/train/backend.ts';
+import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
+import { gelu, layerNorm } from '../../src/train/models/index.ts';
+
+/**
+ * Runs `run` on the reference cpu backend (plain tfjs ops, autodiff) and on wasm (ferry's fused
+ * kernels and hand-written gradients) and returns both results as arrays.
+ */
+async function onBoth(run: () => tf.Tensor[]): Promise<{ cpu: Float32Array[]; wasm: Float32Array[] }> {
+  const collect = () => tf.tidy(() => run().map((t) => ({ values: t.dataSync().slice() as Float32Array, shape: t.shape })));
+  await selectBackend('cpu');
+  const cpu = collect();
+  await selectBackend('wasm');
+  const wasm = collect();
+  assert.deepEqual(wasm.map((r) => r.shape), cpu.map((r) => r.shape));
+  return { cpu: cpu.map((r) => r.values), wasm: wasm.map((r) => r.values) };
+}
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, label: string): void {
+  assert.equal(actual.length, expected.length, label);
+  for (let i = 0; i < actual.length; i++) {
+    const scale = Math.max(1, Math.abs(expected[i]!));
+    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tolerance * scale, `${label}: [${i}] ${actual[i]} vs ${expected[i]}`);
+  }
+}
+
+/** Values and the gradients of sum(f(inputs) * w) for a fixed random w, for every input. */
+function valueAndGrads(f: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], seed: number): tf.Tensor[] {
+  const y = f(...inputs);
+  const weights = tf.randomNormal(y.shape, 0, 1, 'float32', seed);
+  const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), weights)))(inputs);
+  return [y, ...grads];
+}
+
+test('the fused kernels are what runs on wasm', async () => {
+  await selectBackend('wasm');
+  assert.ok(hasFusedKernel('FerryGelu') && hasFusedKernel('FerryLayerNorm') && hasFusedKernel('FerryLayerNormGrad'));
+  const x = tf.randomNormal([3, 5]);
+  const { kernels } = await tf.profile(() => tf.grad((input: tf.Tensor) => tf.sum(gelu(input)))(x));
+  assert.deepEqual(kernels.map((k) => k.name).filter((name) => /Erf|Exp/.test(name)), []);
+  await selectBackend('cpu');
+  assert.equal(hasFusedKernel('FerryGelu'), false);
+});
+
+test('fused GELU equals the erf GELU of plain tfjs in value and gradient, tails and odd shapes included', async () => {
+  const shapes = [[7], [3, 5, 13], [2, 1, 33, 4]];
+  const { cpu, wasm } = await onBoth(() => shapes.flatMap((shape, i) => valueAndGrads(gelu, [tf.randomNormal(shape, 0, 3, 'float32', 1 + i)], 100 + i)
+    .concat(valueAndGrads(gelu, [tf.tensor1d([-1e4, -9, -8, -7.99, -3.3, -1e-3, 0, 1e-7, 0.5, 2, 7.999, 8, 12, 1e4])], 200))));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `output ${i}`));
+  await selectBackend('wasm');
+  assert.ok(Number.isNaN(gelu(tf.tensor1d([NaN])).dataSync()[0]));
+});
+
+test('fused LayerNorm equals plain tfjs in value and in the gradients of x, gamma and beta', async () => {
+  const cases: [number[], number][] = [[[4, 9], 1e-5], [[3, 7, 128], 1e-5], [[2, 5, 3, 17], 1e-3], [[1, 1], 1e-5]];
+  const { cpu, wasm } = await onBoth(() => cases.flatMap(([shape, epsilon], i) => {
+    const width = shape.at(-1)!;
+    const x = tf.add(tf.randomNormal(shape, 0, 2, 'float32', 1 + i), 3);
+    const gamma = tf.randomNormal([width], 1, 0.5, 'float32', 10 + i);
+    const beta = tf.randomNormal([width], 0, 0.5, 'float32', 20 + i);
+    return valueAndGrads((a, g, b) => layerNorm(a!, g!, b!, epsilon), [x, gamma, beta], 30 + i);
+  }));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `case ${Math.floor(i / 4)} output ${i % 4}`));
+});
