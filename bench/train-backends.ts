@@ -47,6 +47,8 @@ type Row = {
   detail: string;
   steps?: number;
   medianMs?: number;
+  /** CPU time of the process per step: on a shared machine steadier than the wall time. */
+  cpuMedianMs?: number;
   tokensPerSecond?: number;
   leak?: LeakReport | null;
   error?: string;
@@ -64,7 +66,7 @@ if (values.child !== undefined) {
     const { stdout } = await promisify(execFile)(process.execPath, args, { maxBuffer: 1 << 20 });
     const row = JSON.parse(stdout.trim().split('\n').at(-1)!) as Row;
     console.error(row.error === undefined
-      ? `${variant}: ${row.medianMs} ms/step, ${row.tokensPerSecond} tokens/s (${row.detail})`
+      ? `${variant}: ${row.medianMs} ms/step (CPU ${row.cpuMedianMs} ms), ${row.tokensPerSecond} tokens/s (${row.detail})`
       : `${variant}: cannot train: ${row.error}`);
     rows.push(row);
   }
@@ -113,22 +115,31 @@ async function measure(variant: Variant): Promise<Row> {
   }
   const probe = createLeakProbe(0);
   const times: number[] = [];
+  const cpuTimes: number[] = [];
   for (let i = 0; i < timed; i++) {
-    const started = performance.now();
+    const [started, cpuStarted] = [performance.now(), process.cpuUsage()];
     await step();
+    const cpu = process.cpuUsage(cpuStarted);
     times.push(performance.now() - started);
+    cpuTimes.push((cpu.user + cpu.system) / 1000);
     probe.sample(i + 1);
   }
-  times.sort((a, b) => a - b);
-  const medianMs = times.length % 2 ? times[(times.length - 1) / 2]! : (times[times.length / 2 - 1]! + times[times.length / 2]!) / 2;
+  const medianMs = median(times);
   return {
     backend: variant,
     detail,
     steps: timed,
     medianMs: Number(medianMs.toFixed(1)),
+    cpuMedianMs: Number(median(cpuTimes).toFixed(1)),
     tokensPerSecond: Math.round((batchSize * config.blockSize) / (medianMs / 1000)),
     leak: probe.report(),
   };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 async function activate(variant: Variant): Promise<string> {

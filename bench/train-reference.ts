@@ -30,12 +30,15 @@ export async function checkPytorch(python: string): Promise<string> {
 
 /**
  * Runs bench/reference/`script` with `args`; its progress lines go to our stderr, and the last
- * line of its stdout is the JSON result.
+ * line of its stdout is the JSON result. `threads` caps both torch's threads and OpenBLAS's own
+ * pool (which torch's setting does not reach); undefined keeps their defaults.
  */
-export function runPytorch<T>(python: string, script: string, args: string[]): Promise<T> {
+export function runPytorch<T>(python: string, script: string, args: string[], threads?: number): Promise<T> {
   const path = join(import.meta.dirname, 'reference', script);
+  const env = threads === undefined ? process.env : { ...process.env, OPENBLAS_NUM_THREADS: String(threads) };
+  const threadArgs = threads === undefined ? [] : ['--threads', String(threads)];
   return new Promise((resolveRun, reject) => {
-    const child = spawn(python, [path, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(python, [path, ...args, ...threadArgs], { stdio: ['ignore', 'pipe', 'inherit'], env });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.on('error', reject);

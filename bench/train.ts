@@ -41,6 +41,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     reference: { type: 'boolean', default: false },
     python: { type: 'string', default: DEFAULT_PYTHON },
+    'reference-threads': { type: 'string' },
   },
 });
 
@@ -146,9 +147,10 @@ const ferry = {
 };
 
 const python = values.python;
+const referenceThreads = values['reference-threads'] === undefined ? undefined : Number(values['reference-threads']);
 const reference = values.reference ? await runReference() : undefined;
 const ratio = reference === undefined ? undefined : stepTime
-  ? { msPerStep: round(ferry.medianMs! / reference.medianMs!, 2) }
+  ? { msPerStep: round(ferry.medianMs! / reference.medianMs!, 2), minMs: round(ferry.minMs! / reference.minMs!, 2) }
   : {
     seconds: round(ferry.seconds! / reference.seconds!, 2),
     msPerStep: round(ferry.msPerStep! / reference.msPerStep!, 2),
@@ -171,7 +173,7 @@ if (reference) {
   const warning = blasWarning(reference.blas);
   if (warning) console.error(warning);
   console.error(stepTime
-    ? `ferry ${ferry.medianMs} ms/step, PyTorch ${reference.medianMs} ms/step (${reference.blas.kind} with ${reference.blas.threads} threads, torch ${reference.threads}): ${ratio!.msPerStep}x`
+    ? `ferry ${ferry.medianMs} ms/step (min ${ferry.minMs}), PyTorch ${reference.medianMs} ms/step (min ${reference.minMs}) (${reference.blas.kind} with ${reference.blas.threads} threads, torch ${reference.threads}): ${ratio!.msPerStep}x`
     : `ferry ${ferry.seconds} s, val ${ferry.valLoss?.toFixed(4)}; PyTorch ${reference.seconds} s, val ${reference.valLoss.toFixed(4)} `
       + `(${reference.blas.kind} with ${reference.blas.threads} threads, torch ${reference.threads}): ${ratio!.seconds}x the wall time`);
 }
@@ -226,6 +228,7 @@ type ReferenceResult = {
   cpuSeconds?: number;
   msPerStep?: number;
   medianMs?: number;
+  minMs?: number;
 };
 
 async function runReference(): Promise<ReferenceResult> {
@@ -236,9 +239,9 @@ async function runReference(): Promise<ReferenceResult> {
     return runPytorch<ReferenceResult>(python, 'lstm_step.py', [
       ...common, '--steps', String(timedSteps), '--warmup', String(warmupSteps), '--seq', String(blockSize),
       '--embedding', String(embeddingDim), '--hidden', String(hiddenSize), '--layers', String(numLayers),
-    ]);
+    ], referenceThreads);
   }
-  return runPytorch<ReferenceResult>(python, 'nanogpt_cpu.py', [...common, '--data', values.corpus, '--steps', String(steps)]);
+  return runPytorch<ReferenceResult>(python, 'nanogpt_cpu.py', [...common, '--data', values.corpus, '--steps', String(steps)], referenceThreads);
 }
 
 function median(sorted: number[]): number {
