@@ -68,7 +68,7 @@ if (values.kernels) {
 
 /** The kernel with its input shapes and non-default flags, e.g. `BatchMatMul 768x128 128x384 tB`. */
 function kernelLabel(name: string, args: Parameters<tf.KernelFunc>[0]): string {
-  const shapes = Object.values(args.inputs).map((info) => (info as tf.TensorInfo).shape.join('x'));
+  const shapes = Object.values(args.inputs).filter((info) => info !== undefined).map((info) => (info as tf.TensorInfo).shape.join('x'));
   const flags = Object.entries(args.attrs ?? {}).filter(([, value]) => value === true).map(([key]) => key);
   return [name, ...shapes, ...flags].join(' ');
 }

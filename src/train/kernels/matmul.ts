@@ -20,6 +20,7 @@ type Gemm = (aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape
 /** The parts of BackendWasm the views need (public in JavaScript, not in its typings). */
 type WasmInternals = {
   dataIdNextNumber: number;
+  dataIdMap: { get(dataId: tf.DataId): { id: number } };
   wasm: { cwrap: (name: string, returns: null, args: string[]) => Gemm; tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void } };
 };
 
@@ -80,8 +81,11 @@ export function fastBatchMatMulConfig(): tf.KernelConfig {
     if (swap) temporaries.push(product);
 
     // Views: tensor ids registered on a range of an existing buffer, dropped without freeing it.
+    // A whole tensor keeps its own id, so XNNPACK's cache of packed right-hand matrices (by id)
+    // serves an LSTM's recurrent kernel, multiplied at every time step, from one packing.
     const views: number[] = [];
     const view = (info: tf.TensorInfo, index: number, size: number): number => {
+      if (index === 0 && size === sizeOf(info.shape)) return internals.dataIdMap.get(info.dataId).id;
       const id = internals.dataIdNextNumber++;
       internals.wasm.tfjs.registerTensor(id, size, backend.getMemoryOffset(info.dataId) + index * size * FLOAT_BYTES);
       views.push(id);
