@@ -14,8 +14,9 @@
  * --step-time trains warmup + --steps steps (default 5 + 30) and reports the median time of the
  * timed ones (the trainer's own step time: batch, forward, backward, clipping, AdamW, loss read).
  * Every mode samples tfjs's tensor count and RSS after each step and exits 1 if the tensor count
- * grew from step 10 to the end (a leak). Progress goes to stderr; stdout gets one JSON line.
- * See docs/BENCH-TRAIN.md.
+ * grew from step 10 to the end (a leak). --python picks the python3 with torch (default
+ * /usr/bin/python3, Debian's python3-torch); --reference-threads N caps torch's and OpenBLAS's
+ * threads. Progress goes to stderr; stdout gets one JSON line. See docs/BENCH-TRAIN.md.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
