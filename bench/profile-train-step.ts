@@ -10,9 +10,9 @@
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/train/backend.ts';
-import { createModel, resolveModelConfig } from '../src/train/models/index.ts';
+import * as models from '../src/train/models/index.ts';
 import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW } from '../src/train/optimizer.ts';
-import { crossEntropy } from '../src/train/trainer.ts';
+import * as trainer from '../src/train/trainer.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +33,9 @@ const preset = values.preset ?? (arch === 'lstm' ? 'lstm-char' : 'nanogpt-cpu');
 // The issue's LSTM target is one layer of 256 at batch 32; nanogpt-cpu runs at batch 12.
 const overrides: Record<string, unknown> = arch === 'lstm' ? { numLayers: Number(values.layers ?? 1) } : {};
 if (arch === 'transformer' && values.layers !== undefined) overrides.nLayer = Number(values.layers);
+// The models' fused loss where this checkout has one (trainer.ts's otherwise), to compare commits.
+const crossEntropy = (models as { crossEntropy?: typeof trainer.crossEntropy }).crossEntropy ?? trainer.crossEntropy;
+const { createModel, resolveModelConfig } = models;
 const config = resolveModelConfig({ arch, preset, overrides, vocabSize: Number(values.vocab) });
 const batch = Number(values.batch ?? (arch === 'lstm' ? 32 : 12));
 const steps = Number(values.steps);

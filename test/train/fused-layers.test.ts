@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/train/backend.ts';
 import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
-import { gelu, layerNorm } from '../../src/train/models/index.ts';
+import { crossEntropy, gelu, layerNorm } from '../../src/train/models/index.ts';
 
 /**
  * Runs `run` on the reference cpu backend (plain tfjs ops, autodiff) and on wasm (ferry's fused
@@ -64,4 +64,23 @@ test('fused LayerNorm equals plain tfjs in value and in the gradients of x, gamm
     return valueAndGrads((a, g, b) => layerNorm(a!, g!, b!, epsilon), [x, gamma, beta], 30 + i);
   }));
   cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `case ${Math.floor(i / 4)} output ${i % 4}`));
+});
+
+test('fused cross-entropy equals softmaxCrossEntropy over one-hot labels in value and gradient, saturated logits included', async () => {
+  const cases: [number[], number][] = [[[2, 3, 7], 1], [[5, 322], 3], [[1, 1, 2], 0.1]];
+  const { cpu, wasm } = await onBoth(() => cases.flatMap(([shape, std], i) => {
+    const vocab = shape.at(-1)!;
+    const targets = tf.cast(tf.floor(tf.randomUniform(shape.slice(0, -1), 0, vocab, 'float32', 50 + i)), 'int32');
+    const logits = tf.randomNormal(shape, 0, std, 'float32', 60 + i);
+    return [crossEntropy(logits, targets), tf.grad((z: tf.Tensor) => tf.mul(crossEntropy(z, targets), 1.7))(logits)];
+  }).concat((() => {
+    // A target 200 nats below the best class: its softmax probability underflows to 0 in float32.
+    const logits = tf.tensor2d([[100, -100, 0], [0, 1, 2]]);
+    const targets = tf.tensor1d([1, 2], 'int32');
+    return [crossEntropy(logits, targets), tf.grad((z: tf.Tensor) => crossEntropy(z, targets))(logits)];
+  })()));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `output ${i}`));
+  assertClose(wasm.at(-2)!, [(200 + Math.log(1 + Math.exp(-100) + Math.exp(-200)) + 2 - 2 + Math.log(1 + Math.exp(-1) + Math.exp(-2))) / 2], 1e-5, 'saturated loss');
+  await selectBackend('wasm');
+  assert.throws(() => crossEntropy(tf.zeros([2, 3]), tf.tensor1d([0, 3], 'int32')), /target 3 is not in \[0, 2\]/);
 });

@@ -76,5 +76,5 @@ export const geluKernel: HeapKernel<Record<string, never>> = {
   kernelName: GELU_KERNEL,
   inputNames: ['x'],
   outputShapes: ([x]) => [x!.shape, x!.shape],
-  compute: ([x], [y, slope]) => geluWithSlope(x!, y!, slope!),
+  compute: ([x], [y, slope]) => geluWithSlope(x as Float32Array, y!, slope!),
 };

@@ -1,6 +1,6 @@
 /**
- * Kernels written as JavaScript loops over the wasm heap: float32 tensors in, float32 tensors
- * out, no copies. Where one loop replaces a chain of tfjs kernels (each a pass over memory, an
+ * Kernels written as JavaScript loops over the wasm heap: float32 (or int32 index) tensors in,
+ * float32 tensors out, no copies. Where one loop replaces a chain of tfjs kernels (each a pass over memory, an
  * allocation and ~30 us of engine bookkeeping), it is faster even though wasm's own elementwise
  * kernels use SIMD. ferry's fused layers call them through `runFused` when the active backend
  * has them, and fall back to plain tfjs ops elsewhere.
@@ -13,7 +13,8 @@ export type HeapKernel<Attrs> = {
   /** Input names, in the order `compute` gets them. */
   inputNames: readonly string[];
   outputShapes(inputs: readonly tf.TensorInfo[], attrs: Attrs): number[][];
-  compute(inputs: Float32Array[], outputs: Float32Array[], inputShapes: readonly number[][], attrs: Attrs): void;
+  /** Inputs come as Float32Array, or Int32Array for int32 tensors (indices). */
+  compute(inputs: (Float32Array | Int32Array)[], outputs: Float32Array[], inputShapes: readonly number[][], attrs: Attrs): void;
 };
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: unknown; backend: BackendWasm };
@@ -22,16 +23,21 @@ export function heapKernelConfig<Attrs>(kernel: HeapKernel<Attrs>): tf.KernelCon
   const kernelFunc = ({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[] => {
     const infos = kernel.inputNames.map((name) => inputs[name]!);
     for (const info of infos) {
-      if (info.dtype !== 'float32') throw new Error(`${kernel.kernelName} takes float32 tensors, got ${info.dtype}`);
+      if (info.dtype !== 'float32' && info.dtype !== 'int32') throw new Error(`${kernel.kernelName} takes float32 or int32 tensors, got ${info.dtype}`);
     }
     const outputs = kernel.outputShapes(infos, attrs as Attrs).map((shape) => backend.makeOutput(shape, 'float32'));
     // Views are taken after every allocation: allocating may grow (and so detach) the heap.
-    kernel.compute(
-      infos.map((info) => backend.typedArrayFromHeap(info) as Float32Array),
-      outputs.map((info) => backend.typedArrayFromHeap(info) as Float32Array),
-      infos.map((info) => info.shape),
-      attrs as Attrs,
-    );
+    try {
+      kernel.compute(
+        infos.map((info) => backend.typedArrayFromHeap(info) as Float32Array | Int32Array),
+        outputs.map((info) => backend.typedArrayFromHeap(info) as Float32Array),
+        infos.map((info) => info.shape),
+        attrs as Attrs,
+      );
+    } catch (error) {
+      for (const info of outputs) backend.disposeData(info.dataId);
+      throw error;
+    }
     return outputs;
   };
   return { kernelName: kernel.kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc };

@@ -1,5 +1,6 @@
 /** Kernels and gradients ferry adds to tfjs so that its models train fast on wasm. */
 import * as tf from '@tensorflow/tfjs';
+import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 import { rowGatherConfig } from './gather.ts';
 import { geluKernel } from './gelu.ts';
 import { heapKernelConfig } from './heap-kernel.ts';
@@ -22,7 +23,7 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
-  for (const kernel of [geluKernel, layerNormKernel, layerNormGradKernel]) tf.registerKernel(heapKernelConfig(kernel as never));
+  for (const kernel of [geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel]) tf.registerKernel(heapKernelConfig(kernel as never));
   const replacements = [
     fastBatchMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
   ];

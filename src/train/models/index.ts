@@ -9,6 +9,7 @@ export * from './layers.ts';
 export { FerryLSTM } from './lstm-layer.ts';
 export { FerryLayerNormalization } from './layer-norm.ts';
 export { gelu, layerNorm } from './fused.ts';
+export { crossEntropy } from './loss.ts';
 export { FerryOrthogonal, orthogonalMatrix } from './init.ts';
 export { createLstmLM } from './lstm.ts';
 export { createTransformerLM } from './transformer.ts';
