@@ -101,10 +101,12 @@ function languageModelSpec(config: ModelConfig): LanguageModelSpec {
     : { arch: 'transformer', vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead, contextLength: config.blockSize };
 }
 
-function graphIO(config: ModelConfig | undefined, attention: AttentionForm): GraphIO {
+function graphIO(config: ModelConfig | undefined, attention: AttentionForm, target: Target): GraphIO {
   if (!config) return modelNamedIO;
   if (config.arch === 'lstm') return lstmLanguageModelIO(config.vocabSize);
-  return transformerLanguageModelIO({ vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead }, attention);
+  // ORT's WebGPU EP crashes on the empty past of a first step when the past is read on its own.
+  const newKeyValues = attention === 'decomposed' && target !== 'webgpu';
+  return transformerLanguageModelIO({ vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead }, attention, { newKeyValues });
 }
 
 function stateSpec(config: ModelConfig) {
@@ -145,7 +147,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const { graph, cpuOnlyNodes } = convertModel(source.model, {
     opset: resolved.opset,
     target: resolved.target,
-    io: graphIO(config, resolved.attention),
+    io: graphIO(config, resolved.attention, resolved.target),
     name,
   });
   log(`converted ${source.model.layers.length} layers into ${graph.nodes.length} ONNX nodes (opset ${resolved.opset}, target ${resolved.target}${config?.arch === 'transformer' ? `, attention ${resolved.attention}` : ''})`);

@@ -19,7 +19,7 @@ export function createSession(bytes: Uint8Array, threads = 1): Promise<ort.Infer
   return ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
 }
 
-function int64(values: number[], dims: number[]): ort.Tensor {
+export function int64(values: number[], dims: number[]): ort.Tensor {
   return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
 }
 
@@ -69,6 +69,37 @@ export async function runStep(session: ort.InferenceSession, spec: LanguageModel
     next[name] = out[present]!;
   }
   return { logits: out.logits!.data as Float32Array, state: next };
+}
+
+/**
+ * Token-by-token decoding the way ferry's server does it (src/serve/slab-decoder.ts): each row's
+ * cache is a buffer of the whole context, its unused positions masked, and only the new K/V
+ * (`new_key_values.*`) are fetched and written into it. Returns the logits, [batch, steps, vocab].
+ */
+export async function decodeWithFixedCache(session: ort.InferenceSession, spec: Extract<LanguageModelSpec, { arch: 'transformer' }>, ids: number[][]): Promise<Float32Array> {
+  const { heads, headDim, contextLength: capacity, vocabSize, layers } = spec;
+  const rows = ids.length;
+  const steps = ids[0]!.length;
+  const parts = Array.from({ length: layers }, (_, l) => ['key', 'value'].map((part) => [`past_key_values.${l}.${part}`, `new_key_values.${l}.${part}`] as const)).flat();
+  const cache = parts.map(() => new Float32Array(rows * heads * capacity * headDim));
+  const logits = new Float32Array(rows * steps * vocabSize);
+  for (let t = 0; t < steps; t++) {
+    const mask = ids.flatMap(() => Array.from({ length: capacity + 1 }, (_, j) => (j < t || j === capacity ? 1 : 0)));
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: int64(ids.map((row) => row[t]!), [rows, 1]),
+      attention_mask: int64(mask, [rows, capacity + 1]),
+      position_ids: int64(ids.map(() => t), [rows, 1]),
+    };
+    parts.forEach(([past], i) => (feeds[past] = new ort.Tensor('float32', cache[i]!, [rows, heads, capacity, headDim])));
+    const out = await session.run(feeds, ['logits', ...parts.map(([, fresh]) => fresh)]);
+    parts.forEach(([, fresh], i) => {
+      const data = out[fresh]!.data as Float32Array;
+      for (let r = 0; r < rows * heads; r++) cache[i]!.set(data.subarray(r * headDim, (r + 1) * headDim), (r * capacity + t) * headDim);
+    });
+    const stepLogits = out.logits!.data as Float32Array;
+    for (let r = 0; r < rows; r++) logits.set(stepLogits.subarray(r * vocabSize, (r + 1) * vocabSize), (r * steps + t) * vocabSize);
+  }
+  return logits;
 }
 
 /** Mean negative log-likelihood per token of `ids` (next-token prediction), in windows of the context. */

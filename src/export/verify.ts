@@ -1,8 +1,9 @@
 /**
  * Export-time verification: the tfjs model and the ONNX graph (onnxruntime-node) on the same
  * inputs — batch 1 and 3, two sequence lengths, random ids and real text — plus token-by-token
- * decoding through the state/KV outputs against the full-sequence logits, and (Transformer) a
- * left-padded batch against the unpadded rows. Fails above the tolerance.
+ * decoding through the state/KV outputs against the full-sequence logits (and, where the graph
+ * gives the new K/V alone, through a fixed-size cache as the server decodes), and (Transformer)
+ * a left-padded batch against the unpadded rows. Fails above the tolerance.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
@@ -10,7 +11,7 @@ import { FerryError } from '../errors.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import type { AttentionForm } from './converters/types.ts';
 import type { LanguageModelSpec } from './lm/spec.ts';
-import { createSession, initialState, runStep } from './runner.ts';
+import { createSession, decodeWithFixedCache, initialState, runStep } from './runner.ts';
 import { mulberry32 } from '../random.ts';
 
 export const FP32_TOLERANCE = 1e-4;
@@ -119,6 +120,9 @@ export async function verifyLanguageModel(
     }
   }
   cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: worst });
+  if (spec.arch === 'transformer' && session.outputNames.includes('new_key_values.0.key')) {
+    cases.push({ name: `fixed-size cache decode (server), batch 2, ${T} steps`, maxAbsDiff: maxAbsDiff(await decodeWithFixedCache(session, spec, steps), full) });
+  }
 
   // Two chunks (a prompt continued with past > 0 and several new tokens: the causal mask must be
   // aligned bottom-right) == the full sequence. ORT's GroupQueryAttention takes such a chunk only

@@ -1,11 +1,14 @@
 import { FerryError } from '../errors.ts';
 import type { StateSpec } from './manifest.ts';
 import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
+import { createSlabKvDecoder } from './slab-decoder.ts';
 
 /**
  * A language model as the scheduler sees it: a prompt goes in whole, then every active sequence
- * advances one token per step in one batched run. Sequence states are immutable values, so a
- * prefilled prompt can be shared by the `n` choices of one request.
+ * advances one token per step in one batched run. A prefilled prompt can be shared by the `n`
+ * choices of one request. A state lives as long as steps advance it: a step may drop what the
+ * states it does not advance hold, and a prefill what the previous prefill's unstepped states
+ * hold (the scheduler steps every live sequence every time, so nothing it keeps is dropped).
  */
 export interface Decoder {
   readonly vocabSize: number;
@@ -26,7 +29,8 @@ export interface SequenceState {
 /**
  * The state tensors of one run, shared by the sequences that ran in it: a sequence is a row of
  * a block. When the next step runs the same sequences in the same order, the block's outputs are
- * fed back as they are; only when sequences join or leave are rows gathered into a new batch.
+ * fed back as they are and the block is spent (its buffers may move to the runtime's thread);
+ * only when sequences join or leave are rows gathered into a new batch.
  */
 interface Block {
   /** One tensor per state input, in `stateInputs` order: [rows, ...] with rows first. */
@@ -34,6 +38,7 @@ interface Block {
   readonly rows: number;
   /** KV only: the padded past length of every row. */
   readonly past: number;
+  spent?: boolean;
 }
 
 interface BlockState extends SequenceState {
@@ -41,16 +46,27 @@ interface BlockState extends SequenceState {
   readonly row: number;
 }
 
-export function createDecoder(session: Session, state: StateSpec, vocabSize: number, contextLength: number | null): Decoder {
+export interface DecoderOptions {
+  /**
+   * Keep a Transformer's KV cache on this side and fetch only the new K/V each step, when the
+   * graph offers them (`new_key_values.*`): the cache is then never copied out of the runtime.
+   * Off where the runtime keeps the cache better itself (WebGPU buffers in the browser).
+   */
+  ownCache?: boolean;
+}
+
+export function createDecoder(session: Session, state: StateSpec, vocabSize: number, contextLength: number | null, options: DecoderOptions = {}): Decoder {
   const missing = ['input_ids', ...feedNames(state)].filter((name) => !session.inputNames.includes(name));
   if (missing.length) {
     throw new FerryError('bad_model', `the ONNX model lacks the inputs ${missing.join(', ')} that its ferry.json promises`, {
       hint: 're-export the package with `ferry export`',
     });
   }
-  return state.kind === 'lstm'
-    ? createLstmDecoder(session, state.layers, state.hiddenSize, vocabSize)
-    : createKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
+  if (state.kind === 'lstm') return createLstmDecoder(session, state.layers, state.hiddenSize, vocabSize);
+  if (options.ownCache && contextLength !== null && session.outputNames.includes('new_key_values.0.key')) {
+    return createSlabKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
+  }
+  return createKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
 }
 
 function feedNames(state: StateSpec): string[] {
@@ -62,7 +78,7 @@ function feedNames(state: StateSpec): string[] {
   return names;
 }
 
-function logitsOf(outputs: NamedTensors, rows: number, vocabSize: number): Float32Array {
+export function logitsOf(outputs: NamedTensors, rows: number, vocabSize: number): Float32Array {
   const logits = outputs.logits;
   if (!logits || logits.dtype !== 'float32' || logits.data.length !== rows * vocabSize) {
     throw new FerryError('bad_model', `the model returned logits of shape [${logits?.dims.join(', ')}], expected ${rows} rows of ${vocabSize}`, {
@@ -72,16 +88,32 @@ function logitsOf(outputs: NamedTensors, rows: number, vocabSize: number): Float
   return logits.data as Float32Array;
 }
 
-function output(outputs: NamedTensors, name: string): Float32Array {
+export function float32Output(outputs: NamedTensors, name: string): Float32Array {
   const tensor = outputs[name];
   if (!tensor || tensor.dtype !== 'float32') throw new FerryError('bad_model', `the model returned no float32 output ${name}`, { status: 500 });
   return tensor.data as Float32Array;
 }
 
-/** Feeds the previous run's outputs straight back when the batch is the same rows in order. */
-function sameBlock(states: readonly BlockState[]): Block | undefined {
+/**
+ * The past of a first run: empty, except for graphs that read the past apart from the new tokens
+ * (those with `new_key_values.*`), on which ORT's WebGPU EP crashes when it is empty; they get one
+ * position, zero and masked, which then rides along as padding.
+ */
+export function firstPast(session: Session, names: readonly string[], heads: number, headDim: number): (rows: number) => { past: number; tensors: Float32Array[] } {
+  const past = session.outputNames.includes('new_key_values.0.key') ? 1 : 0;
+  return (rows) => ({ past, tensors: names.map(() => new Float32Array(rows * heads * past * headDim)) });
+}
+
+/**
+ * Feeds the previous run's outputs straight back when the batch is the same rows in order: every
+ * state of the block advances, so nothing can read the block again.
+ */
+function takeSameBlock(states: readonly BlockState[]): Block | undefined {
+  if (states.some((s) => s.block.spent)) throw new Error('a decoder state was advanced twice (its buffers are gone)');
   const block = states[0]!.block;
-  return block.rows === states.length && states.every((s, r) => s.block === block && s.row === r) ? block : undefined;
+  if (block.rows !== states.length || !states.every((s, r) => s.block === block && s.row === r)) return undefined;
+  block.spent = true;
+  return block;
 }
 
 /** LSTM: the state is h and c per layer, [rows, hidden] each. */
@@ -90,7 +122,7 @@ function createLstmDecoder(session: Session, numLayers: number, hidden: number, 
   const outputNames = Array.from({ length: numLayers }, (_, l) => [`present_h.${l}`, `present_c.${l}`]).flat();
 
   function gather(states: readonly BlockState[]): readonly Float32Array[] {
-    const same = sameBlock(states);
+    const same = takeSameBlock(states);
     if (same) return same.tensors;
     return inputNames.map((_, i) => {
       const stacked = new Float32Array(states.length * hidden);
@@ -102,8 +134,8 @@ function createLstmDecoder(session: Session, numLayers: number, hidden: number, 
   async function run(ids: readonly number[], rows: number, seqLen: number, states: readonly BlockState[]) {
     const feeds: NamedTensors = { input_ids: int64([rows, seqLen], ids) };
     gather(states).forEach((tensor, i) => (feeds[inputNames[i]!] = float32([rows, hidden], tensor)));
-    const outputs = await session.run(feeds);
-    const block: Block = { tensors: outputNames.map((name) => output(outputs, name)), rows, past: 0 };
+    const outputs = await session.run(feeds, { giveUpFeeds: true });
+    const block: Block = { tensors: outputNames.map((name) => float32Output(outputs, name)), rows, past: 0 };
     const next = states.map((s, row): BlockState => ({ length: s.length + seqLen, block, row }));
     return { logits: logitsOf(outputs, rows * seqLen, vocabSize), states: next };
   }
@@ -139,9 +171,10 @@ function createLstmDecoder(session: Session, numLayers: number, hidden: number, 
 function createKvDecoder(session: Session, numLayers: number, heads: number, headDim: number, vocabSize: number, contextLength: number | null): Decoder {
   const inputNames = Array.from({ length: numLayers }, (_, l) => [`past_key_values.${l}.key`, `past_key_values.${l}.value`]).flat();
   const outputNames = Array.from({ length: numLayers }, (_, l) => [`present.${l}.key`, `present.${l}.value`]).flat();
+  const emptyPast = firstPast(session, inputNames, heads, headDim);
 
   function gather(states: readonly BlockState[]): { past: number; tensors: readonly Float32Array[] } {
-    const same = sameBlock(states);
+    const same = takeSameBlock(states);
     if (same) return same;
     const past = Math.max(...states.map((s) => s.length));
     const tensors = inputNames.map((_, i) => {
@@ -165,7 +198,7 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
    */
   async function run(ids: readonly number[], states: readonly BlockState[], seqLen: number, fresh: readonly number[]) {
     const rows = states.length;
-    const { past, tensors } = states[0]!.length === 0 ? { past: 0, tensors: inputNames.map(() => new Float32Array(0)) } : gather(states);
+    const { past, tensors } = states[0]!.length === 0 ? emptyPast(rows) : gather(states);
     const total = past + seqLen;
     const mask = new BigInt64Array(rows * total);
     const positions = new BigInt64Array(rows * seqLen);
@@ -181,8 +214,8 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
       position_ids: { dtype: 'int64', dims: [rows, seqLen], data: positions },
     };
     tensors.forEach((tensor, i) => (feeds[inputNames[i]!] = float32([rows, heads, past, headDim], tensor)));
-    const outputs = await session.run(feeds);
-    const block: Block = { tensors: outputNames.map((name) => output(outputs, name)), rows, past: total };
+    const outputs = await session.run(feeds, { giveUpFeeds: true });
+    const block: Block = { tensors: outputNames.map((name) => float32Output(outputs, name)), rows, past: total };
     const next = states.map((s, row): BlockState => ({ length: s.length + fresh[row]!, block, row }));
     return { logits: logitsOf(outputs, rows * seqLen, vocabSize), states: next };
   }

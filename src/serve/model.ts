@@ -36,7 +36,7 @@ export interface OpenModelOptions {
 export async function openModel(dir: string, options: OpenModelOptions): Promise<ServedModel> {
   const pkg = await loadPackage(dir, { precision: options.precision });
   const session = await options.runtime.createSession(pkg.modelPath, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });
-  const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength);
+  const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache: true });
   await warmUp(decoder);
   return {
     id: options.id ?? pkg.id,

@@ -111,8 +111,13 @@ for (const attention of ['decomposed', 'mha', 'gqa', 'attention23'] as const) {
       'past_key_values.0.key', 'past_key_values.0.value', 'past_key_values.1.key', 'past_key_values.1.value',
     ]);
     assert.deepEqual(manifest.inputs[3].shape, ['batch_size', 2, 'past_sequence_length', 16]);
-    assert.deepEqual(manifest.outputs.map((i: { name: string }) => i.name), ['logits', 'present.0.key', 'present.0.value', 'present.1.key', 'present.1.value']);
+    const fresh = attention === 'decomposed' ? ['new_key_values.0.key', 'new_key_values.0.value', 'new_key_values.1.key', 'new_key_values.1.value'] : [];
+    assert.deepEqual(manifest.outputs.map((i: { name: string }) => i.name), ['logits', 'present.0.key', 'present.0.value', 'present.1.key', 'present.1.value', ...fresh]);
     assert.deepEqual(manifest.outputs[1].shape, ['batch_size', 2, 'total_sequence_length', 16]);
+    if (fresh.length) {
+      assert.deepEqual(manifest.outputs[5].shape, ['batch_size', 2, 'sequence_length', 16]);
+      assert.ok(caseDiff(report.parity.fp32, 'fixed-size cache decode (server)') <= 1e-4);
+    }
     assert.ok(caseDiff(report.parity.fp32, 'random ids, batch 3') <= 1e-4);
     assert.ok(caseDiff(report.parity.fp32, 'incremental decode') <= 1e-4);
     assert.ok(caseDiff(report.parity.fp32, 'left-padded') <= 1e-4);

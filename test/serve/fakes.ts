@@ -1,7 +1,8 @@
 // Deterministic stand-ins below the runtime boundary, so that batching, padding and scheduling
 // can be checked exactly without an exported model.
 import type { Decoder, SequenceState } from '../../src/serve/decoder.ts';
-import type { NamedTensors, Session } from '../../src/serve/runtime/types.ts';
+import { withLentFeeds } from '../../src/serve/runtime/convert.ts';
+import type { NamedTensors, RunOptions, Session } from '../../src/serve/runtime/types.ts';
 import type { Tokens } from '../../src/serve/scheduler.ts';
 
 /** Logits that depend on the whole history, so a sequence that sees a wrong token diverges. */
@@ -77,14 +78,14 @@ const LOWEST = -3.4028234663852886e38;
  * with the I/O of an exported Transformer (docs/FORMATS.md). Keys, values and queries are
  * functions of (token, position id); scores of masked or future keys get the lowest float.
  */
-export function createReferenceKvSession(vocab: number, heads = 2, headDim = 3): Session {
+export function createReferenceKvSession(vocab: number, heads = 2, headDim = 3, options: { newKeyValues?: boolean } = {}): Session {
   const vec = (seed: number, token: number, position: number, h: number) =>
     Array.from({ length: headDim }, (_, d) => Math.sin(seed * 1.7 + token * 0.37 + position * 0.11 + h * 0.5 + d * 0.9));
   return {
     provider: 'reference',
     inputNames: ['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.0.value'],
-    outputNames: ['logits', 'present.0.key', 'present.0.value'],
-    async run(feeds: NamedTensors) {
+    outputNames: ['logits', 'present.0.key', 'present.0.value', ...(options.newKeyValues ? ['new_key_values.0.key', 'new_key_values.0.value'] : [])],
+    async run(feeds: NamedTensors, runOptions?: RunOptions) {
       const [B, T] = feeds.input_ids!.dims as [number, number];
       const ids = feeds.input_ids!.data as BigInt64Array;
       const mask = feeds.attention_mask!.data as BigInt64Array;
@@ -132,11 +133,21 @@ export function createReferenceKvSession(vocab: number, heads = 2, headDim = 3):
           for (let v = 0; v < vocab; v++) logits[(b * T + t) * vocab + v] = mixed.reduce((acc, m, i) => acc + m * Math.cos(v * 0.7 + i), 0);
         }
       }
-      return {
+      const outputs: NamedTensors = {
         logits: { dtype: 'float32', dims: [B, T, vocab], data: logits },
         'present.0.key': { dtype: 'float32', dims: [B, heads, total, headDim], data: key },
         'present.0.value': { dtype: 'float32', dims: [B, heads, total, headDim], data: value },
       };
+      if (options.newKeyValues) {
+        for (const part of ['key', 'value'] as const) {
+          const present = part === 'key' ? key : value;
+          const fresh = new Float32Array(B * heads * T * headDim);
+          for (let r = 0; r < B * heads; r++) fresh.set(present.subarray((r * total + P) * headDim, (r + 1) * total * headDim), r * T * headDim);
+          outputs[`new_key_values.0.${part}`] = { dtype: 'float32', dims: [B, heads, T, headDim], data: fresh };
+        }
+      }
+      const fetched = runOptions?.fetch ? Object.fromEntries(runOptions.fetch.map((name) => [name, outputs[name]!])) : outputs;
+      return withLentFeeds(fetched, feeds, runOptions);
     },
     release: async () => {},
   };

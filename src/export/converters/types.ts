@@ -37,15 +37,21 @@ export interface RecurrentStateIO {
 /** Attention inputs shared by every Transformer block of a language-model graph. */
 export interface AttentionIO {
   form: AttentionForm;
+  /** Decomposed form: read the past on its own and give the new K/V as outputs too (see lm/transformer.ts). */
+  newKeyValues: boolean;
   /** Float [batch, 1, seq, total]: 0 where a query may attend, the lowest float where not (fused forms). */
   maskBias?: string;
   /** Bool [batch, 1, seq, total]. */
   allowed: string;
   /** Int64 [batch, seq]. */
   positionIds: string;
-  /** Past K/V inputs of block `i` ([batch, heads, past, headDim]) and the present K/V outputs. */
+  /**
+   * Past K/V inputs of block `i` ([batch, heads, past, headDim]) and the present K/V outputs;
+   * `fresh` is the K/V of this call's tokens alone ([batch, heads, seq, headDim]), where the form
+   * can give it without the cache.
+   */
   past(block: number): { key: string; value: string };
-  present(block: number, key: string, value: string): void;
+  present(block: number, key: string, value: string, fresh?: { key: string; value: string }): void;
   /** GQA's int32 inputs: total length per batch row minus one, and the total length. */
   seqlensK?: string;
   totalSequenceLength?: string;

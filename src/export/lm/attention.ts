@@ -12,7 +12,7 @@ export interface AttentionHeads {
 }
 
 /** The mask inputs every block shares, built once from `input_ids` and `attention_mask` (only what `form` uses). */
-export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string, form: AttentionForm): Omit<AttentionIO, 'form' | 'positionIds' | 'past' | 'present'> {
+export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string, form: AttentionForm): Omit<AttentionIO, 'form' | 'newKeyValues' | 'positionIds' | 'past' | 'present'> {
   const seq = g.op('Shape', [inputIds], { start: attr.int(1), end: attr.int(2) });
   const total = g.op('Shape', [attentionMask], { start: attr.int(1), end: attr.int(2) });
   const past = g.op('Sub', [total, seq]);
@@ -48,16 +48,8 @@ export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: s
   const scale = 1 / Math.sqrt(shape.headDim);
   const common = { scale: attr.float(scale) };
   switch (io.form) {
-    case 'decomposed': {
-      const key = g.op('Concat', [past.key, splitHeads(g, k, shape)], { axis: attr.int(2) });
-      const value = g.op('Concat', [past.value, splitHeads(g, v, shape)], { axis: attr.int(2) });
-      io.present(block, key, value);
-      const scores = g.op('Mul', [g.op('MatMul', [splitHeads(g, q, shape), g.transpose(key, [0, 1, 3, 2])]), g.scalarFloat('scale', scale)]);
-      const masked = g.op('Where', [io.allowed, scores, g.scalarFloat('lowest', LOWEST_FLOAT32)]);
-      const probs = g.op('Softmax', [masked], { axis: attr.int(-1) });
-      const context = g.transpose(g.op('MatMul', [probs, value]), [0, 2, 1, 3]);
-      return g.reshape(context, [0, 0, shape.heads * shape.headDim]);
-    }
+    case 'decomposed':
+      return io.newKeyValues ? attendToPastApart(g, io, block, q, k, v, shape) : attendThroughPresent(g, io, block, q, k, v, shape);
     case 'mha': {
       const [y, key, value] = g.node('MultiHeadAttention', [q, k, v, '', '', io.maskBias!, past.key, past.value], {
         num_heads: attr.int(shape.heads),
@@ -85,4 +77,46 @@ export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: s
       return y!;
     }
   }
+}
+
+/** Decomposed attention over the present (past + new) K/V, as HF exports have it. */
+function attendThroughPresent(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads): string {
+  const past = io.past(block);
+  const key = g.op('Concat', [past.key, splitHeads(g, k, shape)], { axis: attr.int(2) });
+  const value = g.op('Concat', [past.value, splitHeads(g, v, shape)], { axis: attr.int(2) });
+  io.present(block, key, value);
+  const scores = g.op('Mul', [g.op('MatMul', [splitHeads(g, q, shape), g.transpose(key, [0, 1, 3, 2])]), g.scalarFloat('scale', 1 / Math.sqrt(shape.headDim))]);
+  return mergeHeads(g, g.op('MatMul', [softmaxAllowed(g, io, scores), value]), shape);
+}
+
+/**
+ * Decomposed attention with scores over the past and over the new tokens taken apart, so that
+ * the cache is only read: the present Concat feeds nothing but its graph output, and a runtime
+ * that fetches `new_key_values.*` instead never pays for copying the cache.
+ */
+function attendToPastApart(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads): string {
+  const past = io.past(block);
+  const query = splitHeads(g, q, shape);
+  const newKey = splitHeads(g, k, shape);
+  const newValue = splitHeads(g, v, shape);
+  const present = (cached: string, fresh: string) => g.op('Concat', [cached, fresh], { axis: attr.int(2) });
+  io.present(block, present(past.key, newKey), present(past.value, newValue), { key: newKey, value: newValue });
+  const scoresOf = (key: string) => g.op('MatMul', [query, g.transpose(key, [0, 1, 3, 2])]);
+  const scores = g.op('Mul', [g.op('Concat', [scoresOf(past.key), scoresOf(newKey)], { axis: attr.int(-1) }), g.scalarFloat('scale', 1 / Math.sqrt(shape.headDim))]);
+  const probs = softmaxAllowed(g, io, scores);
+  const pastLength = g.op('Shape', [past.key], { start: attr.int(2), end: attr.int(3) });
+  const lastAxis = g.int64('last_axis', [3]);
+  const probsPast = g.op('Slice', [probs, g.int64('from_start', [0]), pastLength, lastAxis]);
+  const probsNew = g.op('Slice', [probs, pastLength, g.int64('to_end', [Number.MAX_SAFE_INTEGER]), lastAxis]);
+  return mergeHeads(g, g.op('Add', [g.op('MatMul', [probsPast, past.value]), g.op('MatMul', [probsNew, newValue])]), shape);
+}
+
+function softmaxAllowed(g: Graph, io: AttentionIO, scores: string): string {
+  const masked = g.op('Where', [io.allowed, scores, g.scalarFloat('lowest', LOWEST_FLOAT32)]);
+  return g.op('Softmax', [masked], { axis: attr.int(-1) });
+}
+
+/** [B, H, T, hd] back to [B, T, H*hd]. */
+function mergeHeads(g: Graph, context: string, { heads, headDim }: AttentionHeads): string {
+  return g.reshape(g.transpose(context, [0, 2, 1, 3]), [0, 0, heads * headDim]);
 }

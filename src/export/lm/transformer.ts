@@ -17,10 +17,17 @@ export interface TransformerShape {
   headDim: number;
 }
 
-export function transformerLanguageModelIO(shape: TransformerShape, form: AttentionForm): GraphIO {
+/**
+ * `newKeyValues` (decomposed attention only) reads the past on its own instead of through the
+ * present Concat and adds the outputs `new_key_values.{i}.key|value` [batch_size, H,
+ * sequence_length, hd], the K/V of this call's tokens: a runtime that keeps its own cache fetches
+ * those and never has the cache copied.
+ */
+export function transformerLanguageModelIO(shape: TransformerShape, form: AttentionForm, options: { newKeyValues?: boolean } = {}): GraphIO {
   const { layers, heads, headDim, vocabSize } = shape;
   const pastShape = ['batch_size', heads, 'past_sequence_length', headDim];
   const presentShape = ['batch_size', heads, 'total_sequence_length', headDim];
+  const freshShape = ['batch_size', heads, 'sequence_length', headDim];
   const pasts: { key: string; value: string }[] = [];
   const lm: NonNullable<GraphIO['lm']> = {
     recurrentState() {
@@ -44,11 +51,16 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
       const attention: AttentionIO = {
         form,
         ...mask,
+        newKeyValues: options.newKeyValues ?? false,
         positionIds,
         past: (block) => pasts[block]!,
-        present(block, key, value) {
+        present(block, key, value, fresh) {
           graph!.addOutput(key, `present.${block}.key`, 'float32', presentShape);
           graph!.addOutput(value, `present.${block}.value`, 'float32', presentShape);
+          if (fresh) {
+            graph!.addOutput(fresh.key, `new_key_values.${block}.key`, 'float32', freshShape);
+            graph!.addOutput(fresh.value, `new_key_values.${block}.value`, 'float32', freshShape);
+          }
         },
       };
       lm.attention = attention;
@@ -56,7 +68,8 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
     },
     outputs(g, [logits]) {
       g.addOutput(logits!.name, 'logits', 'float32', ['batch_size', 'sequence_length', vocabSize]);
-      g.orderOutputs(['logits']);
+      // The HF names first (transformers.js maps present.* to the next past); ferry's new_key_values.* last.
+      g.orderOutputs(['logits', ...pasts.flatMap((_, i) => [`present.${i}.key`, `present.${i}.value`])]);
     },
     lm,
   };

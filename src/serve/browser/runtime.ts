@@ -1,4 +1,4 @@
-import { fromOrtResults, toOrtFeeds } from '../runtime/convert.ts';
+import { fromOrtResults, toOrtFeeds, withLentFeeds } from '../runtime/convert.ts';
 import type { NamedTensors, Runtime, Session, SessionOptions } from '../runtime/types.ts';
 
 export type OrtWeb = typeof import('onnxruntime-web');
@@ -25,13 +25,13 @@ export function createOrtWebRuntime(ort: OrtWeb, device: 'webgpu' | 'wasm'): Run
       provider: `onnxruntime-web ${device}`,
       inputNames: session.inputNames,
       outputNames: session.outputNames,
-      async run(feeds) {
+      async run(feeds, options) {
         const ortFeeds = toOrtFeeds(ort.Tensor, feeds);
         const fed = gpu?.substitute(feeds, ortFeeds) ?? [];
-        const results = await session.run(ortFeeds);
+        const results = options?.fetch ? await session.run(ortFeeds, [...options.fetch]) : await session.run(ortFeeds);
         for (const tensor of fed) tensor.dispose();
-        if (!gpu) return fromOrtResults(results as Record<string, InstanceType<OrtWeb['Tensor']>>);
-        return gpu.download(results as Record<string, InstanceType<OrtWeb['Tensor']>>);
+        const outputs = results as Record<string, InstanceType<OrtWeb['Tensor']>>;
+        return withLentFeeds(gpu ? await gpu.download(outputs) : fromOrtResults(outputs), feeds, options);
       },
       release: () => session.release(),
     };

@@ -1,4 +1,4 @@
-import type { NamedTensors, Tensor } from './types.ts';
+import type { NamedTensors, RunOptions, Tensor } from './types.ts';
 
 /** The part of `ort.Tensor` both onnxruntime packages share, so one converter serves both. */
 export interface OrtTensorLike {
@@ -13,6 +13,12 @@ export function toOrtFeeds<T>(Tensor: OrtTensorConstructor<T>, feeds: NamedTenso
   const out: Record<string, T> = {};
   for (const [name, tensor] of Object.entries(feeds)) out[name] = new Tensor(tensor.dtype, tensor.data, tensor.dims);
   return out;
+}
+
+/** What a runtime in the calling thread returns for `lendFeeds`: the feeds themselves, never moved. */
+export function withLentFeeds(outputs: NamedTensors, feeds: NamedTensors, options: RunOptions | undefined): NamedTensors {
+  for (const name of options?.lendFeeds ?? []) outputs[name] = feeds[name]!;
+  return outputs;
 }
 
 export function fromOrtResults(results: Record<string, OrtTensorLike>): NamedTensors {

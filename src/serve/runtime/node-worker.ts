@@ -4,14 +4,14 @@ import type { NamedTensors, Session } from './types.ts';
 
 // onnxruntime-node runs a session synchronously on the calling thread, so a session on the main
 // thread stalls every HTTP read and write for the length of each step. Here each session lives
-// in its own worker thread: tensors are copied in and transferred back. Plain JS, so that the
-// worker needs no TypeScript loader.
+// in its own worker thread: tensors are copied in (moved, when the caller gives them up or lends
+// them) and moved back. Plain JS, so that the worker needs no TypeScript loader.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 ort.env.logLevel = 'fatal';
 let session;
-parentPort.on('message', async ({ id, type, model, options, feeds }) => {
+parentPort.on('message', async ({ id, type, model, options, feeds, fetch, lend }) => {
   try {
     if (type === 'create') {
       session = await ort.InferenceSession.create(model, options);
@@ -19,12 +19,16 @@ parentPort.on('message', async ({ id, type, model, options, feeds }) => {
     } else if (type === 'run') {
       const inputs = {};
       for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.dtype, t.data, t.dims);
-      const results = await session.run(inputs);
+      const results = fetch ? await session.run(inputs, fetch) : await session.run(inputs);
       const outputs = {};
       const buffers = new Set();
       for (const [name, t] of Object.entries(results)) {
         outputs[name] = { dtype: t.type, dims: t.dims, data: t.data };
         buffers.add(t.data.buffer);
+      }
+      for (const name of lend || []) {
+        outputs[name] = feeds[name];
+        buffers.add(feeds[name].data.buffer);
       }
       parentPort.postMessage({ id, outputs }, [...buffers]);
     } else if (type === 'release') {
@@ -70,13 +74,13 @@ export async function openSessionInWorker(model: string | Uint8Array, options: o
   worker.on('error', failAll);
   worker.on('exit', (code) => failAll(new Error(`the onnxruntime worker exited with code ${code}`)));
 
-  const call = (message: object): Promise<Reply> => {
+  const call = (message: object, transfer: ArrayBuffer[] = []): Promise<Reply> => {
     if (dead) return Promise.reject(dead);
     const id = nextId++;
     worker.ref();
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
-      worker.postMessage({ ...message, id });
+      worker.postMessage({ ...message, id }, transfer);
     });
   };
 
@@ -91,8 +95,10 @@ export async function openSessionInWorker(model: string | Uint8Array, options: o
     provider,
     inputNames: created.inputNames!,
     outputNames: created.outputNames!,
-    async run(feeds) {
-      return (await call({ type: 'run', feeds })).outputs!;
+    async run(feeds, options) {
+      const moved = options?.giveUpFeeds ? Object.values(feeds) : (options?.lendFeeds ?? []).map((name) => feeds[name]!);
+      const transfer = [...new Set(moved.map((tensor) => tensor.data.buffer as ArrayBuffer))];
+      return (await call({ type: 'run', feeds, fetch: options?.fetch, lend: options?.lendFeeds }, transfer)).outputs!;
     },
     async release() {
       await call({ type: 'release' }).catch(() => {});

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { FerryError } from '../../errors.ts';
-import { fromOrtResults, toOrtFeeds } from './convert.ts';
+import { fromOrtResults, toOrtFeeds, withLentFeeds } from './convert.ts';
 import { openSessionInWorker } from './node-worker.ts';
 import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
 
@@ -69,9 +69,10 @@ function wrapSession(session: ort.InferenceSession, device: NodeDevice): Session
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     provider: `onnxruntime-node ${device}`,
-    async run(feeds) {
-      const results = await session.run(toOrtFeeds(ort.Tensor, feeds));
-      return fromOrtResults(results as Record<string, ort.Tensor>);
+    async run(feeds, options) {
+      const ortFeeds = toOrtFeeds(ort.Tensor, feeds);
+      const results = options?.fetch ? await session.run(ortFeeds, [...options.fetch]) : await session.run(ortFeeds);
+      return withLentFeeds(fromOrtResults(results as Record<string, ort.Tensor>), feeds, options);
     },
     release: () => session.release(),
   };

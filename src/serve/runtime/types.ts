@@ -14,12 +14,29 @@ export interface Tensor {
 
 export type NamedTensors = Record<string, Tensor>;
 
+export interface RunOptions {
+  /** The outputs to compute and return; all when left out. */
+  fetch?: readonly string[];
+  /**
+   * The caller never reads the feeds again, so a runtime in another thread may move their
+   * buffers there instead of copying them (they are left detached). A KV cache is megabytes
+   * per step.
+   */
+  giveUpFeeds?: boolean;
+  /**
+   * Feeds whose buffers a runtime in another thread may move there and back instead of copying:
+   * the result holds them again under their input names, and the arrays passed in may be left
+   * detached.
+   */
+  lendFeeds?: readonly string[];
+}
+
 export interface Session {
   /** Where it actually runs, after any fallback: e.g. `onnxruntime-node cpu`. */
   readonly provider: string;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: NamedTensors): Promise<NamedTensors>;
+  run(feeds: NamedTensors, options?: RunOptions): Promise<NamedTensors>;
   release(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-import { fromOrtResults, toOrtFeeds } from './convert.ts';
+import { fromOrtResults, toOrtFeeds, withLentFeeds } from './convert.ts';
 import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
 import { hasWebGpuAdapter } from './webgpu.ts';
 
@@ -38,9 +38,10 @@ export function createWebRuntime(device: WebDevice | 'auto', log: Logger, option
       provider: `onnxruntime-web ${target}`,
       inputNames: session.inputNames,
       outputNames: session.outputNames,
-      async run(feeds) {
-        const results = await session.run(toOrtFeeds(ort.Tensor, feeds));
-        return fromOrtResults(results as Record<string, InstanceType<OrtWeb['Tensor']>>);
+      async run(feeds, options) {
+        const ortFeeds = toOrtFeeds(ort.Tensor, feeds);
+        const results = options?.fetch ? await session.run(ortFeeds, [...options.fetch]) : await session.run(ortFeeds);
+        return withLentFeeds(fromOrtResults(results as Record<string, InstanceType<OrtWeb['Tensor']>>), feeds, options);
       },
       release: () => session.release(),
     };

@@ -1,0 +1,214 @@
+import { FerryError } from '../errors.ts';
+import { firstPast, float32Output, logitsOf, type Decoder, type SequenceState } from './decoder.ts';
+import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
+
+/**
+ * Transformer decoding with the KV cache kept here, in one preallocated buffer per cache input
+ * (the slab): [rows, heads, contextLength, headDim], one sequence per row, its tokens at
+ * positions 0..length-1. A step feeds the rows in use as the past, padding masked, and fetches
+ * only `new_key_values.*` (the K/V of the new token), which it writes into the rows. The graph
+ * only reads the cache and the runtime never returns it, so a step's cost does not grow with
+ * copies of the cache, and sequences joining or leaving move at most a row each.
+ *
+ * The cache of a state lives as long as a step advances it: a step drops the rows of every
+ * state it does not advance, and a prefill drops those of the previous prefill that no step
+ * took. The n choices of one prompt share its prefilled state; the first to step takes the
+ * row, the others get copies.
+ */
+export function createSlabKvDecoder(session: Session, numLayers: number, heads: number, headDim: number, vocabSize: number, contextLength: number): Decoder {
+  const pastNames = Array.from({ length: numLayers }, (_, l) => [`past_key_values.${l}.key`, `past_key_values.${l}.value`]).flat();
+  const freshNames = Array.from({ length: numLayers }, (_, l) => [`new_key_values.${l}.key`, `new_key_values.${l}.value`]).flat();
+  const fetch = ['logits', ...freshNames];
+  const emptyPast = firstPast(session, pastNames, heads, headDim);
+  const rowSize = heads * contextLength * headDim;
+  const headSize = contextLength * headDim;
+
+  let slab: Float32Array[] = pastNames.map(() => new Float32Array(0));
+  /** The sequence whose cache each row holds. */
+  let owners: (Lineage | undefined)[] = [];
+  /** Made by the last prefill and not yet advanced by a step. */
+  let pending: Lineage[] = [];
+
+  function grow(rows: number): void {
+    if (rows <= owners.length) return;
+    const capacity = Math.max(rows, owners.length * 2, 4);
+    slab = slab.map((old) => {
+      const bigger = new Float32Array(capacity * rowSize);
+      bigger.set(old);
+      return bigger;
+    });
+    owners = [...owners, ...new Array<undefined>(capacity - owners.length).fill(undefined)];
+  }
+
+  function freeRow(): number {
+    let row = owners.indexOf(undefined);
+    if (row < 0) {
+      row = owners.length;
+      grow(row + 1);
+    }
+    return row;
+  }
+
+  function place(lineage: Lineage, row: number): void {
+    owners[row] = lineage;
+    lineage.row = row;
+  }
+
+  function drop(lineage: Lineage): void {
+    if (lineage.row >= 0 && owners[lineage.row] === lineage) owners[lineage.row] = undefined;
+    lineage.row = -1;
+  }
+
+  function copyRow(from: number, to: number): void {
+    for (const tensor of slab) tensor.copyWithin(to * rowSize, from * rowSize, (from + 1) * rowSize);
+  }
+
+  function dropAll(): void {
+    for (const lineage of owners) if (lineage) lineage.row = -1;
+    owners = owners.map(() => undefined);
+    pending = [];
+  }
+
+  /** Writes `fresh` ([rows, heads, seq, headDim] per cache input) positions `from..` of `row` into `lineage`'s row from `at`. */
+  function write(fresh: readonly Float32Array[], freshRow: number, seq: number, from: number, count: number, row: number, at: number): void {
+    fresh.forEach((source, i) => {
+      const target = slab[i]!;
+      for (let h = 0; h < heads; h++) {
+        const start = ((freshRow * heads + h) * seq + from) * headDim;
+        target.set(source.subarray(start, start + count * headDim), row * rowSize + h * headSize + at * headDim);
+      }
+    });
+  }
+
+  const freshOutputs = (outputs: NamedTensors) => freshNames.map((name) => float32Output(outputs, name));
+
+  /** Left-padded like the concat decoder, with a first past; each prompt's K/V then go to a row of their own. */
+  async function prefill(prompts: readonly (readonly number[])[]): Promise<{ logits: Float32Array; state: SequenceState }[]> {
+    for (const lineage of pending) drop(lineage);
+    pending = [];
+    const rows = prompts.length;
+    const longest = Math.max(...prompts.map((p) => p.length));
+    const ids = prompts.flatMap((p) => [...new Array<number>(longest - p.length).fill(0), ...p]);
+    const { past, tensors } = emptyPast(rows);
+    const total = past + longest;
+    const mask = new BigInt64Array(rows * total);
+    const positions = new BigInt64Array(rows * longest);
+    prompts.forEach((p, r) => {
+      const pad = longest - p.length;
+      mask.fill(1n, r * total + past + pad, (r + 1) * total);
+      for (let t = pad; t < longest; t++) positions[r * longest + t] = BigInt(t - pad);
+    });
+    const feeds: NamedTensors = {
+      input_ids: int64([rows, longest], ids),
+      attention_mask: { dtype: 'int64', dims: [rows, total], data: mask },
+      position_ids: { dtype: 'int64', dims: [rows, longest], data: positions },
+    };
+    pastNames.forEach((name, i) => (feeds[name] = float32([rows, heads, past, headDim], tensors[i]!)));
+    const outputs = await session.run(feeds, { fetch, giveUpFeeds: true });
+    const fresh = freshOutputs(outputs);
+    const logits = logitsOf(outputs, rows * longest, vocabSize);
+    return prompts.map((p, r) => {
+      const lineage: Lineage = { row: -1, length: p.length };
+      place(lineage, freeRow());
+      write(fresh, r, longest, longest - p.length, p.length, lineage.row, 0);
+      pending.push(lineage);
+      return {
+        logits: logits.subarray((r * longest + longest - p.length) * vocabSize, (r + 1) * longest * vocabSize),
+        state: { length: p.length, lineage } satisfies SlabState,
+      };
+    });
+  }
+
+  /** Decides each entry's row: the batch's sequences end up in rows 0..batch-1, in any order. */
+  function arrange(states: readonly SlabState[]): Lineage[] {
+    const taken = new Set<Lineage>();
+    const forks: { index: number; source: Lineage; length: number }[] = [];
+    const lineages: Lineage[] = states.map((state, index) => {
+      const lineage = state.lineage;
+      if (lineage.row < 0) throw new Error('a decoder state was used after its cache was dropped');
+      if (state.length >= contextLength) {
+        throw new FerryError('context_length_exceeded', `a sequence reached this model's context of ${contextLength} tokens`, { status: 400 });
+      }
+      if (lineage.length === state.length && !taken.has(lineage)) {
+        taken.add(lineage);
+        return lineage;
+      }
+      forks.push({ index, source: lineage, length: state.length });
+      return lineage;
+    });
+    for (const fork of forks) {
+      const copy: Lineage = { row: -1, length: fork.length };
+      place(copy, freeRow());
+      copyRow(fork.source.row, copy.row);
+      lineages[fork.index] = copy;
+      taken.add(copy);
+    }
+    for (const lineage of owners) if (lineage && !taken.has(lineage)) drop(lineage);
+    pending = [];
+    // Compact: rows past the batch move into the holes below it.
+    const batch = states.length;
+    for (const lineage of lineages) {
+      if (lineage.row < batch) continue;
+      const hole = owners.indexOf(undefined);
+      copyRow(lineage.row, hole);
+      owners[lineage.row] = undefined;
+      place(lineage, hole);
+    }
+    return lineages;
+  }
+
+  async function step(batch: readonly { state: SequenceState; token: number }[]): Promise<{ logits: Float32Array; states: SequenceState[] }> {
+    const lineages = arrange(batch.map((b) => b.state as SlabState));
+    const rows = batch.length;
+    const total = contextLength + 1;
+    const ids = new Array<number>(rows);
+    const mask = new BigInt64Array(rows * total);
+    const positions = new BigInt64Array(rows);
+    lineages.forEach((lineage, entry) => {
+      const row = lineage.row;
+      ids[row] = batch[entry]!.token;
+      mask.fill(1n, row * total, row * total + lineage.length);
+      mask[row * total + contextLength] = 1n;
+      positions[row] = BigInt(lineage.length);
+    });
+    const feeds: NamedTensors = {
+      input_ids: int64([rows, 1], ids),
+      attention_mask: { dtype: 'int64', dims: [rows, total], data: mask },
+      position_ids: { dtype: 'int64', dims: [rows, 1], data: positions },
+    };
+    pastNames.forEach((name, i) => (feeds[name] = float32([rows, heads, contextLength, headDim], slab[i]!.subarray(0, rows * rowSize))));
+    let outputs: NamedTensors;
+    try {
+      outputs = await session.run(feeds, { fetch, giveUpFeeds: true, lendFeeds: pastNames });
+    } catch (error) {
+      // The lent buffers may not have come back: every cache is gone, and so are the sequences of this batch.
+      slab = pastNames.map(() => new Float32Array(owners.length * rowSize));
+      dropAll();
+      throw error;
+    }
+    slab = pastNames.map((name) => new Float32Array(outputs[name]!.data.buffer as ArrayBuffer));
+    const fresh = freshOutputs(outputs);
+    const rowLogits = logitsOf(outputs, rows, vocabSize);
+    const logits = new Float32Array(rows * vocabSize);
+    const states = lineages.map((lineage, entry): SlabState => {
+      write(fresh, lineage.row, 1, 0, 1, lineage.row, lineage.length);
+      logits.set(rowLogits.subarray(lineage.row * vocabSize, (lineage.row + 1) * vocabSize), entry * vocabSize);
+      lineage.length++;
+      return { length: lineage.length, lineage };
+    });
+    return { logits, states };
+  }
+
+  return { vocabSize, contextLength, prefill, step };
+}
+
+/** One sequence's cache: a slab row holding its first `length` positions. */
+interface Lineage {
+  /** -1 once dropped. */
+  row: number;
+  length: number;
+}
+
+interface SlabState extends SequenceState {
+  readonly lineage: Lineage;
+}

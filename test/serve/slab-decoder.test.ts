@@ -1,0 +1,161 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createDecoder, type Decoder, type SequenceState } from '../../src/serve/decoder.ts';
+import { FerryError } from '../../src/errors.ts';
+import type { NamedTensors, RunOptions, Session } from '../../src/serve/runtime/types.ts';
+import { createReferenceKvSession } from './fakes.ts';
+
+// The slab decoder (own KV cache, new K/V fetched) against the concat decoder (the graph's
+// present fed back), both over the same exact reference attention: every logit must be equal.
+const VOCAB = 11;
+const CONTEXT = 16;
+const kvState = { kind: 'kv' as const, layers: 1, heads: 2, headDim: 3 };
+
+interface Recorded {
+  pastRows: number[];
+  pastBuffers: ArrayBufferLike[];
+  fetched: (readonly string[] | undefined)[];
+}
+
+function slabDecoder(session: Session = createReferenceKvSession(VOCAB, 2, 3, { newKeyValues: true })): { decoder: Decoder; recorded: Recorded } {
+  const recorded: Recorded = { pastRows: [], pastBuffers: [], fetched: [] };
+  const recording: Session = {
+    ...session,
+    run(feeds: NamedTensors, options?: RunOptions) {
+      const past = feeds['past_key_values.0.key']!;
+      recorded.pastRows.push(past.dims[0]!);
+      recorded.pastBuffers.push(past.data.buffer);
+      recorded.fetched.push(options?.fetch);
+      return session.run(feeds, options);
+    },
+  };
+  return { decoder: createDecoder(recording, kvState, VOCAB, CONTEXT, { ownCache: true }), recorded };
+}
+
+const concatDecoder = () => createDecoder(createReferenceKvSession(VOCAB, 2, 3, { newKeyValues: true }), kvState, VOCAB, CONTEXT);
+
+async function alone(prompt: number[], tokens: number[]): Promise<Float32Array[]> {
+  const decoder = concatDecoder();
+  let { state } = (await decoder.prefill([prompt]))[0]!;
+  const rows: Float32Array[] = [];
+  for (const token of tokens) {
+    const out = await decoder.step([{ state, token }]);
+    state = out.states[0]!;
+    rows.push(out.logits.slice());
+  }
+  return rows;
+}
+
+test('the slab decoder is chosen only with ownCache and new_key_values outputs, and fetches just those', async () => {
+  const { decoder, recorded } = slabDecoder();
+  const [a] = await decoder.prefill([[1, 2, 3]]);
+  await decoder.step([{ state: a!.state, token: 4 }]);
+  assert.deepEqual(recorded.fetched.at(-1), ['logits', 'new_key_values.0.key', 'new_key_values.0.value']);
+  assert.equal(recorded.pastRows.at(-1), 1);
+
+  const plain: Recorded = { pastRows: [], pastBuffers: [], fetched: [] };
+  const session = createReferenceKvSession(VOCAB);
+  const withoutFresh = createDecoder({ ...session, run: (f, o) => (plain.fetched.push(o?.fetch), session.run(f, o)) }, kvState, VOCAB, CONTEXT, { ownCache: true });
+  const [b] = await withoutFresh.prefill([[1, 2, 3]]);
+  await withoutFresh.step([{ state: b!.state, token: 4 }]);
+  assert.deepEqual(plain.fetched, [undefined, undefined], 'a graph without new_key_values keeps the concat decoder');
+});
+
+test('sequences joining, leaving and reordering give exactly the logits each gets alone', async () => {
+  const { decoder, recorded } = slabDecoder();
+  const prompts = [[1], [2, 7, 1, 8, 2, 8], [9, 9, 9], [4, 5]];
+  const tokens = [[4, 2, 6, 1, 3], [0, 10, 3, 3, 3], [5, 5, 1, 2, 7], [6, 6, 6, 6, 6]];
+  const expected = await Promise.all(prompts.map((p, i) => alone(p, tokens[i]!)));
+  const states = new Map<number, SequenceState>();
+  const used = new Map<number, number>();
+  // Step s runs these sequences in this order: joins (1, 2, then 3), reorders, and leaves (0, then 2).
+  const schedule = [[0], [0, 1], [1, 0, 2], [2, 1, 0, 3], [3, 1, 2], [1, 3]];
+  for (const members of schedule) {
+    const joining = members.filter((m) => !states.has(m));
+    if (joining.length) {
+      const prefilled = await decoder.prefill(joining.map((m) => prompts[m]!));
+      joining.forEach((m, i) => states.set(m, prefilled[i]!.state));
+    }
+    const out = await decoder.step(members.map((m) => ({ state: states.get(m)!, token: tokens[m]![used.get(m) ?? 0]! })));
+    members.forEach((m, b) => {
+      const step = used.get(m) ?? 0;
+      assert.deepEqual(out.logits.slice(b * VOCAB, (b + 1) * VOCAB), expected[m]![step], `sequence ${m}, its step ${step}`);
+      assert.equal(out.states[b]!.length, prompts[m]!.length + step + 1);
+      states.set(m, out.states[b]!);
+      used.set(m, step + 1);
+    });
+    assert.equal(recorded.pastRows.at(-1), members.length, 'the past fed is exactly the batch\'s rows');
+  }
+});
+
+test('a steady batch feeds the same buffer every step: the cache is never copied out and back', async () => {
+  const { decoder, recorded } = slabDecoder();
+  let states = (await decoder.prefill([[1, 2], [3]])).map((p) => p.state);
+  for (let i = 0; i < 4; i++) states = (await decoder.step(states.map((state, b) => ({ state, token: i + b })))).states;
+  const steps = recorded.pastBuffers.slice(1);
+  assert.equal(new Set(steps).size, 1, 'one slab buffer for all steps');
+});
+
+test('the n choices of one prompt share its prefill: the first takes the row, the others get copies', async () => {
+  const { decoder } = slabDecoder();
+  const [shared] = await decoder.prefill([[3, 1, 4]]);
+  const expected = await Promise.all([[5, 9], [2, 6], [5, 3]].map((t) => alone([3, 1, 4], t)));
+  let states = [shared!.state, shared!.state, shared!.state];
+  const tokens = [[5, 9], [2, 6], [5, 3]];
+  for (let s = 0; s < 2; s++) {
+    const out = await decoder.step(states.map((state, b) => ({ state, token: tokens[b]![s]! })));
+    for (let b = 0; b < 3; b++) assert.deepEqual(out.logits.slice(b * VOCAB, (b + 1) * VOCAB), expected[b]![s], `choice ${b}, step ${s}`);
+    states = out.states;
+  }
+});
+
+test('a state the last step did not advance is dropped, and using it is an error, not wrong logits', async () => {
+  const { decoder } = slabDecoder();
+  const [a, b] = await decoder.prefill([[1, 2], [3, 4]]);
+  await decoder.step([{ state: a!.state, token: 5 }]);
+  await assert.rejects(decoder.step([{ state: b!.state, token: 6 }]), /used after its cache was dropped/);
+});
+
+test('a prefill drops the previous prefill\'s unstepped rows, so admitting without steps does not grow the slab', async () => {
+  const { decoder, recorded } = slabDecoder();
+  for (let i = 0; i < 20; i++) await decoder.prefill([[1, 2, 3], [4]]);
+  const [last] = await decoder.prefill([[7, 7]]);
+  const out = await decoder.step([{ state: last!.state, token: 1 }]);
+  assert.deepEqual(out.logits, (await alone([7, 7], [1]))[0]);
+  // The slab's buffer holds rows, heads, context, headDim floats: a handful of rows, not 41.
+  const floats = (recorded.pastBuffers.at(-1) as ArrayBuffer).byteLength / 4;
+  assert.ok(floats <= 4 * 2 * CONTEXT * 3, `slab of ${floats / (2 * CONTEXT * 3)} rows`);
+});
+
+test('a sequence at the context length is refused with a FerryError', async () => {
+  const { decoder } = slabDecoder();
+  let [{ state }] = (await decoder.prefill([Array.from({ length: CONTEXT - 1 }, (_, i) => i % VOCAB)])) as [{ state: SequenceState }];
+  state = (await decoder.step([{ state, token: 1 }])).states[0]!;
+  assert.equal(state.length, CONTEXT);
+  await assert.rejects(decoder.step([{ state, token: 2 }]), (e: unknown) => e instanceof FerryError && e.code === 'context_length_exceeded');
+});
+
+test('a failed run loses no later work: the next prefill and steps decode correctly', async () => {
+  const session = createReferenceKvSession(VOCAB, 2, 3, { newKeyValues: true });
+  let fail = false;
+  const flaky: Session = {
+    ...session,
+    run(feeds, options) {
+      if (fail) {
+        // As a worker that died mid-run would leave them: the lent buffers never come back.
+        for (const name of options?.lendFeeds ?? []) structuredClone(feeds[name]!.data.buffer, { transfer: [feeds[name]!.data.buffer as ArrayBuffer] });
+        return Promise.reject(new Error('boom'));
+      }
+      return session.run(feeds, options);
+    },
+  };
+  const decoder = createDecoder(flaky, kvState, VOCAB, CONTEXT, { ownCache: true });
+  const [a] = await decoder.prefill([[1, 2, 3]]);
+  fail = true;
+  await assert.rejects(decoder.step([{ state: a!.state, token: 4 }]), /boom/);
+  fail = false;
+  await assert.rejects(decoder.step([{ state: a!.state, token: 4 }]), /dropped/);
+  const [b] = await decoder.prefill([[1, 2, 3]]);
+  const out = await decoder.step([{ state: b!.state, token: 4 }]);
+  assert.deepEqual(out.logits, (await alone([1, 2, 3], [4]))[0]);
+});
