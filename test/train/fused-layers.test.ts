@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/train/backend.ts';
 import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
-import { crossEntropy, gelu, layerNorm } from '../../src/train/models/index.ts';
+import { crossEntropy, FerryLSTM, gelu, layerNorm } from '../../src/train/models/index.ts';
 
 /**
  * Runs `run` on the reference cpu backend (plain tfjs ops, autodiff) and on wasm (ferry's fused
@@ -83,4 +83,35 @@ test('fused cross-entropy equals softmaxCrossEntropy over one-hot labels in valu
   assertClose(wasm.at(-2)!, [(200 + Math.log(1 + Math.exp(-100) + Math.exp(-200)) + 2 - 2 + Math.log(1 + Math.exp(-1) + Math.exp(-2))) / 2], 1e-5, 'saturated loss');
   await selectBackend('wasm');
   assert.throws(() => crossEntropy(tf.zeros([2, 3]), tf.tensor1d([0, 3], 'int32')), /target 3 is not in \[0, 2\]/);
+});
+
+test("FerryLSTM's heap-kernel pass equals tfjs's LSTM on odd sizes (two steps, one unit, batch 1) in outputs and gradients", async () => {
+  for (const [batch, steps, inputDim, units] of [[1, 2, 3, 1], [2, 9, 1, 5], [3, 4, 7, 33]] as const) {
+    const { cpu, wasm } = await onBoth(() => {
+      const x = tf.randomNormal([batch, steps, inputDim], 0, 1, 'float32', 70 + units);
+      const reference = tf.layers.lstm({ units, returnSequences: true, recurrentActivation: 'sigmoid' });
+      reference.apply(x);
+      reference.setWeights(reference.getWeights().map((w, i) => tf.randomNormal(w.shape, 0, 0.5, 'float32', 80 + i)));
+      const fused = new FerryLSTM({ units, returnSequences: true, recurrentActivation: 'sigmoid' });
+      fused.apply(x);
+      fused.setWeights(reference.getWeights());
+      const target = tf.randomNormal([batch, steps, units], 0, 1, 'float32', 90);
+      const run = (layer: tf.layers.Layer) => {
+        const loss = (input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, target)) as tf.Scalar;
+        const { grads } = tf.variableGrads(() => loss(x), layer.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val));
+        return [layer.apply(x, { training: true }) as tf.Tensor, ...Object.values(grads), tf.grad(loss)(x)];
+      };
+      return [...run(reference), ...run(fused)];
+    });
+    // wasm's fused layer against tfjs's own LSTM on cpu, output and every gradient.
+    const half = cpu.length / 2;
+    for (let i = 0; i < half; i++) assertClose(wasm[half + i]!, cpu[i]!, 1e-5, `[${batch},${steps},${inputDim}] x ${units}: output ${i}`);
+  }
+  await selectBackend('wasm');
+  const layer = new FerryLSTM({ units: 4, returnSequences: true, recurrentActivation: 'sigmoid' });
+  const x = tf.randomNormal([2, 5, 3], 0, 1, 'float32', 9);
+  layer.apply(x);
+  const { kernels } = await tf.profile(() => tf.grad((input: tf.Tensor) => tf.sum(layer.apply(input, { training: true }) as tf.Tensor))(x));
+  const names = kernels.map((k) => k.name);
+  assert.deepEqual([names.filter((n) => n === 'FerryLstmCell').length, names.filter((n) => n === 'FerryLstmStepGrad').length, names.filter((n) => n === 'Tanh').length], [5, 5, 0]);
 });

@@ -8,6 +8,7 @@ import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
 import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
+import { lstmCellKernel, lstmOutputKernel, lstmStepGradKernel } from './lstm-cell.ts';
 import { leadingAxesSumConfig } from './sum.ts';
 import { tileGradConfig } from './tile-grad.ts';
 import { fastTransposeConfig } from './transpose.ts';
@@ -23,7 +24,10 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
-  for (const kernel of [geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel]) tf.registerKernel(heapKernelConfig(kernel as never));
+  const heapKernels = [
+    geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, lstmCellKernel, lstmOutputKernel, lstmStepGradKernel,
+  ];
+  for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   const replacements = [
     fastBatchMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
   ];

@@ -8,10 +8,18 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 type SumArgs = { inputs: { x: tf.TensorInfo }; attrs: { axis: number | number[]; keepDims: boolean }; backend: BackendWasm };
 
-/** out[j] = sum over i of x[i * width + j]. */
+/** out[j] = sum over i of x[i * width + j], four rows at a time (a quarter of the stores to out). */
 export function sumRows(x: tf.TypedArray, rows: number, width: number, out: tf.TypedArray): void {
   out.fill(0);
-  for (let i = 0; i < rows; i++) {
+  let i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const a = i * width;
+    const b = a + width;
+    const c = b + width;
+    const d = c + width;
+    for (let j = 0; j < width; j++) out[j]! += x[a + j]! + x[b + j]! + x[c + j]! + x[d + j]!;
+  }
+  for (; i < rows; i++) {
     const from = i * width;
     for (let j = 0; j < width; j++) out[j]! += x[from + j]!;
   }

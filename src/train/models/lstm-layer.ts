@@ -10,6 +10,8 @@
  * dropout inside the cell, other activations, ...) run tfjs's implementation.
  */
 import * as tf from '@tensorflow/tfjs';
+import { hasFusedKernel, runFused } from '../kernels/heap-kernel.ts';
+import { LSTM_CELL_KERNEL, LSTM_OUTPUT_KERNEL, LSTM_STEP_GRAD_KERNEL } from '../kernels/lstm-cell.ts';
 
 type Kwargs = Record<string, unknown>;
 
@@ -36,7 +38,8 @@ export class FerryLSTM extends TfjsLSTM {
     if (input === null || !this.canFuse(kwargs)) return super.call(inputs, kwargs);
     const cell = this.cell as unknown as LstmCell;
     return tf.tidy(() => {
-      const sequence = fusedLstm(input, cell.kernel.read(), cell.recurrentKernel.read(), cell.bias!.read());
+      const lstm = hasFusedKernel(LSTM_CELL_KERNEL) && input.dtype === 'float32' ? heapLstm : fusedLstm;
+      const sequence = lstm(input, cell.kernel.read(), cell.recurrentKernel.read(), cell.bias!.read());
       return this.returnSequences ? sequence : tf.squeeze(tf.slice(sequence, [0, sequence.shape[1]! - 1, 0], [-1, 1, -1]), [1]);
     });
   }
@@ -125,6 +128,71 @@ function lstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
       dhNext = tf.matMul(dz, recurrentT);
       dcNext = tf.mul(dc, forgetGates[t]!);
     }
+  }
+  const dz = tf.reshape(tf.stack(dGates), [steps * batch, 4 * units]); // time-major rows
+  const xRows = tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]);
+  const previousHidden = tf.reshape(tf.concat([tf.zeros([1, batch, units]), tf.slice(hiddens!, [0, 0, 0], [steps - 1, batch, units])], 0), [steps * batch, units]);
+  const dx = tf.transpose(tf.reshape(tf.matMul(dz, kernel, false, true), [steps, batch, inputDim]), [1, 0, 2]);
+  return [dx, tf.matMul(xRows, dz, true, false), tf.matMul(previousHidden, dz, true, false), tf.sum(dz, 0)];
+}
+
+/**
+ * fusedLstm with the step's gate algebra in ferry's heap kernels (kernels/lstm-cell.ts): six
+ * kernels a step forward (matMul, add, sigmoid, cell, sigmoid, output) and two back (the step's
+ * gradient, matMul) where fusedLstm takes twelve and seven. The cell-input columns of the
+ * weights are doubled so that sigmoid gives tanh: g = 2 sigmoid(2 z_g) - 1, tanh(c) = 2 sigmoid(2c) - 1.
+ */
+const heapLstm = tf.customGrad(((x: tf.Tensor3D, kernel: tf.Tensor2D, recurrent: tf.Tensor2D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  const [batch, steps, inputDim] = x.shape;
+  const units = recurrent.shape[0];
+  const gateScale = tf.concat([tf.ones([2 * units]), tf.fill([units], 2), tf.ones([units])]);
+  const scaledRecurrent = tf.mul(recurrent, gateScale);
+  const projected = tf.add(tf.matMul(tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]), tf.mul(kernel, gateScale)), tf.mul(bias, gateScale));
+  const projectedSteps = tf.unstack(tf.reshape(projected, [steps, batch, 4 * units]));
+  const gates: tf.Tensor[] = [];
+  const cells: tf.Tensor[] = [];
+  const cellSigmoids: tf.Tensor[] = [];
+  const hiddens: tf.Tensor[] = [];
+  let h: tf.Tensor | null = null;
+  let c: tf.Tensor = tf.zeros([batch, units]);
+  for (let t = 0; t < steps; t++) {
+    const s: tf.Tensor = tf.sigmoid(h === null ? projectedSteps[t]! : tf.add(projectedSteps[t]!, tf.matMul(h, scaledRecurrent)));
+    const [cell, twoCell] = runFused(LSTM_CELL_KERNEL, { gates: s, cPrev: c });
+    const cellSigmoid = tf.sigmoid(twoCell!);
+    h = runFused(LSTM_OUTPUT_KERNEL, { gates: s, cellSigmoid })[0]!;
+    c = cell!;
+    gates.push(s);
+    cells.push(c);
+    cellSigmoids.push(cellSigmoid);
+    hiddens.push(h);
+  }
+  const hiddenSequence = tf.stack(hiddens); // [T,B,H]
+  // The steps' tensors are saved as they are (stacking them would copy 3 MB a step of training).
+  save([x, kernel, recurrent, hiddenSequence, ...gates, ...cells, ...cellSigmoids]);
+  return {
+    value: tf.transpose(hiddenSequence, [1, 0, 2]) as tf.Tensor3D,
+    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => heapLstmBackward(dy, saved),
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor, kernel: tf.Tensor, recurrent: tf.Tensor, bias: tf.Tensor) => tf.Tensor3D;
+
+function heapLstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
+  const [x, kernel, recurrent, hiddens] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
+  const [batch, steps, inputDim] = x.shape;
+  const units = recurrent.shape[0];
+  const gates = saved.slice(4, 4 + steps);
+  const cells = saved.slice(4 + steps, 4 + 2 * steps);
+  const cellSigmoids = saved.slice(4 + 2 * steps);
+  const recurrentT = tf.transpose(recurrent);
+  const dGates: tf.Tensor[] = new Array(steps);
+  const zeros = tf.zeros([batch, units]);
+  let dhNext: tf.Tensor = zeros;
+  let dcNext: tf.Tensor = zeros;
+  for (let t = steps - 1; t >= 0; t--) {
+    const inputs = { dy, dhNext, dcNext, gates: gates[t]!, cPrev: t > 0 ? cells[t - 1]! : zeros, cellSigmoid: cellSigmoids[t]! };
+    const [dz, dcPrevious] = runFused(LSTM_STEP_GRAD_KERNEL, inputs, { step: t });
+    dGates[t] = dz!;
+    dcNext = dcPrevious!;
+    if (t > 0) dhNext = tf.matMul(dz!, recurrentT);
   }
   const dz = tf.reshape(tf.stack(dGates), [steps * batch, 4 * units]); // time-major rows
   const xRows = tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]);
