@@ -4,7 +4,7 @@
  * over one stream), p50/p99 time to first token, and RSS after the runs and after --soak seconds
  * more of load (flat means no leak).
  *
- *   node --import tsx bench/serve.ts [DIR...] [--tokens 60] [--rounds 3] [--soak SECONDS] [--threads N] [--device cpu] [--no-worker]
+ *   node --import tsx bench/serve.ts [DIR...] [--tokens 60] [--rounds 3] [--soak SECONDS] [--threads N] [--lanes N] [--device cpu] [--no-worker]
  *
  * With no DIR it serves models/, or random-weight models of the shipped shapes when models/ is
  * empty. The server runs in this process; the client is fetch over 127.0.0.1. Prints a table and
@@ -24,6 +24,7 @@ const { values, positionals } = parseArgs({
   options: {
     tokens: { type: 'string', default: '60' }, rounds: { type: 'string', default: '3' }, soak: { type: 'string', default: '0' },
     threads: { type: 'string', default: '0' }, device: { type: 'string', default: 'cpu' }, 'no-worker': { type: 'boolean', default: false },
+    lanes: { type: 'string' },
   },
 });
 const tokens = Number(values.tokens);
@@ -44,7 +45,7 @@ if (!dirs.length) {
   }
 }
 
-const server = await startServer({ dirs, port: 0, host: '127.0.0.1', maxBatch: 32, maxQueue: 256, device: values.device, threads: Number(values.threads) || undefined, worker: !values['no-worker'], log: (m) => console.error(m) });
+const server = await startServer({ dirs, port: 0, host: '127.0.0.1', maxBatch: 32, maxQueue: 256, device: values.device, threads: Number(values.threads) || undefined, worker: !values['no-worker'], lanes: values.lanes === undefined ? undefined : Number(values.lanes), log: (m) => console.error(m) });
 const models = await server.models;
 const PROMPTS = ['ROMEO:', 'First Citizen:', 'To be, or not', 'KING HENRY', 'O, what a', 'JULIET:\nWhat', 'Now is the winter', 'All:'];
 
@@ -75,7 +76,7 @@ async function stream(model: string, i: number): Promise<StreamResult> {
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const rssMB = () => Math.round(process.memoryUsage().rss / 2 ** 20);
 
-const report: Record<string, unknown> = { tokensPerStream: tokens, rounds, device: models[0]?.provider, threads: Number(values.threads) || 'default', worker: !values['no-worker'], cpus: os.cpus().length, loadAverage: os.loadavg()[0] };
+const report: Record<string, unknown> = { tokensPerStream: tokens, rounds, device: models[0]?.provider, threads: Number(values.threads) || 'default', worker: !values['no-worker'], lanes: values.lanes ?? 'default', cpus: os.cpus().length, loadAverage: os.loadavg()[0] };
 const rssBefore = rssMB();
 for (const model of models) {
   for (let i = 0; i < 20; i++) await stream(model.id, i);

@@ -121,7 +121,7 @@ export async function verifyLanguageModel(
   }
   cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: worst });
   if (spec.arch === 'transformer' && session.outputNames.includes('new_key_values.0.key')) {
-    cases.push({ name: `fixed-size cache decode (server), batch 2, ${T} steps`, maxAbsDiff: maxAbsDiff(await decodeWithFixedCache(session, spec, steps), full) });
+    cases.push({ name: `server cache decode, batch 2, ${T} steps`, maxAbsDiff: maxAbsDiff(await decodeWithFixedCache(session, spec, steps), full) });
   }
 
   // Two chunks (a prompt continued with past > 0 and several new tokens: the causal mask must be

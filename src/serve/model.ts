@@ -1,4 +1,5 @@
 import { createDecoder, type Decoder } from './decoder.ts';
+import { createLanes } from './lanes.ts';
 import type { Precision } from './manifest.ts';
 import { loadPackage, type ModelPackage } from './package.ts';
 import type { Runtime } from './runtime/types.ts';
@@ -30,14 +31,24 @@ export interface OpenModelOptions {
   id?: string;
   /** Intra-op threads for the session (default: the runtime's choice). */
   threads?: number;
+  /**
+   * Batches decoded in turn over the one session (createLanes): with the session in a worker
+   * thread, one batch's sampling and streaming overlaps the other's run. `maxBatch` and
+   * `maxQueue` are split between them. Default 1.
+   */
+  lanes?: number;
 }
 
 /** Loads a package, opens its session, and warms it up with one prefill and one batched step. */
 export async function openModel(dir: string, options: OpenModelOptions): Promise<ServedModel> {
   const pkg = await loadPackage(dir, { precision: options.precision });
   const session = await options.runtime.createSession(pkg.modelPath, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });
-  const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache: true });
-  await warmUp(decoder);
+  const lanes = Math.max(1, Math.min(options.lanes ?? 1, options.maxBatch));
+  const schedulers = await Promise.all(Array.from({ length: lanes }, async () => {
+    const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache: true });
+    await warmUp(decoder);
+    return createScheduler(decoder, pkg.tokenizer, { maxBatch: Math.ceil(options.maxBatch / lanes), maxQueue: Math.ceil(options.maxQueue / lanes) });
+  }));
   return {
     id: options.id ?? pkg.id,
     dir,
@@ -46,7 +57,7 @@ export async function openModel(dir: string, options: OpenModelOptions): Promise
     contextLength: pkg.manifest.contextLength,
     tokenizer: pkg.tokenizer,
     defaults: pkg.manifest.generation,
-    scheduler: createScheduler(decoder, pkg.tokenizer, { maxBatch: options.maxBatch, maxQueue: options.maxQueue }),
+    scheduler: createLanes(schedulers),
     created: Math.floor(Date.now() / 1000),
     close: () => session.release(),
   };

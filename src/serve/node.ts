@@ -25,6 +25,8 @@ export interface ServeOptions {
   threads?: number;
   /** Run each onnxruntime-node session in a worker thread, off the HTTP thread (default true). */
   worker?: boolean;
+  /** Batches per model decoded in turn, overlapping the worker's runs with sampling (see OpenModelOptions). */
+  lanes?: number;
   log: Logger;
 }
 
@@ -77,7 +79,7 @@ async function loadModels(dirs: string[], options: ServeOptions): Promise<Served
   const runtime = await openRuntime(options.device, options.log, { worker: options.worker ?? true });
   const models: ServedModel[] = [];
   for (const dir of dirs) {
-    const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads });
+    const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads, lanes: options.lanes });
     const clash = models.find((m) => m.id === model.id);
     if (clash) {
       throw new FerryError('duplicate_model', `${dir} and ${clash.dir} are both named "${model.id}"`, { hint: 'serve one of them, or rename one in its ferry.json' });

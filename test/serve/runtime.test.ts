@@ -51,17 +51,29 @@ test('onnxruntime-web (wasm) gives the logits onnxruntime-node (cpu) gives, thro
 
 test('a session in a worker thread gives the logits of one on the main thread and lets the process exit after release', async () => {
   const pkg = await loadPackage(packages.transformer);
-  const logits: Float32Array[] = [];
-  for (const worker of [false, true]) {
-    const session = await (await openRuntime('cpu', () => {}, { worker })).createSession(pkg.modelPath);
-    const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength);
-    const prefilled = await decoder.prefill([pkg.tokenizer.encode('to be'), pkg.tokenizer.encode('or not to')]);
-    const stepped = await decoder.step(prefilled.map((p, i) => ({ state: p.state, token: i + 2 })));
-    logits.push(Float32Array.from([...prefilled.flatMap((p) => [...p.logits]), ...stepped.logits]));
-    await session.release();
-    if (worker) await assert.rejects(session.run({}), /exited|terminated/);
+  const byMode: Record<string, Float32Array> = {};
+  for (const ownCache of [false, true]) {
+    for (const worker of [false, true]) {
+      const session = await (await openRuntime('cpu', () => {}, { worker })).createSession(pkg.modelPath);
+      const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache });
+      const prefilled = await decoder.prefill([pkg.tokenizer.encode('to be'), pkg.tokenizer.encode('or not to')]);
+      const logits = prefilled.flatMap((p) => [...p.logits]);
+      // Two steps of both, then the first leaves: the KV cache (lent to the worker and back) must survive each.
+      let states = prefilled.map((p) => p.state);
+      for (const tokens of [[2, 3], [4, 5], [6]]) {
+        const stepped = await decoder.step(tokens.map((token, i) => ({ state: states[i + states.length - tokens.length]!, token })));
+        logits.push(...stepped.logits);
+        states = stepped.states;
+      }
+      byMode[`${ownCache ? 'own cache' : 'concat'}${worker ? ', worker' : ''}`] = Float32Array.from(logits);
+      await session.release();
+      if (worker) await assert.rejects(session.run({}), /exited|terminated/);
+    }
   }
-  assert.deepEqual(logits[1], logits[0]);
+  assert.deepEqual(byMode['concat, worker'], byMode.concat);
+  assert.deepEqual(byMode['own cache, worker'], byMode['own cache']);
+  const maxDiff = Math.max(...byMode['own cache']!.map((v, i) => Math.abs(v - byMode.concat![i]!)));
+  assert.ok(maxDiff < 1e-4, `own cache vs concat: max |diff| ${maxDiff}`);
 });
 
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';

@@ -129,7 +129,7 @@ test('a prefill drops the previous prefill\'s unstepped rows, so admitting witho
 
 test('a sequence at the context length is refused with a FerryError', async () => {
   const { decoder } = slabDecoder();
-  let [{ state }] = (await decoder.prefill([Array.from({ length: CONTEXT - 1 }, (_, i) => i % VOCAB)])) as [{ state: SequenceState }];
+  let { state } = (await decoder.prefill([Array.from({ length: CONTEXT - 1 }, (_, i) => i % VOCAB)]))[0]!;
   state = (await decoder.step([{ state, token: 1 }])).states[0]!;
   assert.equal(state.length, CONTEXT);
   await assert.rejects(decoder.step([{ state, token: 2 }]), (e: unknown) => e instanceof FerryError && e.code === 'context_length_exceeded');
