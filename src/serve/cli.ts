@@ -27,6 +27,7 @@ export function registerServeCommands(program: Command): void {
     .option('--max-prompt-tokens <n>', 'longest prompt in tokens', '8192')
     .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
     .option('--threads <n>', 'intra-op threads per model (0: onnxruntime decides)', '0')
+    .option('--lanes <n>', 'batches per model decoded in turn, so sampling and streaming overlap the model runs (--max-batch and --max-queue are split between them)', '1')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
       const { startServer } = await import('./node.ts');
       const apiKey = options.apiKey ?? process.env.FERRY_API_KEY;
@@ -44,6 +45,7 @@ export function registerServeCommands(program: Command): void {
         maxPromptTokens: integer(options.maxPromptTokens!, '--max-prompt-tokens', 1, 10_000_000),
         timeoutMs: integer(options.timeout!, '--timeout', 1, 86_400) * 1000,
         threads: integer(options.threads!, '--threads', 0, 1024) || undefined,
+        lanes: integer(options.lanes!, '--lanes', 1, 64),
         log,
       });
       log(`listening on ${server.url} (loading models; /readyz turns 200 when they are warm)`);
