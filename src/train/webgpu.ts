@@ -96,9 +96,10 @@ export function chooseAdapter(outcomes: AttemptOutcome[], platform: NodeJS.Platf
 }
 
 /**
- * Whether `auto` trains on what the probe found. A software adapter never: llvmpipe runs tfjs's
- * WebGPU kernels several times slower than ferry's wasm kernels. A real GPU comes before wasm
- * (the native TensorFlow bindings, when installed, still come first).
+ * Whether `auto` trains on what the probe found. A software adapter never: on llvmpipe a
+ * nanogpt-cpu step took ~10x and an LSTM step ~100x as long as on ferry's wasm kernels (every
+ * kernel launch costs milliseconds there). A real GPU comes before wasm (the native TensorFlow
+ * bindings, when installed, still come first).
  */
 export function autoUsesAdapter(probe: GpuProbe): { use: true } | { use: false; reason: string } {
   if (!probe.ok) return { use: false, reason: probe.reason };
