@@ -69,13 +69,16 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
     pending = [];
   }
 
-  /** Writes `fresh` ([rows, heads, seq, headDim] per cache input) positions `from..` of `row` into `lineage`'s row from `at`. */
+  /** Writes `count` positions from `from` of row `freshRow` of `fresh` ([rows, heads, seq, headDim] per cache input) into slab row `row` at `at`. */
   function write(fresh: readonly Float32Array[], freshRow: number, seq: number, from: number, count: number, row: number, at: number): void {
+    const length = count * headDim;
     fresh.forEach((source, i) => {
       const target = slab[i]!;
       for (let h = 0; h < heads; h++) {
         const start = ((freshRow * heads + h) * seq + from) * headDim;
-        target.set(source.subarray(start, start + count * headDim), row * rowSize + h * headSize + at * headDim);
+        const to = row * rowSize + h * headSize + at * headDim;
+        // A plain loop: a decode step copies a few floats per head, where subarray() would allocate.
+        for (let k = 0; k < length; k++) target[to + k] = source[start + k]!;
       }
     });
   }
