@@ -23,7 +23,11 @@ import { countParameters, createModel, PRESETS, resolveModelConfig, validateMode
 import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW, type AdamW, type Parameter } from './optimizer.ts';
 import { createLineReporter, formatDuration, type ProgressReporter } from './progress.ts';
 import { createCosineSchedule } from './schedule.ts';
-import { mulberry32 } from '../random.ts';
+import { createStepGradients, type StepGradients } from './parallel/gradients.ts';
+import { crossEntropy, mixSeed, withSeededRandom } from './parallel/shard.ts';
+import { checkThreads, planThreads } from './parallel/threads.ts';
+
+export { crossEntropy };
 
 export interface Hyperparameters {
   /** Total optimizer steps of the run (a resumed run counts the steps already done). */
@@ -86,6 +90,11 @@ export interface TrainOptions {
   /** Only the values to change: defaults for a new run, the saved ones on resume. */
   hyperparameters?: Partial<Hyperparameters>;
   backend?: string;
+  /**
+   * Threads that share each step's batch (data-parallel; wasm and cpu backends). Default: up to 2
+   * on wasm when a step is big enough to gain, else 1. A seed and thread count train the same way.
+   */
+  threads?: number;
   resume?: boolean;
   /** Where tokenized corpora are cached; default $FERRY_CACHE_DIR or ~/.cache/ferry. */
   cacheDir?: string;
@@ -99,6 +108,8 @@ export type StopReason = 'completed' | 'early-stop' | 'interrupted';
 export interface TrainResult {
   runDir: string;
   backend: string;
+  /** Threads that computed each step's gradients. */
+  threads: number;
   config: ModelConfig;
   hyperparameters: Hyperparameters;
   /** The step the run started at (0, or the resumed checkpoint's). */
@@ -141,6 +152,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // The cheap checks first, so a typo fails before the corpus is read.
   const newRunHyperparameters = runKind === 'new' ? resolveHyperparameters(undefined, options.hyperparameters ?? {}) : undefined;
   if (runKind === 'new') resolveConfig(options, 1, undefined);
+  checkThreads(options.threads);
   const tokenizerKind = resolveTokenizerKind(options.tokenizer, options.preset, undefined);
 
   const selected = await selectBackend(options.backend ?? 'auto');
@@ -178,7 +190,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model ??= withSeededRandom(hyperparameters.seed, () => createModel(config));
     return await runTraining({
       runDir, reporter, resumed, model, hyperparameters, corpus, corpusHash: prepared.corpusHash, tokenizer, config, backend,
-      trainTokens, valTokens, signal: options.signal,
+      requestedThreads: options.threads, trainTokens, valTokens, signal: options.signal,
     });
   } finally {
     model?.dispose();
@@ -196,6 +208,7 @@ interface RunPlan {
   tokenizer: Tokenizer;
   config: ModelConfig;
   backend: string;
+  requestedThreads: number | undefined;
   trainTokens: TokenSource;
   valTokens: TokenSource;
   signal: AbortSignal | undefined;
@@ -245,13 +258,23 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
       `${trainTokens.length.toLocaleString('en')} train / ${valTokens.length.toLocaleString('en')} val tokens`,
   );
 
-  const session = createSession({
-    model, config, tokenizer, optimizer, rng, metrics, state, backend, runDir, reporter,
-    trainTokens, valTokens, signal: plan.signal,
+  const { threads, note } = planThreads({
+    requested: plan.requestedThreads,
+    backend,
+    flopsPerStep: 6 * countParameters(config) * hyperparameters.batchSize * config.blockSize,
+    batchSize: hyperparameters.batchSize,
   });
+  if (note) reporter.message(note);
+  let gradients: StepGradients | undefined;
   try {
+    gradients = await createStepGradients({ model, variables: parameters.map(({ variable }) => variable), config, backend, threads });
+    const session = createSession({
+      model, config, tokenizer, optimizer, gradients, rng, metrics, state, backend, runDir, reporter,
+      trainTokens, valTokens, signal: plan.signal,
+    });
     return await session.run();
   } finally {
+    await gradients?.close();
     optimizer.dispose();
   }
 }
@@ -261,6 +284,7 @@ interface SessionParts {
   config: ModelConfig;
   tokenizer: Tokenizer;
   optimizer: AdamW;
+  gradients: StepGradients;
   rng: ReturnType<typeof createRng>;
   metrics: MetricsLog;
   state: TrainState;
@@ -273,7 +297,7 @@ interface SessionParts {
 }
 
 function createSession(parts: SessionParts) {
-  const { model, config, tokenizer, optimizer, rng, metrics, state, backend, runDir, reporter, signal } = parts;
+  const { model, config, tokenizer, optimizer, gradients, rng, metrics, state, backend, runDir, reporter, signal } = parts;
   const h = state.hyperparameters;
   const { blockSize } = config;
   const batchShape = { blockSize, batchSize: h.batchSize };
@@ -291,17 +315,11 @@ function createSession(parts: SessionParts) {
 
   async function trainStep(lr: number): Promise<{ loss: number; gradNorm: number }> {
     const batch = sampleBatch(parts.trainTokens, batchShape, rng);
-    const inputs = tf.tensor2d(batch.inputs, [h.batchSize, blockSize], 'int32');
-    const targets = tf.tensor2d(batch.targets, [h.batchSize, blockSize], 'int32');
-    const variables = optimizer.parameters.map(({ variable }) => variable);
-    const { value, grads } = withSeededRandom(mixSeed(h.seed, state.step), () =>
-      tf.variableGrads(() => crossEntropy(model.apply(inputs, { training: true }) as tf.Tensor, targets), variables),
-    );
-    const ordered = variables.map((variable) => grads[variable.name] ?? tf.zerosLike(variable));
-    const clipped = clipByGlobalNorm(ordered, h.gradClip);
+    const { loss, grads } = await gradients.compute(batch, mixSeed(h.seed, state.step));
+    const clipped = clipByGlobalNorm(grads, h.gradClip);
     optimizer.applyGradients(clipped.gradients, lr);
-    const [loss, gradNorm] = [(await value.data())[0]!, (await clipped.norm.data())[0]!];
-    tf.dispose([inputs, targets, value, ...ordered, ...clipped.gradients, clipped.norm]);
+    const gradNorm = (await clipped.norm.data())[0]!;
+    tf.dispose([...grads, ...clipped.gradients, clipped.norm]);
     return { loss, gradNorm };
   }
 
@@ -447,6 +465,7 @@ function createSession(parts: SessionParts) {
     return {
       runDir,
       backend,
+      threads: gradients.threads,
       config,
       hyperparameters: h,
       startStep,
@@ -460,16 +479,6 @@ function createSession(parts: SessionParts) {
   }
 
   return { run };
-}
-
-/** Mean cross-entropy (nats per token) of logits [B, T, V] against int targets [B, T]. */
-export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => {
-    const vocab = logits.shape[logits.shape.length - 1]!;
-    const labels = tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, vocab);
-    // softmaxCrossEntropy carries its own fused gradient (softmax - labels).
-    return tf.losses.softmaxCrossEntropy(labels, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
-  });
 }
 
 type RunKind = 'new' | 'resume';
@@ -632,22 +641,4 @@ function resolveConfig(options: TrainOptions, vocabSize: number, saved: ModelCon
 
 function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
-}
-
-/** Runs `body` with Math.random replaced by a generator seeded from `seed`. */
-function withSeededRandom<T>(seed: number, body: () => T): T {
-  const original = Math.random;
-  Math.random = mulberry32(seed);
-  try {
-    return body();
-  } finally {
-    Math.random = original;
-  }
-}
-
-/** A 32-bit seed for one step of one run (splitmix-style mixing of seed and step). */
-function mixSeed(seed: number, step: number): number {
-  let x = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 0x7f4a7c15, 0xc2b2ae35)) >>> 0;
-  x = Math.imul(x ^ (x >>> 16), 0x7feb352d) >>> 0;
-  return (x ^ (x >>> 15)) >>> 0;
 }

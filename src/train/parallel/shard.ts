@@ -1,0 +1,85 @@
+/**
+ * Loss and gradients of one share of a batch: the work every training thread does per step. The
+ * main thread and each worker run this same function on their rows, so one thread is exactly the
+ * single-threaded step, and N threads differ from it only by the rounding of the row-weighted sum.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../random.ts';
+
+/** Row-major [rows, blockSize] token ids of one share of a batch; targets are the inputs shifted by one. */
+export interface Shard {
+  inputs: Int32Array;
+  targets: Int32Array;
+  rows: number;
+}
+
+/** Mean cross-entropy (nats per token) of logits [B, T, V] against int targets [B, T]. */
+export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const vocab = logits.shape[logits.shape.length - 1]!;
+    const labels = tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, vocab);
+    // softmaxCrossEntropy carries its own fused gradient (softmax - labels).
+    return tf.losses.softmaxCrossEntropy(labels, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
+  });
+}
+
+/**
+ * The mean loss of `shard` and its gradient for each of `variables` (zeros where the loss does
+ * not depend on one). Dropout and other unseeded tfjs random ops draw from `seed`.
+ */
+export function shardGradients(
+  model: tf.LayersModel,
+  variables: readonly tf.Variable[],
+  shard: Shard,
+  blockSize: number,
+  seed: number,
+): { loss: tf.Scalar; grads: tf.Tensor[] } {
+  const inputs = tf.tensor2d(shard.inputs, [shard.rows, blockSize], 'int32');
+  const targets = tf.tensor2d(shard.targets, [shard.rows, blockSize], 'int32');
+  try {
+    const { value, grads } = withSeededRandom(seed, () =>
+      tf.variableGrads(() => crossEntropy(model.apply(inputs, { training: true }) as tf.Tensor, targets), [...variables]),
+    );
+    return { loss: value, grads: variables.map((variable) => grads[variable.name] ?? tf.zerosLike(variable)) };
+  } finally {
+    tf.dispose([inputs, targets]);
+  }
+}
+
+/** Rows of each thread's share: as even as possible, the larger shares first, no empty share. */
+export function splitRows(rows: number, threads: number): number[] {
+  const shares = Math.max(1, Math.min(rows, threads));
+  return Array.from({ length: shares }, (_, index) => Math.floor(rows / shares) + (index < rows % shares ? 1 : 0));
+}
+
+/** Rows [start, start + rows) of a batch. */
+export function sliceShard(batch: Shard, start: number, rows: number, blockSize: number): Shard {
+  return {
+    inputs: batch.inputs.subarray(start * blockSize, (start + rows) * blockSize),
+    targets: batch.targets.subarray(start * blockSize, (start + rows) * blockSize),
+    rows,
+  };
+}
+
+/** The dropout seed of share `index` of a step: the step's own seed for the first, so one thread draws as before. */
+export function shardSeed(stepSeed: number, index: number): number {
+  return index === 0 ? stepSeed : mixSeed(stepSeed, index);
+}
+
+/** Runs `body` with Math.random replaced by a generator seeded from `seed`. */
+export function withSeededRandom<T>(seed: number, body: () => T): T {
+  const original = Math.random;
+  Math.random = mulberry32(seed);
+  try {
+    return body();
+  } finally {
+    Math.random = original;
+  }
+}
+
+/** A 32-bit seed for one step of one run (splitmix-style mixing of seed and step). */
+export function mixSeed(seed: number, step: number): number {
+  let x = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 0x7f4a7c15, 0xc2b2ae35)) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x7feb352d) >>> 0;
+  return (x ^ (x >>> 15)) >>> 0;
+}

@@ -1,0 +1,55 @@
+/**
+ * A gradient worker: its own tfjs backend and a copy of the model, built by the same model code as
+ * the main thread's. Each step it loads the main thread's weights from shared memory, computes the
+ * loss and gradients of its rows and writes the gradients back.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../backend.ts';
+import { createModel } from '../models/index.ts';
+import { flatLayout, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.ts';
+import { shardGradients } from './shard.ts';
+
+const setup = workerData as WorkerSetup;
+const port = parentPort!;
+const reply = (message: FromWorker) => port.postMessage(message);
+
+try {
+  await selectBackend(setup.backend);
+  const model = createModel(setup.config);
+  const shapes = model.weights.map((weight) => weight.shape as number[]);
+  if (JSON.stringify(shapes) !== JSON.stringify(setup.weightShapes)) {
+    throw new Error(`the worker's model has weights ${JSON.stringify(shapes)}, the main thread's ${JSON.stringify(setup.weightShapes)}`);
+  }
+  const weights = new Float32Array(setup.weights);
+  const weightLayout = flatLayout(shapes);
+  const grads = new Float32Array(setup.grads);
+  const gradLayout = flatLayout(setup.trainable.map((index) => shapes[index]!));
+  const variables = setup.trainable.map((index) => model.weights[index]!.read() as tf.Variable);
+
+  const loadWeights = () =>
+    tf.tidy(() => {
+      model.weights.forEach((weight, index) => {
+        const shape = shapes[index]!;
+        const offset = weightLayout.offsets[index]!;
+        // slice, not subarray: a backend may keep the array it is given, and the main thread rewrites this memory.
+        weight.write(tf.tensor(weights.slice(offset, offset + tf.util.sizeFromShape(shape)), shape));
+      });
+    });
+
+  port.on('message', (message: ToWorker) => {
+    try {
+      loadWeights();
+      const { loss, grads: shardGrads } = shardGradients(model, variables, message.shard, message.blockSize, message.seed);
+      shardGrads.forEach((grad, index) => grads.set(grad.dataSync() as Float32Array, gradLayout.offsets[index]!));
+      const value = loss.dataSync()[0]!;
+      tf.dispose([loss, ...shardGrads]);
+      reply({ type: 'done', loss: value });
+    } catch (error) {
+      reply({ type: 'failed', message: (error as Error).message });
+    }
+  });
+  reply({ type: 'ready' });
+} catch (error) {
+  reply({ type: 'failed', message: (error as Error).message });
+}
