@@ -7,10 +7,11 @@
  *   node --import tsx bench/serve.ts [DIR...] [--tokens 60] [--rounds 3] [--soak SECONDS] [--threads N] [--lanes N] [--device cpu] [--no-worker]
  *
  * With no DIR it serves models/, or random-weight models of the shipped shapes when models/ is
- * empty. The server runs in this process; the client is fetch over 127.0.0.1. Prints a table and
+ * empty. The server runs in this process; the client is node:http over 127.0.0.1. Prints a table and
  * one JSON line for BENCHMARKS.md.
  */
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -51,26 +52,32 @@ const PROMPTS = ['ROMEO:', 'First Citizen:', 'To be, or not', 'KING HENRY', 'O, 
 
 interface StreamResult { tokens: number; ttftMs: number; totalMs: number }
 
-async function stream(model: string, i: number): Promise<StreamResult> {
+// The load generator is node:http with keep-alive, not fetch: on two cores the client shares the
+// CPU with the server, and fetch's web-stream body reader costs several times more per chunk.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+function stream(model: string, i: number): Promise<StreamResult> {
   const started = performance.now();
-  const res = await fetch(`${server.url}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model, prompt: PROMPTS[i % PROMPTS.length], max_tokens: tokens, temperature: 0.8, seed: i, ignore_eos: true, stream: true, stream_options: { include_usage: true } }),
+  const body = JSON.stringify({ model, prompt: PROMPTS[i % PROMPTS.length], max_tokens: tokens, temperature: 0.8, seed: i, ignore_eos: true, stream: true, stream_options: { include_usage: true } });
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${server.url}/v1/completions`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let ttftMs = -1;
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (ttftMs < 0) ttftMs = performance.now() - started;
+        text += chunk;
+      });
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}: ${text}`));
+        const usage = text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6))).find((c) => c.usage)?.usage;
+        resolve({ tokens: usage.completion_tokens, ttftMs, totalMs: performance.now() - started });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
   });
-  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let ttftMs = -1;
-  let text = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    if (ttftMs < 0) ttftMs = performance.now() - started;
-    text += decoder.decode(value, { stream: true });
-  }
-  const usage = text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6))).find((c) => c.usage)?.usage;
-  return { tokens: usage.completion_tokens, ttftMs, totalMs: performance.now() - started };
 }
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
