@@ -45,6 +45,12 @@ test('wasm matMul equals cpu for every transpose combination, batch shape and br
   }
 });
 
+test('wasm matMul refuses inner dimensions that do not match, as the stock kernel does', async () => {
+  await selectBackend('wasm');
+  assert.throws(() => tf.matMul(tf.zeros([4, 6]), tf.zeros([3, 6]), false, false), /inner shapes \(6\) and \(3\)/);
+  assert.throws(() => tf.matMul(tf.zeros([2, 4, 6]), tf.zeros([2, 5, 3]), true, true), /inner shapes \(4\) and \(3\)/);
+});
+
 test('wasm Transpose equals cpu for matrix, batched and other permutations, odd sizes included', async () => {
   const cases: [number[], number[]][] = [
     [[37, 53], [1, 0]], [[5, 33, 70], [0, 2, 1]], [[1, 7, 1, 9], [3, 1, 2, 0]], [[3, 4, 5, 6], [0, 2, 1, 3]],

@@ -51,6 +51,11 @@ export function fastBatchMatMulConfig(): tf.KernelConfig {
     const m = transposeA ? aCols : aRows;
     const k = transposeA ? aRows : aCols;
     const n = transposeB ? bRows : bCols;
+    const kB = transposeB ? bCols : bRows;
+    if (k !== kB) {
+      throw new Error(`Error in matMul: inner shapes (${k}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} `
+        + `and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
+    }
     const batch = Math.max(batchA, batchB);
     const out = backend.makeOutput([...(batchA >= batchB ? outerA : outerB), m, n], 'float32');
     if (m * n * batch === 0) return out;
