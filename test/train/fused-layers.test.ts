@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/train/backend.ts';
+import { fusedAdamWStep, hasFusedAdamW } from '../../src/train/kernels/adamw.ts';
 import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
+import { createAdamW, DEFAULT_ADAMW } from '../../src/train/optimizer.ts';
 import { crossEntropy, FerryLSTM, gelu, layerNorm } from '../../src/train/models/index.ts';
 
 /**
@@ -114,4 +116,37 @@ test("FerryLSTM's heap-kernel pass equals tfjs's LSTM on odd sizes (two steps, o
   const { kernels } = await tf.profile(() => tf.grad((input: tf.Tensor) => tf.sum(layer.apply(input, { training: true }) as tf.Tensor))(x));
   const names = kernels.map((k) => k.name);
   assert.deepEqual([names.filter((n) => n === 'FerryLstmCell').length, names.filter((n) => n === 'FerryLstmStepGrad').length, names.filter((n) => n === 'Tanh').length], [5, 5, 0]);
+});
+
+test("the fused AdamW step equals optimizer.ts's AdamW over two steps, with decay, without, and a clipping scale", async () => {
+  const shapes = [[7, 5], [5], [3, 1, 4]];
+  const names = ['dense/kernel', 'dense/bias', 'block/mlp/fc/kernel'];
+  const gradients = (step: number) => shapes.map((shape, i) => tf.randomNormal(shape, 0, 1, 'float32', 300 + 10 * step + i));
+  const initial = () => shapes.map((shape, i) => tf.randomNormal(shape, 0, 1, 'float32', 200 + i));
+  const rates = [1e-2, 5e-3];
+  const scale = 0.7;
+
+  await selectBackend('cpu');
+  const variables = initial().map((value) => tf.variable(value));
+  const optimizer = createAdamW(names.map((name, i) => ({ name, variable: variables[i]! })), DEFAULT_ADAMW);
+  rates.forEach((lr, step) => tf.tidy(() => optimizer.applyGradients(gradients(step).map((g) => tf.mul(g, scale)), lr)));
+  const expected = variables.map((v) => v.dataSync().slice());
+  assert.deepEqual(optimizer.decayMask, [true, false, true]);
+
+  await selectBackend('wasm');
+  assert.ok(hasFusedAdamW());
+  const { beta1, beta2, epsilon, weightDecay } = DEFAULT_ADAMW;
+  let params = initial();
+  let moments = shapes.map((shape) => [tf.zeros(shape), tf.zeros(shape)]);
+  rates.forEach((lr, step) => {
+    const t = step + 1;
+    const grads = gradients(step);
+    const results = params.map((param, i) => fusedAdamWStep(param, grads[i]!, moments[i]![0]!, moments[i]![1]!, tf.scalar(scale), {
+      beta1, beta2, epsilon, stepSize: lr / (1 - beta1 ** t), secondCorrection: Math.sqrt(1 - beta2 ** t),
+      decayFactor: optimizer.decayMask[i] ? 1 - lr * weightDecay : 1,
+    }));
+    params = results.map(([p]) => p);
+    moments = results.map(([, m, v]) => [m, v]);
+  });
+  params.forEach((param, i) => assertClose(param.dataSync(), expected[i]!, 1e-5, names[i]!));
 });

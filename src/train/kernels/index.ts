@@ -1,5 +1,6 @@
 /** Kernels and gradients ferry adds to tfjs so that its models train fast on wasm. */
 import * as tf from '@tensorflow/tfjs';
+import { adamwKernel } from './adamw.ts';
 import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 import { rowGatherConfig } from './gather.ts';
 import { geluKernel } from './gelu.ts';
@@ -26,6 +27,7 @@ export function registerWasmKernels(): void {
   tf.registerKernel(unsortedSegmentSumConfig);
   const heapKernels = [
     geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, lstmCellKernel, lstmOutputKernel, lstmStepGradKernel,
+    adamwKernel,
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   const replacements = [
