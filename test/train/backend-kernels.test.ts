@@ -32,6 +32,8 @@ test('wasm matMul equals cpu for every transpose combination, batch shape and br
     [[4, 5, 7], [1, 7, 3]], [[1, 5, 7], [4, 7, 3]], [[4, 5, 7], [7, 3]], [[6, 1], [1, 4]], [[3, 0, 2], [3, 2, 4]],
     // Shapes where computing C^T = op(B)^T op(A)^T moves fewer numbers than transposing the operands.
     [[40, 9], [9, 3]], [[3, 40, 9], [3, 9, 2]], [[40, 9], [3, 9, 2]], [[3, 40, 9], [9, 2]], [[2, 3, 4], [2, 4, 0]], [[2, 3, 0], [2, 0, 4]],
+    // A batch axis of 1 on one side only still appears in the output shape.
+    [[5, 7], [1, 7, 3]], [[2, 1, 5, 7], [7, 3]], [[3, 5, 7], [1, 1, 7, 3]],
   ];
   for (const [shapeA, shapeB] of cases) {
     for (const transposeA of [false, true]) {

@@ -57,7 +57,7 @@ export function fastBatchMatMulConfig(): tf.KernelConfig {
         + `and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
     }
     const batch = Math.max(batchA, batchB);
-    const out = backend.makeOutput([...(batchA >= batchB ? outerA : outerB), m, n], 'float32');
+    const out = backend.makeOutput([...tf.backend_util.assertAndGetBroadcastShape(outerA, outerB), m, n], 'float32');
     if (m * n * batch === 0) return out;
     if (k === 0) {
       backend.typedArrayFromHeap(out).fill(0);
