@@ -19,12 +19,12 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { createRng, prepareTokens, readCorpus, sampleBatch, splitTrainVal, type RngState, type TokenSource } from './data/index.ts';
 import { defaultCacheDir } from './evaluate.ts';
 import { createMetricsLog, formatMetrics, parseMetrics, renderLossCurve, type MetricEvent, type MetricsLog } from './metrics.ts';
-import { countParameters, createModel, PRESETS, resolveModelConfig, validateModelConfig, type ModelConfig } from './models/index.ts';
+import { countParameters, createModel, crossEntropy, PRESETS, resolveModelConfig, validateModelConfig, type ModelConfig } from './models/index.ts';
 import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW, type AdamW, type Parameter } from './optimizer.ts';
 import { createLineReporter, formatDuration, type ProgressReporter } from './progress.ts';
 import { createCosineSchedule } from './schedule.ts';
 import { createStepGradients, type StepGradients } from './parallel/gradients.ts';
-import { crossEntropy, mixSeed, withSeededRandom } from './parallel/shard.ts';
+import { mixSeed, withSeededRandom } from './parallel/shard.ts';
 import { checkThreads, planThreads } from './parallel/threads.ts';
 
 export { crossEntropy };

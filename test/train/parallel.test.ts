@@ -52,7 +52,8 @@ test('3 threads on 5 rows (shares 2, 2, 1) give the loss and gradients of one th
   const one = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 1 });
   const three = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 3 });
   try {
-    for (const seed of [1, 2]) {
+    const tensorCounts: number[] = [];
+    for (const seed of [1, 2, 3]) {
       const a = await one.compute(batch, seed);
       const b = await three.compute(batch, seed);
       assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * a.loss, `loss ${a.loss} vs ${b.loss}`);
@@ -64,9 +65,11 @@ test('3 threads on 5 rows (shares 2, 2, 1) give the loss and gradients of one th
         assert.ok(worst <= 1e-5 * scale, `${variables[index]!.name}: off by ${worst} at scale ${scale}`);
       });
       tf.dispose([...a.grads, ...b.grads]);
+      tensorCounts.push(tf.memory().numTensors);
       // The workers follow the main thread's weights: change them and compare again.
       tf.tidy(() => variables.forEach((variable) => variable.assign(tf.mul(variable, 0.9))));
     }
+    assert.equal(new Set(tensorCounts).size, 1, `tensors after each step: ${tensorCounts.join(', ')}`);
   } finally {
     await three.close();
     model.dispose();

@@ -5,22 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../../random.ts';
+import { crossEntropy } from '../models/index.ts';
 
 /** Row-major [rows, blockSize] token ids of one share of a batch; targets are the inputs shifted by one. */
 export interface Shard {
   inputs: Int32Array;
   targets: Int32Array;
   rows: number;
-}
-
-/** Mean cross-entropy (nats per token) of logits [B, T, V] against int targets [B, T]. */
-export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => {
-    const vocab = logits.shape[logits.shape.length - 1]!;
-    const labels = tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, vocab);
-    // softmaxCrossEntropy carries its own fused gradient (softmax - labels).
-    return tf.losses.softmaxCrossEntropy(labels, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
-  });
 }
 
 /**

@@ -15,6 +15,8 @@ const port = parentPort!;
 const reply = (message: FromWorker) => port.postMessage(message);
 
 try {
+  // The main thread runs the same model on the same backend and has shown tfjs's notices already.
+  tf.env().set('PROD', true);
   await selectBackend(setup.backend);
   const model = createModel(setup.config);
   const shapes = model.weights.map((weight) => weight.shape as number[]);
