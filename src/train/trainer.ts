@@ -91,8 +91,9 @@ export interface TrainOptions {
   hyperparameters?: Partial<Hyperparameters>;
   backend?: string;
   /**
-   * Threads that share each step's batch (data-parallel; wasm and cpu backends). Default: up to 2
-   * on wasm when a step is big enough to gain, else 1. A seed and thread count train the same way.
+   * Threads that share each step's batch (data-parallel; wasm and cpu backends). Default: 2 on
+   * wasm when a second core is idle and a step is big enough to gain, else 1; on resume, the run's.
+   * A seed and thread count always train the same way.
    */
   threads?: number;
   resume?: boolean;
@@ -140,6 +141,8 @@ interface TrainState {
   corpus: string;
   corpusHash: string;
   stopReason: StopReason | 'running';
+  /** Threads that computed the steps; a resumed run keeps them, so that it stays byte-identical. Absent before ferry had threads. */
+  threads?: number;
 }
 
 const STATE_FILE = 'state.json';
@@ -190,7 +193,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model ??= withSeededRandom(hyperparameters.seed, () => createModel(config));
     return await runTraining({
       runDir, reporter, resumed, model, hyperparameters, corpus, corpusHash: prepared.corpusHash, tokenizer, config, backend,
-      requestedThreads: options.threads, trainTokens, valTokens, signal: options.signal,
+      requestedThreads: options.threads ?? resumed?.state.threads, trainTokens, valTokens, signal: options.signal,
     });
   } finally {
     model?.dispose();
@@ -265,6 +268,7 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
     batchSize: hyperparameters.batchSize,
   });
   if (note) reporter.message(note);
+  state.threads = threads;
   let gradients: StepGradients | undefined;
   try {
     gradients = await createStepGradients({ model, variables: parameters.map(({ variable }) => variable), config, backend, threads });

@@ -20,10 +20,17 @@ test('rows are split as evenly as possible, larger shares first, never into empt
   assert.deepEqual(splitRows(3, 1), [3]);
 });
 
-test('thread plan: auto takes 2 cores on wasm for big steps only; requests are capped by rows and refused when not whole', () => {
-  const big = { backend: 'wasm', flopsPerStep: MIN_PARALLEL_FLOPS, batchSize: 12, cores: 2 };
+test('thread plan: auto takes a second idle core on wasm for big steps only; requests are capped by rows and refused when not whole', () => {
+  const big = { backend: 'wasm', flopsPerStep: MIN_PARALLEL_FLOPS, batchSize: 12, cores: 2, load: 0.4 };
   assert.equal(planThreads({ ...big, requested: undefined }).threads, 2);
-  assert.equal(planThreads({ ...big, requested: undefined, cores: 1 }).threads, 1);
+  assert.equal(planThreads({ ...big, requested: undefined, load: 1 }).threads, 2);
+  assert.deepEqual(planThreads({ ...big, requested: undefined, load: 1.3 }), {
+    threads: 1,
+    note: 'threads: 1, as the other cores are busy (load 1.3 on 2 cores; --threads 2 to share anyway)',
+  });
+  assert.equal(planThreads({ ...big, requested: 2, load: 6 }).threads, 2);
+  assert.equal(planThreads({ ...big, requested: undefined, cores: 1, load: 0 }).threads, 1);
+  assert.equal(planThreads({ ...big, requested: undefined, batchSize: 1 }).threads, 1);
   assert.equal(planThreads({ ...big, requested: undefined, flopsPerStep: MIN_PARALLEL_FLOPS / 2 }).threads, 1);
   assert.equal(planThreads({ ...big, requested: undefined, backend: 'cpu' }).threads, 1);
   assert.equal(planThreads({ ...big, requested: 3, backend: 'cpu' }).threads, 3);
@@ -159,7 +166,10 @@ test('on 2 threads an interrupted then resumed run is byte-identical to an unint
     reporter: collectingReporter((step) => step === 3 && controller.abort()),
   }));
   assert.equal(interrupted.stopReason, 'interrupted');
-  const resumed = await train({ out: join(dir, 'split'), resume: true, threads: 2, cacheDir: join(dir, 'cache'), reporter: collectingReporter() });
+  assert.equal(JSON.parse(readFileSync(join(dir, 'split', 'last', 'state.json'), 'utf8')).threads, 2);
+  // No --threads on resume: the run's own 2, though auto would pick 1 for so small a model.
+  const resumed = await train({ out: join(dir, 'split'), resume: true, cacheDir: join(dir, 'cache'), reporter: collectingReporter() });
+  assert.equal(resumed.threads, 2);
   assert.equal(resumed.startStep, 3);
   assert.deepEqual([...interrupted.losses, ...resumed.losses], whole.losses);
   assert.equal(resumed.lastValLoss, whole.lastValLoss);
