@@ -102,7 +102,7 @@ const fusedLstm = tf.customGrad(((x: tf.Tensor3D, kernel: tf.Tensor2D, recurrent
  */
 function lstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
   const [x, kernel, recurrent, I, F, G, O, C, TC, hiddens] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, ...tf.Tensor3D[]];
-  const [batch, steps, inputDim] = x.shape;
+  const [batch, steps] = x.shape;
   const units = recurrent.shape[0];
   const previousCells = tf.concat([tf.zeros([1, batch, units]), tf.slice(C!, [0, 0, 0], [steps - 1, batch, units])], 0);
   const gateFactors = tf.unstack(tf.concat([
@@ -129,9 +129,19 @@ function lstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
       dcNext = tf.mul(dc, forgetGates[t]!);
     }
   }
+  return inputGradients(dGates, x, kernel, hiddens!);
+}
+
+/**
+ * Gradients of x, kernel, recurrent kernel and bias from every step's dz (the gradient of the
+ * pre-activations, [B, 4H] each), each as one matMul or sum over all steps.
+ */
+function inputGradients(dGates: tf.Tensor[], x: tf.Tensor3D, kernel: tf.Tensor2D, hiddens: tf.Tensor3D): tf.Tensor[] {
+  const [batch, steps, inputDim] = x.shape;
+  const units = kernel.shape[1] / 4;
   const dz = tf.reshape(tf.stack(dGates), [steps * batch, 4 * units]); // time-major rows
   const xRows = tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]);
-  const previousHidden = tf.reshape(tf.concat([tf.zeros([1, batch, units]), tf.slice(hiddens!, [0, 0, 0], [steps - 1, batch, units])], 0), [steps * batch, units]);
+  const previousHidden = tf.reshape(tf.concat([tf.zeros([1, batch, units]), tf.slice(hiddens, [0, 0, 0], [steps - 1, batch, units])], 0), [steps * batch, units]);
   const dx = tf.transpose(tf.reshape(tf.matMul(dz, kernel, false, true), [steps, batch, inputDim]), [1, 0, 2]);
   return [dx, tf.matMul(xRows, dz, true, false), tf.matMul(previousHidden, dz, true, false), tf.sum(dz, 0)];
 }
@@ -177,7 +187,7 @@ const heapLstm = tf.customGrad(((x: tf.Tensor3D, kernel: tf.Tensor2D, recurrent:
 
 function heapLstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
   const [x, kernel, recurrent, hiddens] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
-  const [batch, steps, inputDim] = x.shape;
+  const [batch, steps] = x.shape;
   const units = recurrent.shape[0];
   const gates = saved.slice(4, 4 + steps);
   const cells = saved.slice(4 + steps, 4 + 2 * steps);
@@ -194,9 +204,5 @@ function heapLstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
     dcNext = dcPrevious!;
     if (t > 0) dhNext = tf.matMul(dz!, recurrentT);
   }
-  const dz = tf.reshape(tf.stack(dGates), [steps * batch, 4 * units]); // time-major rows
-  const xRows = tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]);
-  const previousHidden = tf.reshape(tf.concat([tf.zeros([1, batch, units]), tf.slice(hiddens!, [0, 0, 0], [steps - 1, batch, units])], 0), [steps * batch, units]);
-  const dx = tf.transpose(tf.reshape(tf.matMul(dz, kernel, false, true), [steps, batch, inputDim]), [1, 0, 2]);
-  return [dx, tf.matMul(xRows, dz, true, false), tf.matMul(previousHidden, dz, true, false), tf.sum(dz, 0)];
+  return inputGradients(dGates, x, kernel, hiddens!);
 }
