@@ -9,7 +9,7 @@ import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
 import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
-import { lstmCellKernel, lstmOutputKernel, lstmStepGradKernel } from './lstm-cell.ts';
+import { lstmSequenceConfigs } from './lstm-sequence.ts';
 import { leadingAxesSumConfig } from './sum.ts';
 import { tileGradConfig } from './tile-grad.ts';
 import { fastTransposeConfig } from './transpose.ts';
@@ -26,10 +26,10 @@ export function registerWasmKernels(): void {
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
   const heapKernels = [
-    geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, lstmCellKernel, lstmOutputKernel, lstmStepGradKernel,
-    adamwKernel,
+    geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel,
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
+  for (const config of lstmSequenceConfigs) tf.registerKernel(config);
   const replacements = [
     fastBatchMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
   ];

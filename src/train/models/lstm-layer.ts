@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { hasFusedKernel, runFused } from '../kernels/heap-kernel.ts';
-import { LSTM_CELL_KERNEL, LSTM_OUTPUT_KERNEL, LSTM_STEP_GRAD_KERNEL } from '../kernels/lstm-cell.ts';
+import { LSTM_SEQUENCE_GRAD_KERNEL, LSTM_SEQUENCE_KERNEL } from '../kernels/lstm-sequence.ts';
 
 type Kwargs = Record<string, unknown>;
 
@@ -38,7 +38,7 @@ export class FerryLSTM extends TfjsLSTM {
     if (input === null || !this.canFuse(kwargs)) return super.call(inputs, kwargs);
     const cell = this.cell as unknown as LstmCell;
     return tf.tidy(() => {
-      const lstm = hasFusedKernel(LSTM_CELL_KERNEL) && input.dtype === 'float32' ? heapLstm : fusedLstm;
+      const lstm = hasFusedKernel(LSTM_SEQUENCE_KERNEL) && input.dtype === 'float32' ? heapLstm : fusedLstm;
       const sequence = lstm(input, cell.kernel.read(), cell.recurrentKernel.read(), cell.bias!.read());
       return this.returnSequences ? sequence : tf.squeeze(tf.slice(sequence, [0, sequence.shape[1]! - 1, 0], [-1, 1, -1]), [1]);
     });
@@ -129,17 +129,17 @@ function lstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
       dcNext = tf.mul(dc, forgetGates[t]!);
     }
   }
-  return inputGradients(dGates, x, kernel, hiddens!);
+  return inputGradients(tf.stack(dGates) as tf.Tensor3D, x, kernel, hiddens!);
 }
 
 /**
- * Gradients of x, kernel, recurrent kernel and bias from every step's dz (the gradient of the
- * pre-activations, [B, 4H] each), each as one matMul or sum over all steps.
+ * Gradients of x, kernel, recurrent kernel and bias from dz [T, B, 4H] (the gradient of the
+ * pre-activations at every step), each as one matMul or sum over all steps.
  */
-function inputGradients(dGates: tf.Tensor[], x: tf.Tensor3D, kernel: tf.Tensor2D, hiddens: tf.Tensor3D): tf.Tensor[] {
+function inputGradients(dGates: tf.Tensor3D, x: tf.Tensor3D, kernel: tf.Tensor2D, hiddens: tf.Tensor3D): tf.Tensor[] {
   const [batch, steps, inputDim] = x.shape;
   const units = kernel.shape[1] / 4;
-  const dz = tf.reshape(tf.stack(dGates), [steps * batch, 4 * units]); // time-major rows
+  const dz = tf.reshape(dGates, [steps * batch, 4 * units]); // time-major rows
   const xRows = tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]);
   const previousHidden = tf.reshape(tf.concat([tf.zeros([1, batch, units]), tf.slice(hiddens, [0, 0, 0], [steps - 1, batch, units])], 0), [steps * batch, units]);
   const dx = tf.transpose(tf.reshape(tf.matMul(dz, kernel, false, true), [steps, batch, inputDim]), [1, 0, 2]);
@@ -147,62 +147,24 @@ function inputGradients(dGates: tf.Tensor[], x: tf.Tensor3D, kernel: tf.Tensor2D
 }
 
 /**
- * fusedLstm with the step's gate algebra in ferry's heap kernels (kernels/lstm-cell.ts): six
- * kernels a step forward (matMul, add, sigmoid, cell, sigmoid, output) and two back (the step's
- * gradient, matMul) where fusedLstm takes twelve and seven. The cell-input columns of the
- * weights are doubled so that sigmoid gives tanh: g = 2 sigmoid(2 z_g) - 1, tanh(c) = 2 sigmoid(2c) - 1.
+ * fusedLstm with each direction's time loop in one wasm kernel (kernels/lstm-sequence.ts). The
+ * cell-input columns of the weights are doubled so that sigmoid gives tanh: g = 2 sigmoid(2 z_g) - 1.
  */
 const heapLstm = tf.customGrad(((x: tf.Tensor3D, kernel: tf.Tensor2D, recurrent: tf.Tensor2D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
   const [batch, steps, inputDim] = x.shape;
   const units = recurrent.shape[0];
   const gateScale = tf.concat([tf.ones([2 * units]), tf.fill([units], 2), tf.ones([units])]);
-  const scaledRecurrent = tf.mul(recurrent, gateScale);
-  const projected = tf.add(tf.matMul(tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]), tf.mul(kernel, gateScale)), tf.mul(bias, gateScale));
-  const projectedSteps = tf.unstack(tf.reshape(projected, [steps, batch, 4 * units]));
-  const gates: tf.Tensor[] = [];
-  const cells: tf.Tensor[] = [];
-  const cellSigmoids: tf.Tensor[] = [];
-  const hiddens: tf.Tensor[] = [];
-  let h: tf.Tensor | null = null;
-  let c: tf.Tensor = tf.zeros([batch, units]);
-  for (let t = 0; t < steps; t++) {
-    const s: tf.Tensor = tf.sigmoid(h === null ? projectedSteps[t]! : tf.add(projectedSteps[t]!, tf.matMul(h, scaledRecurrent)));
-    const [cell, twoCell] = runFused(LSTM_CELL_KERNEL, { gates: s, cPrev: c });
-    const cellSigmoid = tf.sigmoid(twoCell!);
-    h = runFused(LSTM_OUTPUT_KERNEL, { gates: s, cellSigmoid })[0]!;
-    c = cell!;
-    gates.push(s);
-    cells.push(c);
-    cellSigmoids.push(cellSigmoid);
-    hiddens.push(h);
-  }
-  const hiddenSequence = tf.stack(hiddens); // [T,B,H]
-  // The steps' tensors are saved as they are (stacking them would copy 3 MB a step of training).
-  save([x, kernel, recurrent, hiddenSequence, ...gates, ...cells, ...cellSigmoids]);
+  const xRows = tf.reshape(tf.transpose(x, [1, 0, 2]), [steps * batch, inputDim]);
+  const projected = tf.add(tf.matMul(xRows, tf.mul(kernel, gateScale)), tf.mul(bias, gateScale));
+  const [hiddens, gates, cells, cellSigmoids] = runFused(LSTM_SEQUENCE_KERNEL, { projected, recurrent: tf.mul(recurrent, gateScale) }, { steps });
+  save([x, kernel, recurrent, hiddens!, gates!, cells!, cellSigmoids!]);
   return {
-    value: tf.transpose(hiddenSequence, [1, 0, 2]) as tf.Tensor3D,
-    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => heapLstmBackward(dy, saved),
+    value: tf.transpose(hiddens!, [1, 0, 2]) as tf.Tensor3D,
+    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
+      const [savedX, savedKernel, savedRecurrent, savedHiddens, savedGates, savedCells, savedSigmoids] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, ...tf.Tensor3D[]];
+      const inputs = { dy, gates: savedGates!, cells: savedCells!, cellSigmoids: savedSigmoids!, recurrentT: tf.transpose(savedRecurrent) };
+      const [dz] = runFused(LSTM_SEQUENCE_GRAD_KERNEL, inputs);
+      return inputGradients(dz as tf.Tensor3D, savedX, savedKernel, savedHiddens!);
+    },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor, kernel: tf.Tensor, recurrent: tf.Tensor, bias: tf.Tensor) => tf.Tensor3D;
-
-function heapLstmBackward(dy: tf.Tensor3D, saved: tf.Tensor[]): tf.Tensor[] {
-  const [x, kernel, recurrent, hiddens] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
-  const [batch, steps] = x.shape;
-  const units = recurrent.shape[0];
-  const gates = saved.slice(4, 4 + steps);
-  const cells = saved.slice(4 + steps, 4 + 2 * steps);
-  const cellSigmoids = saved.slice(4 + 2 * steps);
-  const recurrentT = tf.transpose(recurrent);
-  const dGates: tf.Tensor[] = new Array(steps);
-  const zeros = tf.zeros([batch, units]);
-  let dhNext: tf.Tensor = zeros;
-  let dcNext: tf.Tensor = zeros;
-  for (let t = steps - 1; t >= 0; t--) {
-    const inputs = { dy, dhNext, dcNext, gates: gates[t]!, cPrev: t > 0 ? cells[t - 1]! : zeros, cellSigmoid: cellSigmoids[t]! };
-    const [dz, dcPrevious] = runFused(LSTM_STEP_GRAD_KERNEL, inputs, { step: t });
-    dGates[t] = dz!;
-    dcNext = dcPrevious!;
-    if (t > 0) dhNext = tf.matMul(dz!, recurrentT);
-  }
-  return inputGradients(dGates, x, kernel, hiddens!);
-}

@@ -1,0 +1,73 @@
+/**
+ * Direct access to the wasm backend's heap and C functions for kernels that run a whole loop
+ * inside one tfjs kernel: tensor ids for ranges of existing buffers ("views"), XNNPACK's matrix
+ * product and the SIMD sigmoid on those ids, and the heap as one Float32Array. Every call into
+ * wasm may grow the heap, which replaces the buffer: read `floats()` again after one.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+type Gemm = (aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape: Uint8Array, bRank: number,
+  transposeA: boolean, transposeB: boolean, outId: number) => void;
+
+/** The parts of BackendWasm used here (public in JavaScript, not in its typings). */
+type WasmInternals = {
+  dataIdNextNumber: number;
+  dataIdMap: { get(dataId: tf.DataId): { id: number; memoryOffset: number } };
+  wasm: {
+    HEAPF32: Float32Array;
+    cwrap(name: string, returns: null, args: string[]): (...args: unknown[]) => void;
+    tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+  };
+};
+
+const FLOAT_BYTES = 4;
+const shapeBytes = (shape: readonly number[]) => new Uint8Array(new Int32Array(shape).buffer);
+const wrapped = new WeakMap<object, { gemm: Gemm; sigmoid: (xId: number, outId: number) => void }>();
+
+export type WasmHeap = {
+  /** The tensor's id on the C side. */
+  id(info: tf.TensorInfo): number;
+  /** An id for `size` floats of `info` from float `offset`; dropped by `release`. */
+  view(info: tf.TensorInfo, offset: number, size: number): number;
+  /** Where `info` starts in `floats()`. */
+  start(info: tf.TensorInfo): number;
+  floats(): Float32Array;
+  /** out [rows, cols] = left [rows, k] @ right [k, cols] through XNNPACK (which caches right's packing by id). */
+  gemm(left: number, rows: number, k: number, right: number, cols: number, out: number): void;
+  /** out = sigmoid(x) over x's registered size, wasm's SIMD kernel. */
+  sigmoid(x: number, out: number): void;
+  /** Drops every view made so far (their memory stays with the tensors they view). */
+  release(): void;
+};
+
+export function wasmHeap(backend: BackendWasm): WasmHeap {
+  const internals = backend as unknown as WasmInternals;
+  let functions = wrapped.get(internals.wasm);
+  if (functions === undefined) {
+    functions = {
+      gemm: internals.wasm.cwrap(tf.BatchMatMul, null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']) as Gemm,
+      sigmoid: internals.wasm.cwrap(tf.Sigmoid, null, ['number', 'number']) as (xId: number, outId: number) => void,
+    };
+    wrapped.set(internals.wasm, functions);
+  }
+  const { gemm, sigmoid } = functions;
+  const views: number[] = [];
+  return {
+    id: (info) => internals.dataIdMap.get(info.dataId).id,
+    view: (info, offset, size) => {
+      const id = internals.dataIdNextNumber++;
+      internals.wasm.tfjs.registerTensor(id, size, internals.dataIdMap.get(info.dataId).memoryOffset + offset * FLOAT_BYTES);
+      views.push(id);
+      return id;
+    },
+    start: (info) => internals.dataIdMap.get(info.dataId).memoryOffset / FLOAT_BYTES,
+    floats: () => internals.wasm.HEAPF32,
+    gemm: (left, rows, k, right, cols, out) => gemm(left, shapeBytes([1, rows, k]), 3, right, shapeBytes([1, k, cols]), 3, false, false, out),
+    sigmoid,
+    release: () => {
+      for (const id of views) internals.wasm.tfjs.disposeData(id);
+      views.length = 0;
+    },
+  };
+}
