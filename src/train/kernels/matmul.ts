@@ -12,27 +12,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { transposeInto } from './transpose.ts';
+import { wasmHeap } from './wasm-heap.ts';
 
 type MatMulAttrs = { transposeA: boolean; transposeB: boolean };
 type KernelArgs = { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; attrs: MatMulAttrs; backend: BackendWasm };
-type Gemm = (aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape: Uint8Array, bRank: number,
-  transposeA: boolean, transposeB: boolean, outId: number) => void;
-/** The parts of BackendWasm the views need (public in JavaScript, not in its typings). */
-type WasmInternals = {
-  dataIdNextNumber: number;
-  dataIdMap: { get(dataId: tf.DataId): { id: number } };
-  wasm: { cwrap: (name: string, returns: null, args: string[]) => Gemm; tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void } };
-};
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((x, y) => x * y, 1);
-const shapeBytes = (shape: readonly number[]) => new Uint8Array(new Int32Array(shape).buffer);
-const FLOAT_BYTES = 4;
 
 /** Wraps the wasm backend's own BatchMatMul (which must be registered already). */
 export function fastBatchMatMulConfig(): tf.KernelConfig {
   const original = tf.getKernel(tf.BatchMatMul, 'wasm');
   if (original === undefined) throw new Error('the wasm backend must be imported before its kernels are patched');
-  let gemm: Gemm | null = null;
 
   const batchMatMul = (args: KernelArgs): tf.TensorInfo => {
     const { inputs: { a, b }, attrs: { transposeA, transposeB }, backend } = args;
@@ -44,8 +34,6 @@ export function fastBatchMatMulConfig(): tf.KernelConfig {
     if (!(sameBatch || batchA === 1 || batchB === 1) || a.dtype !== 'float32' || b.dtype !== 'float32') {
       return original.kernelFunc(args as never) as tf.TensorInfo;
     }
-    const internals = backend as unknown as WasmInternals;
-    gemm ??= internals.wasm.cwrap(tf.BatchMatMul, null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']);
     const [aRows, aCols] = a.shape.slice(-2) as [number, number];
     const [bRows, bCols] = b.shape.slice(-2) as [number, number];
     const m = transposeA ? aCols : aRows;
@@ -85,30 +73,22 @@ export function fastBatchMatMulConfig(): tf.KernelConfig {
     const product = swap ? backend.makeOutput([batch, n, m], 'float32') : out;
     if (swap) temporaries.push(product);
 
-    // Views: tensor ids registered on a range of an existing buffer, dropped without freeing it.
-    // A whole tensor keeps its own id, so XNNPACK's cache of packed right-hand matrices (by id)
-    // serves an LSTM's recurrent kernel, multiplied at every time step, from one packing.
-    const views: number[] = [];
-    const view = (info: tf.TensorInfo, index: number, size: number): number => {
-      if (index === 0 && size === sizeOf(info.shape)) return internals.dataIdMap.get(info.dataId).id;
-      const id = internals.dataIdNextNumber++;
-      internals.wasm.tfjs.registerTensor(id, size, backend.getMemoryOffset(info.dataId) + index * size * FLOAT_BYTES);
-      views.push(id);
-      return id;
-    };
+    // Matrix `index` of a batch as a view; a whole tensor keeps its own id, so XNNPACK's cache
+    // of packed right-hand matrices (by id) serves an LSTM's recurrent kernel, multiplied at
+    // every time step, from one packing.
+    const heap = wasmHeap(backend);
+    const matrix = (info: tf.TensorInfo, index: number, size: number): number =>
+      (index === 0 && size === sizeOf(info.shape) ? heap.id(info) : heap.view(info, index * size, size));
     if (rightBatch === 1 && leftBatch === batch) {
       // One shared right-hand matrix: all left matrices stacked are one [batch * rows, k] matrix.
-      gemm(view(leftPlain, 0, batch * rows * k), shapeBytes([1, batch * rows, k]), 3, view(rightPlain, 0, k * cols), shapeBytes([1, k, cols]), 3,
-        false, false, view(product, 0, batch * rows * cols));
+      heap.gemm(matrix(leftPlain, 0, batch * rows * k), batch * rows, k, matrix(rightPlain, 0, k * cols), cols, matrix(product, 0, batch * rows * cols));
     } else {
-      const leftShape = shapeBytes([1, rows, k]);
-      const rightShape = shapeBytes([1, k, cols]);
-      const shared = leftBatch === 1 ? view(leftPlain, 0, rows * k) : null;
+      const shared = leftBatch === 1 ? matrix(leftPlain, 0, rows * k) : null;
       for (let i = 0; i < batch; i++) {
-        gemm(shared ?? view(leftPlain, i, rows * k), leftShape, 3, view(rightPlain, i, k * cols), rightShape, 3, false, false, view(product, i, rows * cols));
+        heap.gemm(shared ?? matrix(leftPlain, i, rows * k), rows, k, matrix(rightPlain, i, k * cols), cols, matrix(product, i, rows * cols));
       }
     }
-    for (const id of views) internals.wasm.tfjs.disposeData(id);
+    heap.release();
     if (swap) transposeInto(backend.typedArrayFromHeap(product), [batch, n, m], [0, 2, 1], backend.typedArrayFromHeap(out));
     for (const info of temporaries) backend.disposeData(info.dataId);
     return out;
