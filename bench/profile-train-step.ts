@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/profile-train-step.ts                         # nanogpt-cpu, batch 12
  *   node --import tsx bench/profile-train-step.ts --arch lstm --batch 32  # one LSTM(256), emb 64
- *   node --import tsx bench/profile-train-step.ts --kernels               # per-kernel table
+ *   node --import tsx bench/profile-train-step.ts --kernels               # per-kernel table (--shapes: per kernel and input shapes)
  *   node --import tsx bench/profile-train-step.ts --fused-adamw           # clip + kernels/adamw.ts instead of optimizer.ts
  */
 import { parseArgs } from 'node:util';
