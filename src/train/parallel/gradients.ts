@@ -62,8 +62,9 @@ async function createParallelGradients({ model, variables, config, backend, thre
   const gradLayout = flatLayout(trainable.map((index) => weightShapes[index]!));
   const weights = new SharedArrayBuffer(weightLayout.length * 4);
   const weightView = new Float32Array(weights);
+  const entry = workerEntry ?? new URL('./worker.ts', import.meta.url);
   const workers = Array.from({ length: threads - 1 }, (_, index) =>
-    startWorker(index + 1, workerEntry ?? new URL('./worker.ts', import.meta.url), { backend, config, weightShapes, trainable, weights, grads: new SharedArrayBuffer(gradLayout.length * 4) }),
+    startWorker(index + 1, entry, { backend, config, weightShapes, trainable, weights, grads: new SharedArrayBuffer(gradLayout.length * 4) }),
   );
   try {
     await Promise.all(workers.map((worker) => worker.ready));
@@ -92,7 +93,14 @@ async function createParallelGradients({ model, variables, config, backend, thre
       );
       // Rejections are awaited below; until then they must not count as unhandled.
       for (const promise of pending) promise.catch(() => {});
-      const own = shardGradients(model, variables, shares[0]!, config.blockSize, shardSeed(stepSeed, 0));
+      let own: ReturnType<typeof shardGradients>;
+      try {
+        own = shardGradients(model, variables, shares[0]!, config.blockSize, shardSeed(stepSeed, 0));
+      } catch (error) {
+        // A worker's late answer must not be taken for the next step's.
+        await Promise.allSettled(pending);
+        throw error;
+      }
       try {
         const ownLoss = (await own.loss.data())[0]!;
         const losses = [ownLoss, ...(await Promise.all(pending))];
