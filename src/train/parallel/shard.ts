@@ -37,10 +37,14 @@ export function shardGradients(
   }
 }
 
-/** Rows of each thread's share: as even as possible, the larger shares first, no empty share. */
+/**
+ * Rows of each thread's share: as even as possible, no empty share, the larger shares last (the
+ * first is the main thread's, which also sums the gradients and runs the optimizer).
+ */
 export function splitRows(rows: number, threads: number): number[] {
   const shares = Math.max(1, Math.min(rows, threads));
-  return Array.from({ length: shares }, (_, index) => Math.floor(rows / shares) + (index < rows % shares ? 1 : 0));
+  const larger = rows % shares;
+  return Array.from({ length: shares }, (_, index) => Math.floor(rows / shares) + (index >= shares - larger ? 1 : 0));
 }
 
 /** Rows [start, start + rows) of a batch. */
