@@ -150,4 +150,15 @@ test("the fused AdamW step equals optimizer.ts's AdamW over two steps, with deca
     moments = results.map(([, m, v]) => [m, v]);
   });
   params.forEach((param, i) => assertClose(param.dataSync(), expected[i]!, 1e-5, names[i]!));
+
+  // optimizer.ts itself takes the fused step on wasm.
+  const wasmVariables = initial().map((value) => tf.variable(value));
+  const wasmOptimizer = createAdamW(names.map((name, i) => ({ name, variable: wasmVariables[i]! })), DEFAULT_ADAMW);
+  const kernelNames: string[] = [];
+  for (const [step, lr] of rates.entries()) {
+    const profile = await tf.profile(() => tf.tidy(() => wasmOptimizer.applyGradients(gradients(step).map((g) => tf.mul(g, scale)), lr)));
+    kernelNames.push(...profile.kernels.map((k) => k.name));
+  }
+  assert.equal(kernelNames.filter((name) => name === 'FerryAdamW').length, 2 * names.length);
+  wasmVariables.forEach((variable, i) => assertClose(variable.dataSync(), expected[i]!, 1e-5, `${names[i]} through createAdamW`));
 });
