@@ -13,6 +13,7 @@ import { FerryError } from '../../errors.ts';
 import type { ModelConfig } from '../models/index.ts';
 import { flatLayout, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.ts';
 import { shardGradients, shardSeed, sliceShard, splitRows, type Shard } from './shard.ts';
+import { copyTensorInto, tensorFromShared } from './shared-values.ts';
 
 export interface StepGradients {
   readonly threads: number;
@@ -74,7 +75,7 @@ async function createParallelGradients({ model, variables, config, backend, thre
   }
 
   const publishWeights = () =>
-    model.weights.forEach((weight, index) => weightView.set(weight.read().dataSync() as Float32Array, weightLayout.offsets[index]!));
+    model.weights.forEach((weight, index) => copyTensorInto(weight.read(), weightView, weightLayout.offsets[index]!));
 
   return {
     threads,
@@ -111,8 +112,8 @@ async function createParallelGradients({ model, variables, config, backend, thre
             const offset = gradLayout.offsets[j]!;
             let total = tf.mul(own.grads[j]!, share[0]!);
             for (let k = 1; k < shares.length; k += 1) {
-              const values = workers[k - 1]!.grads.slice(offset, offset + variable.size);
-              total = tf.add(total, tf.mul(tf.tensor(values, variable.shape), share[k]!));
+              const values = workers[k - 1]!.grads.subarray(offset, offset + variable.size);
+              total = tf.add(total, tf.mul(tensorFromShared(values, variable.shape), share[k]!));
             }
             return total;
           }),

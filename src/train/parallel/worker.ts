@@ -9,6 +9,7 @@ import { selectBackend } from '../backend.ts';
 import { createModel } from '../models/index.ts';
 import { flatLayout, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.ts';
 import { shardGradients } from './shard.ts';
+import { copyTensorInto, tensorFromShared } from './shared-values.ts';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
@@ -34,8 +35,7 @@ try {
       model.weights.forEach((weight, index) => {
         const shape = shapes[index]!;
         const offset = weightLayout.offsets[index]!;
-        // slice, not subarray: a backend may keep the array it is given, and the main thread rewrites this memory.
-        weight.write(tf.tensor(weights.slice(offset, offset + tf.util.sizeFromShape(shape)), shape));
+        weight.write(tensorFromShared(weights.subarray(offset, offset + tf.util.sizeFromShape(shape)), shape));
       });
     });
 
@@ -43,7 +43,7 @@ try {
     try {
       loadWeights();
       const { loss, grads: shardGrads } = shardGradients(model, variables, message.shard, message.blockSize, message.seed);
-      shardGrads.forEach((grad, index) => grads.set(grad.dataSync() as Float32Array, gradLayout.offsets[index]!));
+      shardGrads.forEach((grad, index) => copyTensorInto(grad, grads, gradLayout.offsets[index]!));
       const value = loss.dataSync()[0]!;
       tf.dispose([loss, ...shardGrads]);
       reply({ type: 'done', loss: value });
