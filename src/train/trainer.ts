@@ -92,7 +92,7 @@ export interface TrainOptions {
   backend?: string;
   /**
    * Threads that share each step's batch (data-parallel; wasm and cpu backends). Default: 2 on
-   * wasm when a second core is idle and a step is big enough to gain, else 1; on resume, the run's.
+   * wasm when 2 cores are idle and a step is big enough to gain, else 1; on resume, the run's.
    * A seed and thread count always train the same way.
    */
   threads?: number;
@@ -261,7 +261,7 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
       `${trainTokens.length.toLocaleString('en')} train / ${valTokens.length.toLocaleString('en')} val tokens`,
   );
 
-  const { threads, note } = planThreads({
+  const { threads, note } = await planThreads({
     requested: plan.requestedThreads,
     backend,
     flopsPerStep: 6 * countParameters(config) * hyperparameters.batchSize * config.blockSize,

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../../src/errors.ts';
@@ -8,7 +9,7 @@ import { selectBackend } from '../../src/train/backend.ts';
 import { createModel, resolveModelConfig, type ModelConfig } from '../../src/train/models/index.ts';
 import { createStepGradients, type StepGradients } from '../../src/train/parallel/gradients.ts';
 import { splitRows } from '../../src/train/parallel/shard.ts';
-import { MIN_PARALLEL_FLOPS, planThreads } from '../../src/train/parallel/threads.ts';
+import { measureIdleCores, MIN_PARALLEL_FLOPS, planThreads } from '../../src/train/parallel/threads.ts';
 import { train, type TrainOptions } from '../../src/train/trainer.ts';
 import { collectingReporter, tempDir, TINY_TRANSFORMER, writePatternCorpus } from './trainer-helpers.ts';
 
@@ -21,28 +22,31 @@ test('rows are split as evenly as possible, larger shares last (the main thread 
   assert.deepEqual(splitRows(3, 1), [3]);
 });
 
-test('thread plan: auto takes a second idle core on wasm for big steps only; requests are capped by rows and refused when not whole', () => {
-  const big = { backend: 'wasm', flopsPerStep: MIN_PARALLEL_FLOPS, batchSize: 12, cores: 2, load: 0.4 };
-  assert.equal(planThreads({ ...big, requested: undefined }).threads, 2);
-  assert.equal(planThreads({ ...big, requested: undefined, load: 1 }).threads, 2);
-  assert.deepEqual(planThreads({ ...big, requested: undefined, load: 1.3 }), {
+test('thread plan: auto takes a second core on wasm for big steps when 2 cores are idle; requests are capped by rows and refused when not whole', async () => {
+  const idle = (cores: number) => async () => cores;
+  const big = { backend: 'wasm', flopsPerStep: MIN_PARALLEL_FLOPS, batchSize: 12, cores: 2, idleCores: idle(1.9) };
+  const plan = (overrides: Partial<Parameters<typeof planThreads>[0]>) => planThreads({ ...big, requested: undefined, ...overrides });
+  assert.deepEqual(await plan({}), { threads: 2, note: 'threads: 2, each computing part of every batch (--threads 1 for one)' });
+  assert.deepEqual(await plan({ idleCores: idle(1.2) }), {
     threads: 1,
-    note: 'threads: 1, as the other cores are busy (load 1.3 on 2 cores; --threads 2 to share anyway)',
+    note: 'threads: 1, as other processes keep the cores busy (1.2 of 2 idle; --threads 2 to share anyway)',
   });
-  assert.equal(planThreads({ ...big, requested: 2, load: 6 }).threads, 2);
-  assert.equal(planThreads({ ...big, requested: undefined, cores: 1, load: 0 }).threads, 1);
-  assert.equal(planThreads({ ...big, requested: undefined, batchSize: 1 }).threads, 1);
-  assert.equal(planThreads({ ...big, requested: undefined, flopsPerStep: MIN_PARALLEL_FLOPS / 2 }).threads, 1);
-  assert.equal(planThreads({ ...big, requested: undefined, backend: 'cpu' }).threads, 1);
-  assert.equal(planThreads({ ...big, requested: 3, backend: 'cpu' }).threads, 3);
-  assert.match(planThreads({ ...big, requested: 3 }).note!, /--threads 3 on 2 cores/);
-  assert.deepEqual(planThreads({ ...big, requested: 4, batchSize: 3 }), { threads: 3, note: 'note: 3 threads, one per row of the batch (--batch-size 3)' });
-  const native = planThreads({ ...big, requested: 2, backend: 'tfjs-node' });
+  assert.equal((await plan({ requested: 2, idleCores: idle(0) })).threads, 2);
+  assert.equal((await plan({ cores: 1 })).threads, 1);
+  assert.equal((await plan({ batchSize: 1 })).threads, 1);
+  assert.equal((await plan({ flopsPerStep: MIN_PARALLEL_FLOPS / 2 })).threads, 1);
+  assert.equal((await plan({ backend: 'cpu' })).threads, 1);
+  assert.equal((await plan({ requested: 3, backend: 'cpu' })).threads, 3);
+  assert.match((await plan({ requested: 3 })).note!, /--threads 3 on 2 cores/);
+  assert.deepEqual(await plan({ requested: 4, batchSize: 3 }), { threads: 3, note: 'note: 3 threads, one per row of the batch (--batch-size 3)' });
+  const native = await plan({ requested: 2, backend: 'tfjs-node' });
   assert.equal(native.threads, 1);
   assert.match(native.note!, /applies to the wasm and cpu backends; tfjs-node runs its own threads/);
   for (const bad of [0, 1.5, -2]) {
-    assert.throws(() => planThreads({ ...big, requested: bad }), (error: unknown) => error instanceof FerryError && error.code === 'INVALID_OPTION');
+    await assert.rejects(plan({ requested: bad }), (error: unknown) => error instanceof FerryError && error.code === 'INVALID_OPTION');
   }
+  const measured = await measureIdleCores(50);
+  assert.ok(measured >= 0 && measured <= availableParallelism() + 1e-9, `idle cores ${measured}`);
 });
 
 /** A small model on wasm, its trained variables, and a batch of `rows` rows. */

@@ -1,11 +1,13 @@
 /**
  * How many threads share a run's steps. Data parallelism pays where a step's arithmetic outweighs
  * what every thread repeats (one kernel launch per op, whatever its rows) plus the exchange of
- * weights and gradients: nanogpt-cpu and lstm-char steps, not a test-sized model's. And only on an
- * idle core: a second thread on a core that other processes keep busy made steps slower, not
- * faster (measured on a shared 2-core machine), so auto looks at the load average as `make -l` does.
+ * weights and gradients: nanogpt-cpu and lstm-char steps, not a test-sized model's. And only on
+ * idle cores: on a shared 2-core machine 2 threads made steps 1.4-1.8x faster while the other
+ * processes left both cores free, and 0.7-0.95x as fast while they kept one busy. So auto looks at
+ * how busy the cores are right before training starts (the load average lags by a minute).
  */
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError } from '../../errors.ts';
 
 /** Backends whose work worker threads can share: their kernels run on the calling thread. */
@@ -13,6 +15,9 @@ const SHARABLE_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 
 /** Below this many FLOPs per step (about 6 x parameters x tokens), auto stays on one thread. */
 export const MIN_PARALLEL_FLOPS = 1e9;
+
+/** Auto's second thread needs this many idle cores (ferry's own main thread is idle while measuring). */
+const IDLE_CORES_FOR_TWO = 1.5;
 
 /** Refuses a thread count that is not a whole number above 0 (undefined means auto). */
 export function checkThreads(requested: number | undefined): void {
@@ -37,17 +42,17 @@ export interface ThreadRequest {
   /** Rows per step: more threads than rows would have nothing to do. */
   batchSize: number;
   cores?: number;
-  /** Runnable processes, averaged over the last minute (0 where the system does not say). */
-  load?: number;
+  /** How many cores other processes leave idle; measured when auto needs it. */
+  idleCores?: () => Promise<number>;
 }
 
 /**
  * The thread count of a run: `requested` where the backend can share work, else 1; auto takes 2
- * threads on wasm for steps of at least MIN_PARALLEL_FLOPS when a second core is idle. Never more
+ * threads on wasm for steps of at least MIN_PARALLEL_FLOPS when 2 cores are idle. Never more
  * threads than rows.
  */
-export function planThreads(request: ThreadRequest): ThreadPlan {
-  const { requested, backend, flopsPerStep, batchSize, cores = availableParallelism(), load = loadavg()[0]! } = request;
+export async function planThreads(request: ThreadRequest): Promise<ThreadPlan> {
+  const { requested, backend, flopsPerStep, batchSize, cores = availableParallelism(), idleCores = measureIdleCores } = request;
   checkThreads(requested);
   if (!SHARABLE_BACKENDS.includes(backend)) {
     return requested !== undefined && requested > 1
@@ -56,8 +61,9 @@ export function planThreads(request: ThreadRequest): ThreadPlan {
   }
   if (requested === undefined) {
     if (backend !== 'wasm' || flopsPerStep < MIN_PARALLEL_FLOPS || Math.min(2, cores, batchSize) < 2) return { threads: 1 };
-    if (cores - load < 1) {
-      return { threads: 1, note: `threads: 1, as the other cores are busy (load ${load.toFixed(1)} on ${cores} cores; --threads 2 to share anyway)` };
+    const idle = await idleCores();
+    if (idle < IDLE_CORES_FOR_TWO) {
+      return { threads: 1, note: `threads: 1, as other processes keep the cores busy (${idle.toFixed(1)} of ${cores} idle; --threads 2 to share anyway)` };
     }
     return { threads: 2, note: 'threads: 2, each computing part of every batch (--threads 1 for one)' };
   }
@@ -65,4 +71,17 @@ export function planThreads(request: ThreadRequest): ThreadPlan {
   if (threads < requested) return { threads, note: `note: ${threads} threads, one per row of the batch (--batch-size ${batchSize})` };
   if (threads > cores) return { threads, note: `note: --threads ${threads} on ${cores} cores: the threads take turns, which is slower` };
   return threads > 1 ? { threads, note: `threads: ${threads}, each computing part of every batch` } : { threads };
+}
+
+/** Cores left idle over the next `ms` milliseconds, from the system's per-core time counters. */
+export async function measureIdleCores(ms = 300): Promise<number> {
+  const totals = () => cpus().reduce((sum, cpu) => ({
+    idle: sum.idle + cpu.times.idle,
+    all: sum.all + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.idle + cpu.times.irq,
+  }), { idle: 0, all: 0 });
+  const before = totals();
+  await sleep(ms);
+  const after = totals();
+  const all = after.all - before.all;
+  return all > 0 ? (cpus().length * (after.idle - before.idle)) / all : cpus().length;
 }
