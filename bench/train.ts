@@ -16,7 +16,8 @@
  * Every mode samples tfjs's tensor count and RSS after each step and exits 1 if the tensor count
  * grew from step 10 to the end (a leak). --python picks the python3 with torch (default
  * /usr/bin/python3, Debian's python3-torch); --reference-threads N caps torch's and OpenBLAS's
- * threads. Progress goes to stderr; stdout gets one JSON line. See docs/BENCH-TRAIN.md.
+ * threads; --threads N sets ferry's training threads (default: the trainer's choice, 2 on wasm
+ * when two cores are idle). Progress goes to stderr; stdout gets one JSON line. See docs/BENCH-TRAIN.md.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '5' },
     corpus: { type: 'string', default: join(import.meta.dirname, '..', '..', 'shared', 'data', 'tinyshakespeare.txt') },
     backend: { type: 'string', default: 'auto' },
+    threads: { type: 'string' },
     out: { type: 'string' },
     reference: { type: 'boolean', default: false },
     python: { type: 'string', default: DEFAULT_PYTHON },
@@ -122,6 +124,7 @@ const result = await train({
       seed: 1337,
     },
   backend: values.backend,
+  ...(values.threads === undefined ? {} : { threads: Number(values.threads) }),
   cacheDir: join(tmpdir(), 'ferry-bench-cache'),
   reporter,
 });
@@ -138,6 +141,7 @@ const ferry = {
   layers: layerCount,
   backend: result.backend,
   backendDetail,
+  threads: result.threads,
   vocabSize: result.config.vocabSize,
   steps: result.step,
   batchSize,

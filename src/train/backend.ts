@@ -105,7 +105,7 @@ async function activateWasm(): Promise<Attempt> {
   registerWasmKernels();
   if (!(await tf.setBackend('wasm'))) return { ok: false, missing: false, reason: 'the wasm module did not initialise' };
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return { ok: true, detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, single-threaded, with ferry's training kernels)` };
+  return { ok: true, detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, with ferry's training kernels)` };
 }
 
 function unavailable(name: BackendName, attempt: Extract<Attempt, { ok: false }>): FerryError {

@@ -96,7 +96,7 @@ function registerTrain(program: Command): void {
     .addOption(numeric('--seed <n>', 'seed for initialisation, batches and dropout', nonNegativeInt, DEFAULTS.seed))
     .addOption(numeric('--val-fraction <x>', 'fraction of the corpus (its end) held out for evaluation', openUnitInterval, DEFAULTS.valFraction))
     .addOption(numeric('--log-interval <n>', 'steps between log lines and metrics.jsonl entries', positiveInt, DEFAULTS.logInterval))
-    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | wasm | cpu').default('auto'))
+    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .addOption(numeric('--threads <n>', 'threads that each compute part of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
       'cores are idle and the model is big enough to gain, else 1; on --resume: the run\'s). A seed and thread count always ' +
       'train the same way', positiveInt))
@@ -204,7 +204,7 @@ function registerSample(program: Command): void {
     .addOption(numeric('--seed <n>', 'sampling seed', nonNegativeInt, 1))
     .option('--greedy', 'always take the most likely token (same as --temperature 0)')
     .option('--no-stop', 'keep going past <|endoftext|>')
-    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | wasm | cpu').default('auto'))
+    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .action(async (dir: string, options: Record<string, unknown>) => {
       const { selectBackend } = await import('./backend.ts');
       await selectBackend(options.backend as string);
@@ -236,7 +236,7 @@ function registerEval(program: Command): void {
     .addOption(numeric('--batch-size <n>', 'windows per forward pass', positiveInt, 16))
     .option('--json', 'print the result as one JSON object')
     .option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)')
-    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | wasm | cpu').default('auto'))
+    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .action(async (dir: string, options: Record<string, unknown>) => {
       const { selectBackend } = await import('./backend.ts');
       await selectBackend(options.backend as string);
