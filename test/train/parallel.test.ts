@@ -11,7 +11,7 @@ import { createStepGradients, type StepGradients } from '../../src/train/paralle
 import { splitRows } from '../../src/train/parallel/shard.ts';
 import { measureIdleCores, MIN_PARALLEL_FLOPS, planThreads } from '../../src/train/parallel/threads.ts';
 import { train, type TrainOptions } from '../../src/train/trainer.ts';
-import { collectingReporter, tempDir, TINY_TRANSFORMER, writePatternCorpus } from './trainer-helpers.ts';
+import { collectingReporter, tempDir, TINY_TRANSFORMER, tinyRunOptions, writePatternCorpus } from './trainer-helpers.ts';
 
 test('rows are split as evenly as possible, larger shares last (the main thread has more to do), never into empty shares', () => {
   assert.deepEqual(splitRows(12, 2), [6, 6]);
@@ -124,19 +124,7 @@ test('a worker whose model differs, one that fails a step and one that dies beco
 });
 
 function runOptions(dir: string, corpus: string, overrides: Partial<TrainOptions> = {}): TrainOptions {
-  return {
-    corpus,
-    out: join(dir, 'run'),
-    arch: 'transformer',
-    preset: 'tiny',
-    model: TINY_TRANSFORMER,
-    tokenizer: 'char',
-    backend: 'wasm',
-    cacheDir: join(dir, 'cache'),
-    reporter: collectingReporter(),
-    ...overrides,
-    hyperparameters: { steps: 8, batchSize: 5, lr: 1e-2, warmupSteps: 2, evalInterval: 4, evalIters: 2, logInterval: 2, seed: 7, ...overrides.hyperparameters },
-  };
+  return tinyRunOptions(dir, corpus, { steps: 8, batchSize: 5, lr: 1e-2, warmupSteps: 2, evalInterval: 4, evalIters: 2, logInterval: 2, seed: 7 }, { backend: 'wasm', ...overrides });
 }
 
 test('training on 2 threads follows 1 thread: the same losses within 1e-5, val losses and weights close', async () => {

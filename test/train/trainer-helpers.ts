@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ProgressReporter } from '../../src/train/progress.ts';
+import type { TrainOptions } from '../../src/train/trainer.ts';
 
 const created: string[] = [];
 process.on('exit', () => {
@@ -43,3 +44,19 @@ export function collectingReporter(onStep?: (step: number) => void): ProgressRep
 
 /** The tiny Transformer every trainer test uses (a few thousand parameters). */
 export const TINY_TRANSFORMER = { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16, dropout: 0 };
+
+/** Options for a tiny Transformer run in `dir`: `hyperparameters` are the test's defaults, which `overrides` may change. */
+export function tinyRunOptions(dir: string, corpus: string, hyperparameters: TrainOptions['hyperparameters'], overrides: Partial<TrainOptions> = {}): TrainOptions {
+  return {
+    corpus,
+    out: join(dir, 'run'),
+    arch: 'transformer',
+    preset: 'tiny',
+    model: TINY_TRANSFORMER,
+    tokenizer: 'char',
+    cacheDir: join(dir, 'cache'),
+    reporter: collectingReporter(),
+    ...overrides,
+    hyperparameters: { ...hyperparameters, ...overrides.hyperparameters },
+  };
+}

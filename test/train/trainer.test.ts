@@ -5,31 +5,10 @@ import { join } from 'node:path';
 import { parseMetrics, type EvalEvent, type TrainEvent } from '../../src/train/metrics.ts';
 import { DEFAULT_HYPERPARAMETERS, train, type TrainOptions } from '../../src/train/trainer.ts';
 import { assertWellFormedSvg } from './trainer-svg.ts';
-import { collectingReporter, tempDir, TINY_TRANSFORMER, writePatternCorpus } from './trainer-helpers.ts';
+import { collectingReporter, tempDir, TINY_TRANSFORMER, tinyRunOptions, writePatternCorpus } from './trainer-helpers.ts';
 
 function options(dir: string, corpus: string, overrides: Partial<TrainOptions> = {}): TrainOptions {
-  return {
-    corpus,
-    out: join(dir, 'run'),
-    arch: 'transformer',
-    preset: 'tiny',
-    model: TINY_TRANSFORMER,
-    tokenizer: 'char',
-    cacheDir: join(dir, 'cache'),
-    reporter: collectingReporter(),
-    ...overrides,
-    hyperparameters: {
-      steps: 12,
-      batchSize: 4,
-      lr: 1e-2,
-      warmupSteps: 2,
-      evalInterval: 4,
-      evalIters: 2,
-      logInterval: 2,
-      seed: 7,
-      ...overrides.hyperparameters,
-    },
-  };
+  return tinyRunOptions(dir, corpus, { steps: 12, batchSize: 4, lr: 1e-2, warmupSteps: 2, evalInterval: 4, evalIters: 2, logInterval: 2, seed: 7 }, overrides);
 }
 
 test('a tiny Transformer learns a repeating pattern: val loss below ln(vocab) / 3', async () => {
