@@ -161,7 +161,12 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
       const batch = sequences;
       if (!batch.length) continue;
       try {
-        const { logits, states } = await decoder.step(batch.map((s) => ({ state: s.state, token: s.lastToken! })));
+        const stepped = decoder.step(batch.map((s) => ({ state: s.state, token: s.lastToken! })));
+        // Let the HTTP side read, write and notice disconnects while the step runs (in a worker
+        // thread) or right before it (a runtime on this thread), never between a step and the next.
+        stepped.catch(() => {});
+        await yieldToIo();
+        const { logits, states } = await stepped;
         for (const listener of stepListeners) listener(batch.length);
         batch.forEach((s, b) => {
           s.state = states[b]!;
@@ -170,8 +175,6 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
       } catch (error) {
         for (const s of batch) fail(s.job, error);
       }
-      // Let the HTTP side read, write and notice disconnects between steps.
-      await yieldToIo();
     }
   }
 

@@ -23,7 +23,8 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
   const rowSize = heads * contextLength * headDim;
   const headSize = contextLength * headDim;
 
-  let slab: Float32Array[] = pastNames.map(() => new Float32Array(0));
+  /** The slab: one ArrayBuffer holding every cache input's rows, so a run moves one buffer to the worker and back. */
+  let slab: Float32Array[] = viewsOf(new ArrayBuffer(0), 0);
   /** The sequence whose cache each row holds. */
   let owners: (Lineage | undefined)[] = [];
   /** Made by the last prefill and not yet advanced by a step. */
@@ -32,11 +33,9 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
   function grow(rows: number): void {
     if (rows <= owners.length) return;
     const capacity = Math.max(rows, owners.length * 2, 4);
-    slab = slab.map((old) => {
-      const bigger = new Float32Array(capacity * rowSize);
-      bigger.set(old);
-      return bigger;
-    });
+    const bigger = viewsOf(new ArrayBuffer(pastNames.length * capacity * rowSize * Float32Array.BYTES_PER_ELEMENT), capacity);
+    slab.forEach((old, i) => bigger[i]!.set(old));
+    slab = bigger;
     owners = [...owners, ...new Array<undefined>(capacity - owners.length).fill(undefined)];
   }
 
@@ -61,6 +60,11 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
 
   function copyRow(from: number, to: number): void {
     for (const tensor of slab) tensor.copyWithin(to * rowSize, from * rowSize, (from + 1) * rowSize);
+  }
+
+  /** Each cache input's region of `buffer`: `capacity` rows apiece, one after the other. */
+  function viewsOf(buffer: ArrayBuffer, capacity: number): Float32Array[] {
+    return pastNames.map((_, i) => new Float32Array(buffer, i * capacity * rowSize * Float32Array.BYTES_PER_ELEMENT, capacity * rowSize));
   }
 
   function dropAll(): void {
@@ -185,11 +189,11 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       outputs = await session.run(feeds, { fetch, giveUpFeeds: true, lendFeeds: pastNames });
     } catch (error) {
       // The lent buffers may not have come back: every cache is gone, and so are the sequences of this batch.
-      slab = pastNames.map(() => new Float32Array(owners.length * rowSize));
+      slab = viewsOf(new ArrayBuffer(pastNames.length * owners.length * rowSize * Float32Array.BYTES_PER_ELEMENT), owners.length);
       dropAll();
       throw error;
     }
-    slab = pastNames.map((name) => new Float32Array(outputs[name]!.data.buffer as ArrayBuffer));
+    slab = viewsOf(outputs[pastNames[0]!]!.data.buffer as ArrayBuffer, owners.length);
     const fresh = freshOutputs(outputs);
     const rowLogits = logitsOf(outputs, rows, vocabSize);
     const logits = new Float32Array(rows * vocabSize);

@@ -14,17 +14,20 @@ const kvState = { kind: 'kv' as const, layers: 1, heads: 2, headDim: 3 };
 interface Recorded {
   pastRows: number[];
   pastBuffers: ArrayBufferLike[];
+  /** Whether the key and value pasts of a run are views of one buffer. */
+  oneBuffer: boolean[];
   fetched: (readonly string[] | undefined)[];
 }
 
 function slabDecoder(session: Session = createReferenceKvSession(VOCAB, 2, 3, { newKeyValues: true })): { decoder: Decoder; recorded: Recorded } {
-  const recorded: Recorded = { pastRows: [], pastBuffers: [], fetched: [] };
+  const recorded: Recorded = { pastRows: [], pastBuffers: [], oneBuffer: [], fetched: [] };
   const recording: Session = {
     ...session,
     run(feeds: NamedTensors, options?: RunOptions) {
       const past = feeds['past_key_values.0.key']!;
       recorded.pastRows.push(past.dims[0]!);
       recorded.pastBuffers.push(past.data.buffer);
+      recorded.oneBuffer.push(past.data.buffer === feeds['past_key_values.0.value']!.data.buffer);
       recorded.fetched.push(options?.fetch);
       return session.run(feeds, options);
     },
@@ -53,7 +56,7 @@ test('the slab decoder is chosen only with ownCache and new_key_values outputs, 
   assert.deepEqual(recorded.fetched.at(-1), ['logits', 'new_key_values.0.key', 'new_key_values.0.value']);
   assert.equal(recorded.pastRows.at(-1), 1);
 
-  const plain: Recorded = { pastRows: [], pastBuffers: [], fetched: [] };
+  const plain: Recorded = { pastRows: [], pastBuffers: [], oneBuffer: [], fetched: [] };
   const session = createReferenceKvSession(VOCAB);
   const withoutFresh = createDecoder({ ...session, run: (f, o) => (plain.fetched.push(o?.fetch), session.run(f, o)) }, kvState, VOCAB, CONTEXT, { ownCache: true });
   const [b] = await withoutFresh.prefill([[1, 2, 3]]);
@@ -94,6 +97,7 @@ test('a steady batch feeds the same buffer every step: the cache is never copied
   for (let i = 0; i < 4; i++) states = (await decoder.step(states.map((state, b) => ({ state, token: i + b })))).states;
   const steps = recorded.pastBuffers.slice(1);
   assert.equal(new Set(steps).size, 1, 'one slab buffer for all steps');
+  assert.deepEqual(recorded.oneBuffer.slice(1), steps.map(() => true), 'every cache input is a view of that buffer');
 });
 
 test('the n choices of one prompt share its prefill: the first takes the row, the others get copies', async () => {
@@ -122,9 +126,10 @@ test('a prefill drops the previous prefill\'s unstepped rows, so admitting witho
   const [last] = await decoder.prefill([[7, 7]]);
   const out = await decoder.step([{ state: last!.state, token: 1 }]);
   assert.deepEqual(out.logits, (await alone([7, 7], [1]))[0]);
-  // The slab's buffer holds rows, heads, context, headDim floats: a handful of rows, not 41.
-  const floats = (recorded.pastBuffers.at(-1) as ArrayBuffer).byteLength / 4;
-  assert.ok(floats <= 4 * 2 * CONTEXT * 3, `slab of ${floats / (2 * CONTEXT * 3)} rows`);
+  // The slab's one buffer holds, for each of the two cache inputs, rows x heads x context x
+  // headDim floats: a handful of rows, not 41.
+  const rows = (recorded.pastBuffers.at(-1) as ArrayBuffer).byteLength / 4 / (2 * 2 * CONTEXT * 3);
+  assert.ok(rows <= 4, `slab of ${rows} rows`);
 });
 
 test('a sequence at the context length is refused with a FerryError', async () => {
