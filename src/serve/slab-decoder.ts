@@ -3,9 +3,9 @@ import { firstPast, float32Output, logitsOf, type Decoder, type SequenceState } 
 import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
 
 /**
- * Transformer decoding with the KV cache kept here, in one preallocated buffer per cache input
- * (the slab): [rows, heads, contextLength, headDim], one sequence per row, its tokens at
- * positions 0..length-1. A step feeds the rows in use as the past, padding masked, and fetches
+ * Transformer decoding with the KV cache kept here, in one preallocated buffer (the slab) that
+ * holds, for each cache input, [rows, heads, contextLength, headDim]: one sequence per row, its
+ * tokens at positions 0..length-1. A step feeds the rows in use as the past, padding masked, and fetches
  * only `new_key_values.*` (the K/V of the new token), which it writes into the rows. The graph
  * only reads the cache and the runtime never returns it, so a step's cost does not grow with
  * copies of the cache, and sequences joining or leaving move at most a row each.
