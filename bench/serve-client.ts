@@ -11,6 +11,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { PROMPTS } from './serve-prompts.ts';
 
 const { values } = parseArgs({
   options: {
@@ -22,7 +23,6 @@ const { values } = parseArgs({
 if (!values.url || !values.model?.length) throw new Error('usage: serve-client.ts --url URL --model NAME [...]');
 const url = `${values.url.replace(/\/$/, '')}/v1/completions`;
 const tokens = Number(values.tokens);
-const PROMPTS = ['ROMEO:', 'First Citizen:', 'To be, or not', 'KING HENRY', 'O, what a', 'JULIET:\nWhat', 'Now is the winter', 'All:'];
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 interface StreamResult { tokens: number; ttftMs: number; totalMs: number }

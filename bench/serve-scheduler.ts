@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { openModel } from '../src/serve/model.ts';
 import { openRuntime } from '../src/serve/runtime/index.ts';
+import { PROMPTS } from './serve-prompts.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -18,7 +19,6 @@ const { values, positionals } = parseArgs({
 });
 const dir = positionals[0] ?? 'models/shakespeare-transformer';
 const model = await openModel(dir, { runtime: await openRuntime('cpu', (m) => console.error(m), { worker: true }), maxBatch: 32, maxQueue: 256, threads: Number(values.threads) || undefined });
-const PROMPTS = ['ROMEO:', 'First Citizen:', 'To be, or not', 'KING HENRY', 'O, what a', 'JULIET:\nWhat', 'Now is the winter', 'All:'];
 const sampling = { temperature: 0.8, topK: 40, topP: 1, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, logitBias: new Map<number, number>() };
 
 async function sequence(i: number): Promise<number> {

@@ -21,7 +21,7 @@ import { selectBackend } from '../src/train/backend.ts';
 import { unsortedSegmentSumConfig } from '../src/train/kernels/unsorted-segment-sum.ts';
 import { createModel, PRESETS, resolveModelConfig } from '../src/train/models/index.ts';
 import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW } from '../src/train/optimizer.ts';
-import { crossEntropy } from '../src/train/trainer.ts';
+import { crossEntropy } from '../src/train/models/index.ts';
 import { createLeakProbe, type LeakReport } from './train-leak.ts';
 
 const VARIANTS = ['cpu', 'wasm-stock', 'wasm+segsum', 'wasm'] as const;

@@ -27,7 +27,6 @@ import { createStepGradients, type StepGradients } from './parallel/gradients.ts
 import { mixSeed, withSeededRandom } from './parallel/shard.ts';
 import { checkThreads, planThreads } from './parallel/threads.ts';
 
-export { crossEntropy };
 
 export interface Hyperparameters {
   /** Total optimizer steps of the run (a resumed run counts the steps already done). */

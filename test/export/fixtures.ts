@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { trainTokenizer } from '../../src/tokenizer/index.ts';
 import { createModel, type LstmShape, type ModelConfig, type TransformerShape } from '../../src/train/models/index.ts';
 import { fileSystemIO } from '../../src/train/tfjs-io.ts';
-import { crossEntropy } from '../../src/train/trainer.ts';
+import { crossEntropy } from '../../src/train/models/index.ts';
 
 export const CORPUS = 'the quick brown fox jumps over the lazy dog. ' +
   'First Citizen: Before we proceed any further, hear me speak! All: Speak, speak; resolved? ' +

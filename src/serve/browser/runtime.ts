@@ -1,22 +1,16 @@
-import { fromOrtResults, toOrtFeeds, withLentFeeds } from '../runtime/convert.ts';
+import { fromOrtResults, ortWebProvider, toOrtFeeds, withLentFeeds } from '../runtime/convert.ts';
 import type { NamedTensors, Runtime, Session, SessionOptions } from '../runtime/types.ts';
 
 export type OrtWeb = typeof import('onnxruntime-web');
 
 /**
  * A Runtime over an onnxruntime-web module the caller has already loaded and configured: the
- * page's import-mapped WebGPU or WASM build, or the edge worker's bundled WASM build. The
- * manifest's CPU-only nodes go to ORT's `forceCpuNodeNames` (WebGPU only, and only when there
- * are some: ORT refuses an empty option value).
+ * page's import-mapped WebGPU or WASM build, or the edge worker's bundled WASM build.
  */
 export function createOrtWebRuntime(ort: OrtWeb, device: 'webgpu' | 'wasm'): Runtime {
   async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<Session> {
-    const cpuOnly = options.cpuOnlyNodes ?? [];
-    const provider = device === 'webgpu'
-      ? { name: 'webgpu' as const, ...(cpuOnly.length ? { forceCpuNodeNames: [...cpuOnly] } : {}) }
-      : { name: 'wasm' as const };
     const config = {
-      executionProviders: [provider], graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const,
+      executionProviders: [ortWebProvider(device, options.cpuOnlyNodes)], graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const,
       ...(device === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
     };
     const session = typeof model === 'string' ? await ort.InferenceSession.create(model, config) : await ort.InferenceSession.create(model, config);

@@ -15,6 +15,17 @@ export function toOrtFeeds<T>(Tensor: OrtTensorConstructor<T>, feeds: NamedTenso
   return out;
 }
 
+/**
+ * onnxruntime-web's execution provider for `device`. The manifest's CPU-only nodes go to
+ * `forceCpuNodeNames` (WebGPU only, and only when there are some: ORT refuses an empty value,
+ * "Provider options key/value cannot be empty").
+ */
+export function ortWebProvider(device: 'webgpu' | 'wasm', cpuOnlyNodes: readonly string[] = []) {
+  return device === 'webgpu'
+    ? { name: 'webgpu' as const, ...(cpuOnlyNodes.length ? { forceCpuNodeNames: [...cpuOnlyNodes] } : {}) }
+    : { name: 'wasm' as const };
+}
+
 /** What a runtime in the calling thread returns for `lendFeeds`: the feeds themselves, never moved. */
 export function withLentFeeds(outputs: NamedTensors, feeds: NamedTensors, options: RunOptions | undefined): NamedTensors {
   for (const name of options?.lendFeeds ?? []) outputs[name] = feeds[name]!;

@@ -1,4 +1,4 @@
-import { fromOrtResults, toOrtFeeds, withLentFeeds } from './convert.ts';
+import { fromOrtResults, ortWebProvider, toOrtFeeds, withLentFeeds } from './convert.ts';
 import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
 import { hasWebGpuAdapter } from './webgpu.ts';
 
@@ -26,11 +26,7 @@ export function createWebRuntime(device: WebDevice | 'auto', log: Logger, option
   async function createSession(model: string | Uint8Array, sessionOptions: SessionOptions = {}): Promise<Session> {
     chosen ??= choose();
     const { ort, device: target } = await chosen;
-    const provider = target === 'webgpu'
-      // ORT refuses an empty forceCpuNodeNames ("Provider options key/value cannot be empty").
-      ? { name: 'webgpu' as const, ...(sessionOptions.cpuOnlyNodes?.length ? { forceCpuNodeNames: sessionOptions.cpuOnlyNodes } : {}) }
-      : { name: 'wasm' as const };
-    const config = { executionProviders: [provider], graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const };
+    const config = { executionProviders: [ortWebProvider(target, sessionOptions.cpuOnlyNodes)], graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const };
     const session = typeof model === 'string'
       ? await ort.InferenceSession.create(model, config)
       : await ort.InferenceSession.create(model, config);
