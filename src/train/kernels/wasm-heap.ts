@@ -16,6 +16,7 @@ type WasmInternals = {
   dataIdMap: { get(dataId: tf.DataId): { id: number; memoryOffset: number } };
   wasm: {
     HEAPF32: Float32Array;
+    asm: { memory?: WebAssembly.Memory };
     cwrap(name: string, returns: null, args: string[]): (...args: unknown[]) => void;
     tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
   };
@@ -33,6 +34,8 @@ export type WasmHeap = {
   /** Where `info` starts in `floats()`. */
   start(info: tf.TensorInfo): number;
   floats(): Float32Array;
+  /** The WebAssembly.Memory behind the heap, for ferry's own wasm modules to import. */
+  memory(): WebAssembly.Memory;
   /** out [rows, cols] = left [rows, k] @ right [k, cols] through XNNPACK (which caches right's packing by id). */
   gemm(left: number, rows: number, k: number, right: number, cols: number, out: number): void;
   /** out = sigmoid(x) over x's registered size, wasm's SIMD kernel. */
@@ -63,6 +66,11 @@ export function wasmHeap(backend: BackendWasm): WasmHeap {
     },
     start: (info) => internals.dataIdMap.get(info.dataId).memoryOffset / FLOAT_BYTES,
     floats: () => internals.wasm.HEAPF32,
+    memory: () => {
+      const memory = internals.wasm.asm.memory;
+      if (!(memory instanceof WebAssembly.Memory)) throw new Error('the tfjs wasm backend no longer exports its memory as asm.memory');
+      return memory;
+    },
     gemm: (left, rows, k, right, cols, out) => gemm(left, shapeBytes([1, rows, k]), 3, right, shapeBytes([1, k, cols]), 3, false, false, out),
     sigmoid,
     release: () => {
