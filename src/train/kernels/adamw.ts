@@ -1,5 +1,5 @@
 /**
- * One AdamW update of a parameter in one pass, for the wasm backend. optimizer.ts writes the
+ * One AdamW update of a parameter in one pass, for the wasm backend (native/adamw.c). optimizer.ts writes the
  * update as eleven tfjs ops per parameter (~600 kernels a nanogpt-cpu step, 13-24 ms); this
  * kernel reads param, grad, m, v once and writes the three new tensors, with the same formula:
  *   g = grad * scale (the gradient-clipping coefficient, a scalar tensor, so no sync)
@@ -11,6 +11,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { hasFusedKernel, runFused, type HeapKernel } from './heap-kernel.ts';
+import { nativeKernels } from './native.ts';
 
 export const ADAMW_KERNEL = 'FerryAdamW';
 
@@ -23,27 +24,14 @@ export type AdamWStepAttrs = {
   decayFactor: number;
 };
 
-function adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, scale: number,
-  nextP: Float32Array, nextM: Float32Array, nextV: Float32Array, { beta1, beta2, epsilon, stepSize, secondCorrection, decayFactor }: AdamWStepAttrs): void {
-  const oneMinusBeta1 = 1 - beta1;
-  const oneMinusBeta2 = 1 - beta2;
-  for (let i = 0; i < p.length; i++) {
-    const gradient = g[i]! * scale;
-    const first = beta1 * m[i]! + oneMinusBeta1 * gradient;
-    const second = beta2 * v[i]! + oneMinusBeta2 * gradient * gradient;
-    nextM[i] = first;
-    nextV[i] = second;
-    nextP[i] = p[i]! * decayFactor - (stepSize * first) / (Math.sqrt(second) / secondCorrection + epsilon);
-  }
-}
-
 /** Inputs param, grad, m, v (one shape) and scale []; outputs param, m, v after the step. */
 export const adamwKernel: HeapKernel<AdamWStepAttrs> = {
   kernelName: ADAMW_KERNEL,
   inputNames: ['param', 'grad', 'm', 'v', 'scale'],
   outputShapes: ([param]) => [param!.shape, param!.shape, param!.shape],
-  compute: ([p, g, m, v, scale], [nextP, nextM, nextV], _shapes, attrs) =>
-    adamwStep(p as Float32Array, g as Float32Array, m as Float32Array, v as Float32Array, scale![0]!, nextP!, nextM!, nextV!, attrs),
+  compute: ([p, g, m, v, scale], [nextP, nextM, nextV], _shapes, { beta1, beta2, epsilon, stepSize, secondCorrection, decayFactor }, backend) =>
+    nativeKernels(backend).exports.adamw_step(p!.byteOffset, g!.byteOffset, m!.byteOffset, v!.byteOffset, scale![0]!,
+      nextP!.byteOffset, nextM!.byteOffset, nextV!.byteOffset, p!.length, beta1, beta2, epsilon, stepSize, secondCorrection, decayFactor),
 };
 
 /** Whether the active backend has the fused AdamW step. */

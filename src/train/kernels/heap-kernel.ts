@@ -13,8 +13,11 @@ export type HeapKernel<Attrs> = {
   /** Input names, in the order `compute` gets them. */
   inputNames: readonly string[];
   outputShapes(inputs: readonly tf.TensorInfo[], attrs: Attrs): number[][];
-  /** Inputs come as Float32Array, or Int32Array for int32 tensors (indices). */
-  compute(inputs: (Float32Array | Int32Array)[], outputs: Float32Array[], inputShapes: readonly number[][], attrs: Attrs): void;
+  /**
+   * Inputs come as Float32Array, or Int32Array for int32 tensors (indices), each a view of the heap
+   * (its byteOffset is its address there, for the native kernels).
+   */
+  compute(inputs: (Float32Array | Int32Array)[], outputs: Float32Array[], inputShapes: readonly number[][], attrs: Attrs, backend: BackendWasm): void;
 };
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: unknown; backend: BackendWasm };
@@ -33,6 +36,7 @@ export function heapKernelConfig<Attrs>(kernel: HeapKernel<Attrs>): tf.KernelCon
         outputs.map((info) => backend.typedArrayFromHeap(info) as Float32Array),
         infos.map((info) => info.shape),
         attrs as Attrs,
+        backend,
       );
     } catch (error) {
       for (const info of outputs) backend.disposeData(info.dataId);

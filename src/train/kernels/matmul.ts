@@ -62,12 +62,11 @@ export function fastBatchMatMulConfig(): tf.KernelConfig {
       batchStride: batchB === 1 ? 0 : bRows * bCols,
     };
     const product = { start: heap.start(out), rowStride: n, batchStride: m * n };
-    const gemm = heapGemm(backend);
     if (batchB === 1 && batchA === batch && !transposeA) {
       // Stacked, the left matrices are one [batch * m, k] matrix against the shared right one.
-      gemm.multiply({ ...left, batchStride: 0 }, right, product, 1, batch * m, n, k);
+      heapGemm(backend, { ...left, batchStride: 0 }, right, product, 1, batch * m, n, k);
     } else {
-      gemm.multiply(left, right, product, batch, m, n, k);
+      heapGemm(backend, left, right, product, batch, m, n, k);
     }
     return out;
   };

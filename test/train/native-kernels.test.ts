@@ -2,16 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../../src/train/backend.ts';
 import { heapGemm } from '../../src/train/kernels/gemm.ts';
+import { nativeKernels } from '../../src/train/kernels/native.ts';
 import { wasmHeap } from '../../src/train/kernels/wasm-heap.ts';
 
-const gemmDir = new URL('../../src/train/kernels/gemm/', import.meta.url);
+const nativeDir = new URL('../../src/train/kernels/native/', import.meta.url);
 
 /** product[b][i][j] = sum_k a(b, i, k) b(b, k, j) in float64, from accessor functions. */
 function reference(batch: number, m: number, n: number, k: number, a: (b: number, i: number, k: number) => number, b: (b: number, k: number, j: number) => number): Float64Array {
@@ -28,35 +29,36 @@ function reference(batch: number, m: number, n: number, k: number, a: (b: number
   return out;
 }
 
-test('the committed gemm.wasm files were built from the gemm.c beside them', () => {
-  const source = readFileSync(new URL('gemm.c', gemmDir));
-  const recorded = readFileSync(new URL('gemm.source.sha256', gemmDir), 'utf8').trim();
-  assert.equal(createHash('sha256').update(source).digest('hex'), recorded, 'gemm.c changed: run bash src/train/kernels/gemm/build.sh');
+test('the committed kernels*.wasm were built from the C sources beside them', () => {
+  const sources = ['native.h', ...readdirSync(nativeDir).filter((name) => name.endsWith('.c')).sort()];
+  const hash = createHash('sha256');
+  for (const name of sources) hash.update(readFileSync(new URL(name, nativeDir)));
+  const recorded = readFileSync(new URL('sources.sha256', nativeDir), 'utf8').trim();
+  assert.equal(hash.digest('hex'), recorded, 'a C source changed: run bash src/train/kernels/native/build.sh');
 });
 
-test('a rebuild of gemm.c with clang-19 gives the committed binaries', (t) => {
+test('a rebuild of the C sources with clang-19 gives the committed binaries', (t) => {
   if (spawnSync('clang-19', ['--version']).status !== 0) {
     t.skip('clang-19 is not installed (apt-get install clang-19 lld-19); .ci/run installs it');
-    console.log('# skipped: clang-19 is not installed, so the committed gemm.wasm was not rebuilt');
+    console.log('# skipped: clang-19 is not installed, so the committed kernels.wasm was not rebuilt');
     return;
   }
-  const out = mkdtempSync(join(tmpdir(), 'ferry-gemm-'));
+  const out = mkdtempSync(join(tmpdir(), 'ferry-native-'));
   try {
-    execFileSync('bash', [new URL('build.sh', gemmDir).pathname, out]);
-    for (const name of ['gemm.wasm', 'gemm-relaxed.wasm']) {
-      assert.ok(readFileSync(join(out, name)).equals(readFileSync(new URL(name, gemmDir))), `${name} differs from a rebuild`);
+    execFileSync('bash', [new URL('build.sh', nativeDir).pathname, out]);
+    for (const name of ['kernels.wasm', 'kernels-relaxed.wasm']) {
+      assert.ok(readFileSync(join(out, name)).equals(readFileSync(new URL(name, nativeDir))), `${name} differs from a rebuild`);
     }
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
 });
 
-test('heapGemm multiplies strided, batched and shared operands into a wider output without touching its other columns', async () => {
+test('the native gemm multiplies strided, batched and shared operands into a wider output without touching its other columns', async () => {
   await selectBackend('wasm');
   const backend = tf.backend() as BackendWasm;
-  const gemm = heapGemm(backend);
   // Node 20 accepts relaxed SIMD once ferry sets V8's flag; later versions by default.
-  assert.equal(gemm.fusedMultiplyAdd, true);
+  assert.equal(nativeKernels(backend).fusedMultiplyAdd, true);
   const heap = wasmHeap(backend);
   const [batch, m, n, k] = [3, 7, 13, 261];
   // A is stored transposed per matrix ([k, m]); B is one [n, k] matrix shared by the batch (so op(B) is B^T).
@@ -67,7 +69,8 @@ test('heapGemm multiplies strided, batched and shared operands into a wider outp
   const a = aValues.dataSync();
   const b = bValues.dataSync();
   const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as tf.TensorInfo;
-  gemm.multiply(
+  heapGemm(
+    backend,
     { start: heap.start(info(aValues)), rowStride: 1, columnStride: m, batchStride: k * m },
     { start: heap.start(info(bValues)), rowStride: 1, columnStride: k, batchStride: 0 },
     { start: heap.start(info(out)), rowStride: width, batchStride: m * width },

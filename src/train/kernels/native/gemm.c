@@ -1,17 +1,15 @@
 /*
- * ferry's matrix product for the tfjs wasm backend, compiled to wasm that imports the backend's
- * own memory (so operands are read where tfjs keeps them, with no copies). Built by build.sh into
- * gemm.wasm (SIMD multiply then add) and gemm-relaxed.wasm (relaxed-SIMD fused multiply-add).
+ * ferry's matrix product for the tfjs wasm backend. In kernels-relaxed.wasm it uses relaxed SIMD's
+ * fused multiply-add; in kernels.wasm a multiply then an add.
  *
  * C = op(A) op(B) for a batch of matrices, where op(A)(i, k) = A[i * ars + k * acs] and
  * op(B)(k, j) = B[k * brs + j * bcs]: any transpose is a pair of strides, so gradients need no
  * transposed copies. Blocks of A (4 rows) and B (8 columns, 256 deep) are packed into scratch and a
  * 4 x 8 register tile is accumulated per block. Why 4 x 8: V8 keeps its 8 accumulators, the two B
  * vectors and the broadcast A value in registers; 6 x 8 and unrolled variants spilled and ran
- * at half the speed. The code keeps every value in wasm locals: it uses no stack and no static
- * data in the memory it shares with tfjs.
+ * at half the speed.
  */
-#include <wasm_simd128.h>
+#include "native.h"
 
 #ifdef RELAXED
 #define MADD(a, b, c) wasm_f32x4_relaxed_madd(a, b, c)
@@ -90,13 +88,13 @@ static void tile(int kc, const float *pa, const float *pb, float *c, int ldc, in
 }
 
 /* Floats of scratch that gemm needs for n columns. */
-int gemm_scratch_floats(int n) {
+EXPORT("gemm_scratch_floats") int gemm_scratch_floats(int n) {
   return KC * MR + KC * ((n + NR - 1) / NR) * NR;
 }
 
 /* For each of `batch` matrices (A, B and C advancing by their batch strides; a stride of 0 shares
    one matrix): C[m, n] (rows ldc apart) = op(A) op(B), summed over k > 0. */
-void gemm(const float *a, int ars, int acs, int a_step, const float *b, int brs, int bcs, int b_step,
+EXPORT("gemm") void gemm(const float *a, int ars, int acs, int a_step, const float *b, int brs, int bcs, int b_step,
           float *c, int ldc, int c_step, int batch, int m, int n, int k, float *scratch) {
   float *pa = scratch, *pb = scratch + KC * MR;
   for (int index = 0; index < batch; index++) {

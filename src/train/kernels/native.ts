@@ -1,0 +1,73 @@
+/**
+ * ferry's kernels compiled from C (native/*.c, see native/build.sh) into one wasm module that
+ * imports the tfjs wasm backend's memory: they read and write tensors where tfjs keeps them, four
+ * floats at a time, where the JavaScript loops they replace ran one at a time.
+ *
+ * Where V8 accepts relaxed SIMD (Node 20 behind a flag, which ferry turns on before compiling;
+ * on by default in later versions) the module with fused multiply-add is used.
+ */
+import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { wasmHeap } from './wasm-heap.ts';
+
+/** The module's functions; every pointer is a byte address in the tfjs heap. */
+export interface NativeExports {
+  gemm(a: number, ars: number, acs: number, aStep: number, b: number, brs: number, bcs: number, bStep: number,
+    c: number, ldc: number, cStep: number, batch: number, m: number, n: number, k: number, scratch: number): void;
+  gemm_scratch_floats(n: number): number;
+  gelu_with_slope(x: number, y: number, slope: number, n: number): void;
+  layer_norm(x: number, gamma: number, beta: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;
+  layer_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number,
+    rows: number, width: number, sums: number): void;
+  adamw_step(p: number, g: number, m: number, v: number, scale: number, nextP: number, nextM: number, nextV: number, n: number,
+    beta1: number, beta2: number, epsilon: number, stepSize: number, secondCorrection: number, decayFactor: number): void;
+}
+
+export interface NativeKernels {
+  readonly exports: NativeExports;
+  /** Whether the module uses fused multiply-add (relaxed SIMD). */
+  readonly fusedMultiplyAdd: boolean;
+  /** Runs `use` with the byte address of `floats` floats of scratch in the heap, freed after. */
+  withScratch<T>(floats: number, use: (address: number) => T): T;
+}
+
+const FLOAT_BYTES = 4;
+
+let binary: { module: WebAssembly.Module; fusedMultiplyAdd: boolean } | undefined;
+
+function compiled(): { module: WebAssembly.Module; fusedMultiplyAdd: boolean } {
+  if (binary !== undefined) return binary;
+  const read = (name: string) => new Uint8Array(readFileSync(new URL(`./native/${name}`, import.meta.url)));
+  const relaxed = read('kernels-relaxed.wasm');
+  if (!WebAssembly.validate(relaxed)) setFlagsFromString('--experimental-wasm-relaxed-simd');
+  const fusedMultiplyAdd = WebAssembly.validate(relaxed);
+  binary = { module: new WebAssembly.Module(fusedMultiplyAdd ? relaxed : read('kernels.wasm')), fusedMultiplyAdd };
+  return binary;
+}
+
+const instances = new WeakMap<WebAssembly.Memory, NativeExports>();
+
+/** The native kernels over `backend`'s heap (one instance per heap, made on first use). */
+export function nativeKernels(backend: BackendWasm): NativeKernels {
+  const heap = wasmHeap(backend);
+  const memory = heap.memory();
+  const { module, fusedMultiplyAdd } = compiled();
+  let exports = instances.get(memory);
+  if (exports === undefined) {
+    exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as NativeExports;
+    instances.set(memory, exports);
+  }
+  return {
+    exports,
+    fusedMultiplyAdd,
+    withScratch(floats, use) {
+      const scratch = backend.makeOutput([floats], 'float32');
+      try {
+        return use(heap.start(scratch) * FLOAT_BYTES);
+      } finally {
+        backend.disposeData(scratch.dataId);
+      }
+    },
+  };
+}
