@@ -4,11 +4,16 @@ import { float32, int64, type NamedTensors, type Session } from './runtime/types
 
 /**
  * Transformer decoding with the KV cache kept here, in one preallocated buffer (the slab) that
- * holds, for each cache input, [rows, heads, contextLength, headDim]: one sequence per row, its
- * tokens at positions 0..length-1. A step feeds the rows in use as the past, padding masked, and fetches
+ * holds, for each cache input, [rows, heads, span, headDim]: one sequence per row, its tokens at
+ * positions 0..length-1. A step feeds the rows in use as the past, padding masked, and fetches
  * only `new_key_values.*` (the K/V of the new token), which it writes into the rows. The graph
  * only reads the cache and the runtime never returns it, so a step's cost does not grow with
  * copies of the cache, and sequences joining or leaving move at most a row each.
+ *
+ * The span is the longest row's length rounded up to a multiple of SPAN_STEP (at most the
+ * context): attention costs in proportion to the past fed, so a batch of short sequences does
+ * not pay for the whole context. The slab is laid out anew when the span changes, once every
+ * SPAN_STEP tokens at most while sequences grow.
  *
  * The cache of a state lives as long as a step advances it: a step drops the rows of every
  * state it does not advance, and a prefill drops those of the previous prefill that no step
@@ -20,8 +25,12 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
   const freshNames = Array.from({ length: numLayers }, (_, l) => [`new_key_values.${l}.key`, `new_key_values.${l}.value`]).flat();
   const fetch = ['logits', ...freshNames];
   const emptyPast = firstPast(session, pastNames, heads, headDim);
-  const rowSize = heads * contextLength * headDim;
-  const headSize = contextLength * headDim;
+  /** Positions per row in the slab: the past every step feeds. */
+  let span = spanFor(0);
+  let headSize = span * headDim;
+  let rowSize = heads * headSize;
+  /** Room per row whatever the span, so that a new span never needs a new buffer. */
+  const rowRoom = heads * contextLength * headDim;
 
   /** The slab: one ArrayBuffer holding every cache input's rows, so a run moves one buffer to the worker and back. */
   let slab: Float32Array[] = viewsOf(new ArrayBuffer(0), 0);
@@ -33,7 +42,7 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
   function grow(rows: number): void {
     if (rows <= owners.length) return;
     const capacity = Math.max(rows, owners.length * 2, 4);
-    const bigger = viewsOf(new ArrayBuffer(pastNames.length * capacity * rowSize * Float32Array.BYTES_PER_ELEMENT), capacity);
+    const bigger = viewsOf(new ArrayBuffer(pastNames.length * capacity * rowRoom * Float32Array.BYTES_PER_ELEMENT), capacity);
     slab.forEach((old, i) => bigger[i]!.set(old));
     slab = bigger;
     owners = [...owners, ...new Array<undefined>(capacity - owners.length).fill(undefined)];
@@ -62,9 +71,37 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
     for (const tensor of slab) tensor.copyWithin(to * rowSize, from * rowSize, (from + 1) * rowSize);
   }
 
-  /** Each cache input's region of `buffer`: `capacity` rows apiece, one after the other. */
+  /** Each cache input's region of `buffer`: room for `capacity` rows apiece, one after the other. */
   function viewsOf(buffer: ArrayBuffer, capacity: number): Float32Array[] {
-    return pastNames.map((_, i) => new Float32Array(buffer, i * capacity * rowSize * Float32Array.BYTES_PER_ELEMENT, capacity * rowSize));
+    return pastNames.map((_, i) => new Float32Array(buffer, i * capacity * rowRoom * Float32Array.BYTES_PER_ELEMENT, capacity * rowRoom));
+  }
+
+  /** The span that holds `length` positions and the one a step writes after them. */
+  function spanFor(length: number): number {
+    return Math.min(contextLength, Math.ceil((length + 1) / SPAN_STEP) * SPAN_STEP);
+  }
+
+  /**
+   * Lays the rows out with `positions` each, in place, moving only what live rows hold: a
+   * longer span moves the last rows first, a shorter one the first rows first, so that nothing
+   * is overwritten before it moves. (A fresh buffer each time would cost a full garbage
+   * collection, which a buffer of megabytes outside the heap triggers.)
+   */
+  function respan(positions: number): void {
+    if (positions === span) return;
+    const longer = positions > span;
+    const oldHeadSize = headSize;
+    span = positions;
+    headSize = span * headDim;
+    rowSize = heads * headSize;
+    const chunks = owners.length * heads;
+    for (let c = 0; c < chunks; c++) {
+      const chunk = longer ? chunks - 1 - c : c;
+      const lineage = owners[Math.floor(chunk / heads)];
+      if (!lineage) continue;
+      const from = chunk * oldHeadSize;
+      for (const tensor of slab) tensor.copyWithin(chunk * headSize, from, from + lineage.length * headDim);
+    }
   }
 
   function dropAll(): void {
@@ -95,6 +132,7 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
     pending = [];
     const rows = prompts.length;
     const longest = Math.max(...prompts.map((p) => p.length));
+    respan(Math.max(span, spanFor(longest)));
     const ids = prompts.flatMap((p) => [...new Array<number>(longest - p.length).fill(0), ...p]);
     const { past, tensors } = emptyPast(rows);
     const total = past + longest;
@@ -166,8 +204,9 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
 
   async function step(batch: readonly { state: SequenceState; token: number }[]): Promise<{ logits: Float32Array; states: SequenceState[] }> {
     const lineages = arrange(batch.map((b) => b.state as SlabState));
+    respan(spanFor(Math.max(...lineages.map((lineage) => lineage.length))));
     const rows = batch.length;
-    const total = contextLength + 1;
+    const total = span + 1;
     const ids = new Array<number>(rows);
     const mask = new BigInt64Array(rows * total);
     const positions = new BigInt64Array(rows);
@@ -175,7 +214,7 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       const row = lineage.row;
       ids[row] = batch[entry]!.token;
       mask.fill(1n, row * total, row * total + lineage.length);
-      mask[row * total + contextLength] = 1n;
+      mask[row * total + span] = 1n;
       positions[row] = BigInt(lineage.length);
     });
     const feeds: NamedTensors = {
@@ -183,13 +222,13 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       attention_mask: { dtype: 'int64', dims: [rows, total], data: mask },
       position_ids: { dtype: 'int64', dims: [rows, 1], data: positions },
     };
-    pastNames.forEach((name, i) => (feeds[name] = float32([rows, heads, contextLength, headDim], slab[i]!.subarray(0, rows * rowSize))));
+    pastNames.forEach((name, i) => (feeds[name] = float32([rows, heads, span, headDim], slab[i]!.subarray(0, rows * rowSize))));
     let outputs: NamedTensors;
     try {
       outputs = await session.run(feeds, { fetch, giveUpFeeds: true, lendFeeds: pastNames });
     } catch (error) {
       // The lent buffers may not have come back: every cache is gone, and so are the sequences of this batch.
-      slab = viewsOf(new ArrayBuffer(pastNames.length * owners.length * rowSize * Float32Array.BYTES_PER_ELEMENT), owners.length);
+      slab = viewsOf(new ArrayBuffer(pastNames.length * owners.length * rowRoom * Float32Array.BYTES_PER_ELEMENT), owners.length);
       dropAll();
       throw error;
     }
@@ -208,6 +247,9 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
 
   return { vocabSize, contextLength, prefill, step };
 }
+
+/** Granularity of the past fed to a step: fewer distinct shapes, and a new layout only every so many tokens. */
+const SPAN_STEP = 16;
 
 /** One sequence's cache: a slab row holding its first `length` positions. */
 interface Lineage {

@@ -8,11 +8,13 @@ import { createReferenceKvSession } from './fakes.ts';
 // The slab decoder (own KV cache, new K/V fetched) against the concat decoder (the graph's
 // present fed back), both over the same exact reference attention: every logit must be equal.
 const VOCAB = 11;
-const CONTEXT = 16;
+const CONTEXT = 40;
 const kvState = { kind: 'kv' as const, layers: 1, heads: 2, headDim: 3 };
 
 interface Recorded {
   pastRows: number[];
+  /** The past length fed to each run. */
+  pastSpans: number[];
   pastBuffers: ArrayBufferLike[];
   /** Whether the key and value pasts of a run are views of one buffer. */
   oneBuffer: boolean[];
@@ -20,12 +22,13 @@ interface Recorded {
 }
 
 function slabDecoder(session: Session = createReferenceKvSession(VOCAB, 2, 3, { newKeyValues: true })): { decoder: Decoder; recorded: Recorded } {
-  const recorded: Recorded = { pastRows: [], pastBuffers: [], oneBuffer: [], fetched: [] };
+  const recorded: Recorded = { pastRows: [], pastSpans: [], pastBuffers: [], oneBuffer: [], fetched: [] };
   const recording: Session = {
     ...session,
     run(feeds: NamedTensors, options?: RunOptions) {
       const past = feeds['past_key_values.0.key']!;
       recorded.pastRows.push(past.dims[0]!);
+      recorded.pastSpans.push(past.dims[2]!);
       recorded.pastBuffers.push(past.data.buffer);
       recorded.oneBuffer.push(past.data.buffer === feeds['past_key_values.0.value']!.data.buffer);
       recorded.fetched.push(options?.fetch);
@@ -56,7 +59,7 @@ test('the slab decoder is chosen only with ownCache and new_key_values outputs, 
   assert.deepEqual(recorded.fetched.at(-1), ['logits', 'new_key_values.0.key', 'new_key_values.0.value']);
   assert.equal(recorded.pastRows.at(-1), 1);
 
-  const plain: Recorded = { pastRows: [], pastBuffers: [], oneBuffer: [], fetched: [] };
+  const plain: Recorded = { pastRows: [], pastSpans: [], pastBuffers: [], oneBuffer: [], fetched: [] };
   const session = createReferenceKvSession(VOCAB);
   const withoutFresh = createDecoder({ ...session, run: (f, o) => (plain.fetched.push(o?.fetch), session.run(f, o)) }, kvState, VOCAB, CONTEXT, { ownCache: true });
   const [b] = await withoutFresh.prefill([[1, 2, 3]]);
@@ -89,6 +92,42 @@ test('sequences joining, leaving and reordering give exactly the logits each get
     });
     assert.equal(recorded.pastRows.at(-1), members.length, 'the past fed is exactly the batch\'s rows');
   }
+});
+
+test('the past fed is the longest row rounded up to 16 positions; rows keep their cache as it grows and shrinks', async () => {
+  const { decoder, recorded } = slabDecoder();
+  const prompts = [[1, 2], [5, 6, 7, 8, 9], Array.from({ length: 20 }, (_, i) => (i * 3) % VOCAB)];
+  const tokens = [[4, 2, 6, 1, 3, 5, 0, 9, 8, 7], [1, 1, 2, 3, 5, 8, 2, 10, 7, 5], [3, 3, 1, 0]];
+  const expected = await Promise.all(prompts.map((p, i) => alone(p, tokens[i]!)));
+  const states: SequenceState[] = (await decoder.prefill(prompts.slice(0, 2))).map((p) => p.state);
+  const spans: number[] = [];
+  for (let s = 0; s < 10; s++) {
+    // The long prompt joins at step 3 (its prefill widens the slab under the two short rows) and leaves after 4 steps.
+    if (s === 3) states.push((await decoder.prefill([prompts[2]!]))[0]!.state);
+    if (s === 7) states.pop();
+    const out = await decoder.step(states.map((state, m) => ({ state, token: tokens[m]![m === 2 ? s - 3 : s]! })));
+    spans.push(recorded.pastSpans.at(-1)!);
+    states.forEach((_, m) => {
+      assert.deepEqual(out.logits.slice(m * VOCAB, (m + 1) * VOCAB), expected[m]![m === 2 ? s - 3 : s], `sequence ${m}, step ${s}`);
+      states[m] = out.states[m]!;
+    });
+  }
+  assert.deepEqual(spans, [16, 16, 16, 32, 32, 32, 32, 16, 16, 16]);
+
+  // Two rows crossing 16 positions together, then one prompt up to the context.
+  const pair = [[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9], [2, 7, 1, 8, 2, 8, 1, 8, 2, 8, 4, 5, 9, 0]];
+  const pairTokens = [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]];
+  const pairExpected = await Promise.all(pair.map((p, i) => alone(p, pairTokens[i]!)));
+  let pairStates = (await decoder.prefill(pair)).map((p) => p.state);
+  for (let s = 0; s < 5; s++) {
+    const out = await decoder.step(pairStates.map((state, m) => ({ state, token: pairTokens[m]![s]! })));
+    for (let m = 0; m < 2; m++) assert.deepEqual(out.logits.slice(m * VOCAB, (m + 1) * VOCAB), pairExpected[m]![s], `pair ${m}, step ${s}`);
+    pairStates = out.states;
+  }
+  assert.deepEqual(recorded.pastSpans.slice(-5), [16, 16, 32, 32, 32]);
+  const full = (await decoder.prefill([Array.from({ length: CONTEXT - 1 }, (_, i) => i % VOCAB)]))[0]!.state;
+  await decoder.step([{ state: full, token: 1 }]);
+  assert.equal(recorded.pastSpans.at(-1), CONTEXT);
 });
 
 test('a steady batch feeds the same buffer every step: the cache is never copied out and back', async () => {
