@@ -1,10 +1,10 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { timingSafeEqual } from 'hono/utils/buffer';
-import { completeJson, completeStream, parseCompletionBody, type CompletionLimits } from './completions.ts';
+import { completeJson, completeStream, parseCompletionBody, type CompletionLimits, type EventFrames } from './completions.ts';
 import { createMetrics } from './metrics.ts';
 import type { ServedModel } from './model.ts';
 import { ApiError, errorResponse, toApiError } from './openai-error.ts';
+import { eventStreamResponse } from './sse.ts';
 
 export interface AppOptions {
   /** The models to serve; while the promise is pending /readyz says 503 and so do completions. */
@@ -19,6 +19,12 @@ export interface AppOptions {
   maxPromptTokens?: number;
   /** Milliseconds a completion may take, queue included (default 5 minutes). */
   timeoutMs?: number;
+  /**
+   * Sends a streamed completion by the platform's own means, returning the Response for Hono
+   * (the Node entry writes to the socket directly), or undefined to leave it to a web
+   * ReadableStream, which is also the default.
+   */
+  sendEvents?: (c: Context, frames: EventFrames) => Response | undefined;
 }
 
 /**
@@ -91,24 +97,18 @@ export function createApp(options: AppOptions) {
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
-  app.post(
-    '/v1/completions',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        throw new ApiError(413, 'body_too_large', `the request body exceeds ${maxBodyBytes} bytes`);
-      },
-    }),
-    async (c) => {
-      const body = parseCompletionBody(await readJsonText(c));
-      const model = ready().get(body.model);
-      if (!model) {
-        throw new ApiError(404, 'model_not_found', `no model named "${body.model}"; GET /v1/models lists them`, { param: 'model' });
-      }
-      if (body.stream) return completeStream(body, model, limits, metrics, c.req.raw.signal);
-      return c.json(await completeJson(body, model, limits, metrics, c.req.raw.signal));
-    },
-  );
+  app.post('/v1/completions', async (c) => {
+    const body = parseCompletionBody(await readJsonText(c, maxBodyBytes));
+    const model = ready().get(body.model);
+    if (!model) {
+      throw new ApiError(404, 'model_not_found', `no model named "${body.model}"; GET /v1/models lists them`, { param: 'model' });
+    }
+    if (body.stream) {
+      const frames = completeStream(body, model, limits, metrics, c.req.raw.signal);
+      return options.sendEvents?.(c, frames) ?? eventStreamResponse(frames);
+    }
+    return c.json(await completeJson(body, model, limits, metrics, c.req.raw.signal));
+  });
 
   app.notFound((c) => errorResponse(new ApiError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`)));
 
@@ -128,16 +128,49 @@ export function createApp(options: AppOptions) {
   return app;
 }
 
-/** The body as text, refusing anything but JSON in valid UTF-8. */
-async function readJsonText(c: Context): Promise<string> {
+/**
+ * The body as text, refusing bodies over `maxBytes` (413), anything but JSON (415) and invalid
+ * UTF-8. A declared length is checked up front and the body then read whole: on
+ * @hono/node-server that reads the socket directly, where touching `c.req.raw.body` (as hono's
+ * bodyLimit does) would first wrap every request in web streams. A body without a length is
+ * counted as it streams in.
+ */
+async function readJsonText(c: Context, maxBytes: number): Promise<string> {
+  const tooLarge = () => new ApiError(413, 'body_too_large', `the request body exceeds ${maxBytes} bytes`);
+  const declared = c.req.header('transfer-encoding') === undefined ? c.req.header('content-length') : undefined;
+  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge();
+  const bytes = declared !== undefined ? await c.req.arrayBuffer() : await readCounted(c.req.raw.body, maxBytes, tooLarge);
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     throw new ApiError(415, 'unsupported_media_type', `the body must be application/json, not ${type || 'untyped'}`);
   }
-  const bytes = await c.req.arrayBuffer();
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new ApiError(400, 'invalid_utf8', 'the body is not valid UTF-8');
   }
+}
+
+async function readCounted(body: ReadableStream<Uint8Array> | null, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
 }

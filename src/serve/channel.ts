@@ -38,6 +38,16 @@ export class Channel<T> implements AsyncIterable<T> {
     }
   }
 
+  /** An item pushed and not yet read, without waiting; undefined when there is none. */
+  take(): T | undefined {
+    return this.#items.shift();
+  }
+
+  /** Closed without an error, and every item read. */
+  get drained(): boolean {
+    return this.#closed && this.#error === undefined && this.#items.length === 0;
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: () => {

@@ -126,9 +126,9 @@ export function buildRequests(body: CompletionRequest, model: ServedModel, limit
  * Queues one generation per prompt. Throws 400/429 before anything is sent; on a 429 for the
  * k-th prompt the earlier ones are cancelled.
  */
-function submit(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, abort: AbortController): AsyncIterable<GenerationEvent>[] {
+function submit(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, abort: AbortController): Channel<GenerationEvent>[] {
   const requests = buildRequests(body, model, limits, abort.signal);
-  const streams: AsyncIterable<GenerationEvent>[] = [];
+  const streams: Channel<GenerationEvent>[] = [];
   try {
     for (const request of requests) streams.push(model.scheduler.submit(request));
   } catch (error) {
@@ -142,10 +142,12 @@ function submit(body: CompletionRequest, model: ServedModel, limits: CompletionL
   return streams;
 }
 
-type IndexedEvent = GenerationEvent & { prompt: number };
+/** An event and the prompt it belongs to (the first when left out). */
+type IndexedEvent = GenerationEvent & { prompt?: number };
 
-/** The events of all prompts of one request, in the order they happen. */
-function merge(streams: AsyncIterable<GenerationEvent>[], abort: AbortController): AsyncIterable<IndexedEvent> {
+/** The events of all prompts of one request, in the order they happen: one prompt's own channel, or several merged. */
+function eventsOf(streams: Channel<GenerationEvent>[], abort: AbortController): Channel<IndexedEvent> {
+  if (streams.length === 1) return streams[0]!;
   const out = new Channel<IndexedEvent>(() => abort.abort());
   let open = streams.length;
   streams.forEach(async (stream, prompt) => {
@@ -180,14 +182,15 @@ function toOpenAILogprobs(entries: readonly TokenLogprob[]): OpenAILogprobs {
 function observe(metrics: Metrics, model: string, started: number) {
   let firstToken = true;
   const lastTokenAt = new Map<number, number>();
+  const interToken = metrics.interToken.labels({ model });
   return (event: IndexedEvent, n: number) => {
-    const now = performance.now();
     if (event.type === 'text' && event.tokens > 0) {
+      const now = performance.now();
       if (firstToken) metrics.timeToFirstToken.observe({ model }, (now - started) / 1000);
       firstToken = false;
-      const index = event.prompt * n + event.index;
+      const index = (event.prompt ?? 0) * n + event.index;
       const last = lastTokenAt.get(index);
-      if (last !== undefined) metrics.interToken.observe({ model }, (now - last) / 1000);
+      if (last !== undefined) interToken.observe((now - last) / 1000);
       lastTokenAt.set(index, now);
     } else if (event.type === 'usage') {
       metrics.promptTokens.inc({ model }, event.promptTokens);
@@ -207,14 +210,14 @@ export async function completeJson(body: CompletionRequest, model: ServedModel, 
     index, text: '', logprobs: [] as TokenLogprob[], finish_reason: null as string | null,
   }));
   const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
-  for await (const event of merge(streams, abort)) {
+  for await (const event of eventsOf(streams, abort)) {
     record(event, n);
     if (event.type === 'usage') {
       usage.prompt_tokens += event.promptTokens;
       usage.completion_tokens += event.completionTokens;
       continue;
     }
-    const choice = choices[event.prompt * n + event.index]!;
+    const choice = choices[(event.prompt ?? 0) * n + event.index]!;
     if (event.type === 'text') {
       choice.text += event.text;
       choice.logprobs.push(...event.logprobs);
@@ -235,12 +238,30 @@ export async function completeJson(body: CompletionRequest, model: ServedModel, 
 }
 
 /**
+ * A streamed completion as server-sent events, for a transport to write: a web ReadableStream
+ * (sse.ts) anywhere, Node's response directly under `ferry serve` (node-sse.ts).
+ */
+export interface EventFrames {
+  /**
+   * The frames of every event ready now, as one string so that one write carries them; waits for
+   * at least one. The last holds `data: [DONE]`; after it, undefined.
+   */
+  next(): Promise<string | undefined>;
+  /** The client is gone: stops the generation. Nothing once the stream has ended. */
+  cancel(): void;
+}
+
+const DONE = 'data: [DONE]\n\n';
+
+const frame = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`;
+
+/**
  * Server-sent events as OpenAI streams them: one `data:` chunk per piece of text, a chunk with
  * each choice's finish_reason, the usage chunk when asked for, then `data: [DONE]`. Errors after
- * the first byte become one error chunk followed by `[DONE]`. Cancelling the body (client gone)
- * cancels the generation.
+ * the first byte become one error chunk followed by `[DONE]`. Cancelling (client gone) cancels
+ * the generation.
  */
-export function completeStream(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, metrics: Metrics, signal: AbortSignal): Response {
+export function completeStream(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, metrics: Metrics, signal: AbortSignal): EventFrames {
   const started = performance.now();
   const abort = new AbortController();
   signal.addEventListener('abort', () => abort.abort(), { once: true });
@@ -252,54 +273,60 @@ export function completeStream(body: CompletionRequest, model: ServedModel, limi
   const id = `cmpl-${crypto.randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
-  const events = merge(streams, abort)[Symbol.asyncIterator]();
-  const encoder = new TextEncoder();
-  const data = (payload: unknown) => encoder.encode(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
-  const chunk = (choices: unknown[]) => ({ id, object: 'text_completion', created, model: model.id, choices, ...(includeUsage ? { usage: null } : {}) });
-  let done = false;
+  const source = eventsOf(streams, abort);
+  const events = source[Symbol.asyncIterator]();
+  // Every chunk has the same envelope around its one choice, so that is serialised once.
+  const envelope = frame({ id, object: 'text_completion', created, model: model.id, choices: [0], ...(includeUsage ? { usage: null } : {}) });
+  const slot = envelope.indexOf('"choices":[0]') + '"choices":['.length;
+  const [head, tail] = [envelope.slice(0, slot), envelope.slice(slot + 1)];
+  const chunk = (choice: object) => head + JSON.stringify(choice) + tail;
+  let ended = false;
 
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (done) return;
+  /** The frame an event sends, if any. */
+  function frameOf(event: IndexedEvent): string {
+    record(event, n);
+    if (event.type === 'usage') {
+      usage.prompt_tokens += event.promptTokens;
+      usage.completion_tokens += event.completionTokens;
+      return '';
+    }
+    const index = (event.prompt ?? 0) * n + event.index;
+    if (event.type === 'finish') return chunk({ index, text: '', logprobs: null, finish_reason: event.reason });
+    if (!event.text && !event.logprobs.length) return '';
+    return chunk({ index, text: event.text, logprobs: wantLogprobs ? toOpenAILogprobs(event.logprobs) : null, finish_reason: null });
+  }
+
+  function end(): string {
+    ended = true;
+    metrics.requestDuration.observe({ model: model.id }, (performance.now() - started) / 1000);
+    if (!includeUsage) return DONE;
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    return frame({ id, object: 'text_completion', created, model: model.id, choices: [], usage }) + DONE;
+  }
+
+  return {
+    async next() {
+      let frames = '';
       try {
-        for (;;) {
+        while (!ended && !frames) {
           const next = await events.next();
-          if (next.done) {
-            metrics.requestDuration.observe({ model: model.id }, (performance.now() - started) / 1000);
-            if (includeUsage) {
-              usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-              controller.enqueue(data({ id, object: 'text_completion', created, model: model.id, choices: [], usage }));
-            }
-            break;
-          }
-          const event = next.value;
-          record(event, n);
-          if (event.type === 'usage') {
-            usage.prompt_tokens += event.promptTokens;
-            usage.completion_tokens += event.completionTokens;
-          } else if (event.type === 'finish') {
-            controller.enqueue(data(chunk([{ index: event.prompt * n + event.index, text: '', logprobs: null, finish_reason: event.reason }])));
-            return;
-          } else if (event.text || event.logprobs.length) {
-            const logprobs = wantLogprobs ? toOpenAILogprobs(event.logprobs) : null;
-            controller.enqueue(data(chunk([{ index: event.prompt * n + event.index, text: event.text, logprobs, finish_reason: null }])));
-            return;
-          }
+          if (ended) return undefined;
+          if (next.done) return end();
+          frames += frameOf(next.value);
+          for (let ready = source.take(); ready; ready = source.take()) frames += frameOf(ready);
+          if (source.drained) return frames + end();
         }
       } catch (error) {
-        controller.enqueue(data(toApiError(error).body));
+        ended = true;
+        return frames + frame(toApiError(error).body) + DONE;
       }
-      done = true;
-      controller.enqueue(data('[DONE]'));
-      controller.close();
+      return frames || undefined;
     },
-    async cancel() {
-      done = true;
+    cancel() {
+      if (ended) return;
+      ended = true;
       abort.abort();
-      await events.return?.();
+      void events.return?.();
     },
-  });
-  return new Response(stream, {
-    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' },
-  });
+  };
 }

@@ -1,4 +1,5 @@
 import { FerryError } from '../errors.ts';
+import type { Channel } from './channel.ts';
 import type { GenerationEvent, GenerationRequest, Scheduler } from './scheduler.ts';
 
 /**
@@ -12,7 +13,7 @@ export function createLanes(lanes: readonly Scheduler[]): Scheduler {
   if (lanes.length === 1) return lanes[0]!;
   const load = (lane: Scheduler) => lane.active + lane.queued;
 
-  function submit(request: GenerationRequest): AsyncIterable<GenerationEvent> {
+  function submit(request: GenerationRequest): Channel<GenerationEvent> {
     const byLoad = [...lanes].sort((a, b) => load(a) - load(b));
     let refusal: unknown;
     for (const lane of byLoad) {

@@ -1,9 +1,11 @@
-import { serve, type ServerType } from '@hono/node-server';
+import { serve, type HttpBindings, type ServerType } from '@hono/node-server';
+import { ServerResponse } from 'node:http';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../errors.ts';
 import { createApp } from './app.ts';
 import { openModel, type ServedModel } from './model.ts';
+import { sendEventsToNode } from './node-sse.ts';
 import type { Precision } from './manifest.ts';
 import { openRuntime } from './runtime/index.ts';
 import type { Logger } from './runtime/types.ts';
@@ -43,7 +45,13 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const dirs = await findPackages(options.dirs);
   const models = loadModels(dirs, options);
-  const app = createApp({ models, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs });
+  const app = createApp({
+    models, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
+    sendEvents: (c, frames) => {
+      const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+      return outgoing instanceof ServerResponse ? sendEventsToNode(frames, outgoing) : undefined;
+    },
+  });
   const { mountPlayground } = await import('./playground/index.ts');
   await mountPlayground(app, { packages: dirs });
   const server = await new Promise<ServerType>((resolve, reject) => {

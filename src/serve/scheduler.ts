@@ -47,7 +47,7 @@ export interface SchedulerOptions {
 
 export interface Scheduler {
   /** Queues a request, or throws a 429 FerryError at once when the queue is full. */
-  submit(request: GenerationRequest): AsyncIterable<GenerationEvent>;
+  submit(request: GenerationRequest): Channel<GenerationEvent>;
   readonly active: number;
   readonly queued: number;
   /** Resolves when nothing is running or queued. */
@@ -90,7 +90,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
   let running: Promise<void> | undefined;
   const stepListeners = new Set<(batchSize: number) => void>();
 
-  function submit(request: GenerationRequest): AsyncIterable<GenerationEvent> {
+  function submit(request: GenerationRequest): Channel<GenerationEvent> {
     if (request.n > options.maxBatch) {
       throw new FerryError('n_too_large', `n=${request.n} exceeds this server's batch size of ${options.maxBatch}`, { status: 400 });
     }

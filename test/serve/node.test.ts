@@ -1,12 +1,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../../src/errors.ts';
+import type { EventFrames } from '../../src/serve/completions.ts';
 import { findPackages, startServer, type RunningServer } from '../../src/serve/node.ts';
+import { sendEventsToNode } from '../../src/serve/node-sse.ts';
 import { buildPackages, type TestPackages } from './packages.ts';
 
 const run = promisify(execFile);
@@ -64,6 +67,79 @@ test('50 streams aborted mid-way over real HTTP free their slots and the server 
   const res = await complete({ model: 'tiny-lstm', prompt: 'to be', max_tokens: 5, temperature: 0 });
   assert.equal(res.status, 200);
   assert.equal((await res.json()).usage.completion_tokens, 5);
+});
+
+test('streams are written straight to Node\'s response: the JSON answer\'s texts per choice, usage, [DONE]; a late failure is one error chunk', async () => {
+  const params = { model: 'tiny-transformer', prompt: ['ROMEO:', 'to be'], max_tokens: 10, temperature: 0, n: 2 };
+  const whole = await (await complete(params)).json();
+  const res = await complete({ ...params, stream: true, stream_options: { include_usage: true } });
+  assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  const events = (await res.text()).split('\n\n').filter(Boolean);
+  assert.equal(events.at(-1), 'data: [DONE]');
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, '')));
+  const texts = ['', '', '', ''];
+  const finish: string[] = [];
+  for (const chunk of chunks.slice(0, -1)) {
+    assert.equal(chunk.object, 'text_completion');
+    assert.equal(chunk.usage, null);
+    for (const choice of chunk.choices) {
+      texts[choice.index] += choice.text;
+      if (choice.finish_reason) finish[choice.index] = choice.finish_reason;
+    }
+  }
+  assert.deepEqual(texts, whole.choices.map((c: { text: string }) => c.text));
+  assert.deepEqual(finish, ['length', 'length', 'length', 'length']);
+  assert.deepEqual(chunks.at(-1).usage, whole.usage);
+
+  const hurried = await startServer({ dirs: [packages.lstm], port: 0, host: '127.0.0.1', maxBatch: 4, maxQueue: 4, device: 'cpu', timeoutMs: 40, log: () => {} });
+  try {
+    await hurried.models;
+    const late = await fetch(`${hurried.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-lstm', prompt: 'x', max_tokens: 4096, stream: true, ignore_eos: true }),
+    });
+    assert.equal(late.status, 200);
+    const lateEvents = (await late.text()).split('\n\n').filter(Boolean);
+    assert.ok(lateEvents.length > 3);
+    assert.equal(lateEvents.at(-1), 'data: [DONE]');
+    assert.equal(JSON.parse(lateEvents.at(-2)!.slice(6)).error.code, 'deadline_exceeded');
+  } finally {
+    await hurried.close();
+  }
+});
+
+test('sendEventsToNode writes each batch of frames as it comes, ends after the last, and cancels when the client leaves', async () => {
+  const served = async (frames: EventFrames, read: (res: http.IncomingMessage) => Promise<string>) => {
+    const httpServer = http.createServer((_, res) => void sendEventsToNode(frames, res));
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    const { port } = httpServer.address() as { port: number };
+    try {
+      return await new Promise<{ type: string | undefined; body: string }>((resolve, reject) => {
+        http.get(`http://127.0.0.1:${port}/`, (res) => read(res).then((body) => resolve({ type: res.headers['content-type'], body }), reject)).on('error', reject);
+      });
+    } finally {
+      httpServer.closeAllConnections();
+      await new Promise((resolve) => httpServer.close(resolve));
+    }
+  };
+  const whole = (res: http.IncomingMessage) => new Promise<string>((resolve) => {
+    let body = '';
+    res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body));
+  });
+  const batches = ['data: 1\n\n', 'data: 2\n\ndata: 3\n\n', 'data: [DONE]\n\n'];
+  const finite: EventFrames = { next: async () => batches.shift(), cancel: () => {} };
+  assert.deepEqual(await served(finite, whole), { type: 'text/event-stream; charset=utf-8', body: 'data: 1\n\ndata: 2\n\ndata: 3\n\ndata: [DONE]\n\n' });
+
+  let cancelled!: () => void;
+  const gone = new Promise<void>((resolve) => (cancelled = resolve));
+  let sent = false;
+  const endless: EventFrames = { next: () => (sent ? new Promise(() => {}) : ((sent = true), Promise.resolve('data: 1\n\n'))), cancel: () => cancelled() };
+  const firstChunk = (res: http.IncomingMessage) => new Promise<string>((resolve) => res.setEncoding('utf8').once('data', (d: string) => {
+    res.destroy();
+    resolve(d);
+  }));
+  assert.equal((await served(endless, firstChunk)).body, 'data: 1\n\n');
+  await Promise.race([gone, new Promise((_, reject) => setTimeout(() => reject(new Error('the frames were not cancelled')), 5000).unref())]);
 });
 
 test('`ferry generate` prints the greedy text the server returns', async () => {
