@@ -6,14 +6,12 @@
  *   node --import tsx bench/profile-train-step.ts                         # nanogpt-cpu, batch 12
  *   node --import tsx bench/profile-train-step.ts --arch lstm --batch 32  # one LSTM(256), emb 64
  *   node --import tsx bench/profile-train-step.ts --kernels               # per-kernel table (--shapes: per kernel and input shapes)
- *   node --import tsx bench/profile-train-step.ts --fused-adamw           # clip + kernels/adamw.ts instead of optimizer.ts
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/train/backend.ts';
 import { createModel, crossEntropy, resolveModelConfig } from '../src/train/models/index.ts';
-import { fusedAdamWStep } from '../src/train/kernels/adamw.ts';
-import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW } from '../src/train/optimizer.ts';
+import { createAdamW, DEFAULT_ADAMW, gradientClip } from '../src/train/optimizer.ts';
 
 const { values } = parseArgs({
   options: {
@@ -26,7 +24,6 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'wasm' },
     kernels: { type: 'boolean', default: false },
     shapes: { type: 'boolean', default: false },
-    'fused-adamw': { type: 'boolean', default: false },
   },
 });
 
@@ -79,23 +76,6 @@ let seed = 7;
 const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 const randomIds = () => tf.tensor2d(Int32Array.from({ length: batch * config.blockSize }, () => Math.floor(random() * config.vocabSize)), [batch, config.blockSize], 'int32');
 
-// The moments and step count of the fused update (--fused-adamw), as optimizer.ts keeps them.
-const moments = tf.tidy(() => variables.map((variable) => [tf.variable(tf.zerosLike(variable), false), tf.variable(tf.zerosLike(variable), false)] as const));
-let updates = 0;
-function fusedUpdate(gradients: tf.Tensor[], scale: tf.Tensor, lr: number): void {
-  updates += 1;
-  const { beta1, beta2, epsilon, weightDecay } = DEFAULT_ADAMW;
-  const attrs = { beta1, beta2, epsilon, stepSize: lr / (1 - beta1 ** updates), secondCorrection: Math.sqrt(1 - beta2 ** updates) };
-  variables.forEach((variable, i) => {
-    const [m, v] = moments[i]!;
-    const [nextParam, nextM, nextV] = fusedAdamWStep(variable, gradients[i]!, m, v, scale, { ...attrs, decayFactor: optimizer.decayMask[i] ? 1 - lr * weightDecay : 1 });
-    variable.assign(nextParam);
-    m.assign(nextM);
-    v.assign(nextV);
-    tf.dispose([nextParam, nextM, nextV]);
-  });
-}
-
 const phaseMs = { forwardBackward: 0, clip: 0, adamw: 0 };
 const cpuNow = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1000; };
 
@@ -107,25 +87,14 @@ async function step(): Promise<number> {
   phaseMs.forwardBackward += cpuNow() - started;
   started = cpuNow();
   const ordered = variables.map((variable) => grads[variable.name] ?? tf.zerosLike(variable));
-  if (values['fused-adamw']) {
-    const norm = tf.tidy(() => tf.sqrt(tf.addN(ordered.map((gradient) => tf.sum(tf.square(gradient))))));
-    const coefficient = tf.tidy(() => tf.minimum(tf.div(1, tf.add(norm, 1e-6)), 1));
-    phaseMs.clip += cpuNow() - started;
-    started = cpuNow();
-    fusedUpdate(ordered, coefficient, 1e-3);
-    phaseMs.adamw += cpuNow() - started;
-    const loss = (await value.data())[0]!;
-    tf.dispose([inputs, targets, value, ...ordered, norm, coefficient]);
-    return loss;
-  }
-  const clipped = clipByGlobalNorm(ordered, 1);
+  const clip = gradientClip(ordered, 1);
   phaseMs.clip += cpuNow() - started;
   started = cpuNow();
-  optimizer.applyGradients(clipped.gradients, 1e-3);
+  optimizer.applyGradients(ordered, 1e-3, clip.scale);
   phaseMs.adamw += cpuNow() - started;
   const loss = (await value.data())[0]!;
-  await clipped.norm.data();
-  tf.dispose([inputs, targets, value, ...ordered, ...clipped.gradients, clipped.norm]);
+  await clip.norm.data();
+  tf.dispose([inputs, targets, value, ...ordered, clip.norm, clip.scale]);
   return loss;
 }
 

@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/train/backend.ts';
 import { unsortedSegmentSumConfig } from '../src/train/kernels/unsorted-segment-sum.ts';
 import { createModel, PRESETS, resolveModelConfig } from '../src/train/models/index.ts';
-import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW } from '../src/train/optimizer.ts';
+import { createAdamW, DEFAULT_ADAMW, gradientClip } from '../src/train/optimizer.ts';
 import { crossEntropy } from '../src/train/models/index.ts';
 import { createLeakProbe, type LeakReport } from './train-leak.ts';
 
@@ -101,10 +101,10 @@ async function measure(variant: Variant): Promise<Row> {
     const targets = tf.slice(window, [0, 1], [batchSize, config.blockSize]);
     const { value, grads } = tf.variableGrads(() => crossEntropy(model.apply(inputs, { training: true }) as tf.Tensor, targets), variables);
     const ordered = variables.map((variable) => grads[variable.name] ?? tf.zerosLike(variable));
-    const clipped = clipByGlobalNorm(ordered, 1);
-    optimizer.applyGradients(clipped.gradients, 1e-4);
+    const clip = gradientClip(ordered, 1);
+    optimizer.applyGradients(ordered, 1e-4, clip.scale);
     await value.data();
-    tf.dispose([window, inputs, targets, value, ...ordered, ...clipped.gradients, clipped.norm]);
+    tf.dispose([window, inputs, targets, value, ...ordered, clip.norm, clip.scale]);
   }
 
   const [warmup, timed] = DEFAULT_STEPS[variant];

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import { fusedAdamWStep, hasFusedAdamW } from './kernels/adamw.ts';
+import { squaredNorm } from './kernels/squared-norm.ts';
 
 /**
  * AdamW with decoupled weight decay (Loshchilov & Hutter), computed as PyTorch's torch.optim.AdamW:
@@ -31,8 +32,11 @@ export interface AdamW {
   readonly parameters: readonly Parameter[];
   /** Which of `parameters` decay, in the same order. */
   readonly decayMask: readonly boolean[];
-  /** One update; `gradients` in the order of `parameters`. Does not dispose the gradients. */
-  applyGradients(gradients: readonly tf.Tensor[], learningRate: number): void;
+  /**
+   * One update; `gradients` in the order of `parameters`, each multiplied by `scale` (a scalar
+   * tensor, e.g. gradientClip's) when given. Does not dispose the gradients or the scale.
+   */
+  applyGradients(gradients: readonly tf.Tensor[], learningRate: number, scale?: tf.Scalar): void;
   /** The whole state (step, moments, hyperparameters) as one binary blob (`optimizer.bin`). */
   saveState(): Promise<Uint8Array>;
   loadState(bytes: Uint8Array): void;
@@ -62,7 +66,7 @@ export function createAdamW(parameters: readonly Parameter[], options: AdamWOpti
   const secondMoments = parameters.map(({ variable }) => tf.variable(tf.zerosLike(variable), false));
   let step = 0;
 
-  function applyGradients(gradients: readonly tf.Tensor[], learningRate: number): void {
+  function applyGradients(gradients: readonly tf.Tensor[], learningRate: number, scale?: tf.Scalar): void {
     if (gradients.length !== parameters.length) {
       throw new Error(`AdamW got ${gradients.length} gradients for ${parameters.length} parameters`);
     }
@@ -73,10 +77,10 @@ export function createAdamW(parameters: readonly Parameter[], options: AdamWOpti
     if (hasFusedAdamW()) {
       // One kernel per parameter instead of eleven ops (wasm): the same formula, in float64.
       tf.tidy(() => {
-        const scale = tf.scalar(1);
+        const gradientScale = scale ?? tf.scalar(1);
         parameters.forEach(({ variable }, index) => {
           const attrs = { beta1, beta2, epsilon, stepSize, secondCorrection, decayFactor: decayMask[index] ? decayFactor : 1 };
-          const [nextParam, nextM, nextV] = fusedAdamWStep(variable, gradients[index]!, firstMoments[index]!, secondMoments[index]!, scale, attrs);
+          const [nextParam, nextM, nextV] = fusedAdamWStep(variable, gradients[index]!, firstMoments[index]!, secondMoments[index]!, gradientScale, attrs);
           variable.assign(nextParam);
           firstMoments[index]!.assign(nextM);
           secondMoments[index]!.assign(nextV);
@@ -86,7 +90,7 @@ export function createAdamW(parameters: readonly Parameter[], options: AdamWOpti
     }
     tf.tidy(() => {
       parameters.forEach(({ variable }, index) => {
-        const gradient = gradients[index]!;
+        const gradient = scale === undefined ? gradients[index]! : tf.mul(gradients[index]!, scale);
         const m = firstMoments[index]!;
         const v = secondMoments[index]!;
         const nextM = tf.add(tf.mul(m, beta1), tf.mul(gradient, 1 - beta1));
@@ -170,19 +174,16 @@ export function createAdamW(parameters: readonly Parameter[], options: AdamWOpti
 }
 
 /**
- * Scales the gradients so that their global L2 norm is at most `maxNorm`, as PyTorch's
- * clip_grad_norm_ (coefficient maxNorm / (norm + 1e-6), capped at 1). Returns new tensors and
- * the norm before clipping; `maxNorm <= 0` leaves them unscaled.
+ * Gradient clipping as PyTorch's clip_grad_norm_: the global L2 norm of `gradients` and the
+ * factor that scales them to at most `maxNorm` (maxNorm / (norm + 1e-6), capped at 1; 1 when
+ * `maxNorm <= 0`). The factor goes to `applyGradients`, which scales each gradient as it reads
+ * it instead of writing scaled copies.
  */
-export function clipByGlobalNorm(
-  gradients: readonly tf.Tensor[],
-  maxNorm: number,
-): { gradients: tf.Tensor[]; norm: tf.Scalar } {
+export function gradientClip(gradients: readonly tf.Tensor[], maxNorm: number): { norm: tf.Scalar; scale: tf.Scalar } {
   return tf.tidy(() => {
-    const norm = tf.sqrt(tf.addN(gradients.map((gradient) => tf.sum(tf.square(gradient))))) as tf.Scalar;
-    if (!(maxNorm > 0)) return { gradients: gradients.map((gradient) => tf.clone(gradient)), norm };
-    const coefficient = tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1);
-    return { gradients: gradients.map((gradient) => tf.mul(gradient, coefficient)), norm };
+    const norm = tf.sqrt(squaredNorm(gradients)) as tf.Scalar;
+    const scale = maxNorm > 0 ? tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1) as tf.Scalar : tf.scalar(1);
+    return { norm, scale };
   });
 }
 

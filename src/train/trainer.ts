@@ -20,7 +20,7 @@ import { createRng, prepareTokens, readCorpus, sampleBatch, splitTrainVal, type 
 import { defaultCacheDir } from './evaluate.ts';
 import { createMetricsLog, formatMetrics, parseMetrics, renderLossCurve, type MetricEvent, type MetricsLog } from './metrics.ts';
 import { countParameters, createModel, crossEntropy, PRESETS, resolveModelConfig, validateModelConfig, type ModelConfig } from './models/index.ts';
-import { clipByGlobalNorm, createAdamW, DEFAULT_ADAMW, type AdamW, type Parameter } from './optimizer.ts';
+import { createAdamW, gradientClip, DEFAULT_ADAMW, type AdamW, type Parameter } from './optimizer.ts';
 import { createLineReporter, formatDuration, type ProgressReporter } from './progress.ts';
 import { createCosineSchedule } from './schedule.ts';
 import { createStepGradients, type StepGradients } from './parallel/gradients.ts';
@@ -319,10 +319,10 @@ function createSession(parts: SessionParts) {
   async function trainStep(lr: number): Promise<{ loss: number; gradNorm: number }> {
     const batch = sampleBatch(parts.trainTokens, batchShape, rng);
     const { loss, grads } = await gradients.compute(batch, mixSeed(h.seed, state.step));
-    const clipped = clipByGlobalNorm(grads, h.gradClip);
-    optimizer.applyGradients(clipped.gradients, lr);
-    const gradNorm = (await clipped.norm.data())[0]!;
-    tf.dispose([...grads, ...clipped.gradients, clipped.norm]);
+    const clip = gradientClip(grads, h.gradClip);
+    optimizer.applyGradients(grads, lr, clip.scale);
+    const gradNorm = (await clip.norm.data())[0]!;
+    tf.dispose([...grads, clip.norm, clip.scale]);
     return { loss, gradNorm };
   }
 

@@ -10,6 +10,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../../src/train/backend.ts';
 import { heapGemm } from '../../src/train/kernels/gemm.ts';
 import { nativeKernels } from '../../src/train/kernels/native.ts';
+import { SQUARED_NORM_KERNEL, squaredNorm } from '../../src/train/kernels/squared-norm.ts';
 import { wasmHeap } from '../../src/train/kernels/wasm-heap.ts';
 
 const nativeDir = new URL('../../src/train/kernels/native/', import.meta.url);
@@ -88,4 +89,21 @@ test('the native gemm multiplies strided, batched and shared operands into a wid
     }
   }
   tf.dispose([aValues, bValues, out]);
+});
+
+test('squaredNorm sums the squares of many tensors of odd sizes in one kernel on wasm, as tfjs ops do on cpu', async () => {
+  const shapes = [[7], [3, 5], [1], [2, 3, 9], [130]];
+  const make = () => shapes.map((shape, i) => tf.randomNormal(shape, 0, 2, 'float32', 40 + i));
+  await selectBackend('cpu');
+  const cpu = tf.tidy(() => squaredNorm(make()).dataSync()[0]!);
+  await selectBackend('wasm');
+  const tensors = make();
+  const values = tensors.flatMap((tensor) => Array.from(tensor.dataSync()));
+  const exact = values.reduce((sum, x) => sum + x * x, 0);
+  const profile = await tf.profile(() => squaredNorm(tensors));
+  assert.deepEqual(profile.kernels.map((kernel) => kernel.name), [SQUARED_NORM_KERNEL]);
+  const wasm = (profile.result as tf.Tensor).dataSync()[0]!;
+  assert.ok(Math.abs(wasm - exact) <= 1e-6 * exact, `wasm ${wasm} vs ${exact}`);
+  assert.ok(Math.abs(cpu - exact) <= 1e-5 * exact, `cpu ${cpu} vs ${exact}`);
+  tf.dispose(tensors);
 });

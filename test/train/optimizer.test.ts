@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { clipByGlobalNorm, createAdamW, decaysByDefault, type Parameter } from '../../src/train/optimizer.ts';
+import { createAdamW, decaysByDefault, gradientClip, type Parameter } from '../../src/train/optimizer.ts';
 import { createCosineSchedule } from '../../src/train/schedule.ts';
 import { FerryError } from '../../src/errors.ts';
 
@@ -114,18 +114,28 @@ test('decaysByDefault: matrices decay; biases, LayerNorm and embeddings do not',
   assert.deepEqual(noDecay.decayMask, [false]);
 });
 
-test('clipByGlobalNorm scales to the max norm only when above it', () => {
+test('gradientClip gives the global norm and a scale that brings it to the max norm only when above it', () => {
   const grads = [tf.tensor1d([3, 0]), tf.tensor2d([[0, 4]])]; // global norm 5
-  const clipped = clipByGlobalNorm(grads, 1);
-  assert.ok(Math.abs(clipped.norm.dataSync()[0]! - 5) < 1e-6);
-  close(clipped.gradients[0]!.dataSync(), [0.6, 0]);
-  close(clipped.gradients[1]!.dataSync(), [0, 0.8]);
-  const untouched = clipByGlobalNorm(grads, 10);
-  close(untouched.gradients[0]!.dataSync(), [3, 0]);
-  close(untouched.gradients[1]!.dataSync(), [0, 4]);
-  const disabled = clipByGlobalNorm(grads, 0);
-  close(disabled.gradients[1]!.dataSync(), [0, 4]);
+  const clipped = gradientClip(grads, 1);
+  close(clipped.norm.dataSync(), [5], 1e-6);
+  close(clipped.scale.dataSync(), [1 / (5 + 1e-6)], 1e-7);
+  close(gradientClip(grads, 10).scale.dataSync(), [1]);
+  const disabled = gradientClip(grads, 0);
+  close(disabled.scale.dataSync(), [1]);
   close(disabled.norm.dataSync(), [5]);
+});
+
+test('applyGradients with a scale equals applyGradients on the scaled gradients', () => {
+  const make = () => createAdamW([
+    { name: 'dense/kernel', variable: tf.variable(tf.tensor2d([[1, -2]])) },
+    { name: 'dense/bias', variable: tf.variable(tf.tensor1d([0.5, 3])) },
+  ], hyper);
+  const scaled = make();
+  const reference = make();
+  const grads = [tf.tensor2d([[0.5, -0.25]]), tf.tensor1d([1, -4])];
+  scaled.applyGradients(grads, 0.1, tf.scalar(0.3));
+  reference.applyGradients(grads.map((g) => tf.mul(g, 0.3)), 0.1);
+  scaled.parameters.forEach(({ variable }, i) => close(variable.dataSync(), Array.from(reference.parameters[i]!.variable.dataSync()), 1e-7));
 });
 
 test('cosine schedule: linear warmup, cosine to minLr, flat after', () => {

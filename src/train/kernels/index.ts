@@ -8,6 +8,7 @@ import { heapKernelConfig } from './heap-kernel.ts';
 import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
+import { squaredNormConfig } from './squared-norm.ts';
 import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 import { lstmSequenceConfigs } from './lstm-sequence.ts';
 import { leadingAxesSumConfig } from './sum.ts';
@@ -30,6 +31,7 @@ export function registerWasmKernels(): void {
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   for (const config of lstmSequenceConfigs) tf.registerKernel(config);
+  tf.registerKernel(squaredNormConfig);
   const replacements = [
     fastBatchMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
   ];

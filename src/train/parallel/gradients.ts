@@ -84,19 +84,21 @@ async function createParallelGradients({ model, variables, config, backend, thre
       const rows = splitRows(batch.rows, threads);
       const starts = rows.map((_, index) => rows.slice(0, index).reduce((sum, n) => sum + n, 0));
       const shares = rows.map((count, index) => sliceShard(batch, starts[index]!, count, config.blockSize));
+      const weights = rows.map((count) => count / batch.rows);
       const pending = shares.slice(1).map((shard, index) =>
         workers[index]!.step({
           type: 'step',
           shard: { inputs: shard.inputs.slice(), targets: shard.targets.slice(), rows: shard.rows },
           blockSize: config.blockSize,
           seed: shardSeed(stepSeed, index + 1),
+          weight: weights[index + 1]!,
         }),
       );
       // Rejections are awaited below; until then they must not count as unhandled.
       for (const promise of pending) promise.catch(() => {});
       let own: ReturnType<typeof shardGradients>;
       try {
-        own = shardGradients(model, variables, shares[0]!, config.blockSize, shardSeed(stepSeed, 0));
+        own = shardGradients(model, variables, shares[0]!, config.blockSize, shardSeed(stepSeed, 0), weights[0]!);
       } catch (error) {
         // A worker's late answer must not be taken for the next step's.
         await Promise.allSettled(pending);
@@ -105,17 +107,12 @@ async function createParallelGradients({ model, variables, config, backend, thre
       try {
         const ownLoss = (await own.loss.data())[0]!;
         const losses = [ownLoss, ...(await Promise.all(pending))];
-        const share = rows.map((count) => count / batch.rows);
-        const loss = losses.reduce((sum, value, index) => sum + value * share[index]!, 0);
+        const loss = losses.reduce((sum, value) => sum + value, 0);
         const grads = variables.map((variable, j) =>
           tf.tidy(() => {
             const offset = gradLayout.offsets[j]!;
-            let total = tf.mul(own.grads[j]!, share[0]!);
-            for (let k = 1; k < shares.length; k += 1) {
-              const values = workers[k - 1]!.grads.subarray(offset, offset + variable.size);
-              total = tf.add(total, tf.mul(tensorFromShared(values, variable.shape), share[k]!));
-            }
-            return total;
+            const parts = [own.grads[j]!, ...workers.map((worker) => tensorFromShared(worker.grads.subarray(offset, offset + variable.size), variable.shape))];
+            return parts.length === 2 ? tf.add(parts[0]!, parts[1]!) : tf.addN(parts);
           }),
         );
         return { loss, grads };

@@ -21,10 +21,12 @@ export interface WorkerSetup {
   grads: SharedArrayBuffer;
 }
 
-export type ToWorker = { type: 'step'; shard: Shard; blockSize: number; seed: number };
+/** `weight`: the shard's share of the batch's rows, which scales its loss and gradients. */
+export type ToWorker = { type: 'step'; shard: Shard; blockSize: number; seed: number; weight: number };
 
 export type FromWorker =
   | { type: 'ready' }
+  /** `loss`: the shard's mean loss times its weight. */
   | { type: 'done'; loss: number }
   | { type: 'failed'; message: string };
 

@@ -42,7 +42,7 @@ try {
   port.on('message', (message: ToWorker) => {
     try {
       loadWeights();
-      const { loss, grads: shardGrads } = shardGradients(model, variables, message.shard, message.blockSize, message.seed);
+      const { loss, grads: shardGrads } = shardGradients(model, variables, message.shard, message.blockSize, message.seed, message.weight);
       shardGrads.forEach((grad, index) => copyTensorInto(grad, grads, gradLayout.offsets[index]!));
       const value = loss.dataSync()[0]!;
       tf.dispose([loss, ...shardGrads]);
