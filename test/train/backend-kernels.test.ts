@@ -74,8 +74,10 @@ test('wasm Sum over leading axes equals cpu, with and without keepDims', async (
   const { cpu, wasm, shapes } = await onBoth(() => [
     tf.sum(x(), 0), tf.sum(x(), [0, 1]), tf.sum(x(), [1, 0], true), tf.sum(x(), -1), tf.sum(x(), [0, 2]), tf.sum(x()),
     tf.sum(tf.zeros([0, 4]), 0),
+    // Row counts and widths that leave a partial group of four rows and of four columns.
+    tf.sum(tf.randomNormal([7, 13], 0, 1, 'float32', 14), 0), tf.sum(tf.randomNormal([769, 130], 0, 1, 'float32', 15), 0),
   ]);
-  assert.deepEqual(shapes, [[5, 13], [13], [1, 1, 13], [7, 5], [5], [], [4]]);
+  assert.deepEqual(shapes, [[5, 13], [13], [1, 1, 13], [7, 5], [5], [], [4], [13], [130]]);
   cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `sum ${i}`));
 });
 

@@ -21,6 +21,7 @@ export interface NativeExports {
   layer_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number,
     rows: number, width: number, sums: number): void;
   sum_of_squares(x: number, n: number): number;
+  sum_rows(x: number, rows: number, width: number, out: number): void;
   adamw_step(p: number, g: number, m: number, v: number, scale: number, nextP: number, nextM: number, nextV: number, n: number,
     beta1: number, beta2: number, epsilon: number, stepSize: number, secondCorrection: number, decayFactor: number): void;
 }

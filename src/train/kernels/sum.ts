@@ -1,29 +1,14 @@
 /**
  * Sum over leading axes for wasm. The wasm backend reduces only innermost axes, so summing a
  * bias gradient over the rows of [768, 512] first transposed the whole matrix (2.2 ms, against
- * 0.3 ms for adding the rows up in place). Other reductions run the backend's own kernel.
+ * 0.3 ms for adding the rows up in place, now native/sum_rows.c). Other reductions run the
+ * backend's own kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { nativeKernels } from './native.ts';
 
 type SumArgs = { inputs: { x: tf.TensorInfo }; attrs: { axis: number | number[]; keepDims: boolean }; backend: BackendWasm };
-
-/** out[j] = sum over i of x[i * width + j], four rows at a time (a quarter of the stores to out). */
-export function sumRows(x: tf.TypedArray, rows: number, width: number, out: tf.TypedArray): void {
-  out.fill(0);
-  let i = 0;
-  for (; i + 4 <= rows; i += 4) {
-    const a = i * width;
-    const b = a + width;
-    const c = b + width;
-    const d = c + width;
-    for (let j = 0; j < width; j++) out[j]! += x[a + j]! + x[b + j]! + x[c + j]! + x[d + j]!;
-  }
-  for (; i < rows; i++) {
-    const from = i * width;
-    for (let j = 0; j < width; j++) out[j]! += x[from + j]!;
-  }
-}
 
 export function leadingAxesSumConfig(): tf.KernelConfig {
   const original = tf.getKernel(tf.Sum, 'wasm');
@@ -37,7 +22,7 @@ export function leadingAxesSumConfig(): tf.KernelConfig {
     const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
     const width = kept.reduce((a, b) => a * b, 1);
     const rows = x.shape.slice(0, axes.length).reduce((a, b) => a * b, 1);
-    sumRows(backend.typedArrayFromHeap(x), rows, width, backend.typedArrayFromHeap(out));
+    nativeKernels(backend).exports.sum_rows(backend.typedArrayFromHeap(x).byteOffset, rows, width, backend.typedArrayFromHeap(out).byteOffset);
     return out;
   };
   return { ...original, kernelFunc: sum as unknown as tf.KernelFunc };
