@@ -51,6 +51,21 @@ test('wasm matMul equals cpu for every transpose combination, batch shape and br
   }
 });
 
+test('wasm fused matMul (a dense layer) equals cpu with a bias, transposes, a batch and an activation', async () => {
+  const random = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+  const { cpu, wasm, shapes } = await onBoth(() => [
+    tf.fused.matMul({ a: random([37, 19], 1), b: random([19, 11], 2), bias: random([11], 3) }),
+    tf.fused.matMul({ a: random([19, 37], 1), b: random([11, 19], 2), bias: random([11], 3), transposeA: true, transposeB: true }),
+    tf.fused.matMul({ a: random([3, 5, 7], 4), b: random([7, 6], 5), bias: random([6], 6) }),
+    tf.fused.matMul({ a: random([5, 7], 4), b: random([7, 6], 5) }),
+    // A bias of one number, broadcast (the stock kernel got it wrong); an activation (handed to the stock kernel).
+    tf.fused.matMul({ a: random([5, 7], 4), b: random([7, 6], 5), bias: random([1], 7) }),
+    tf.fused.matMul({ a: random([5, 7], 4), b: random([7, 6], 5), bias: random([6], 6), activation: 'relu' }),
+  ]);
+  assert.deepEqual(shapes, [[37, 11], [37, 11], [3, 5, 6], [5, 6], [5, 6], [5, 6]]);
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5 * values.reduce((max, x) => Math.max(max, Math.abs(x)), 1), `fused ${i}`));
+});
+
 test('wasm matMul refuses inner dimensions that do not match, as the stock kernel does', async () => {
   await selectBackend('wasm');
   assert.throws(() => tf.matMul(tf.zeros([4, 6]), tf.zeros([3, 6]), false, false), /inner shapes \(6\) and \(3\)/);

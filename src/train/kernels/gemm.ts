@@ -7,6 +7,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { nativeKernels } from './native.ts';
+import { wasmHeap } from './wasm-heap.ts';
 
 const FLOAT_BYTES = 4;
 
@@ -23,9 +24,38 @@ export interface StridedMatrices {
 export function heapGemm(backend: BackendWasm, a: StridedMatrices, b: StridedMatrices, c: { start: number; rowStride: number; batchStride: number },
   batch: number, m: number, n: number, k: number): void {
   const { exports, withScratch } = nativeKernels(backend);
-  withScratch(exports.gemm_scratch_floats(n), (scratch) => exports.gemm(
+  withScratch(exports.gemm_scratch_floats(n, k), (scratch) => exports.gemm(
     a.start * FLOAT_BYTES, a.rowStride, a.columnStride, a.batchStride,
     b.start * FLOAT_BYTES, b.rowStride, b.columnStride, b.batchStride,
     c.start * FLOAT_BYTES, c.rowStride, c.batchStride, batch, m, n, k, scratch,
   ));
+}
+
+export interface PackedMatrix {
+  /** c [m, n] (rows c.rowStride floats apart) = a [m, k] x the packed matrix. */
+  multiplyBy(a: Omit<StridedMatrices, 'batchStride'>, c: { start: number; rowStride: number }, m: number): void;
+  /** Frees the packed copy. */
+  dispose(): void;
+}
+
+/**
+ * `b` [k, n] packed once for many products against it, as an LSTM multiplies its recurrent
+ * kernel at every time step: gemm would pack it again for each.
+ */
+export function packRightMatrix(backend: BackendWasm, b: Omit<StridedMatrices, 'batchStride'>, k: number, n: number): PackedMatrix {
+  const { exports } = nativeKernels(backend);
+  const heap = wasmHeap(backend);
+  const packed = backend.makeOutput([exports.gemm_packed_b_floats(n, k)], 'float32');
+  const scratch = backend.makeOutput([exports.gemm_packed_scratch_floats()], 'float32');
+  const [packedAt, scratchAt] = [heap.start(packed) * FLOAT_BYTES, heap.start(scratch) * FLOAT_BYTES];
+  exports.gemm_pack_b(b.start * FLOAT_BYTES, b.rowStride, b.columnStride, n, k, packedAt);
+  return {
+    multiplyBy(a, c, m) {
+      exports.gemm_packed(a.start * FLOAT_BYTES, a.rowStride, a.columnStride, packedAt, c.start * FLOAT_BYTES, c.rowStride, m, n, k, scratchAt);
+    },
+    dispose() {
+      backend.disposeData(packed.dataId);
+      backend.disposeData(scratch.dataId);
+    },
+  };
 }

@@ -6,7 +6,7 @@ import { rowGatherConfig } from './gather.ts';
 import { geluKernel } from './gelu.ts';
 import { heapKernelConfig } from './heap-kernel.ts';
 import { sharingIdentityConfigs } from './identity.ts';
-import { fastBatchMatMulConfig } from './matmul.ts';
+import { fastBatchMatMulConfig, fastFusedMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
 import { squaredNormConfig } from './squared-norm.ts';
 import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
@@ -33,7 +33,7 @@ export function registerWasmKernels(): void {
   for (const config of lstmSequenceConfigs) tf.registerKernel(config);
   tf.registerKernel(squaredNormConfig);
   const replacements = [
-    fastBatchMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
+    fastBatchMatMulConfig(), fastFusedMatMulConfig(), fastTransposeConfig(), leadingAxesSumConfig(), rowGatherConfig(), ...sharingIdentityConfigs(), ...fastSlicingConfigs(),
   ];
   for (const config of replacements) {
     tf.unregisterKernel(config.kernelName, 'wasm');

@@ -1,6 +1,6 @@
 /**
  * A whole LSTM layer's time loop, forward and backward, inside one wasm kernel each. Per step
- * the forward pass runs XNNPACK's h @ R (packed once: the recurrent matrix keeps its id), wasm's
+ * the forward pass runs h @ R (ferry's gemm, R packed once per sequence), wasm's
  * SIMD sigmoid over all four gates (the cell-input columns of the weights are doubled, so that
  * tanh(z) = 2 sigmoid(2z) - 1), the cell update in JavaScript, a second sigmoid for tanh(c) and
  * the output; the backward pass runs the step's gradient in JavaScript and dz @ R^T. Every step
@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { packRightMatrix } from './gemm.ts';
 import { wasmHeap } from './wasm-heap.ts';
 
 export const LSTM_SEQUENCE_KERNEL = 'FerryLstmSequence';
@@ -88,14 +89,15 @@ function lstmSequence({ inputs: { projected, recurrent }, attrs: { steps }, back
   const heap = wasmHeap(backend);
   const gateStep = batch * width;
   const cellStepSize = batch * units;
-  const [zId, twoCId, recurrentId] = [heap.id(z), heap.id(twoC), heap.id(recurrent)];
+  const [zId, twoCId] = [heap.id(z), heap.id(twoC)];
+  const recurrentPacked = packRightMatrix(backend, { start: heap.start(recurrent), rowStride: width, columnStride: 1 }, units, width);
   const [projectedAt, zAt, twoCAt, gatesAt, cellsAt, sigmoidsAt, hiddensAt] = [projected, z, twoC, gates!, cells!, cellSigmoids!, hiddens!].map(heap.start);
   for (let t = 0; t < steps; t++) {
     const gatesView = heap.view(gates!, t * gateStep, gateStep);
     if (t === 0) {
       heap.sigmoid(heap.view(projected, 0, gateStep), gatesView);
     } else {
-      heap.gemm(heap.view(hiddens!, (t - 1) * cellStepSize, cellStepSize), batch, units, recurrentId, width, zId);
+      recurrentPacked.multiplyBy({ start: hiddensAt! + (t - 1) * cellStepSize, rowStride: units, columnStride: 1 }, { start: zAt!, rowStride: width }, batch);
       const floats = heap.floats();
       const from = projectedAt! + t * gateStep;
       for (let e = 0; e < gateStep; e++) floats[zAt! + e]! += floats[from + e]!;
@@ -107,6 +109,7 @@ function lstmSequence({ inputs: { projected, recurrent }, attrs: { steps }, back
     outputStep(heap.floats(), gatesAt! + t * gateStep, sigmoidsAt! + t * cellStepSize, hiddensAt! + t * cellStepSize, batch, units);
   }
   heap.release();
+  recurrentPacked.dispose();
   backend.disposeData(z.dataId);
   backend.disposeData(twoC.dataId);
   return [hiddens!, gates!, cells!, cellSigmoids!];
@@ -129,15 +132,15 @@ function lstmSequenceGrad({ inputs: { dy, gates, cells, cellSigmoids, recurrentT
   const heap = wasmHeap(backend);
   const gateStep = batch * width;
   const cellStepSize = batch * units;
-  const [dhId, recurrentTId] = [heap.id(dhNext), heap.id(recurrentT)];
+  const recurrentTPacked = packRightMatrix(backend, { start: heap.start(recurrentT), rowStride: units, columnStride: 1 }, width, units);
   const [dyAt, dzAt, dhAt, dcAt, gatesAt, cellsAt, sigmoidsAt] = [dy, dz, dhNext, dcNext, gates, cells, cellSigmoids].map(heap.start);
   for (let t = steps - 1; t >= 0; t--) {
     const previous = t === 0 ? NONE : cellsAt! + (t - 1) * cellStepSize;
     gradStep(heap.floats(), dyAt! + t * units, steps * units, dhAt!, dcAt!, gatesAt! + t * gateStep, previous,
       sigmoidsAt! + t * cellStepSize, dzAt! + t * gateStep, batch, units);
-    if (t > 0) heap.gemm(heap.view(dz, t * gateStep, gateStep), batch, width, recurrentTId, units, dhId);
+    if (t > 0) recurrentTPacked.multiplyBy({ start: dzAt! + t * gateStep, rowStride: width, columnStride: 1 }, { start: dhAt!, rowStride: units }, batch);
   }
-  heap.release();
+  recurrentTPacked.dispose();
   backend.disposeData(dhNext.dataId);
   backend.disposeData(dcNext.dataId);
   return [dz];

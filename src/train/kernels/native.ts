@@ -15,7 +15,12 @@ import { wasmHeap } from './wasm-heap.ts';
 export interface NativeExports {
   gemm(a: number, ars: number, acs: number, aStep: number, b: number, brs: number, bcs: number, bStep: number,
     c: number, ldc: number, cStep: number, batch: number, m: number, n: number, k: number, scratch: number): void;
-  gemm_scratch_floats(n: number): number;
+  gemm_scratch_floats(n: number, k: number): number;
+  gemm_packed_b_floats(n: number, k: number): number;
+  gemm_packed_scratch_floats(): number;
+  gemm_pack_b(b: number, brs: number, bcs: number, n: number, k: number, packed: number): void;
+  gemm_packed(a: number, ars: number, acs: number, packed: number, c: number, ldc: number, m: number, n: number, k: number, scratch: number): void;
+  add_bias(c: number, rows: number, n: number, bias: number, biasStep: 0 | 1): void;
   gelu_with_slope(x: number, y: number, slope: number, n: number): void;
   layer_norm(x: number, gamma: number, beta: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;
   layer_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number,

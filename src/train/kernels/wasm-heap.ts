@@ -1,14 +1,11 @@
 /**
  * Direct access to the wasm backend's heap and C functions for kernels that run a whole loop
- * inside one tfjs kernel: tensor ids for ranges of existing buffers ("views"), XNNPACK's matrix
- * product and the SIMD sigmoid on those ids, and the heap as one Float32Array. Every call into
+ * inside one tfjs kernel: tensor ids for ranges of existing buffers ("views"), the backend's
+ * SIMD sigmoid on those ids, the heap as one Float32Array and its memory. Every call into
  * wasm may grow the heap, which replaces the buffer: read `floats()` again after one.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-
-type Gemm = (aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape: Uint8Array, bRank: number,
-  transposeA: boolean, transposeB: boolean, outId: number) => void;
 
 /** The parts of BackendWasm used here (public in JavaScript, not in its typings). */
 type WasmInternals = {
@@ -23,8 +20,7 @@ type WasmInternals = {
 };
 
 const FLOAT_BYTES = 4;
-const shapeBytes = (shape: readonly number[]) => new Uint8Array(new Int32Array(shape).buffer);
-const wrapped = new WeakMap<object, { gemm: Gemm; sigmoid: (xId: number, outId: number) => void }>();
+const wrapped = new WeakMap<object, { sigmoid: (xId: number, outId: number) => void }>();
 
 export type WasmHeap = {
   /** The tensor's id on the C side. */
@@ -36,8 +32,6 @@ export type WasmHeap = {
   floats(): Float32Array;
   /** The WebAssembly.Memory behind the heap, for ferry's own wasm modules to import. */
   memory(): WebAssembly.Memory;
-  /** out [rows, cols] = left [rows, k] @ right [k, cols] through XNNPACK (which caches right's packing by id). */
-  gemm(left: number, rows: number, k: number, right: number, cols: number, out: number): void;
   /** out = sigmoid(x) over x's registered size, wasm's SIMD kernel. */
   sigmoid(x: number, out: number): void;
   /** Drops every view made so far (their memory stays with the tensors they view). */
@@ -49,12 +43,11 @@ export function wasmHeap(backend: BackendWasm): WasmHeap {
   let functions = wrapped.get(internals.wasm);
   if (functions === undefined) {
     functions = {
-      gemm: internals.wasm.cwrap(tf.BatchMatMul, null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']) as Gemm,
       sigmoid: internals.wasm.cwrap(tf.Sigmoid, null, ['number', 'number']) as (xId: number, outId: number) => void,
     };
     wrapped.set(internals.wasm, functions);
   }
-  const { gemm, sigmoid } = functions;
+  const { sigmoid } = functions;
   const views: number[] = [];
   return {
     id: (info) => internals.dataIdMap.get(info.dataId).id,
@@ -71,7 +64,6 @@ export function wasmHeap(backend: BackendWasm): WasmHeap {
       if (!(memory instanceof WebAssembly.Memory)) throw new Error('the tfjs wasm backend no longer exports its memory as asm.memory');
       return memory;
     },
-    gemm: (left, rows, k, right, cols, out) => gemm(left, shapeBytes([1, rows, k]), 3, right, shapeBytes([1, k, cols]), 3, false, false, out),
     sigmoid,
     release: () => {
       for (const id of views) internals.wasm.tfjs.disposeData(id);

@@ -4,8 +4,8 @@
  *
  * C = op(A) op(B) for a batch of matrices, where op(A)(i, k) = A[i * ars + k * acs] and
  * op(B)(k, j) = B[k * brs + j * bcs]: any transpose is a pair of strides, so gradients need no
- * transposed copies. Blocks of A (4 rows) and B (8 columns, 256 deep) are packed into scratch and a
- * 4 x 8 register tile is accumulated per block. Why 4 x 8: V8 keeps its 8 accumulators, the two B
+ * transposed copies. B is packed in panels of 8 columns, 256 deep, blocks of A (4 rows) as they are
+ * used, and a 4 x 8 register tile is accumulated per block. Why 4 x 8: V8 keeps its 8 accumulators, the two B
  * vectors and the broadcast A value in registers; 6 x 8 and unrolled variants spilled and ran
  * at half the speed.
  */
@@ -87,30 +87,53 @@ static void tile(int kc, const float *pa, const float *pb, float *c, int ldc, in
   if (rows > 3) { store_lanes(c + 3 * ldc, c30, low, accumulate); store_lanes(c + 3 * ldc + 4, c31, high, accumulate); }
 }
 
-/* Floats of scratch that gemm needs for n columns. */
-EXPORT("gemm_scratch_floats") int gemm_scratch_floats(int n) {
-  return KC * MR + KC * ((n + NR - 1) / NR) * NR;
+static inline int packed_width(int n) { return (n + NR - 1) / NR * NR; }
+
+/* Floats that gemm_pack_b writes for op(B) of k x n. */
+EXPORT("gemm_packed_b_floats") int gemm_packed_b_floats(int n, int k) {
+  return k * packed_width(n);
+}
+
+/* Floats of scratch that gemm_packed needs (one packed block of A). */
+EXPORT("gemm_packed_scratch_floats") int gemm_packed_scratch_floats(void) {
+  return KC * MR;
+}
+
+/* op(B) [k, n] packed for gemm_packed: depth block k0 starts at packed + k0 * packed_width(n). A
+   matrix multiplied many times (an LSTM's recurrent kernel, once per time step) is packed once. */
+EXPORT("gemm_pack_b") void gemm_pack_b(const float *b, int brs, int bcs, int n, int k, float *packed) {
+  for (int k0 = 0; k0 < k; k0 += KC) pack_b(b, brs, bcs, n, k0, k - k0 < KC ? k - k0 : KC, packed + k0 * packed_width(n));
+}
+
+/* C[m, n] (rows ldc apart) = op(A) [m, k] x B, B packed by gemm_pack_b; k > 0. */
+EXPORT("gemm_packed") void gemm_packed(const float *a, int ars, int acs, const float *packed, float *c, int ldc,
+                                       int m, int n, int k, float *scratch) {
+  for (int k0 = 0; k0 < k; k0 += KC) {
+    int kc = k - k0 < KC ? k - k0 : KC;
+    const float *pb = packed + k0 * packed_width(n);
+    for (int i0 = 0; i0 < m; i0 += MR) {
+      pack_a(a, ars, acs, i0, m, k0, kc, scratch);
+      int rows = m - i0 < MR ? m - i0 : MR;
+      for (int j0 = 0; j0 < n; j0 += NR) {
+        int cols = n - j0 < NR ? n - j0 : NR;
+        tile(kc, scratch, pb + (j0 / NR) * kc * NR, c + i0 * ldc + j0, ldc, rows, cols, k0 > 0);
+      }
+    }
+  }
+}
+
+/* Floats of scratch that gemm needs for op(B) of k x n. */
+EXPORT("gemm_scratch_floats") int gemm_scratch_floats(int n, int k) {
+  return KC * MR + gemm_packed_b_floats(n, k);
 }
 
 /* For each of `batch` matrices (A, B and C advancing by their batch strides; a stride of 0 shares
-   one matrix): C[m, n] (rows ldc apart) = op(A) op(B), summed over k > 0. */
+   one matrix, packed once): C[m, n] (rows ldc apart) = op(A) op(B), summed over k > 0. */
 EXPORT("gemm") void gemm(const float *a, int ars, int acs, int a_step, const float *b, int brs, int bcs, int b_step,
-          float *c, int ldc, int c_step, int batch, int m, int n, int k, float *scratch) {
-  float *pa = scratch, *pb = scratch + KC * MR;
+                         float *c, int ldc, int c_step, int batch, int m, int n, int k, float *scratch) {
+  float *packed = scratch + KC * MR;
   for (int index = 0; index < batch; index++) {
-    const float *ai = a + index * a_step, *bi = b + index * b_step;
-    float *ci = c + index * c_step;
-    for (int k0 = 0; k0 < k; k0 += KC) {
-      int kc = k - k0 < KC ? k - k0 : KC;
-      pack_b(bi, brs, bcs, n, k0, kc, pb);
-      for (int i0 = 0; i0 < m; i0 += MR) {
-        pack_a(ai, ars, acs, i0, m, k0, kc, pa);
-        int rows = m - i0 < MR ? m - i0 : MR;
-        for (int j0 = 0; j0 < n; j0 += NR) {
-          int cols = n - j0 < NR ? n - j0 : NR;
-          tile(kc, pa, pb + (j0 / NR) * kc * NR, ci + i0 * ldc + j0, ldc, rows, cols, k0 > 0);
-        }
-      }
-    }
+    if (index == 0 || b_step != 0) gemm_pack_b(b + index * b_step, brs, bcs, n, k, packed);
+    gemm_packed(a + index * a_step, ars, acs, packed, c + index * c_step, ldc, m, n, k, scratch);
   }
 }
