@@ -86,18 +86,26 @@ export function logSoftmax(logits: Float32Array): Float32Array {
   return out;
 }
 
+// Scratch space for filteredDistribution, reused across calls: sampling runs once per token of
+// every stream, so fresh arrays each time would keep the garbage collector busy.
+let scaledScratch = new Float64Array(0);
+let selectScratch = new Float64Array(0);
+
 /**
  * The candidates left after temperature, top-k, top-p and min-p, as token ids with their
- * renormalised probabilities, most probable first.
+ * renormalised probabilities, most probable first (ties: lower id first).
  */
 export function filteredDistribution(logits: Float32Array, params: SamplingParams): { ids: number[]; probs: number[] } {
-  const scaled = new Float64Array(logits.length);
+  const n = logits.length;
+  if (scaledScratch.length < n) scaledScratch = new Float64Array(n);
+  const scaled = scaledScratch;
   let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) {
-    scaled[i] = logits[i]! / params.temperature;
-    if (scaled[i]! > max) max = scaled[i]!;
+  for (let i = 0; i < n; i++) {
+    const value = logits[i]! / params.temperature;
+    scaled[i] = value;
+    if (value > max) max = value;
   }
-  let ids = params.topK > 0 && params.topK < logits.length ? topIds(scaled, params.topK) : Array.from({ length: logits.length }, (_, i) => i);
+  let ids = params.topK > 0 && params.topK < n ? topIds(scaled, n, params.topK) : Array.from({ length: n }, (_, i) => i);
   ids.sort((a, b) => scaled[b]! - scaled[a]! || a - b);
 
   let probs = ids.map((i) => Math.exp(scaled[i]! - max));
@@ -130,37 +138,46 @@ export function filteredDistribution(logits: Float32Array, params: SamplingParam
   return { ids, probs };
 }
 
-/** The ids of the k largest values (ties: lower id first), unordered; O(n log k). */
-function topIds(values: Float64Array, k: number): number[] {
-  // A min-heap of the best k so far, keyed by (value, -id).
-  const heap: number[] = [];
-  const worse = (a: number, b: number) => values[a]! < values[b]! || (values[a] === values[b] && a > b);
-  const siftDown = (i: number) => {
-    for (;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
-      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
-      if (m === i) return;
-      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-      i = m;
-    }
-  };
-  for (let id = 0; id < values.length; id++) {
-    if (heap.length < k) {
-      heap.push(id);
-      for (let i = heap.length - 1; i > 0;) {
-        const parent = (i - 1) >> 1;
-        if (!worse(heap[i]!, heap[parent]!)) break;
-        [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-        i = parent;
+/**
+ * The ids of the k largest of the first n values (ties: lower ids first), unordered: the k-th
+ * largest value found by selection on a copy, then one pass for the ids above it and one for
+ * the ties at it. O(n) on average.
+ */
+function topIds(values: Float64Array, n: number, k: number): number[] {
+  if (selectScratch.length < n) selectScratch = new Float64Array(n);
+  const work = selectScratch;
+  work.set(values.subarray(0, n));
+  const threshold = kthLargest(work, n, k - 1);
+  const ids: number[] = [];
+  for (let id = 0; id < n; id++) if (values[id]! > threshold) ids.push(id);
+  for (let id = 0; id < n && ids.length < k; id++) if (values[id] === threshold) ids.push(id);
+  // Only NaN logits leave it short: fill up in id order, as any token is as good as another then.
+  for (let id = 0; id < n && ids.length < k; id++) if (!(values[id]! >= threshold)) ids.push(id);
+  return ids;
+}
+
+/** The value at index k of `values[0..n)` sorted in descending order (Hoare's selection, in place). */
+function kthLargest(values: Float64Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i]! > pivot) i++;
+      while (values[j]! < pivot) j--;
+      if (i <= j) {
+        const swap = values[i]!;
+        values[i++] = values[j]!;
+        values[j--] = swap;
       }
-    } else if (worse(heap[0]!, id)) {
-      heap[0] = id;
-      siftDown(0);
     }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else break;
   }
-  return heap;
+  return values[k]!;
 }
 
 /** The next token: argmax for temperature 0, else one draw from the filtered distribution. */
@@ -186,15 +203,16 @@ function needsAdjusting(params: SamplingParams): boolean {
 function drawFromAll(logits: Float32Array, temperature: number, r: number): number {
   let max = -Infinity;
   for (const v of logits) if (v > max) max = v;
-  const weights = new Float64Array(logits.length);
+  if (scaledScratch.length < logits.length) scaledScratch = new Float64Array(logits.length);
+  const weights = scaledScratch;
   let total = 0;
   for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i]! - max) / temperature);
   let target = r * total;
-  for (let i = 0; i < weights.length; i++) {
+  for (let i = 0; i < logits.length; i++) {
     target -= weights[i]!;
     if (target < 0) return i;
   }
-  return weights.length - 1;
+  return logits.length - 1;
 }
 
 /** The k most probable tokens of a log-probability row, most probable first. */

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
   adjustLogits, argmax, countTokens, createRandom, filteredDistribution, GREEDY, logSoftmax, sampleToken, topLogprobs, type SamplingParams,
 } from '../../src/serve/sampling.ts';
@@ -82,6 +83,15 @@ test('top-k over a large vocabulary keeps exactly the k best, the lower id on ti
   const expected = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b).slice(0, 3);
   assert.deepEqual(ids, expected);
   assert.deepEqual(ids.slice(0, 2), [10, 4000]);
+});
+
+test('top-k with ties at the cut keeps the k largest, lower ids first among equals, for any k', () => {
+  fc.assert(fc.property(fc.array(fc.integer({ min: -3, max: 3 }), { minLength: 2, maxLength: 80 }), fc.nat(), (values, pick) => {
+    const logits = Float32Array.from(values);
+    const k = 1 + (pick % (logits.length - 1));
+    const expected = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b).slice(0, k);
+    assert.deepEqual(filteredDistribution(logits, params({ topK: k })).ids, expected);
+  }), { numRuns: 500 });
 });
 
 test('sampling with top-k draws among the k best at renormalised probabilities', () => {
