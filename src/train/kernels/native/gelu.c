@@ -8,10 +8,13 @@
 
 #define SPLAT wasm_f32x4_splat
 
-/* exp(x) for x in [-87, 0] (Cephes' expf: x = n ln 2 + r, a degree-6 polynomial in r, times 2^n). */
+/* exp(x) for x in [-87, 0] (Cephes' expf: x = n ln 2 + r, a degree-6 polynomial in r, times 2^n).
+   n is rounded by adding 1.5 * 2^23, which leaves it in the low bits of the float's pattern:
+   cheaper in V8 than wasm's nearest and a saturating float-to-int conversion. */
 static inline v128_t exp_nonpositive(v128_t x) {
-  x = wasm_f32x4_max(x, SPLAT(-87.0f));
-  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, SPLAT(1.44269504088896341f)));
+  x = wasm_f32x4_pmax(SPLAT(-87.0f), x); /* pmax: one x86 instruction; max orders NaNs */
+  v128_t shifted = wasm_f32x4_add(wasm_f32x4_mul(x, SPLAT(1.44269504088896341f)), SPLAT(12582912.0f));
+  v128_t n = wasm_f32x4_sub(shifted, SPLAT(12582912.0f));
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, SPLAT(0.693359375f)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, SPLAT(-2.12194440e-4f)));
   v128_t p = SPLAT(1.9875691500e-4f);
@@ -21,7 +24,8 @@ static inline v128_t exp_nonpositive(v128_t x) {
   p = wasm_f32x4_add(wasm_f32x4_mul(p, r), SPLAT(1.6666665459e-1f));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, r), SPLAT(5.0000001201e-1f));
   v128_t y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), SPLAT(1.0f));
-  v128_t power = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  /* The pattern of `shifted` is 0x4B400000 + n; shifting left by 23 drops the constant. */
+  v128_t power = wasm_i32x4_shl(wasm_i32x4_add(shifted, wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(y, power);
 }
 
