@@ -5,7 +5,7 @@ import { selectBackend } from '../../src/train/backend.ts';
 import { fusedAdamWStep, hasFusedAdamW } from '../../src/train/kernels/adamw.ts';
 import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
 import { createAdamW, DEFAULT_ADAMW } from '../../src/train/optimizer.ts';
-import { crossEntropy, FerryLSTM, gelu, layerNorm } from '../../src/train/models/index.ts';
+import { crossEntropy, FerryLSTM, FerryTransformerBlock, gelu, layerNorm } from '../../src/train/models/index.ts';
 
 /**
  * Runs `run` on the reference cpu backend (plain tfjs ops, autodiff) and on wasm (ferry's fused
@@ -66,6 +66,39 @@ test('fused LayerNorm equals plain tfjs in value and in the gradients of x, gamm
     return valueAndGrads((a, g, b) => layerNorm(a!, g!, b!, epsilon), [x, gamma, beta], 30 + i);
   }));
   cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `case ${Math.floor(i / 4)} output ${i % 4}`));
+});
+
+test('fused causal attention equals the tfjs ops (reshape, transpose, masked softmax) in value and gradients', async () => {
+  // Odd sizes: heads of 5, sequences that leave partial vectors and tiles; then nanogpt-cpu's.
+  const cases: [batch: number, steps: number, dim: number, heads: number][] = [[2, 7, 15, 3], [1, 1, 8, 2], [3, 13, 12, 1], [2, 64, 128, 4]];
+  const { cpu, wasm } = await onBoth(() => cases.flatMap(([batch, steps, dim, heads], i) => {
+    const block = new FerryTransformerBlock({ dim, numHeads: heads, mlpDim: 2 * dim, dropout: 0, seed: 60 + i });
+    const x = tf.randomNormal([batch, steps, dim], 0, 1, 'float32', 70 + i);
+    block.apply(x);
+    const weights = block.trainableWeights.map((weight) => weight.read() as tf.Variable);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(block.apply(x) as tf.Tensor, tf.randomNormal([batch, steps, dim], 0, 1, 'float32', 80 + i))) as tf.Scalar,
+      weights);
+    const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.square(block.apply(input) as tf.Tensor)))(x);
+    return [value, dx, ...weights.map((weight) => grads[weight.name]!)];
+  }));
+  cpu.forEach((values, i) => {
+    const largest = values.reduce((max, v) => Math.max(max, Math.abs(v)), 1);
+    assertClose(wasm[i]!, values, 1e-5 * largest, `output ${i}`);
+  });
+});
+
+test('the fused attention is what runs on wasm, and attention dropout in training takes the tfjs ops', async () => {
+  await selectBackend('wasm');
+  const run = async (dropout: number, training: boolean) => {
+    const block = new FerryTransformerBlock({ dim: 8, numHeads: 2, mlpDim: 16, dropout, seed: 1 });
+    const x = tf.randomNormal([1, 4, 8]);
+    const { kernels } = await tf.profile(() => block.apply(x, { training }) as tf.Tensor);
+    return kernels.map((kernel) => kernel.name);
+  };
+  assert.ok((await run(0, true)).includes('FerryCausalAttention'));
+  assert.ok((await run(0.1, false)).includes('FerryCausalAttention'));
+  const withDropout = await run(0.1, true);
+  assert.ok(!withDropout.includes('FerryCausalAttention') && withDropout.includes('Softmax'));
 });
 
 test('fused cross-entropy equals softmaxCrossEntropy over one-hot labels in value and gradient, saturated logits included', async () => {

@@ -1,6 +1,7 @@
 /** Kernels and gradients ferry adds to tfjs so that its models train fast on wasm. */
 import * as tf from '@tensorflow/tfjs';
 import { adamwKernel } from './adamw.ts';
+import { attentionGradKernel, attentionKernel } from './attention.ts';
 import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 import { rowGatherConfig } from './gather.ts';
 import { geluKernel } from './gelu.ts';
@@ -27,7 +28,7 @@ export function registerWasmKernels(): void {
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
   const heapKernels = [
-    geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel,
+    geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel, attentionKernel, attentionGradKernel,
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   for (const config of lstmSequenceConfigs) tf.registerKernel(config);

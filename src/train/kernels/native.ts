@@ -20,6 +20,10 @@ export interface NativeExports {
   gemm_packed_scratch_floats(): number;
   gemm_pack_b(b: number, brs: number, bcs: number, n: number, k: number, packed: number): void;
   gemm_packed(a: number, ars: number, acs: number, packed: number, c: number, ldc: number, m: number, n: number, k: number, scratch: number): void;
+  attention_scratch_floats(steps: number, headDim: number): number;
+  attention_forward(qkv: number, y: number, probs: number, batch: number, steps: number, heads: number, headDim: number, scale: number, scratch: number): void;
+  attention_backward(qkv: number, probs: number, dy: number, dqkv: number, batch: number, steps: number, heads: number, headDim: number,
+    scale: number, scratch: number): void;
   add_bias(c: number, rows: number, n: number, bias: number, biasStep: 0 | 1): void;
   gelu_with_slope(x: number, y: number, slope: number, n: number): void;
   layer_norm(x: number, gamma: number, beta: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;

@@ -6,6 +6,7 @@
  * instead of autodiff over a dozen small kernels.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL } from '../kernels/attention.ts';
 import { GELU_KERNEL } from '../kernels/gelu.ts';
 import { hasFusedKernel, runFused } from '../kernels/heap-kernel.ts';
 import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL } from '../kernels/layer-norm.ts';
@@ -45,3 +46,24 @@ const fusedGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   save([slope!]);
   return { value: y!, gradFunc: (dy: tf.Tensor, [savedSlope]: tf.Tensor[]) => [tf.mul(dy, savedSlope!)] };
 }) as unknown as CustomGradFunc) as (x: tf.Tensor) => tf.Tensor;
+
+/** Whether causal attention can run fused on the active backend (attention dropout cannot). */
+export function hasFusedAttention(qkv: tf.Tensor): boolean {
+  return hasFusedKernel(ATTENTION_KERNEL) && qkv.dtype === 'float32';
+}
+
+/**
+ * Causal self-attention of qkv [B, T, 3d] (q, k, v side by side) over `heads` heads: [B, T, d],
+ * the heads side by side. Check hasFusedAttention first.
+ */
+export function fusedCausalAttention(qkv: tf.Tensor, heads: number): tf.Tensor {
+  const attend = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [y, probs] = runFused(ATTENTION_KERNEL, { qkv: input }, { heads });
+    save([input, probs!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, [savedQkv, savedProbs]: tf.Tensor[]) => runFused(ATTENTION_GRAD_KERNEL, { dy, qkv: savedQkv!, probs: savedProbs! }, { heads }),
+    };
+  }) as unknown as CustomGradFunc) as (input: tf.Tensor) => tf.Tensor;
+  return attend(qkv);
+}

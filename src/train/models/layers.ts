@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../../errors.ts';
-import { gelu, layerNorm } from './fused.ts';
+import { fusedCausalAttention, gelu, hasFusedAttention, layerNorm } from './fused.ts';
 
 type Shape = (number | null)[];
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -202,7 +202,8 @@ export type FerryTransformerBlockArgs = LayerArgs & {
 
 /**
  * One pre-LayerNorm GPT block: x = x + proj(attn(ln1(x))); x = x + mlpProj(gelu(fc(ln2(x)))).
- * Attention runs for all heads at once: qkv is reshaped to [B, 3H, T, hd] and split.
+ * Attention runs for all heads at once: one fused kernel where the backend has it (wasm, without
+ * attention dropout), else qkv is reshaped to [B, 3H, T, hd] and split.
  */
 export class FerryTransformerBlock extends tf.layers.Layer {
   static className = 'FerryTransformerBlock';
@@ -281,6 +282,9 @@ export class FerryTransformerBlock extends tf.layers.Layer {
     const heads = this.numHeads;
     const headDim = this.dim / heads;
     const qkv = dense(h, w('attn/qkv/kernel'), w('attn/qkv/bias'));
+    if (hasFusedAttention(qkv) && !(training && this.dropout > 0)) {
+      return dense(fusedCausalAttention(qkv, heads), w('attn/proj/kernel'), w('attn/proj/bias'));
+    }
     const perHead = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, headDim]), [0, 2, 1, 3]);
     const [q, k, v] = tf.split(perHead, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
     const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(headDim)), k, false, true), causalMask(length));

@@ -8,27 +8,6 @@
 
 #define SPLAT wasm_f32x4_splat
 
-/* exp(x) for x in [-87, 0] (Cephes' expf: x = n ln 2 + r, a degree-6 polynomial in r, times 2^n).
-   n is rounded by adding 1.5 * 2^23, which leaves it in the low bits of the float's pattern:
-   cheaper in V8 than wasm's nearest and a saturating float-to-int conversion. */
-static inline v128_t exp_nonpositive(v128_t x) {
-  x = wasm_f32x4_pmax(SPLAT(-87.0f), x); /* pmax: one x86 instruction; max orders NaNs */
-  v128_t shifted = wasm_f32x4_add(wasm_f32x4_mul(x, SPLAT(1.44269504088896341f)), SPLAT(12582912.0f));
-  v128_t n = wasm_f32x4_sub(shifted, SPLAT(12582912.0f));
-  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, SPLAT(0.693359375f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, SPLAT(-2.12194440e-4f)));
-  v128_t p = SPLAT(1.9875691500e-4f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), SPLAT(1.3981999507e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), SPLAT(8.3334519073e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), SPLAT(4.1665795894e-2f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), SPLAT(1.6666665459e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), SPLAT(5.0000001201e-1f));
-  v128_t y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), SPLAT(1.0f));
-  /* The pattern of `shifted` is 0x4B400000 + n; shifting left by 23 drops the constant. */
-  v128_t power = wasm_i32x4_shl(wasm_i32x4_add(shifted, wasm_i32x4_splat(127)), 23);
-  return wasm_f32x4_mul(y, power);
-}
-
 static inline void gelu4(v128_t x, v128_t *y, v128_t *slope) {
   v128_t e = exp_nonpositive(wasm_f32x4_mul(wasm_f32x4_mul(x, x), SPLAT(-0.5f)));
   v128_t z = wasm_f32x4_mul(wasm_f32x4_abs(x), SPLAT(0.70710678118654752f));
