@@ -10,8 +10,8 @@ import { EVENT_STREAM_HEADERS } from './sse.ts';
  * is already on its way.
  */
 export function sendEventsToNode(frames: EventFrames, outgoing: ServerResponse): Response {
+  // No flushHeaders(): the headers go out with the first frames, in the same write.
   outgoing.writeHead(200, EVENT_STREAM_HEADERS);
-  outgoing.flushHeaders();
   outgoing.on('close', () => frames.cancel());
   pump().catch((error: unknown) => {
     console.error(error);
