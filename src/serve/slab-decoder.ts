@@ -235,10 +235,12 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
     slab = viewsOf(outputs[pastNames[0]!]!.data.buffer as ArrayBuffer, owners.length);
     const fresh = freshOutputs(outputs);
     const rowLogits = logitsOf(outputs, rows, vocabSize);
-    const logits = new Float32Array(rows * vocabSize);
+    // A steady batch keeps each sequence in the row of its entry: the runtime's logits are then already in order.
+    const inOrder = lineages.every((lineage, entry) => lineage.row === entry);
+    const logits = inOrder ? rowLogits : new Float32Array(rows * vocabSize);
     const states = lineages.map((lineage, entry): SlabState => {
       write(fresh, lineage.row, 1, 0, 1, lineage.row, lineage.length);
-      logits.set(rowLogits.subarray(lineage.row * vocabSize, (lineage.row + 1) * vocabSize), entry * vocabSize);
+      if (!inOrder) logits.set(rowLogits.subarray(lineage.row * vocabSize, (lineage.row + 1) * vocabSize), entry * vocabSize);
       lineage.length++;
       return { length: lineage.length, lineage };
     });
