@@ -106,11 +106,12 @@ export function filteredDistribution(logits: Float32Array, params: SamplingParam
     if (value > max) max = value;
   }
   let ids = params.topK > 0 && params.topK < n ? topIds(scaled, n, params.topK) : Array.from({ length: n }, (_, i) => i);
-  ids.sort((a, b) => scaled[b]! - scaled[a]! || a - b);
+  mostLikelyFirst(ids, scaled);
 
-  let probs = ids.map((i) => Math.exp(scaled[i]! - max));
-  let total = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / total);
+  let probs = new Array<number>(ids.length);
+  let total = 0;
+  for (let k = 0; k < ids.length; k++) total += probs[k] = Math.exp(scaled[ids[k]!]! - max);
+  for (let k = 0; k < probs.length; k++) probs[k] = probs[k]! / total;
 
   let keep = probs.length;
   if (params.topP < 1) {
@@ -136,6 +137,21 @@ export function filteredDistribution(logits: Float32Array, params: SamplingParam
     probs = probs.map((p) => p / total);
   }
   return { ids, probs };
+}
+
+/** Sorts ids by value, largest first, lower id first among equals: by insertion for the few that top-k leaves. */
+function mostLikelyFirst(ids: number[], values: Float64Array): void {
+  if (ids.length > 64) {
+    ids.sort((a, b) => values[b]! - values[a]! || a - b);
+    return;
+  }
+  for (let i = 1; i < ids.length; i++) {
+    const id = ids[i]!;
+    const value = values[id]!;
+    let j = i - 1;
+    for (; j >= 0 && (values[ids[j]!]! < value || (values[ids[j]!] === value && ids[j]! > id)); j--) ids[j + 1] = ids[j]!;
+    ids[j + 1] = id;
+  }
 }
 
 /**
