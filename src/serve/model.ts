@@ -1,7 +1,9 @@
+import { readFile } from 'node:fs/promises';
 import { createDecoder, type Decoder } from './decoder.ts';
 import { createLanes } from './lanes.ts';
 import type { Precision } from './manifest.ts';
 import { loadPackage, type ModelPackage } from './package.ts';
+import { keepOutputs } from './prune-outputs.ts';
 import type { Runtime } from './runtime/types.ts';
 import { createScheduler, type Scheduler } from './scheduler.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
@@ -42,7 +44,14 @@ export interface OpenModelOptions {
 /** Loads a package, opens its session, and warms it up with one prefill and one batched step. */
 export async function openModel(dir: string, options: OpenModelOptions): Promise<ServedModel> {
   const pkg = await loadPackage(dir, { precision: options.precision });
-  const session = await options.runtime.createSession(pkg.modelPath, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });
+  // The decoders keep a Transformer's KV cache themselves where the graph offers new_key_values.*
+  // (createDecoder's ownCache): they never fetch present.*, so the session goes without them.
+  const outputNames = pkg.manifest.outputs.map((output) => output.name);
+  const ownCache = pkg.manifest.contextLength !== null && outputNames.includes('new_key_values.0.key');
+  const model = ownCache
+    ? keepOutputs(new Uint8Array(await readFile(pkg.modelPath)), outputNames.filter((name) => !name.startsWith('present.')))
+    : pkg.modelPath;
+  const session = await options.runtime.createSession(model, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });
   const lanes = Math.max(1, Math.min(options.lanes ?? 1, options.maxBatch));
   const schedulers = await Promise.all(Array.from({ length: lanes }, async () => {
     const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache: true });
