@@ -19,7 +19,8 @@ function stepFeeds(session: ort.InferenceSession): Record<string, ort.Tensor> {
     else if (name === 'attention_mask') feeds[name] = new ort.Tensor('int64', new BigInt64Array(batch * (past + fresh)).fill(1n), [batch, past + fresh]);
     else if (name === 'position_ids') feeds[name] = new ort.Tensor('int64', new BigInt64Array(batch).fill(BigInt(past)), [batch, fresh]);
     else {
-      const [, heads, , headDim] = (session.inputMetadata.find((meta) => meta.name === name) as { shape: (number | string)[] }).shape as [unknown, number, unknown, number];
+      const meta = session.inputMetadata.find((entry) => entry.name === name) as unknown as { shape: readonly (number | string)[] };
+      const [, heads, , headDim] = meta.shape as [unknown, number, unknown, number];
       feeds[name] = new ort.Tensor('float32', Float32Array.from({ length: batch * heads * past * headDim }, next), [batch, heads, past, headDim]);
     }
   }
