@@ -5,6 +5,7 @@ import { createMetrics } from './metrics.ts';
 import type { ServedModel } from './model.ts';
 import { ApiError, errorResponse, toApiError } from './openai-error.ts';
 import { eventStreamResponse } from './sse.ts';
+import { concatBytes } from '../tokenizer/utf8.ts';
 
 export interface AppOptions {
   /** The models to serve; while the promise is pending /readyz says 503 and so do completions. */
@@ -166,11 +167,5 @@ async function readCounted(body: ReadableStream<Uint8Array> | null, maxBytes: nu
     }
     chunks.push(value);
   }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks);
 }

@@ -8,6 +8,7 @@ import { modelFileOf, parseManifest } from '../manifest.ts';
 import { openModelFromFiles, type PackageFiles } from './model.ts';
 import { createOrtWebRuntime, type OrtWeb } from './runtime.ts';
 import { hasWebGpuAdapter } from '../runtime/webgpu.ts';
+import { concatBytes } from '../../tokenizer/utf8.ts';
 
 // The scheduler yields to I/O between decode steps with setImmediate where it exists, else
 // setTimeout(0), which browsers clamp to 4 ms once nested: that capped a page at ~70 tokens/s.
@@ -142,13 +143,7 @@ async function fetchBytes(url: string, onProgress?: (progress: Progress) => void
     loaded += value.byteLength;
     onProgress?.({ loaded, total });
   }
-  const bytes = new Uint8Array(loaded);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks);
 }
 
 async function fetchOk(url: string): Promise<Response> {
