@@ -55,6 +55,14 @@ export interface DecoderOptions {
   ownCache?: boolean;
 }
 
+/**
+ * Whether a Transformer graph with these outputs gets the slab decoder under `ownCache`: it
+ * keeps the KV cache itself and fetches `logits` and `new_key_values.*` only, never `present.*`.
+ */
+export function keepsCacheItself(contextLength: number | null, outputNames: readonly string[]): boolean {
+  return contextLength !== null && outputNames.includes('new_key_values.0.key');
+}
+
 export function createDecoder(session: Session, state: StateSpec, vocabSize: number, contextLength: number | null, options: DecoderOptions = {}): Decoder {
   const missing = ['input_ids', ...feedNames(state)].filter((name) => !session.inputNames.includes(name));
   if (missing.length) {
@@ -63,8 +71,9 @@ export function createDecoder(session: Session, state: StateSpec, vocabSize: num
     });
   }
   if (state.kind === 'lstm') return createLstmDecoder(session, state.layers, state.hiddenSize, vocabSize);
-  if (options.ownCache && contextLength !== null && session.outputNames.includes('new_key_values.0.key')) {
-    return createSlabKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
+  if (options.ownCache && keepsCacheItself(contextLength, session.outputNames)) {
+    // keepsCacheItself holds only with a context length.
+    return createSlabKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength!);
   }
   return createKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
 }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { createDecoder, type Decoder } from './decoder.ts';
+import { createDecoder, keepsCacheItself, type Decoder } from './decoder.ts';
 import { createLanes } from './lanes.ts';
 import type { Precision } from './manifest.ts';
 import { loadPackage, type ModelPackage } from './package.ts';
@@ -44,11 +44,9 @@ export interface OpenModelOptions {
 /** Loads a package, opens its session, and warms it up with one prefill and one batched step. */
 export async function openModel(dir: string, options: OpenModelOptions): Promise<ServedModel> {
   const pkg = await loadPackage(dir, { precision: options.precision });
-  // The decoders keep a Transformer's KV cache themselves where the graph offers new_key_values.*
-  // (createDecoder's ownCache): they never fetch present.*, so the session goes without them.
+  // Decoders that keep the KV cache themselves never fetch present.*: the session goes without them.
   const outputNames = pkg.manifest.outputs.map((output) => output.name);
-  const ownCache = pkg.manifest.contextLength !== null && outputNames.includes('new_key_values.0.key');
-  const model = ownCache
+  const model = keepsCacheItself(pkg.manifest.contextLength, outputNames)
     ? keepOutputs(new Uint8Array(await readFile(pkg.modelPath)), outputNames.filter((name) => !name.startsWith('present.')))
     : pkg.modelPath;
   const session = await options.runtime.createSession(model, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });

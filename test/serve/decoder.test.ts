@@ -1,22 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDecoder, type SequenceState } from '../../src/serve/decoder.ts';
-import { createReferenceKvSession } from './fakes.ts';
+import { createReferenceKvSession, decodeAlone } from './fakes.ts';
 
 const VOCAB = 11;
 const kvState = { kind: 'kv' as const, layers: 1, heads: 2, headDim: 3 };
 
-async function runAlone(prompt: number[], next: number[]) {
-  const decoder = createDecoder(createReferenceKvSession(VOCAB), kvState, VOCAB, 64);
-  let { state } = (await decoder.prefill([prompt]))[0]!;
-  const rows: Float32Array[] = [];
-  for (const token of next) {
-    const out = await decoder.step([{ state, token }]);
-    state = out.states[0]!;
-    rows.push(out.logits.slice());
-  }
-  return { rows, state };
-}
+const runAlone = (prompt: number[], next: number[]) => decodeAlone(createDecoder(createReferenceKvSession(VOCAB), kvState, VOCAB, 64), prompt, next);
 
 test('a KV step of one token gives the logits the whole sequence gives at that position', async () => {
   const decoder = createDecoder(createReferenceKvSession(VOCAB), kvState, VOCAB, 64);

@@ -152,3 +152,15 @@ export function createReferenceKvSession(vocab: number, heads = 2, headDim = 3, 
     release: async () => {},
   };
 }
+
+/** Prefills `prompt` alone, then steps through `tokens` one at a time: each step's logits, and the last state. */
+export async function decodeAlone(decoder: Decoder, prompt: number[], tokens: number[]): Promise<{ rows: Float32Array[]; state: SequenceState }> {
+  let { state } = (await decoder.prefill([prompt]))[0]!;
+  const rows: Float32Array[] = [];
+  for (const token of tokens) {
+    const out = await decoder.step([{ state, token }]);
+    state = out.states[0]!;
+    rows.push(out.logits.slice());
+  }
+  return { rows, state };
+}

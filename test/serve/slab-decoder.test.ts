@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createDecoder, type Decoder, type SequenceState } from '../../src/serve/decoder.ts';
 import { FerryError } from '../../src/errors.ts';
 import type { NamedTensors, RunOptions, Session } from '../../src/serve/runtime/types.ts';
-import { createReferenceKvSession } from './fakes.ts';
+import { createReferenceKvSession, decodeAlone } from './fakes.ts';
 
 // The slab decoder (own KV cache, new K/V fetched) against the concat decoder (the graph's
 // present fed back), both over the same exact reference attention: every logit must be equal.
@@ -40,17 +40,7 @@ function slabDecoder(session: Session = createReferenceKvSession(VOCAB, 2, 3, { 
 
 const concatDecoder = () => createDecoder(createReferenceKvSession(VOCAB, 2, 3, { newKeyValues: true }), kvState, VOCAB, CONTEXT);
 
-async function alone(prompt: number[], tokens: number[]): Promise<Float32Array[]> {
-  const decoder = concatDecoder();
-  let { state } = (await decoder.prefill([prompt]))[0]!;
-  const rows: Float32Array[] = [];
-  for (const token of tokens) {
-    const out = await decoder.step([{ state, token }]);
-    state = out.states[0]!;
-    rows.push(out.logits.slice());
-  }
-  return rows;
-}
+const alone = async (prompt: number[], tokens: number[]): Promise<Float32Array[]> => (await decodeAlone(concatDecoder(), prompt, tokens)).rows;
 
 test('the slab decoder is chosen only with ownCache and new_key_values outputs, and fetches just those', async () => {
   const { decoder, recorded } = slabDecoder();

@@ -47,7 +47,7 @@ export function packRightMatrix(backend: BackendWasm, b: Omit<StridedMatrices, '
   const heap = wasmHeap(backend);
   const packed = backend.makeOutput([exports.gemm_packed_b_floats(n, k)], 'float32');
   const scratch = backend.makeOutput([exports.gemm_packed_scratch_floats()], 'float32');
-  const [packedAt, scratchAt] = [heap.start(packed) * FLOAT_BYTES, heap.start(scratch) * FLOAT_BYTES];
+  const [packedAt, scratchAt] = [heap.address(packed), heap.address(scratch)];
   exports.gemm_pack_b(b.start * FLOAT_BYTES, b.rowStride, b.columnStride, n, k, packedAt);
   return {
     multiplyBy(a, c, m) {

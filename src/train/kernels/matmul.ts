@@ -14,7 +14,6 @@ import { wasmHeap } from './wasm-heap.ts';
 type MatMulAttrs = { transposeA: boolean; transposeB: boolean };
 type KernelArgs = { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; attrs: MatMulAttrs; backend: BackendWasm };
 
-const FLOAT_BYTES = 4;
 const sizeOf = (shape: readonly number[]) => shape.reduce((x, y) => x * y, 1);
 
 /**
@@ -104,7 +103,7 @@ export function fastFusedMatMulConfig(): tf.KernelConfig {
     if (out === null) return original.kernelFunc(args as never) as tf.TensorInfo;
     if (bias !== undefined && n > 0) {
       const heap = wasmHeap(backend);
-      nativeKernels(backend).exports.add_bias(heap.start(out) * FLOAT_BYTES, sizeOf(out.shape) / n, n, heap.start(bias) * FLOAT_BYTES, bias.shape[0] === n ? 1 : 0);
+      nativeKernels(backend).exports.add_bias(heap.address(out), sizeOf(out.shape) / n, n, heap.address(bias), bias.shape[0] === n ? 1 : 0);
     }
     return out;
   };

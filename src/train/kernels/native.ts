@@ -43,8 +43,6 @@ export interface NativeKernels {
   withScratch<T>(floats: number, use: (address: number) => T): T;
 }
 
-const FLOAT_BYTES = 4;
-
 let binary: { module: WebAssembly.Module; fusedMultiplyAdd: boolean } | undefined;
 
 function compiled(): { module: WebAssembly.Module; fusedMultiplyAdd: boolean } {
@@ -75,7 +73,7 @@ export function nativeKernels(backend: BackendWasm): NativeKernels {
     withScratch(floats, use) {
       const scratch = backend.makeOutput([floats], 'float32');
       try {
-        return use(heap.start(scratch) * FLOAT_BYTES);
+        return use(heap.address(scratch));
       } finally {
         backend.disposeData(scratch.dataId);
       }

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { hasFusedKernel, runFused } from './heap-kernel.ts';
 import { nativeKernels } from './native.ts';
+import { wasmHeap } from './wasm-heap.ts';
 
 export const SQUARED_NORM_KERNEL = 'FerrySquaredNorm';
 
@@ -17,11 +18,11 @@ export const squaredNormConfig: tf.KernelConfig = {
   backendName: 'wasm',
   kernelFunc: (({ inputs, backend }: KernelArgs): tf.TensorInfo => {
     const { sum_of_squares: sumOfSquares } = nativeKernels(backend).exports;
+    const heap = wasmHeap(backend);
     let total = 0;
     for (const info of Object.values(inputs)) {
       if (info.dtype !== 'float32') throw new Error(`${SQUARED_NORM_KERNEL} takes float32 tensors, got ${info.dtype}`);
-      const values = backend.typedArrayFromHeap(info);
-      total += sumOfSquares(values.byteOffset, values.length);
+      total += sumOfSquares(heap.address(info), tf.util.sizeFromShape(info.shape));
     }
     const out = backend.makeOutput([], 'float32');
     backend.typedArrayFromHeap(out)[0] = total;

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { nativeKernels } from './native.ts';
+import { wasmHeap } from './wasm-heap.ts';
 
 type SumArgs = { inputs: { x: tf.TensorInfo }; attrs: { axis: number | number[]; keepDims: boolean }; backend: BackendWasm };
 
@@ -22,7 +23,8 @@ export function leadingAxesSumConfig(): tf.KernelConfig {
     const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
     const width = kept.reduce((a, b) => a * b, 1);
     const rows = x.shape.slice(0, axes.length).reduce((a, b) => a * b, 1);
-    nativeKernels(backend).exports.sum_rows(backend.typedArrayFromHeap(x).byteOffset, rows, width, backend.typedArrayFromHeap(out).byteOffset);
+    const heap = wasmHeap(backend);
+    nativeKernels(backend).exports.sum_rows(heap.address(x), rows, width, heap.address(out));
     return out;
   };
   return { ...original, kernelFunc: sum as unknown as tf.KernelFunc };

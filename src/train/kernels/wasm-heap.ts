@@ -29,6 +29,8 @@ export type WasmHeap = {
   view(info: tf.TensorInfo, offset: number, size: number): number;
   /** Where `info` starts in `floats()`. */
   start(info: tf.TensorInfo): number;
+  /** Where `info` starts in the heap, in bytes: the pointer a native kernel takes. */
+  address(info: tf.TensorInfo): number;
   floats(): Float32Array;
   /** The WebAssembly.Memory behind the heap, for ferry's own wasm modules to import. */
   memory(): WebAssembly.Memory;
@@ -58,6 +60,7 @@ export function wasmHeap(backend: BackendWasm): WasmHeap {
       return id;
     },
     start: (info) => internals.dataIdMap.get(info.dataId).memoryOffset / FLOAT_BYTES,
+    address: (info) => internals.dataIdMap.get(info.dataId).memoryOffset,
     floats: () => internals.wasm.HEAPF32,
     memory: () => {
       const memory = internals.wasm.asm.memory;

@@ -111,8 +111,7 @@ async function createParallelGradients({ model, variables, config, backend, thre
         const grads = variables.map((variable, j) =>
           tf.tidy(() => {
             const offset = gradLayout.offsets[j]!;
-            const parts = [own.grads[j]!, ...workers.map((worker) => tensorFromShared(worker.grads.subarray(offset, offset + variable.size), variable.shape))];
-            return parts.length === 2 ? tf.add(parts[0]!, parts[1]!) : tf.addN(parts);
+            return tf.addN([own.grads[j]!, ...workers.map((worker) => tensorFromShared(worker.grads.subarray(offset, offset + variable.size), variable.shape))]);
           }),
         );
         return { loss, grads };
