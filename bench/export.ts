@@ -6,9 +6,10 @@
  * - per-token decode time at batch 1: onnxruntime-node with the state/KV cache vs tfjs (the
  *   Layers model has no cache, so each token re-runs the prefix), for the same checkpoint;
  * - per-token decode time of the fp32, int8 and fp16 files in onnxruntime-node and
- *   onnxruntime-web (WASM, one thread), with their sizes and perplexity change.
+ *   onnxruntime-web (WASM, one thread), timed side by side in interleaved rounds (medians), with
+ *   their sizes and perplexity change.
  *
- *   node --import tsx bench/export.ts [--tokens 32] [--backend auto|wasm|cpu]
+ *   node --import tsx bench/export.ts [--tokens 32] [--rounds 7] [--backend auto|wasm|cpu]
  *
  * Prints one JSON line with the figures for BENCHMARKS.md.
  */
@@ -28,8 +29,9 @@ import { selectBackend } from '../src/train/backend.ts';
 import { countParameters, createModel, PRESETS, type ModelConfig } from '../src/train/models/index.ts';
 import { fileSystemIO } from '../src/train/tfjs-io.ts';
 
-const { values } = parseArgs({ options: { tokens: { type: 'string', default: '32' }, backend: { type: 'string', default: 'auto' } } });
+const { values } = parseArgs({ options: { tokens: { type: 'string', default: '32' }, rounds: { type: 'string', default: '7' }, backend: { type: 'string', default: 'auto' } } });
 const tokens = Number(values.tokens);
+const rounds = Number(values.rounds);
 const backend = await selectBackend(values.backend);
 
 const CORPUS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?\'-\n0123456789&$3';
@@ -51,50 +53,65 @@ async function exportInChild(dir: string) {
   return { out, ...(JSON.parse(stdout.trim().split('\n').pop()!) as { seconds: number; peakRssMB: number; baselineRssMB: number }) };
 }
 
-/**
- * ms per token over `tokens` single-token steps after a 4-token prompt, through the cache; the
- * best of three rounds (V8 compiles WASM in tiers: the first rounds of a process run slower).
- */
+/** ms per token over `tokens` single-token steps after a 4-token prompt, through the cache. */
 async function onnxDecodeMs(run: (ids: number[], past: number, state: Record<string, unknown>) => Promise<Record<string, unknown>>, spec: LanguageModelSpec): Promise<number> {
-  let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    let state = await run([1, 2, 3, 4], 0, {});
-    const started = performance.now();
-    for (let i = 0; i < tokens; i++) state = await run([(i * 7) % spec.vocabSize], 4 + i, state);
-    best = Math.min(best, (performance.now() - started) / tokens);
-  }
-  return best;
+  let state = await run([1, 2, 3, 4], 0, {});
+  const started = performance.now();
+  for (let i = 0; i < tokens; i++) state = await run([(i * 7) % spec.vocabSize], 4 + i, state);
+  return (performance.now() - started) / tokens;
 }
 
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+
+/**
+ * The fp32, int8 and fp16 files side by side: every session opened first, then rounds that time
+ * each file in turn (node, then WASM), so that load on the machine falls on all of them alike;
+ * medians over the rounds after the first (V8 compiles WASM in tiers).
+ */
 async function variantTimes(dir: string, spec: LanguageModelSpec) {
   const out = path.join(dir, 'onnx-variants');
   const report = await exportModel({ source: dir, outDir: out, verify: false, quantize: 'int8', fp16: true });
-  const result: Record<string, unknown> = {};
   ortWeb.env.wasm.numThreads = 1;
+  const runners: { key: string; file: string; node: (ids: number[], past: number, state: Record<string, unknown>) => Promise<Record<string, unknown>>; web: (ids: number[], past: number, state: Record<string, unknown>) => Promise<Record<string, unknown>> }[] = [];
+  const releases: (() => Promise<void>)[] = [];
   for (const [key, file] of Object.entries(report.files)) {
     if (!file) continue;
     const bytes = await readFile(path.join(out, file));
     const node = await createSession(bytes);
-    const nodeMs = await onnxDecodeMs(async (ids, _past, state) => (await runStep(node, spec, [ids], Object.keys(state).length ? state as never : initialState(spec, 1))).state, spec);
-    await node.release();
     const web = await ortWeb.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
-    const webMs = await onnxDecodeMs(async (ids, past, state) => {
-      const feeds: Record<string, ortWeb.Tensor> = { input_ids: new ortWeb.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) };
-      for (let l = 0; l < spec.layers; l++) {
-        if (spec.arch === 'lstm') {
-          for (const p of ['h', 'c']) feeds[`past_${p}.${l}`] = (state[`present_${p}.${l}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(spec.hiddenSize), [1, spec.hiddenSize]);
-        } else {
-          for (const p of ['key', 'value']) feeds[`past_key_values.${l}.${p}`] = (state[`present.${l}.${p}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(0), [1, spec.heads, 0, spec.headDim]);
+    releases.push(() => node.release(), () => web.release());
+    runners.push({
+      key,
+      file,
+      node: async (ids, _past, state) => (await runStep(node, spec, [ids], Object.keys(state).length ? state as never : initialState(spec, 1))).state,
+      web: async (ids, past, state) => {
+        const feeds: Record<string, ortWeb.Tensor> = { input_ids: new ortWeb.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) };
+        for (let l = 0; l < spec.layers; l++) {
+          if (spec.arch === 'lstm') {
+            for (const p of ['h', 'c']) feeds[`past_${p}.${l}`] = (state[`present_${p}.${l}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(spec.hiddenSize), [1, spec.hiddenSize]);
+          } else {
+            for (const p of ['key', 'value']) feeds[`past_key_values.${l}.${p}`] = (state[`present.${l}.${p}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(0), [1, spec.heads, 0, spec.headDim]);
+          }
         }
-      }
-      if (spec.arch === 'transformer') {
-        feeds.attention_mask = new ortWeb.Tensor('int64', new BigInt64Array(past + ids.length).fill(1n), [1, past + ids.length]);
-        feeds.position_ids = new ortWeb.Tensor('int64', BigInt64Array.from(ids, (_, i) => BigInt(past + i)), [1, ids.length]);
-      }
-      return web.run(feeds);
-    }, spec);
-    await web.release();
-    result[key] = { MB: +(report.sizes[file]! / 2 ** 20).toFixed(1), nodeMsPerToken: +nodeMs.toFixed(2), wasmMsPerToken: +webMs.toFixed(2) };
+        if (spec.arch === 'transformer') {
+          feeds.attention_mask = new ortWeb.Tensor('int64', new BigInt64Array(past + ids.length).fill(1n), [1, past + ids.length]);
+          feeds.position_ids = new ortWeb.Tensor('int64', BigInt64Array.from(ids, (_, i) => BigInt(past + i)), [1, ids.length]);
+        }
+        return web.run(feeds);
+      },
+    });
+  }
+  const times = runners.map(() => ({ node: [] as number[], web: [] as number[] }));
+  for (let round = 0; round < rounds + 1; round++) {
+    for (const [i, runner] of runners.entries()) {
+      const [node, web] = [await onnxDecodeMs(runner.node, spec), await onnxDecodeMs(runner.web, spec)];
+      if (round > 0) times[i]!.node.push(node), times[i]!.web.push(web);
+    }
+  }
+  await Promise.all(releases.map((release) => release()));
+  const result: Record<string, unknown> = {};
+  for (const [i, { key, file }] of runners.entries()) {
+    result[key] = { MB: +(report.sizes[file]! / 2 ** 20).toFixed(1), nodeMsPerToken: +median(times[i]!.node).toFixed(3), wasmMsPerToken: +median(times[i]!.web).toFixed(3) };
   }
   for (const key of ['int8', 'fp16']) {
     const parity = report.parity[key] as { perplexityChange: number } | undefined;

@@ -46,4 +46,14 @@ export function registerExportCommands(program: Command): void {
         log: (line) => console.log(line),
       });
     });
+
+  program
+    .command('quantize')
+    .description('Write the int8 copy of an exported language-model package again from its fp32 file, checked against it (for packages whose int8 file predates 7-bit weights).')
+    .argument('<package>', 'a package dir written by `ferry export`')
+    .action(async (dir: string) => {
+      const { requantizePackage } = await import('./requantize.ts');
+      await requantizePackage(dir, (line) => console.log(line));
+      console.log(`rewrote ${dir}`);
+    });
 }

@@ -11,15 +11,13 @@ import { tokenizerConfigJson } from '../tokenizer/index.ts';
 import type { ModelConfig } from '../train/models/index.ts';
 import { convertModel, modelNamedIO, type GraphIO } from './convert.ts';
 import type { AttentionForm, Target } from './converters/types.ts';
-import type { Graph } from './graph.ts';
 import { lstmLanguageModelIO } from './lm/lstm.ts';
-import type { LanguageModelSpec } from './lm/spec.ts';
+import { languageModelSpec } from './lm/spec.ts';
 import { transformerLanguageModelIO } from './lm/transformer.ts';
 import { writePackageDir, type PackageFiles } from './package.ts';
-import { createSession, meanNll } from './runner.ts';
 import { readExportSource, type ExportSource } from './source.ts';
-import { quantizeInt8, weightsToFp16 } from './quantize.ts';
-import { sampleIds, verifyForeignModel, verifyLanguageModel, type ParityReport } from './verify.ts';
+import { buildVariants, variantText } from './variants.ts';
+import { verifyForeignModel, verifyLanguageModel, type ParityReport } from './verify.ts';
 import { FERRY_VERSION, serializeModel, serializeModelChunks } from './writer.ts';
 
 export const TARGETS: readonly Target[] = ['cpu', 'wasm', 'webgpu'];
@@ -95,12 +93,6 @@ function checkModelOptions(options: ExportOptions, resolved: ResolvedOptions, co
   }
 }
 
-function languageModelSpec(config: ModelConfig): LanguageModelSpec {
-  return config.arch === 'lstm'
-    ? { arch: 'lstm', vocabSize: config.vocabSize, layers: config.numLayers, hiddenSize: config.hiddenSize, withCell: true }
-    : { arch: 'transformer', vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead, contextLength: config.blockSize };
-}
-
 function graphIO(config: ModelConfig | undefined, attention: AttentionForm, target: Target): GraphIO {
   if (!config) return modelNamedIO;
   if (config.arch === 'lstm') return lstmLanguageModelIO(config.vocabSize);
@@ -157,7 +149,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     parity.fp32 = await verifySource(source, serializeModel(graph), resolved.attention, log);
   }
 
-  const variants = await buildVariants(graph, source, options, log);
+  const variants = options.quantize || options.fp16
+    ? await buildVariants(graph, languageModelSpec(config!), variantText(source.tokenizer, config!.vocabSize), { int8: options.quantize === 'int8', fp16: options.fp16 === true }, log)
+    : { parity: {} };
   Object.assign(parity, variants.parity);
 
   const manifest: Record<string, unknown> = {
@@ -215,32 +209,3 @@ async function verifySource(source: ExportSource, onnx: Uint8Array, attention: A
   return verifyLanguageModel(source.model, onnx, languageModelSpec(source.config), { tokenizer: source.tokenizer, attention, log });
 }
 
-/** int8 / fp16 files with their size and the perplexity change on the sample text. */
-async function buildVariants(graph: Graph, source: ExportSource, options: ExportOptions, log: (line: string) => void) {
-  const result: { int8?: Graph; fp16?: Graph; parity: Record<string, unknown> } = { parity: {} };
-  if (!options.quantize && !options.fp16) return result;
-  const fp32 = serializeModel(graph);
-  const spec = languageModelSpec(source.config!);
-  const ids = source.tokenizer ? sampleIds(source.tokenizer) : [];
-  const text = ids.length > 8 ? ids : Array.from({ length: 64 }, (_, i) => (i * 31 + 7) % spec.vocabSize);
-  const nll = async (bytes: Uint8Array) => {
-    const session = await createSession(bytes);
-    try {
-      return await meanNll(session, spec, text);
-    } finally {
-      await session.release();
-    }
-  };
-  const base = await nll(fp32);
-  const measure = async (key: 'int8' | 'fp16', variant: Graph) => {
-    const bytes = serializeModel(variant);
-    const perplexity = Math.exp(await nll(bytes));
-    const change = perplexity / Math.exp(base) - 1;
-    log(`${key}: ${(bytes.byteLength / 1e6).toFixed(2)} MB (fp32 ${(fp32.byteLength / 1e6).toFixed(2)} MB), perplexity ${perplexity.toFixed(3)} vs ${Math.exp(base).toFixed(3)} (${(change * 100).toFixed(2)}%)`);
-    result.parity[key] = { perplexity, fp32Perplexity: Math.exp(base), perplexityChange: change, bytes: bytes.byteLength, fp32Bytes: fp32.byteLength, tokens: text.length };
-    result[key] = variant;
-  };
-  if (options.quantize === 'int8') await measure('int8', quantizeInt8(graph));
-  if (options.fp16) await measure('fp16', weightsToFp16(graph));
-  return result;
-}

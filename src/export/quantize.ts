@@ -1,17 +1,23 @@
 /**
  * Smaller files from an fp32 graph.
  *
- * int8: MatMul weights become int8 with one scale per output column, run as
- * DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (the form of ORT's quantize_dynamic; ORT
- * CPU fuses it into DynamicQuantizeMatMul, and the WASM build has the same kernels). Embedding
- * tables become int8 with one scale per row, gathered and rescaled. LSTM ops become
- * com.microsoft DynamicQuantizeLSTM with int8 W/R (one scale per gate row; ORT CPU and WASM run
- * it, and `--target webgpu` refuses int8); GRU/RNN weights stay float32.
+ * int8: MatMul weights become 7-bit signed integers (-63..63) with one scale per output column,
+ * run as DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (the form of ORT's
+ * quantize_dynamic with reduce_range; ORT CPU fuses it into DynamicQuantizeMatMul, and the WASM
+ * build has the same kernels). Seven bits keep every integer product exact on every CPU: AVX2
+ * without VNNI adds pairs of u8 x s8 products in int16 (vpmaddubsw), which saturates with full
+ * 8-bit weights (2 x 255 x 127 > 32767) but not with 7-bit ones (2 x 255 x 63 = 32130), so an
+ * AVX2 server, an AVX-512/VNNI server and onnxruntime-web compute the same integers
+ * (docs/FORMATS.md). Embedding tables become int8 with one scale per row, gathered and rescaled.
+ * LSTM weights are stored as int8 with one scale per gate row and turned back into float32 by a
+ * Cast and a Mul of initializers, which ORT folds when the session opens: the LSTM itself runs
+ * in float32, because ORT's DynamicQuantizeLSTM gives different logits in onnxruntime-web than
+ * in onnxruntime-node. GRU/RNN weights stay float32.
  *
  * fp16: every weight is stored as float16 and cast to float32 at load (ORT folds the Cast), so
  * the file halves and every runtime runs it, including CPU LSTM, which has no fp16 kernel.
  */
-import { attr, type Graph, type GraphNode, type Initializer, MICROSOFT_DOMAIN } from './graph.ts';
+import { attr, type Graph, type GraphNode, type Initializer } from './graph.ts';
 
 /** Weights smaller than this stay as they are (biases, norms, scalars). */
 const MIN_WEIGHT_ELEMENTS = 256;
@@ -55,8 +61,16 @@ function matrixWeight(g: Graph, inits: Map<string, Initializer>, name: string): 
   return { data, rows, cols };
 }
 
-/** Symmetric int8 of a [rows, cols] matrix with one scale per column (axis 1) or per row (axis 0). */
-export function quantizeSymmetric(data: Float32Array, rows: number, cols: number, axis: 0 | 1): { q: Int8Array; scales: Float32Array } {
+/** The largest magnitude of a MatMulInteger weight: 7 bits, so that no CPU's int16 pair sums saturate. */
+export const MATMUL_WEIGHT_LIMIT = 63;
+/** The largest magnitude of a weight that is only stored as int8 and computed in float. */
+export const STORED_WEIGHT_LIMIT = 127;
+
+/**
+ * Symmetric integers of a [rows, cols] matrix in -limit..limit, with one scale per column
+ * (axis 1) or per row (axis 0).
+ */
+export function quantizeSymmetric(data: Float32Array, rows: number, cols: number, axis: 0 | 1, limit: number): { q: Int8Array; scales: Float32Array } {
   const n = axis === 1 ? cols : rows;
   const scales = new Float32Array(n);
   for (let r = 0; r < rows; r++) {
@@ -65,7 +79,7 @@ export function quantizeSymmetric(data: Float32Array, rows: number, cols: number
       scales[k] = Math.max(scales[k]!, Math.abs(data[r * cols + c]!));
     }
   }
-  for (let k = 0; k < n; k++) scales[k] = scales[k]! > 0 ? scales[k]! / 127 : 1;
+  for (let k = 0; k < n; k++) scales[k] = scales[k]! > 0 ? scales[k]! / limit : 1;
   const q = new Int8Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) q[r * cols + c] = Math.round(data[r * cols + c]! / scales[axis === 1 ? c : r]!);
@@ -73,20 +87,10 @@ export function quantizeSymmetric(data: Float32Array, rows: number, cols: number
   return { q, scales };
 }
 
-/** [dirs, rows, cols] float -> int8 [dirs, cols, rows] with one scale per (dir, output row). */
-function quantizeRecurrent(init: Initializer): { q: Int8Array; scales: Float32Array; dims: number[] } {
+/** [dirs, rows, cols] float -> the same layout in int8, with one scale per (dir, row): a gate row of W or R. */
+function quantizeRecurrent(init: Initializer): { q: Int8Array; scales: Float32Array } {
   const [dirs, rows, cols] = init.dims as [number, number, number];
-  const q = new Int8Array(dirs * rows * cols);
-  const scales = new Float32Array(dirs * rows);
-  for (let d = 0; d < dirs; d++) {
-    const transposed = new Float32Array(rows * cols);
-    const src = (init.data as Float32Array).subarray(d * rows * cols, (d + 1) * rows * cols);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) transposed[c * rows + r] = src[r * cols + c]!;
-    const part = quantizeSymmetric(transposed, cols, rows, 1);
-    q.set(part.q, d * rows * cols);
-    scales.set(part.scales, d * rows);
-  }
-  return { q, scales, dims: [dirs, cols, rows] };
+  return quantizeSymmetric(init.data as Float32Array, dirs * rows, cols, 0, STORED_WEIGHT_LIMIT);
 }
 
 export function quantizeInt8(fp32: Graph): Graph {
@@ -96,22 +100,22 @@ export function quantizeInt8(fp32: Graph): Graph {
     if (node.opType === 'LSTM') {
       const [w, r] = [inits.get(node.inputs[1]!), inits.get(node.inputs[2]!)];
       if (!w || !r || w.dtype !== 'float32' || r.dtype !== 'float32') return false;
-      const [wq, rq] = [quantizeRecurrent(w), quantizeRecurrent(r)];
-      const [dirs, gates] = [w.dims[0]!, w.dims[1]!];
-      const zeros = () => g.addInitializer('zero_point', 'int8', [dirs, gates], new Int8Array(dirs * gates));
-      const inputs = [...node.inputs, ...new Array<string>(Math.max(0, 8 - node.inputs.length)).fill('')].slice(0, 8);
-      inputs[1] = g.addInitializer('W_int8', 'int8', wq.dims, wq.q);
-      inputs[2] = g.addInitializer('R_int8', 'int8', rq.dims, rq.q);
-      g.node('DynamicQuantizeLSTM', [...inputs, g.float('W_scale', [dirs, gates], wq.scales), zeros(), g.float('R_scale', [dirs, gates], rq.scales), zeros()], node.attributes, {
-        domain: MICROSOFT_DOMAIN,
-        outputs: node.outputs,
-      });
+      const dequantized = (init: Initializer, base: string) => {
+        const { q, scales } = quantizeRecurrent(init);
+        const [dirs, rows] = init.dims as [number, number, number];
+        const stored = g.addInitializer(`${base}_int8`, 'int8', init.dims, q);
+        return g.op('Mul', [g.op('Cast', [stored], { to: attr.int(1) }), g.float(`${base}_scale`, [dirs, rows, 1], scales)]);
+      };
+      const inputs = [...node.inputs];
+      inputs[1] = dequantized(w, 'W');
+      inputs[2] = dequantized(r, 'R');
+      g.node('LSTM', inputs, node.attributes, { outputs: node.outputs });
       return true;
     }
     if (node.opType === 'MatMul') {
       const w = matrixWeight(g, inits, node.inputs[1]!);
       if (!w || w.rows * w.cols < MIN_WEIGHT_ELEMENTS) return false;
-      const { q, scales } = quantizeSymmetric(w.data, w.rows, w.cols, 1);
+      const { q, scales } = quantizeSymmetric(w.data, w.rows, w.cols, 1, MATMUL_WEIGHT_LIMIT);
       const [xq, xScale, xZero] = g.node('DynamicQuantizeLinear', [node.inputs[0]!], {}, { outputs: 3 });
       const product = g.op('MatMulInteger', [xq!, g.addInitializer('weight_int8', 'int8', [w.rows, w.cols], q), xZero!]);
       const scale = g.op('Mul', [xScale!, g.float('weight_scale', [w.cols], scales)]);
@@ -122,7 +126,7 @@ export function quantizeInt8(fp32: Graph): Graph {
       const table = inits.get(node.inputs[0]!);
       if (!table || table.dtype !== 'float32' || table.dims.length !== 2 || table.data.length < MIN_WEIGHT_ELEMENTS) return false;
       const [rows, cols] = table.dims as [number, number];
-      const { q, scales } = quantizeSymmetric(table.data as Float32Array, rows, cols, 0);
+      const { q, scales } = quantizeSymmetric(table.data as Float32Array, rows, cols, 0, STORED_WEIGHT_LIMIT);
       const ids = node.inputs[1]!;
       const rowsQ = g.op('Gather', [g.addInitializer('table_int8', 'int8', [rows, cols], q), ids]);
       const rowScales = g.unsqueeze(g.op('Gather', [g.float('table_scale', [rows], scales), ids]), [-1]);

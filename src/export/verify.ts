@@ -81,6 +81,21 @@ function finish(cases: ParityCase[], tolerance: number, log: (line: string) => v
   return { maxAbsDiff: worst, tolerance, cases };
 }
 
+/** Max |diff| between token-by-token decoding of `ids` [batch][steps] and `full`, its [batch, steps, vocab] logits. */
+async function incrementalDiff(session: ort.InferenceSession, spec: LanguageModelSpec, ids: number[][], full: Float32Array): Promise<number> {
+  const [batch, steps, v] = [ids.length, ids[0]!.length, spec.vocabSize];
+  let state = initialState(spec, batch);
+  let worst = 0;
+  for (let t = 0; t < steps; t++) {
+    const step = await runStep(session, spec, ids.map((row) => [row[t]!]), state);
+    state = step.state;
+    for (let b = 0; b < batch; b++) {
+      worst = Math.max(worst, maxAbsDiff(step.logits.subarray(b * v, (b + 1) * v), full.subarray((b * steps + t) * v, (b * steps + t + 1) * v)));
+    }
+  }
+  return worst;
+}
+
 export async function verifyLanguageModel(
   model: tf.LayersModel,
   onnx: Uint8Array,
@@ -110,16 +125,7 @@ export async function verifyLanguageModel(
   const full = tfjsLogits(model, steps);
   const T = steps[0]!.length;
   const v = spec.vocabSize;
-  let state = initialState(spec, 2);
-  let worst = 0;
-  for (let t = 0; t < T; t++) {
-    const step = await runStep(session, spec, steps.map((row) => [row[t]!]), state);
-    state = step.state;
-    for (let b = 0; b < 2; b++) {
-      worst = Math.max(worst, maxAbsDiff(step.logits.subarray(b * v, (b + 1) * v), full.subarray((b * T + t) * v, (b * T + t + 1) * v)));
-    }
-  }
-  cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: worst });
+  cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: await incrementalDiff(session, spec, steps, full) });
   if (spec.arch === 'transformer' && session.outputNames.includes('new_key_values.0.key')) {
     cases.push({ name: `server cache decode, batch 2, ${T} steps`, maxAbsDiff: maxAbsDiff(await decodeWithFixedCache(session, spec, steps), full) });
   }
@@ -209,4 +215,63 @@ function idRange(model: tf.LayersModel, i: number): number | undefined {
     .map((c) => c.inputDim as number | undefined)
     .filter((d): d is number => typeof d === 'number');
   return dims.length ? Math.min(...dims) : model.inputs[i]!.dtype === 'int32' ? 2 : undefined;
+}
+
+/**
+ * What a smaller copy (int8, fp16) must keep of its fp32 file: bounds on max |diff| of the
+ * logits, as fractions of the fp32 logits' largest magnitude (at least 1), so that one bound fits
+ * a tiny test model and a trained one whose logits reach 15.
+ */
+export interface VariantBounds {
+  /** Against the fp32 file's logits. */
+  relativeToFp32: number;
+  /** Token-by-token decoding against the copy's own full-sequence logits. */
+  incremental: number;
+}
+
+export interface VariantParity {
+  maxAbsDiff: number;
+  tolerance: number;
+  incrementalMaxAbsDiff: number;
+  incrementalTolerance: number;
+}
+
+/**
+ * A smaller copy against its fp32 file: the logits of `text` (one call, within the context), and
+ * token-by-token decoding of random ids against the copy's own full-sequence logits, so that the
+ * state outputs of the copy carry what its full run computes. Throws when a bound is exceeded:
+ * such a file would generate different text than the export promises.
+ */
+export async function verifyVariant(
+  label: string,
+  variant: ort.InferenceSession,
+  fp32: ort.InferenceSession,
+  spec: LanguageModelSpec,
+  text: number[],
+  bounds: VariantBounds,
+): Promise<VariantParity> {
+  const window = text.slice(0, spec.arch === 'transformer' ? spec.contextLength : 512);
+  const reference = (await runStep(fp32, spec, [window], initialState(spec, 1))).logits;
+  const scale = reference.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  const logitsDiff = maxAbsDiff((await runStep(variant, spec, [window], initialState(spec, 1))).logits, reference);
+  const random = seededRandom(4321);
+  const ids = Array.from({ length: 2 }, () => Array.from({ length: Math.min(9, spec.arch === 'transformer' ? spec.contextLength : 9) }, () => Math.floor(random() * spec.vocabSize)));
+  const full = (await runStep(variant, spec, ids, initialState(spec, ids.length))).logits;
+  const parity = {
+    maxAbsDiff: logitsDiff,
+    tolerance: bounds.relativeToFp32 * Math.max(1, scale),
+    incrementalMaxAbsDiff: await incrementalDiff(variant, spec, ids, full),
+    incrementalTolerance: bounds.incremental * Math.max(1, scale),
+  };
+  const failures = [
+    !(parity.maxAbsDiff <= parity.tolerance) && `its logits differ from the fp32 file's by ${parity.maxAbsDiff.toExponential(2)} (bound ${parity.tolerance.toExponential(2)})`,
+    !(parity.incrementalMaxAbsDiff <= parity.incrementalTolerance) && `token-by-token decoding differs from its own full-sequence logits by ${parity.incrementalMaxAbsDiff.toExponential(2)} (bound ${parity.incrementalTolerance.toExponential(2)})`,
+  ].filter(Boolean);
+  if (failures.length) {
+    throw new FerryError('EXPORT_PARITY', `The ${label} copy fails its parity check: ${failures.join('; ')}`, {
+      hint: `Export without the ${label} copy, or report this model: the file was not written.`,
+      status: 500,
+    });
+  }
+  return parity;
 }

@@ -7,7 +7,7 @@ import type { Attribute, DType, Graph, Initializer, ValueInfo } from './graph.ts
 const { onnx } = onnxProto;
 const T = onnx.TensorProto.DataType;
 
-const DATA_TYPES: Record<DType, number> = {
+export const DATA_TYPES: Record<DType, number> = {
   float32: T.FLOAT,
   float16: T.FLOAT16,
   int64: T.INT64,

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { attr, Graph, MICROSOFT_DOMAIN } from '../../src/export/graph.ts';
-import { quantizeSymmetric, toHalfBits } from '../../src/export/quantize.ts';
+import { MATMUL_WEIGHT_LIMIT, quantizeSymmetric, STORED_WEIGHT_LIMIT, toHalfBits } from '../../src/export/quantize.ts';
 import { FERRY_VERSION, serializeModel } from '../../src/export/writer.ts';
 
 test('names stay unique, scopes prefix them, one typed array is one initializer', () => {
@@ -58,18 +58,26 @@ test('float16 bits round to nearest even, with subnormals, infinities and NaN', 
   assert.notEqual(toHalfBits(Number.NaN) & 0x3ff, 0);
 });
 
-test('symmetric int8 keeps every weight within half a step of its column or row scale', () => {
+test('symmetric int8 keeps every weight within half a step of its column or row scale, inside the limit', () => {
   const data = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 4)));
-  for (const axis of [0, 1] as const) {
-    const { q, scales } = quantizeSymmetric(data, 6, 4, axis);
-    assert.equal(scales.length, axis === 1 ? 4 : 6);
-    for (let r = 0; r < 6; r++) {
-      for (let c = 0; c < 4; c++) {
-        const s = scales[axis === 1 ? c : r]!;
-        assert.ok(Math.abs(q[r * 4 + c]! * s - data[r * 4 + c]!) <= s / 2 + 1e-7);
-        assert.ok(Math.abs(q[r * 4 + c]!) <= 127);
+  for (const limit of [MATMUL_WEIGHT_LIMIT, STORED_WEIGHT_LIMIT]) {
+    for (const axis of [0, 1] as const) {
+      const { q, scales } = quantizeSymmetric(data, 6, 4, axis, limit);
+      assert.equal(scales.length, axis === 1 ? 4 : 6);
+      const peaks = new Array<number>(scales.length).fill(0);
+      for (let r = 0; r < 6; r++) {
+        for (let c = 0; c < 4; c++) {
+          const k = axis === 1 ? c : r;
+          const s = scales[k]!;
+          assert.ok(Math.abs(q[r * 4 + c]! * s - data[r * 4 + c]!) <= s / 2 + 1e-7);
+          assert.ok(Math.abs(q[r * 4 + c]!) <= limit);
+          peaks[k] = Math.max(peaks[k]!, Math.abs(q[r * 4 + c]!));
+        }
       }
+      assert.deepEqual(peaks, peaks.map(() => limit), 'each column or row uses its whole range');
     }
   }
-  assert.deepEqual(Array.from(quantizeSymmetric(new Float32Array(4), 2, 2, 1).scales), [1, 1], 'an all-zero column gets scale 1');
+  // 2 x 255 x 63 fits the int16 pair sums of AVX2's u8 x s8 product (vpmaddubsw); 127 would not.
+  assert.ok(2 * 255 * MATMUL_WEIGHT_LIMIT <= 32767);
+  assert.deepEqual(Array.from(quantizeSymmetric(new Float32Array(4), 2, 2, 1, MATMUL_WEIGHT_LIMIT).scales), [1, 1], 'an all-zero column gets scale 1');
 });

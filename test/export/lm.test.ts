@@ -13,7 +13,7 @@ import * as ortWeb from 'onnxruntime-web';
 import onnxProto from 'onnx-proto';
 import { exportModel, type ExportReport } from '../../src/export/index.ts';
 import { createSession, initialState, runStep } from '../../src/export/runner.ts';
-import type { ParityReport } from '../../src/export/verify.ts';
+import type { ParityReport, VariantParity } from '../../src/export/verify.ts';
 import { fileSystemIO } from '../../src/train/tfjs-io.ts';
 import { checkModels } from './checker.ts';
 import { makeCheckpoint, tempDir, TINY_LSTM, TINY_TRANSFORMER } from './fixtures.ts';
@@ -36,6 +36,13 @@ async function exportTo(options: Omit<Parameters<typeof exportModel>[0], 'outDir
   return { out, report, manifest: JSON.parse(await readFile(path.join(out, 'ferry.json'), 'utf8')) };
 }
 
+/** The int8 / fp16 parity export recorded: measured, and within the bounds it was checked against. */
+function assertVariantParity(parity: VariantParity): void {
+  for (const key of ['maxAbsDiff', 'tolerance', 'incrementalMaxAbsDiff', 'incrementalTolerance'] as const) assert.equal(typeof parity[key], 'number', key);
+  assert.ok(parity.maxAbsDiff > 0 && parity.maxAbsDiff <= parity.tolerance, `logits vs fp32 ${parity.maxAbsDiff} within ${parity.tolerance}`);
+  assert.ok(parity.incrementalMaxAbsDiff <= parity.incrementalTolerance, `incremental vs full ${parity.incrementalMaxAbsDiff} within ${parity.incrementalTolerance}`);
+}
+
 function caseDiff(parity: unknown, prefix: string): number {
   const found = (parity as ParityReport).cases.find((c) => c.name.startsWith(prefix));
   assert.ok(found, `a parity case named ${prefix}…`);
@@ -54,8 +61,10 @@ test('LSTM: state I/O as FORMATS.md, parity incl. token-by-token decoding, int8 
   assert.deepEqual(manifest.cpuOnlyNodes, []);
   assert.ok(caseDiff(report.parity.fp32, 'incremental decode') <= 1e-4);
   assert.ok(caseDiff(report.parity.fp32, 'sample text') <= 1e-4);
-  const int8 = report.parity.int8 as { perplexityChange: number; perplexity: number; bytes: number; fp32Bytes: number };
-  assert.ok(int8.bytes < int8.fp32Bytes * 0.75, `int8 (DynamicQuantizeLSTM) ${int8.bytes} vs fp32 ${int8.fp32Bytes}`);
+  const int8 = report.parity.int8 as VariantParity & { perplexityChange: number; perplexity: number; bytes: number; fp32Bytes: number };
+  assert.ok(int8.bytes < int8.fp32Bytes * 0.75, `int8 (LSTM weights stored as int8) ${int8.bytes} vs fp32 ${int8.fp32Bytes}`);
+  assertVariantParity(manifest.parity.int8);
+  assertVariantParity(manifest.parity.fp16);
   const fp16 = report.parity.fp16 as { perplexityChange: number; bytes: number; fp32Bytes: number };
   assert.ok(int8.perplexity < lstm.vocab * 0.8, `trained model predicts better than uniform (${int8.perplexity})`);
   assert.ok(Math.abs(int8.perplexityChange) < 0.02, `int8 perplexity change ${int8.perplexityChange}`);
@@ -146,6 +155,7 @@ test('Transformer package: GPT-2 style config.json, generation_config.json, toke
   assert.equal(manifest.contextLength, 24);
   assert.equal(manifest.target, 'wasm');
   const int8 = report.parity.int8 as { perplexityChange: number; perplexity: number; bytes: number; fp32Bytes: number };
+  assertVariantParity(manifest.parity.int8);
   assert.ok(int8.perplexity < transformer.vocab * 0.8, `trained model predicts better than uniform (${int8.perplexity})`);
   assert.ok(Math.abs(int8.perplexityChange) < 0.02, `int8 perplexity change ${int8.perplexityChange}`);
   assert.ok(int8.bytes < int8.fp32Bytes * 0.5, `int8 ${int8.bytes} vs fp32 ${int8.fp32Bytes}`);
