@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import type { Plugin } from 'esbuild';
 import { FerryError } from '../src/errors.ts';
 import { findPackages } from '../src/serve/node.ts';
-import type { Precision } from '../src/serve/manifest.ts';
+import type { Precision } from '../src/package/index.ts';
 import { loadPackage } from '../src/serve/package.ts';
 import { nodeBuiltinsAsEmpty, ortDistDir } from '../src/serve/playground/bundle.ts';
 

@@ -7,10 +7,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FerryError } from '../errors.ts';
+import { manifestSchema, PACKAGE_FORMAT, PACKAGE_VERSION, stateSpecOf, type ManifestInput, type PackageArch, type ParityEntry, type PrecisionFiles } from '../package/index.ts';
 import { tokenizerConfigJson } from '../tokenizer/index.ts';
 import type { ModelConfig } from '../train/models/index.ts';
 import { convertModel, modelNamedIO, type GraphIO } from './convert.ts';
 import type { AttentionForm, Target } from './converters/types.ts';
+import type { Graph } from './graph.ts';
 import { lstmLanguageModelIO } from './lm/lstm.ts';
 import { languageModelSpec } from './lm/spec.ts';
 import { transformerLanguageModelIO } from './lm/transformer.ts';
@@ -43,11 +45,11 @@ export interface ExportOptions {
 
 export interface ExportReport {
   outDir: string;
-  arch: 'lstm' | 'transformer' | 'foreign';
-  files: Record<'fp32' | 'int8' | 'fp16', string | null>;
+  arch: PackageArch;
+  files: PrecisionFiles;
   sizes: Record<string, number>;
-  parity: Record<string, unknown>;
-  manifest: Record<string, unknown>;
+  parity: Record<string, ParityEntry>;
+  manifest: ManifestInput;
   seconds: number;
 }
 
@@ -101,12 +103,6 @@ function graphIO(config: ModelConfig | undefined, attention: AttentionForm, targ
   return transformerLanguageModelIO({ vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead }, attention, { newKeyValues });
 }
 
-function stateSpec(config: ModelConfig) {
-  return config.arch === 'lstm'
-    ? { kind: 'lstm', layers: config.numLayers, hiddenSize: config.hiddenSize }
-    : { kind: 'kv', layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead };
-}
-
 function gpt2Config(config: Extract<ModelConfig, { arch: 'transformer' }>, eosId: number | undefined) {
   return {
     model_type: 'gpt2',
@@ -133,7 +129,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const source = await readExportSource(options.source);
   const config = source.config;
   checkModelOptions(options, resolved, config);
-  const arch = config?.arch ?? 'foreign';
+  const arch: PackageArch = config?.arch ?? 'model';
   const name = options.name ?? (path.basename(source.dir) === 'best' || path.basename(source.dir) === 'last' ? path.basename(path.dirname(source.dir)) : path.basename(source.dir));
 
   const { graph, cpuOnlyNodes } = convertModel(source.model, {
@@ -143,7 +139,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     name,
   });
   log(`converted ${source.model.layers.length} layers into ${graph.nodes.length} ONNX nodes (opset ${resolved.opset}, target ${resolved.target}${config?.arch === 'transformer' ? `, attention ${resolved.attention}` : ''})`);
-  const parity: Record<string, unknown> = {};
+  const parity: Record<string, ParityEntry> = {};
   if (options.verify !== false) {
     log('verifying fp32 against tfjs:');
     parity.fp32 = await verifySource(source, serializeModel(graph), resolved.attention, log);
@@ -154,54 +150,82 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     : { parity: {} };
   Object.assign(parity, variants.parity);
 
-  const manifest: Record<string, unknown> = {
-    format: 'ferry-onnx',
-    version: 1,
-    name,
-    arch,
-    model: config ?? null,
-    contextLength: config?.arch === 'transformer' ? config.blockSize : null,
-    files: { fp32: 'onnx/model.onnx', int8: variants.int8 ? 'onnx/model_quantized.onnx' : null, fp16: variants.fp16 ? 'onnx/model_fp16.onnx' : null },
-    inputs: graph.inputs.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape })),
-    outputs: graph.outputs.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape })),
-    state: config ? stateSpec(config) : null,
-    opset: resolved.opset,
-    target: resolved.target,
-    attention: config?.arch === 'transformer' ? resolved.attention : null,
-    cpuOnlyNodes,
-    generation: GENERATION_DEFAULTS,
-    parity,
-    training: (source.checkpoint?.training as unknown) ?? null,
-    producer: `ferry ${FERRY_VERSION}`,
-    exportedAt: new Date().toISOString(),
-  };
+  const files: PrecisionFiles = { fp32: 'onnx/model.onnx', int8: variants.int8 ? 'onnx/model_quantized.onnx' : null, fp16: variants.fp16 ? 'onnx/model_fp16.onnx' : null };
+  const manifest = packageManifest({ name, config, graph, files, resolved, cpuOnlyNodes, parity, training: source.checkpoint?.training ?? null });
   const metadata = (doc: string) => ({ docString: doc, properties: { ferry: manifest } });
-  const what = arch === 'foreign' ? 'a tfjs Layers model' : `${arch} language model`;
-  const files: PackageFiles = {
+  const what = arch === 'model' ? 'a tfjs Layers model' : `${arch} language model`;
+  const packageFiles: PackageFiles = {
     'onnx/model.onnx': serializeModelChunks(graph, metadata(`${name}: ${what} exported by ferry (fp32)`)),
     'ferry.json': `${JSON.stringify(manifest, null, 2)}\n`,
   };
-  if (variants.int8) files['onnx/model_quantized.onnx'] = serializeModelChunks(variants.int8, metadata(`${name} (int8 weights)`));
-  if (variants.fp16) files['onnx/model_fp16.onnx'] = serializeModelChunks(variants.fp16, metadata(`${name} (fp16 weights)`));
+  if (variants.int8) packageFiles['onnx/model_quantized.onnx'] = serializeModelChunks(variants.int8, metadata(`${name} (int8 weights)`));
+  if (variants.fp16) packageFiles['onnx/model_fp16.onnx'] = serializeModelChunks(variants.fp16, metadata(`${name} (fp16 weights)`));
   if (source.tokenizer) {
-    files['tokenizer.json'] = JSON.stringify(source.tokenizer.toJSON());
-    files['tokenizer_config.json'] = `${JSON.stringify(tokenizerConfigJson(source.tokenizer, config?.arch === 'transformer' ? { modelMaxLength: config.blockSize } : {}), null, 2)}\n`;
+    packageFiles['tokenizer.json'] = JSON.stringify(source.tokenizer.toJSON());
+    packageFiles['tokenizer_config.json'] = `${JSON.stringify(tokenizerConfigJson(source.tokenizer, config?.arch === 'transformer' ? { modelMaxLength: config.blockSize } : {}), null, 2)}\n`;
   }
   // The training curve travels with the model, so the playground can show how it was trained.
   const metrics = source.checkpoint ? await readFile(path.join(source.dir, 'metrics.jsonl'), 'utf8').catch(() => undefined) : undefined;
-  if (metrics !== undefined) files['metrics.jsonl'] = metrics;
+  if (metrics !== undefined) packageFiles['metrics.jsonl'] = metrics;
   if (config?.arch === 'transformer') {
     const eos = source.tokenizer?.eosId;
-    files['config.json'] = `${JSON.stringify(gpt2Config(config, eos), null, 2)}\n`;
+    packageFiles['config.json'] = `${JSON.stringify(gpt2Config(config, eos), null, 2)}\n`;
     // max_length caps prompt + new tokens at the context: transformers.js itself never stops at
     // the position limit (DESIGN.md section 5) and would fail in the position Gather.
-    files['generation_config.json'] = `${JSON.stringify({ bos_token_id: eos ?? null, eos_token_id: eos ?? null, do_sample: true, temperature: GENERATION_DEFAULTS.temperature, top_k: GENERATION_DEFAULTS.topK, max_length: config.blockSize }, null, 2)}\n`;
+    packageFiles['generation_config.json'] = `${JSON.stringify({ bos_token_id: eos ?? null, eos_token_id: eos ?? null, do_sample: true, temperature: GENERATION_DEFAULTS.temperature, top_k: GENERATION_DEFAULTS.topK, max_length: config.blockSize }, null, 2)}\n`;
   }
-  await writePackageDir(options.outDir, files);
-  const sizes = Object.fromEntries(Object.entries(files).filter(([k]) => k.startsWith('onnx/')).map(([k, v]) => [k, (v as Uint8Array[]).reduce((n, c) => n + c.byteLength, 0)]));
+  await writePackageDir(options.outDir, packageFiles);
+  const sizes = Object.fromEntries(Object.entries(packageFiles).filter(([k]) => k.startsWith('onnx/')).map(([k, v]) => [k, (v as Uint8Array[]).reduce((n, c) => n + c.byteLength, 0)]));
   const seconds = (performance.now() - started) / 1000;
   log(`wrote ${options.outDir} in ${seconds.toFixed(2)} s (${Object.entries(sizes).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)} MB`).join(', ')})`);
-  return { outDir: options.outDir, arch, files: manifest.files as ExportReport['files'], sizes, parity, manifest, seconds };
+  return { outDir: options.outDir, arch, files, sizes, parity, manifest, seconds };
+}
+
+interface ManifestParts {
+  name: string;
+  config: ModelConfig | undefined;
+  graph: Graph;
+  files: PrecisionFiles;
+  resolved: ResolvedOptions;
+  cpuOnlyNodes: string[];
+  parity: Record<string, ParityEntry>;
+  training: unknown;
+}
+
+/**
+ * ferry.json (src/package/manifest.ts), checked against the schema the runtimes read it with:
+ * a manifest they would refuse is an exporter bug, caught here rather than at load.
+ */
+function packageManifest(parts: ManifestParts): ManifestInput {
+  const { name, config, graph, files, resolved, cpuOnlyNodes, parity } = parts;
+  const tensors = (values: Graph['inputs']) => values.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape }));
+  const common = { format: PACKAGE_FORMAT, version: PACKAGE_VERSION, name } as const;
+  const producer = { producer: `ferry ${FERRY_VERSION}`, exportedAt: new Date().toISOString() };
+  let manifest: ManifestInput;
+  if (!config) {
+    // A tfjs Layers model's tensors have the batch first.
+    const plain = (values: Graph['inputs']) => tensors(values).map((t) => ({ ...t, batchDim: t.shape.length ? 0 : null }));
+    manifest = {
+      ...common, arch: 'model', source: 'tfjs-layers', files, inputs: plain(graph.inputs), outputs: plain(graph.outputs),
+      opset: resolved.opset, target: resolved.target, cpuOnlyNodes, parity, ...producer,
+    };
+  } else {
+    const lm = {
+      model: config,
+      contextLength: config.arch === 'transformer' ? config.blockSize : null,
+      files,
+      inputs: tensors(graph.inputs),
+      outputs: tensors(graph.outputs),
+    };
+    const rest = { opset: resolved.opset, target: resolved.target };
+    const tail = { cpuOnlyNodes, generation: GENERATION_DEFAULTS, parity, training: parts.training as Record<string, unknown> | null, ...producer };
+    manifest = config.arch === 'lstm'
+      ? { ...common, arch: 'lstm', ...lm, state: stateSpecOf(config), ...rest, attention: null, ...tail }
+      : { ...common, arch: 'transformer', ...lm, state: stateSpecOf(config), ...rest, attention: resolved.attention, ...tail };
+  }
+  const checked = manifestSchema.safeParse(manifest);
+  if (!checked.success) throw new Error(`export built a ferry.json its readers refuse: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return manifest;
 }
 
 async function verifySource(source: ExportSource, onnx: Uint8Array, attention: AttentionForm, log: (line: string) => void): Promise<ParityReport> {

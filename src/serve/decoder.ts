@@ -1,5 +1,5 @@
 import { FerryError } from '../errors.ts';
-import type { StateSpec } from './manifest.ts';
+import { graphKeepsOwnCache, INPUT_IDS, LOGITS, lstmNames, namesOfState, transformerNames, ATTENTION_MASK, POSITION_IDS, type StateSpec } from '../package/index.ts';
 import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
 import { createSlabKvDecoder } from './slab-decoder.ts';
 
@@ -49,7 +49,7 @@ interface BlockState extends SequenceState {
 export interface DecoderOptions {
   /**
    * Keep a Transformer's KV cache on this side and fetch only the new K/V each step, when the
-   * graph offers them (`new_key_values.*`): the cache is then never copied out of the runtime.
+   * graph offers them (`graphKeepsOwnCache`): the cache is then never copied out of the runtime.
    * Off where the runtime keeps the cache better itself (WebGPU buffers in the browser).
    */
   ownCache?: boolean;
@@ -57,14 +57,14 @@ export interface DecoderOptions {
 
 /**
  * Whether a Transformer graph with these outputs gets the slab decoder under `ownCache`: it
- * keeps the KV cache itself and fetches `logits` and `new_key_values.*` only, never `present.*`.
+ * keeps the KV cache itself and fetches the logits and this step's K/V only.
  */
 export function keepsCacheItself(contextLength: number | null, outputNames: readonly string[]): boolean {
-  return contextLength !== null && outputNames.includes('new_key_values.0.key');
+  return contextLength !== null && graphKeepsOwnCache(outputNames);
 }
 
 export function createDecoder(session: Session, state: StateSpec, vocabSize: number, contextLength: number | null, options: DecoderOptions = {}): Decoder {
-  const missing = ['input_ids', ...feedNames(state)].filter((name) => !session.inputNames.includes(name));
+  const missing = namesOfState(state).inputs.filter((name) => !session.inputNames.includes(name));
   if (missing.length) {
     throw new FerryError('bad_model', `the ONNX model lacks the inputs ${missing.join(', ')} that its ferry.json promises`, {
       hint: 're-export the package with `ferry export`',
@@ -78,17 +78,8 @@ export function createDecoder(session: Session, state: StateSpec, vocabSize: num
   return createKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
 }
 
-function feedNames(state: StateSpec): string[] {
-  const names: string[] = [];
-  for (let l = 0; l < state.layers; l++) {
-    names.push(...(state.kind === 'lstm' ? [`past_h.${l}`, `past_c.${l}`] : [`past_key_values.${l}.key`, `past_key_values.${l}.value`]));
-  }
-  if (state.kind === 'kv') names.push('attention_mask', 'position_ids');
-  return names;
-}
-
 export function logitsOf(outputs: NamedTensors, rows: number, vocabSize: number): Float32Array {
-  const logits = outputs.logits;
+  const logits = outputs[LOGITS];
   if (!logits || logits.dtype !== 'float32' || logits.data.length !== rows * vocabSize) {
     throw new FerryError('bad_model', `the model returned logits of shape [${logits?.dims.join(', ')}], expected ${rows} rows of ${vocabSize}`, {
       status: 500,
@@ -105,11 +96,11 @@ export function float32Output(outputs: NamedTensors, name: string): Float32Array
 
 /**
  * The past of a first run: empty, except for graphs that read the past apart from the new tokens
- * (those with `new_key_values.*`), on which ORT's WebGPU EP crashes when it is empty; they get one
+ * (those that keep a server cache), on which ORT's WebGPU EP crashes when it is empty; they get one
  * position, zero and masked, which then rides along as padding.
  */
 export function firstPast(session: Session, names: readonly string[], heads: number, headDim: number): (rows: number) => { past: number; tensors: Float32Array[] } {
-  const past = session.outputNames.includes('new_key_values.0.key') ? 1 : 0;
+  const past = graphKeepsOwnCache(session.outputNames) ? 1 : 0;
   return (rows) => ({ past, tensors: names.map(() => new Float32Array(rows * heads * past * headDim)) });
 }
 
@@ -127,8 +118,7 @@ function takeSameBlock(states: readonly BlockState[]): Block | undefined {
 
 /** LSTM: the state is h and c per layer, [rows, hidden] each. */
 function createLstmDecoder(session: Session, numLayers: number, hidden: number, vocabSize: number): Decoder {
-  const inputNames = Array.from({ length: numLayers }, (_, l) => [`past_h.${l}`, `past_c.${l}`]).flat();
-  const outputNames = Array.from({ length: numLayers }, (_, l) => [`present_h.${l}`, `present_c.${l}`]).flat();
+  const { past: inputNames, present: outputNames } = lstmNames(numLayers);
 
   function gather(states: readonly BlockState[]): readonly Float32Array[] {
     const same = takeSameBlock(states);
@@ -141,7 +131,7 @@ function createLstmDecoder(session: Session, numLayers: number, hidden: number, 
   }
 
   async function run(ids: readonly number[], rows: number, seqLen: number, states: readonly BlockState[]) {
-    const feeds: NamedTensors = { input_ids: int64([rows, seqLen], ids) };
+    const feeds: NamedTensors = { [INPUT_IDS]: int64([rows, seqLen], ids) };
     gather(states).forEach((tensor, i) => (feeds[inputNames[i]!] = float32([rows, hidden], tensor)));
     const outputs = await session.run(feeds, { giveUpFeeds: true });
     const block: Block = { tensors: outputNames.map((name) => float32Output(outputs, name)), rows, past: 0 };
@@ -178,8 +168,7 @@ function createLstmDecoder(session: Session, numLayers: number, hidden: number, 
  * `present` outputs are already the next step's padded past, so a steady batch copies nothing.
  */
 function createKvDecoder(session: Session, numLayers: number, heads: number, headDim: number, vocabSize: number, contextLength: number | null): Decoder {
-  const inputNames = Array.from({ length: numLayers }, (_, l) => [`past_key_values.${l}.key`, `past_key_values.${l}.value`]).flat();
-  const outputNames = Array.from({ length: numLayers }, (_, l) => [`present.${l}.key`, `present.${l}.value`]).flat();
+  const { past: inputNames, present: outputNames } = transformerNames(numLayers);
   const emptyPast = firstPast(session, inputNames, heads, headDim);
 
   function gather(states: readonly BlockState[]): { past: number; tensors: readonly Float32Array[] } {
@@ -218,9 +207,9 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
       for (let t = pad; t < seqLen; t++) positions[r * seqLen + t] = BigInt(s.length + t - pad);
     });
     const feeds: NamedTensors = {
-      input_ids: int64([rows, seqLen], ids),
-      attention_mask: { dtype: 'int64', dims: [rows, total], data: mask },
-      position_ids: { dtype: 'int64', dims: [rows, seqLen], data: positions },
+      [INPUT_IDS]: int64([rows, seqLen], ids),
+      [ATTENTION_MASK]: { dtype: 'int64', dims: [rows, total], data: mask },
+      [POSITION_IDS]: { dtype: 'int64', dims: [rows, seqLen], data: positions },
     };
     tensors.forEach((tensor, i) => (feeds[inputNames[i]!] = float32([rows, heads, past, headDim], tensor)));
     const outputs = await session.run(feeds, { giveUpFeeds: true });

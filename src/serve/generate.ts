@@ -2,7 +2,7 @@ import { FerryError } from '../errors.ts';
 import { buildRequests } from './completions.ts';
 import { openModel } from './model.ts';
 import { ApiError } from './openai-error.ts';
-import type { Precision } from './manifest.ts';
+import type { Precision } from '../package/index.ts';
 import { openRuntime } from './runtime/index.ts';
 import type { Logger } from './runtime/types.ts';
 import { completionRequestSchema, fieldPath, mostSpecificIssue } from './schema.ts';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createDecoder, keepsCacheItself, type Decoder } from './decoder.ts';
 import { createLanes } from './lanes.ts';
-import type { Precision } from './manifest.ts';
+import { isPresentKeyValue, type Precision } from '../package/index.ts';
 import { loadPackage, type ModelPackage } from './package.ts';
 import { keepOutputs } from './prune-outputs.ts';
 import type { Runtime } from './runtime/types.ts';
@@ -44,10 +44,10 @@ export interface OpenModelOptions {
 /** Loads a package, opens its session, and warms it up with one prefill and one batched step. */
 export async function openModel(dir: string, options: OpenModelOptions): Promise<ServedModel> {
   const pkg = await loadPackage(dir, { precision: options.precision });
-  // Decoders that keep the KV cache themselves never fetch present.*: the session goes without them.
+  // Decoders that keep the KV cache themselves never fetch the concatenated K/V: the session goes without them.
   const outputNames = pkg.manifest.outputs.map((output) => output.name);
   const model = keepsCacheItself(pkg.manifest.contextLength, outputNames)
-    ? keepOutputs(new Uint8Array(await readFile(pkg.modelPath)), outputNames.filter((name) => !name.startsWith('present.')))
+    ? keepOutputs(new Uint8Array(await readFile(pkg.modelPath)), outputNames.filter((name) => !isPresentKeyValue(name)))
     : pkg.modelPath;
   const session = await options.runtime.createSession(model, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });
   const lanes = Math.max(1, Math.min(options.lanes ?? 1, options.maxBatch));

@@ -6,7 +6,7 @@ import { FerryError } from '../errors.ts';
 import { createApp } from './app.ts';
 import { openModel, type ServedModel } from './model.ts';
 import { sendEventsToNode } from './node-sse.ts';
-import type { Precision } from './manifest.ts';
+import type { Precision } from '../package/index.ts';
 import { openRuntime } from './runtime/index.ts';
 import type { Logger } from './runtime/types.ts';
 

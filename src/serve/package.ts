@@ -2,13 +2,13 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../errors.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
-import { modelFileOf, parseManifest, type Manifest, type Precision, type StateSpec } from './manifest.ts';
+import { modelFileOf, parseLanguageModelManifest, type LanguageModelManifest, type Precision } from '../package/index.ts';
 
 /** An ONNX package dir (docs/FORMATS.md), checked and ready for a runtime. */
 export interface ModelPackage {
   readonly dir: string;
   readonly id: string;
-  readonly manifest: Manifest & { state: StateSpec };
+  readonly manifest: LanguageModelManifest;
   readonly tokenizer: Tokenizer;
   readonly modelPath: string;
   readonly precision: Precision;
@@ -17,7 +17,7 @@ export interface ModelPackage {
 export async function loadPackage(dir: string, options: { precision?: Precision } = {}): Promise<ModelPackage> {
   const manifestPath = path.join(dir, 'ferry.json');
   const raw = await readJson(manifestPath, dir, 'ferry.json');
-  const manifest = parseManifest(raw, manifestPath);
+  const manifest = parseLanguageModelManifest(raw, manifestPath);
 
   const precision = options.precision ?? 'fp32';
   const file = modelFileOf(manifest, precision, dir);

@@ -1,9 +1,9 @@
 /**
  * A model with only some of its outputs, and only the nodes those need. onnxruntime computes
  * every node of a graph whatever a run fetches (microsoft/onnxruntime#16483): the server's KV
- * cache decoder fetches `logits` and `new_key_values.*` only, yet each step also paid for the
- * `present.*` outputs, a copy of the whole past per layer. Graphs with subgraphs (If, Loop) or
- * external data are returned unchanged.
+ * cache decoder fetches the logits and the new K/V only, yet each step also paid for the
+ * concatenated K/V outputs, a copy of the whole past per layer. Graphs with subgraphs (If,
+ * Loop) or external data are returned unchanged.
  */
 import onnxProto from 'onnx-proto';
 

@@ -1,4 +1,5 @@
 import { FerryError } from '../errors.ts';
+import { ATTENTION_MASK, INPUT_IDS, LOGITS, POSITION_IDS, transformerNames } from '../package/index.ts';
 import { firstPast, float32Output, logitsOf, type Decoder, type SequenceState } from './decoder.ts';
 import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
 
@@ -6,8 +7,8 @@ import { float32, int64, type NamedTensors, type Session } from './runtime/types
  * Transformer decoding with the KV cache kept here, in one preallocated buffer (the slab) that
  * holds, for each cache input, [rows, heads, span, headDim]: one sequence per row, its tokens at
  * positions 0..length-1. A step feeds the rows in use as the past, padding masked, and fetches
- * only `new_key_values.*` (the K/V of the new token), which it writes into the rows. The graph
- * only reads the cache and the runtime never returns it, so a step's cost does not grow with
+ * only the logits and the K/V of the new token (`TransformerNames.newKeyValues`), which it
+ * writes into the rows. The graph only reads the cache and the runtime never returns it, so a step's cost does not grow with
  * copies of the cache, and sequences joining or leaving move at most a row each.
  *
  * The span is the longest row's length rounded up to a multiple of SPAN_STEP (at most the
@@ -21,9 +22,8 @@ import { float32, int64, type NamedTensors, type Session } from './runtime/types
  * row, the others get copies.
  */
 export function createSlabKvDecoder(session: Session, numLayers: number, heads: number, headDim: number, vocabSize: number, contextLength: number): Decoder {
-  const pastNames = Array.from({ length: numLayers }, (_, l) => [`past_key_values.${l}.key`, `past_key_values.${l}.value`]).flat();
-  const freshNames = Array.from({ length: numLayers }, (_, l) => [`new_key_values.${l}.key`, `new_key_values.${l}.value`]).flat();
-  const fetch = ['logits', ...freshNames];
+  const { past: pastNames, newKeyValues: freshNames } = transformerNames(numLayers, { newKeyValues: true });
+  const fetch = [LOGITS, ...freshNames];
   const emptyPast = firstPast(session, pastNames, heads, headDim);
   /** Positions per row in the slab: the past every step feeds. */
   let span = spanFor(0);
@@ -144,9 +144,9 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       for (let t = pad; t < longest; t++) positions[r * longest + t] = BigInt(t - pad);
     });
     const feeds: NamedTensors = {
-      input_ids: int64([rows, longest], ids),
-      attention_mask: { dtype: 'int64', dims: [rows, total], data: mask },
-      position_ids: { dtype: 'int64', dims: [rows, longest], data: positions },
+      [INPUT_IDS]: int64([rows, longest], ids),
+      [ATTENTION_MASK]: { dtype: 'int64', dims: [rows, total], data: mask },
+      [POSITION_IDS]: { dtype: 'int64', dims: [rows, longest], data: positions },
     };
     pastNames.forEach((name, i) => (feeds[name] = float32([rows, heads, past, headDim], tensors[i]!)));
     const outputs = await session.run(feeds, { fetch, giveUpFeeds: true });
@@ -218,9 +218,9 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       positions[row] = BigInt(lineage.length);
     });
     const feeds: NamedTensors = {
-      input_ids: int64([rows, 1], ids),
-      attention_mask: { dtype: 'int64', dims: [rows, total], data: mask },
-      position_ids: { dtype: 'int64', dims: [rows, 1], data: positions },
+      [INPUT_IDS]: int64([rows, 1], ids),
+      [ATTENTION_MASK]: { dtype: 'int64', dims: [rows, total], data: mask },
+      [POSITION_IDS]: { dtype: 'int64', dims: [rows, 1], data: positions },
     };
     pastNames.forEach((name, i) => (feeds[name] = float32([rows, heads, span, headDim], slab[i]!.subarray(0, rows * rowSize))));
     let outputs: NamedTensors;

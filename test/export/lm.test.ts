@@ -14,6 +14,7 @@ import onnxProto from 'onnx-proto';
 import { exportModel, type ExportReport } from '../../src/export/index.ts';
 import { createSession, initialState, runStep } from '../../src/export/runner.ts';
 import type { ParityReport, VariantParity } from '../../src/export/verify.ts';
+import { parseManifest } from '../../src/package/index.ts';
 import { fileSystemIO } from '../../src/train/tfjs-io.ts';
 import { checkModels } from './checker.ts';
 import { makeCheckpoint, tempDir, TINY_LSTM, TINY_TRANSFORMER } from './fixtures.ts';
@@ -61,7 +62,7 @@ test('LSTM: state I/O as FORMATS.md, parity incl. token-by-token decoding, int8 
   assert.deepEqual(manifest.cpuOnlyNodes, []);
   assert.ok(caseDiff(report.parity.fp32, 'incremental decode') <= 1e-4);
   assert.ok(caseDiff(report.parity.fp32, 'sample text') <= 1e-4);
-  const int8 = report.parity.int8 as VariantParity & { perplexityChange: number; perplexity: number; bytes: number; fp32Bytes: number };
+  const int8 = report.parity.int8 as unknown as VariantParity & { perplexityChange: number; perplexity: number; bytes: number; fp32Bytes: number };
   assert.ok(int8.bytes < int8.fp32Bytes * 0.75, `int8 (LSTM weights stored as int8) ${int8.bytes} vs fp32 ${int8.fp32Bytes}`);
   assertVariantParity(manifest.parity.int8);
   assertVariantParity(manifest.parity.fp16);
@@ -198,7 +199,7 @@ test('onnxruntime-web (WASM) runs the LSTM and Transformer packages (fp32 and in
   assert.ok(checked.includes('transformer:onnx/model_quantized.onnx') && checked.includes('lstm:onnx/model_quantized.onnx'));
 });
 
-test('--target webgpu records a HardSigmoid LSTM and opset-23 Attention as CPU-only; a foreign model.json keeps its I/O names', async () => {
+test('--target webgpu records a HardSigmoid LSTM and opset-23 Attention as CPU-only; a foreign model.json is a plain model that keeps its I/O names', async () => {
   const dir = await tempDir();
   const model = tf.sequential({ name: 'classifier' });
   model.add(tf.layers.embedding({ inputDim: 30, outputDim: 8, inputShape: [null], name: 'words' }));
@@ -206,9 +207,11 @@ test('--target webgpu records a HardSigmoid LSTM and opset-23 Attention as CPU-o
   model.add(tf.layers.dense({ units: 3, activation: 'softmax', name: 'label' }));
   await model.save(fileSystemIO(dir));
   const { manifest, report } = await exportTo({ source: path.join(dir, 'model.json'), target: 'webgpu' });
-  assert.equal(manifest.arch, 'foreign');
+  assert.equal(manifest.arch, 'model');
+  assert.equal(manifest.model, undefined, 'a plain model carries no language-model fields');
   assert.deepEqual(manifest.inputs.map((i: { name: string }) => i.name), ['words_input']);
-  assert.deepEqual(manifest.outputs, [{ name: 'label', dtype: 'float32', shape: ['batch_size', 3] }]);
+  assert.deepEqual(manifest.outputs, [{ name: 'label', dtype: 'float32', shape: ['batch_size', 3], batchDim: 0 }]);
+  assert.equal(parseManifest(manifest, 'ferry.json').arch, 'model');
   assert.deepEqual(manifest.cpuOnlyNodes, ['encoder/LSTM']);
   assert.ok((report.parity.fp32 as ParityReport).maxAbsDiff <= 1e-4);
   const ferry = await exportTo({ source: lstm.dir, target: 'webgpu' });

@@ -1,10 +1,11 @@
 /**
- * The Transformer language-model graph's I/O (docs/FORMATS.md, the HF Optimum / transformers.js
- * convention): `input_ids`, `attention_mask`, `position_ids`, `past_key_values.{i}.key|value`
- * [batch_size, H, past_sequence_length, hd] in; `logits` [batch_size, sequence_length, vocab] and
- * `present.{i}.key|value` out. Heads and head size are fixed numbers (transformers.js shapes the
- * empty first-step past from them); past length 0 on the first step.
+ * The Transformer language-model graph's I/O (names: src/package/io.ts `transformerNames`, the
+ * HF Optimum / transformers.js convention): ids, mask, positions and the past K/V [batch_size, H,
+ * past_sequence_length, hd] in; logits [batch_size, sequence_length, vocab] and the concatenated
+ * K/V out. Heads and head size are fixed numbers (transformers.js shapes the empty first-step
+ * past from them); past length 0 on the first step.
  */
+import { ATTENTION_MASK, INPUT_IDS, LOGITS, newKeyValue, pastKeyValue, POSITION_IDS, presentKeyValue, transformerNames } from '../../package/index.ts';
 import type { AttentionForm, AttentionIO } from '../converters/types.ts';
 import type { GraphIO } from '../convert.ts';
 import type { Graph } from '../graph.ts';
@@ -19,9 +20,9 @@ export interface TransformerShape {
 
 /**
  * `newKeyValues` (decomposed attention only) reads the past on its own instead of through the
- * present Concat and adds the outputs `new_key_values.{i}.key|value` [batch_size, H,
- * sequence_length, hd], the K/V of this call's tokens: a runtime that keeps its own cache fetches
- * those and never has the cache copied.
+ * present Concat and adds an output per layer and part [batch_size, H, sequence_length, hd], the
+ * K/V of this call's tokens: a runtime that keeps its own cache fetches those and never has the
+ * cache copied.
  */
 export function transformerLanguageModelIO(shape: TransformerShape, form: AttentionForm, options: { newKeyValues?: boolean } = {}): GraphIO {
   const { layers, heads, headDim, vocabSize } = shape;
@@ -38,16 +39,16 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
   return {
     inputs(g) {
       graph = g;
-      const inputIds = g.addInput('input_ids', 'int64', ['batch_size', 'sequence_length']);
-      const attentionMask = g.addInput('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
-      const positionIds = g.addInput('position_ids', 'int64', ['batch_size', 'sequence_length']);
+      const inputIds = g.addInput(INPUT_IDS, 'int64', ['batch_size', 'sequence_length']);
+      const attentionMask = g.addInput(ATTENTION_MASK, 'int64', ['batch_size', 'total_sequence_length']);
+      const positionIds = g.addInput(POSITION_IDS, 'int64', ['batch_size', 'sequence_length']);
       for (let i = 0; i < layers; i++) {
         pasts.push({
-          key: g.addInput(`past_key_values.${i}.key`, 'float32', pastShape),
-          value: g.addInput(`past_key_values.${i}.value`, 'float32', pastShape),
+          key: g.addInput(pastKeyValue(i, 'key'), 'float32', pastShape),
+          value: g.addInput(pastKeyValue(i, 'value'), 'float32', pastShape),
         });
       }
-      const mask = g.inScope('attention_mask', () => buildAttentionMask(g, inputIds, attentionMask, form));
+      const mask = g.inScope(ATTENTION_MASK, () => buildAttentionMask(g, inputIds, attentionMask, form));
       const attention: AttentionIO = {
         form,
         ...mask,
@@ -55,11 +56,11 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
         positionIds,
         past: (block) => pasts[block]!,
         present(block, key, value, fresh) {
-          graph!.addOutput(key, `present.${block}.key`, 'float32', presentShape);
-          graph!.addOutput(value, `present.${block}.value`, 'float32', presentShape);
+          graph!.addOutput(key, presentKeyValue(block, 'key'), 'float32', presentShape);
+          graph!.addOutput(value, presentKeyValue(block, 'value'), 'float32', presentShape);
           if (fresh) {
-            graph!.addOutput(fresh.key, `new_key_values.${block}.key`, 'float32', freshShape);
-            graph!.addOutput(fresh.value, `new_key_values.${block}.value`, 'float32', freshShape);
+            graph!.addOutput(fresh.key, newKeyValue(block, 'key'), 'float32', freshShape);
+            graph!.addOutput(fresh.value, newKeyValue(block, 'value'), 'float32', freshShape);
           }
         },
       };
@@ -67,9 +68,9 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
       return [{ name: inputIds, dtype: 'int64', shape: [null, null] }];
     },
     outputs(g, [logits]) {
-      g.addOutput(logits!.name, 'logits', 'float32', ['batch_size', 'sequence_length', vocabSize]);
-      // The HF names first (transformers.js maps present.* to the next past); ferry's new_key_values.* last.
-      g.orderOutputs(['logits', ...pasts.flatMap((_, i) => [`present.${i}.key`, `present.${i}.value`])]);
+      g.addOutput(logits!.name, LOGITS, 'float32', ['batch_size', 'sequence_length', vocabSize]);
+      // The HF names first (transformers.js maps present.* to the next past); ferry's new K/V last.
+      g.orderOutputs([LOGITS, ...transformerNames(layers).present]);
     },
     lm,
   };

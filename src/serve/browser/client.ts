@@ -2,9 +2,9 @@ import { FerryError } from '../../errors.ts';
 import { buildRequests } from '../completions.ts';
 import type { ServedModel } from '../model.ts';
 import { ApiError } from '../openai-error.ts';
-import type { Precision } from '../manifest.ts';
+import type { Precision } from '../../package/index.ts';
 import { completionRequestSchema, fieldPath, mostSpecificIssue } from '../schema.ts';
-import { modelFileOf, parseManifest } from '../manifest.ts';
+import { modelFileOf, parseLanguageModelManifest } from '../../package/index.ts';
 import { openModelFromFiles, type PackageFiles } from './model.ts';
 import { createOrtWebRuntime, type OrtWeb } from './runtime.ts';
 import { hasWebGpuAdapter } from '../runtime/webgpu.ts';
@@ -59,7 +59,7 @@ export async function loadBrowserModel(baseUrl: string, options: LoadOptions = {
   const base = baseUrl.replace(/\/+$/, '');
   const log = options.log ?? (() => {});
   const [rawManifest, tokenizer] = await Promise.all([fetchJson(`${base}/ferry.json`), fetchJson(`${base}/tokenizer.json`)]);
-  const manifest = parseManifest(rawManifest, `${base}/ferry.json`);
+  const manifest = parseLanguageModelManifest(rawManifest, `${base}/ferry.json`);
   const file = modelFileOf(manifest, options.precision ?? 'fp32', base);
 
   const wanted = options.device ?? 'auto';

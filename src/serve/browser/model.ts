@@ -2,7 +2,7 @@ import { FerryError } from '../../errors.ts';
 import { loadTokenizer } from '../../tokenizer/index.ts';
 import { createDecoder, type Decoder } from '../decoder.ts';
 import type { ServedModel } from '../model.ts';
-import { parseManifest } from '../manifest.ts';
+import { parseLanguageModelManifest } from '../../package/index.ts';
 import type { Runtime } from '../runtime/types.ts';
 import { createScheduler } from '../scheduler.ts';
 
@@ -33,7 +33,7 @@ export interface OpenFilesOptions {
  * server, so that a browser tab or an edge worker generates exactly what the server does.
  */
 export async function openModelFromFiles(files: PackageFiles, options: OpenFilesOptions): Promise<ServedModel> {
-  const manifest = parseManifest(files.manifest, `${files.source}/ferry.json`);
+  const manifest = parseLanguageModelManifest(files.manifest, `${files.source}/ferry.json`);
   if (options.maxModelBytes !== undefined && files.model.byteLength > options.maxModelBytes) {
     throw new FerryError('model_too_large', `${manifest.name}: its model file is ${megabytes(files.model.byteLength)}, over the ${megabytes(options.maxModelBytes)} this runtime allows${options.limitReason ? ` (${options.limitReason})` : ''}`, {
       hint: 'export a smaller model, or its int8 variant (`ferry export --quantize int8`), or serve it from Node',

@@ -1,3 +1,4 @@
+import { LOGITS } from '../../package/index.ts';
 import { fromOrtResults, ortWebProvider, toOrtFeeds, withLentFeeds } from '../runtime/convert.ts';
 import type { NamedTensors, Runtime, Session, SessionOptions } from '../runtime/types.ts';
 
@@ -76,7 +77,7 @@ function createGpuStates(ort: OrtWeb) {
       }
       out[name] = data instanceof Float32Array ? { dtype: 'float32', dims: [...tensor.dims], data } : { dtype: 'int64', dims: [...tensor.dims], data };
       if (!buffer) continue;
-      if (name === 'logits' || !(data instanceof Float32Array)) {
+      if (name === LOGITS || !(data instanceof Float32Array)) {
         tensor.dispose();
         continue;
       }

@@ -2,7 +2,7 @@
 // the browser client, or streams the same request from the server's /v1/completions.
 import { generateInBrowser, loadBrowserModel, type BrowserDevice, type BrowserModel } from '../browser/client.ts';
 import { gpuResidentFeeds } from '../browser/runtime.ts';
-import type { Precision } from '../manifest.ts';
+import type { Precision } from '../../package/index.ts';
 
 interface ModelInfo {
   id: string;

@@ -1,0 +1,54 @@
+/** Reading a manifest: the schema's verdict as one FerryError naming the field, and the checks generation needs. */
+import { FerryError } from '../errors.ts';
+import { isLanguageModel, manifestSchema, type LanguageModelManifest, type Manifest, type Precision } from './manifest.ts';
+import { namesOfState } from './state.ts';
+
+/** Any package kind. `source` names the file in messages (a path on disk, or a URL). */
+export function parseManifest(raw: unknown, source: string): Manifest {
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.length ? issue.path.join('.') : '(root)';
+    throw new FerryError('bad_manifest', `${source}: field "${field}": ${issue.message}`, {
+      hint: 'ferry.json must be a ferry-onnx manifest (docs/FORMATS.md); re-export the model with `ferry export`',
+    });
+  }
+  return parsed.data;
+}
+
+/** A package ferry's decoders can generate text with: a language model whose I/O matches its state. */
+export function parseLanguageModelManifest(raw: unknown, source: string): LanguageModelManifest {
+  const manifest = parseManifest(raw, source);
+  if (!isLanguageModel(manifest)) {
+    throw new FerryError('not_generative', `${source}: a plain model (arch "${manifest.arch}") cannot generate text`, {
+      hint: 'use an LSTM or Transformer language model exported by `ferry export`',
+    });
+  }
+  checkStateIo(manifest, source);
+  return manifest;
+}
+
+/** The model file a manifest names for a precision, or a clear error when it has none. */
+export function modelFileOf(manifest: Manifest, precision: Precision, source: string): string {
+  const file = manifest.files[precision];
+  if (!file) {
+    throw new FerryError('missing_precision', `${source} has no ${precision} model (ferry.json field "files.${precision}" is empty)`, {
+      hint: `export it with the matching --quantize option, or use ${Object.entries(manifest.files).filter(([, f]) => f).map(([p]) => p).join(' or ')}`,
+    });
+  }
+  return file;
+}
+
+function checkStateIo(manifest: LanguageModelManifest, source: string): void {
+  const expected = namesOfState(manifest.state);
+  const haveInputs = new Set(manifest.inputs.map((t) => t.name));
+  const haveOutputs = new Set(manifest.outputs.map((t) => t.name));
+  const missingInputs = expected.inputs.filter((n) => !haveInputs.has(n));
+  const missingOutputs = expected.outputs.filter((n) => !haveOutputs.has(n));
+  const [field, missing] = missingInputs.length ? ['inputs', missingInputs] : ['outputs', missingOutputs];
+  if (missing.length) {
+    throw new FerryError('bad_manifest', `${source}: field "${field}" lacks ${missing.join(', ')} for a ${manifest.state.kind} state of ${manifest.state.layers} layers`, {
+      hint: 'the manifest and the state spec disagree; re-export the model with `ferry export`',
+    });
+  }
+}
