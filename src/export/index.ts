@@ -127,6 +127,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const log = options.log ?? (() => {});
   const resolved = resolveOptions(options);
   const source = await readExportSource(options.source);
+  log(source.checkpoint ? `checkpoint ${source.dir} (step ${source.checkpoint.training.step})` : `tfjs model ${source.modelJsonPath}`);
   const config = source.config;
   checkModelOptions(options, resolved, config);
   const arch: PackageArch = config?.arch ?? 'model';
@@ -189,7 +190,7 @@ interface ManifestParts {
   resolved: ResolvedOptions;
   cpuOnlyNodes: string[];
   parity: Record<string, ParityEntry>;
-  training: unknown;
+  training: Record<string, unknown> | null;
 }
 
 /**
@@ -218,7 +219,7 @@ function packageManifest(parts: ManifestParts): ManifestInput {
       outputs: tensors(graph.outputs),
     };
     const rest = { opset: resolved.opset, target: resolved.target };
-    const tail = { cpuOnlyNodes, generation: GENERATION_DEFAULTS, parity, training: parts.training as Record<string, unknown> | null, ...producer };
+    const tail = { cpuOnlyNodes, generation: GENERATION_DEFAULTS, parity, training: parts.training, ...producer };
     manifest = config.arch === 'lstm'
       ? { ...common, arch: 'lstm', ...lm, state: stateSpecOf(config), ...rest, attention: null, ...tail }
       : { ...common, arch: 'transformer', ...lm, state: stateSpecOf(config), ...rest, attention: resolved.attention, ...tail };

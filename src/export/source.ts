@@ -1,45 +1,50 @@
 /**
- * What `ferry export` reads: a checkpoint dir (model.json + weights.bin + ferry.json +
- * tokenizer.json), a run dir (its best/ checkpoint) or a foreign tfjs `model.json`. The topology is
- * checked against the converters before tfjs loads it, and weights are checked for NaN/Inf.
+ * What `ferry export` reads: a ferry checkpoint, through train/checkpoint.ts (a run dir's best/,
+ * else last/; ferry.json's format and version checked; model, tokenizer and config agreeing), or
+ * a foreign tfjs `model.json`. The topology is checked against the converters before tfjs loads
+ * it, and weights are checked for NaN/Inf.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import { readTokenizerFile } from '../tokenizer/node.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
-import { validateModelConfig, type ModelConfig } from '../train/models/index.ts';
-import { fileSystemIO, readModelJson } from '../train/tfjs-io.ts';
+import { checkConsistency, inspectDir, readCheckpointManifest, resolveCheckpointDir, TOKENIZER_JSON, type CheckpointManifest } from '../train/checkpoint.ts';
+import type { ModelConfig } from '../train/models/index.ts';
+import { fileSystemIO, MODEL_JSON, readModelJson } from '../train/tfjs-io.ts';
 import { converterFor } from './converters/registry.ts';
 
 export interface ExportSource {
-  /** The checkpoint dir, or the dir of a foreign model.json. */
+  /** The checkpoint dir actually read (a run dir's best/ or last/), or the dir of a foreign model.json. */
   dir: string;
   modelJsonPath: string;
   model: tf.LayersModel;
   /** Set for ferry checkpoints (from ferry.json). */
   config?: ModelConfig;
-  checkpoint?: Record<string, unknown>;
+  checkpoint?: CheckpointManifest;
   tokenizer?: Tokenizer;
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
-
-async function locate(source: string): Promise<{ dir: string; modelJsonPath: string }> {
-  const info = await stat(source).catch(() => undefined);
-  if (!info) {
+/** A ferry checkpoint (a run dir resolves to best/, else last/), or a tfjs model.json of any origin. */
+async function locate(source: string): Promise<{ dir: string; modelJsonPath: string; checkpoint: boolean }> {
+  const kind = await inspectDir(source);
+  if (kind === 'missing') {
     throw new FerryError('EXPORT_SOURCE_NOT_FOUND', `${source} does not exist`, {
       hint: 'Give a checkpoint dir (model.json, weights.bin, ferry.json), a training run dir, or a tfjs model.json.',
       status: 404,
     });
   }
-  if (info.isFile()) return { dir: path.dirname(source), modelJsonPath: source };
-  const best = path.join(source, 'best');
-  if (!(await exists(path.join(source, 'model.json'))) && (await exists(path.join(best, 'model.json')))) {
-    return { dir: best, modelJsonPath: path.join(best, 'model.json') };
+  if (kind === 'file') {
+    const dir = path.dirname(source);
+    const besideCheckpoint = path.basename(source) === MODEL_JSON && (await inspectDir(dir)) === 'checkpoint';
+    return { dir, modelJsonPath: source, checkpoint: besideCheckpoint };
   }
-  return { dir: source, modelJsonPath: path.join(source, 'model.json') };
+  if (kind === 'checkpoint' || kind === 'run') {
+    const dir = await resolveCheckpointDir(source);
+    return { dir, modelJsonPath: path.join(dir, MODEL_JSON), checkpoint: true };
+  }
+  return { dir: source, modelJsonPath: path.join(source, MODEL_JSON), checkpoint: false };
 }
 
 interface LayerJson {
@@ -91,36 +96,19 @@ async function loadModel(modelJsonPath: string): Promise<tf.LayersModel> {
   return model;
 }
 
-async function readJson(file: string): Promise<Record<string, unknown>> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new FerryError('EXPORT_BAD_CHECKPOINT', `cannot read ${file}: ${(error as Error).message}`, {
-      hint: 'The checkpoint is damaged: export another one, or remove ferry.json to export the model.json as a plain graph.',
-      cause: error,
-    });
-  }
-}
-
 export async function readExportSource(source: string): Promise<ExportSource> {
-  const { dir, modelJsonPath } = await locate(source);
-  const ferryJson = path.join(dir, 'ferry.json');
-  const isCheckpoint = path.basename(modelJsonPath) === 'model.json' && (await exists(ferryJson));
+  const { dir, modelJsonPath, checkpoint: isCheckpoint } = await locate(source);
+  // The manifest first: a checkpoint of another format or version is refused before tfjs loads anything.
+  const checkpoint = isCheckpoint ? await readCheckpointManifest(dir) : undefined;
   const model = await loadModel(modelJsonPath);
-  if (!isCheckpoint) return { dir, modelJsonPath, model };
-  const checkpoint = await readJson(ferryJson);
-  const config = validateModelConfig(checkpoint.model);
-  const tokenizerPath = path.join(dir, 'tokenizer.json');
-  if (!(await exists(tokenizerPath))) {
+  if (!checkpoint) return { dir, modelJsonPath, model };
+  const tokenizerPath = path.join(dir, TOKENIZER_JSON);
+  if (!(await stat(tokenizerPath).then(() => true, () => false))) {
     throw new FerryError('EXPORT_BAD_CHECKPOINT', `${dir} has a ferry.json but no tokenizer.json`, {
       hint: 'A language-model package needs its tokenizer: copy tokenizer.json from the training run, or export model.json alone as a plain graph.',
     });
   }
   const tokenizer = await readTokenizerFile(tokenizerPath);
-  if (tokenizer.vocabSize !== config.vocabSize) {
-    throw new FerryError('EXPORT_BAD_CHECKPOINT', `tokenizer.json has ${tokenizer.vocabSize} tokens but ferry.json says vocabSize ${config.vocabSize}`, {
-      hint: 'The files of this checkpoint do not belong together.',
-    });
-  }
-  return { dir, modelJsonPath, model, config, checkpoint, tokenizer };
+  checkConsistency(dir, checkpoint, model, tokenizer);
+  return { dir, modelJsonPath, model, config: checkpoint.model, checkpoint, tokenizer };
 }

@@ -1,18 +1,20 @@
 /**
  * Export-time verification: the tfjs model and the ONNX graph (onnxruntime-node) on the same
- * inputs — batch 1 and 3, two sequence lengths, random ids and real text — plus token-by-token
- * decoding through the state/KV outputs against the full-sequence logits (and, where the graph
- * gives the new K/V alone, through a fixed-size cache as the server decodes), and (Transformer)
- * a left-padded batch against the unpadded rows. Fails above the tolerance.
+ * inputs — batch 1 and 3, two sequence lengths, random ids and real text — plus decoding with
+ * ferry's own decoders (src/package: the LSTM state, the concatenated KV cache and, where the
+ * graph gives the new K/V alone, the server's slab cache) against the full-sequence logits, a
+ * prompt continued in a second chunk, and (Transformer) a left-padded batch against the unpadded
+ * rows. Fails above the tolerance.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { FerryError } from '../errors.ts';
+import { createDecoder, type Decoder, type SequenceState } from '../package/decoder.ts';
 import { graphKeepsOwnCache } from '../package/index.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import type { AttentionForm } from './converters/types.ts';
-import type { LanguageModelSpec } from './lm/spec.ts';
-import { createSession, decodeWithFixedCache, initialState, runStep } from './runner.ts';
+import { stateOfSpec, type LanguageModelSpec } from './lm/spec.ts';
+import { createSession, decoderSession, initialState, runStep } from './runner.ts';
 import { mulberry32 } from '../random.ts';
 
 export const FP32_TOLERANCE = 1e-4;
@@ -24,6 +26,9 @@ export const SAMPLE_TEXT =
   'First Citizen: First, you know Caius Marcius is chief enemy to the people. ' +
   'We know it, we know it. Let us kill him, and we will have corn at our own price. ' +
   "Is't a verdict? No more talking on't; let it be done: away, away!";
+
+/** Long enough for the slab cache to widen its span (16 positions at a time) while decoding. */
+const DECODE_LENGTH = 20;
 
 export interface ParityCase {
   name: string;
@@ -122,15 +127,25 @@ export async function verifyLanguageModel(
   const text = options.tokenizer ? sampleIds(options.tokenizer).slice(0, spec.arch === 'transformer' ? context : 512) : [];
   if (text.length > 1) await compare(`sample text, ${text.length} tokens`, [text]);
 
-  // Token by token through the state outputs == the full sequence at every position.
-  const steps = randomIds(2, Math.min(9, context));
+  // ferry's decoders over this session, as `ferry serve`, the browser and the edge run them.
+  const decoded = randomIds(2, Math.min(DECODE_LENGTH, context));
+  const L = decoded[0]!.length;
+  const fork = [...decoded[0]!.slice(0, Math.min(3, L - 1)), ...randomIds(1, L - Math.min(3, L - 1))[0]!];
+  const decodeRows = [...decoded, fork];
+  const decodeFull = tfjsLogits(model, decodeRows);
+  const served = decoderSession(session);
+  const decoders: [string, Decoder][] = [[spec.arch === 'lstm' ? 'LSTM state' : 'concat KV cache', createDecoder(served, stateOfSpec(spec), spec.vocabSize, spec.arch === 'lstm' ? null : context)]];
+  if (spec.arch === 'transformer' && graphKeepsOwnCache(session.outputNames)) {
+    decoders.push(['server slab cache', createDecoder(served, stateOfSpec(spec), spec.vocabSize, context, { ownCache: true })]);
+  }
+  for (const [what, decoder] of decoders) {
+    cases.push({ name: `${what} decode, 3 sequences, ${L} tokens`, maxAbsDiff: await decodeAgainstFull(decoder, decodeRows, decodeFull) });
+  }
+
+  const steps = decoded.map((row) => row.slice(0, Math.min(9, L)));
   const full = tfjsLogits(model, steps);
   const T = steps[0]!.length;
   const v = spec.vocabSize;
-  cases.push({ name: `incremental decode, batch 2, ${T} steps`, maxAbsDiff: await incrementalDiff(session, spec, steps, full) });
-  if (spec.arch === 'transformer' && graphKeepsOwnCache(session.outputNames)) {
-    cases.push({ name: `server cache decode, batch 2, ${T} steps`, maxAbsDiff: maxAbsDiff(await decodeWithFixedCache(session, spec, steps), full) });
-  }
 
   // Two chunks (a prompt continued with past > 0 and several new tokens: the causal mask must be
   // aligned bottom-right) == the full sequence. ORT's GroupQueryAttention takes such a chunk only
@@ -167,6 +182,34 @@ export async function verifyLanguageModel(
   }
   await session.release();
   return finish(cases, options.tolerance ?? FP32_TOLERANCE, log, 'The ONNX graph');
+}
+
+/**
+ * Decodes `rows` the way the scheduler does, against the full-sequence logits `full` [rows, L,
+ * vocab]: rows 0 and 1 are prefilled together with prompts of different lengths (left padding),
+ * row 2 continues row 0's prefilled state with other tokens (the n choices of one prompt), and
+ * the rows step together, leaving the batch as their tokens run out. Returns the worst |diff|.
+ */
+async function decodeAgainstFull(decoder: Decoder, rows: number[][], full: Float32Array): Promise<number> {
+  const L = rows[0]!.length;
+  const v = decoder.vocabSize;
+  const shared = Math.min(3, L - 1);
+  const prompts = [shared, 1, shared];
+  const expected = (row: number, from: number, to: number) => full.subarray((row * L + from) * v, (row * L + to) * v);
+  const prefilled = await decoder.prefill([rows[0]!.slice(0, shared), rows[1]!.slice(0, 1)]);
+  let worst = Math.max(...prefilled.map((p, r) => maxAbsDiff(p.logits, expected(r, 0, prompts[r]!))));
+  const states: SequenceState[] = [prefilled[0]!.state, prefilled[1]!.state, prefilled[0]!.state];
+  for (let t = 0; ; t++) {
+    const active = rows.map((_, r) => r).filter((r) => prompts[r]! + t < L);
+    if (!active.length) break;
+    const step = await decoder.step(active.map((r) => ({ state: states[r]!, token: rows[r]![prompts[r]! + t]! })));
+    active.forEach((r, i) => {
+      const at = prompts[r]! + t;
+      worst = Math.max(worst, maxAbsDiff(step.logits.subarray(i * v, (i + 1) * v), expected(r, at, at + 1)));
+      states[r] = step.states[i]!;
+    });
+  }
+  return worst;
 }
 
 /** A foreign model: random inputs shaped like the model's (ids for an Embedding input), outputs by name. */

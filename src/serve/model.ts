@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { createDecoder, keepsCacheItself, type Decoder } from './decoder.ts';
+import { createDecoder, keepsCacheItself, type Decoder } from '../package/decoder.ts';
 import { createLanes } from './lanes.ts';
 import { isPresentKeyValue, type Precision } from '../package/index.ts';
 import { loadPackage, type ModelPackage } from './package.ts';

@@ -1,6 +1,6 @@
 import { FerryError } from '../errors.ts';
 import { Channel } from './channel.ts';
-import type { Decoder, SequenceState } from './decoder.ts';
+import type { Decoder, SequenceState } from '../package/decoder.ts';
 import { countTokens, createRandom, logSoftmax, sampleToken, topLogprobs, type Random, type SamplingParams, type TokenCounts } from './sampling.ts';
 import { TextAssembler, type TokenLogprob } from './text.ts';
 

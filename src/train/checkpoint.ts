@@ -127,7 +127,8 @@ function checkExtraFileName(name: string): void {
   }
 }
 
-function checkConsistency(where: string, manifest: CheckpointManifest, model: tf.LayersModel, tokenizer: Tokenizer): void {
+/** The model, its tokenizer and ferry.json of one checkpoint agree on the vocabulary and the tokenizer kind. */
+export function checkConsistency(where: string, manifest: CheckpointManifest, model: tf.LayersModel, tokenizer: Tokenizer): void {
   const outputVocab = model.outputs[0]?.shape.at(-1);
   const problems = [
     tokenizer.vocabSize !== manifest.model.vocabSize && `the tokenizer has ${tokenizer.vocabSize} tokens but the model config says ${manifest.model.vocabSize}`,

@@ -53,7 +53,7 @@ test('missing source, missing model.json, malformed model.json', async () => {
   await expectRefused({ source: noTopology }, 'invalid-model-json', /modelTopology/);
 });
 
-test('a checkpoint without its tokenizer, or with one of another size', async () => {
+test('a checkpoint without its tokenizer, with one of another size, or of another format or version', async () => {
   const noTokenizer = await damagedCopy(lstmDir, (dir) => rm(path.join(dir, 'tokenizer.json')));
   await expectRefused({ source: noTokenizer }, 'EXPORT_BAD_CHECKPOINT', /has a ferry\.json but no tokenizer\.json/);
   const otherVocab = await damagedCopy(lstmDir, async (dir) => {
@@ -61,7 +61,26 @@ test('a checkpoint without its tokenizer, or with one of another size', async ()
     await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify((await trainTokenizer('char', ['abc'], { byteFallback: false })).toJSON()));
     await writeFile(path.join(dir, 'ferry.json'), JSON.stringify(ferry));
   });
-  await expectRefused({ source: otherVocab }, 'EXPORT_BAD_CHECKPOINT', /tokenizer\.json has \d+ tokens but ferry\.json says vocabSize \d+/);
+  await expectRefused({ source: otherVocab }, 'inconsistent-checkpoint', /the tokenizer has \d+ tokens but the model config says \d+/);
+  const rewrite = (change: Record<string, unknown>) => damagedCopy(lstmDir, async (dir) => {
+    const ferry = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8'));
+    await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({ ...ferry, ...change }));
+  });
+  await expectRefused({ source: await rewrite({ version: 2 }) }, 'unsupported-checkpoint-version', /has version 2; this ferry reads version 1/);
+  await expectRefused({ source: await rewrite({ format: 'ferry-onnx' }) }, 'invalid-checkpoint', /format is "ferry-onnx", not "ferry-checkpoint"/);
+});
+
+test('a run dir exports best/, or last/ before any evaluation wrote best/, and the log names the checkpoint', async () => {
+  const run = await tempDir();
+  await makeCheckpoint(TINY_LSTM, { dir: path.join(run, 'last') });
+  const lines: string[] = [];
+  const report = await exportModel({ source: run, outDir: path.join(await tempDir(), 'pkg'), verify: false, log: (line) => lines.push(line) });
+  assert.equal(report.manifest.name, path.basename(run));
+  assert.equal(lines[0], `checkpoint ${path.join(run, 'last')} (step 0)`);
+  await makeCheckpoint(TINY_LSTM, { dir: path.join(run, 'best') });
+  lines.length = 0;
+  await exportModel({ source: run, outDir: path.join(await tempDir(), 'pkg'), verify: false, log: (line) => lines.push(line) });
+  assert.equal(lines[0], `checkpoint ${path.join(run, 'best')} (step 0)`);
 });
 
 test('weights shorter or longer than the manifest says', async () => {
@@ -147,7 +166,7 @@ test('the CLI exports a run dir (its best/) and exits non-zero with the message 
   const out = path.join(await tempDir(), 'pkg');
   const bin = path.resolve('bin/ferry.js');
   const ok = await promisify(execFile)(process.execPath, [bin, 'export', run, '--out', out, '--fp16']);
-  assert.match(ok.stdout, /incremental decode, batch 2, 9 steps\s+max \|diff\| \d\.\d\de-\d+/);
+  assert.match(ok.stdout, /LSTM state decode, 3 sequences, \d+ tokens\s+max \|diff\| \d\.\d\de-\d+/);
   assert.match(ok.stdout, /fp16: .* perplexity/);
   const manifest = JSON.parse(await readFile(path.join(out, 'ferry.json'), 'utf8'));
   assert.equal(manifest.name, path.basename(run));

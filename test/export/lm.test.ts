@@ -60,7 +60,7 @@ test('LSTM: state I/O as FORMATS.md, parity incl. token-by-token decoding, int8 
   assert.deepEqual(manifest.outputs[0].shape, ['batch_size', 'sequence_length', lstm.vocab]);
   assert.equal(manifest.contextLength, null);
   assert.deepEqual(manifest.cpuOnlyNodes, []);
-  assert.ok(caseDiff(report.parity.fp32, 'incremental decode') <= 1e-4);
+  assert.ok(caseDiff(report.parity.fp32, 'LSTM state decode') <= 1e-4);
   assert.ok(caseDiff(report.parity.fp32, 'sample text') <= 1e-4);
   const int8 = report.parity.int8 as unknown as VariantParity & { perplexityChange: number; perplexity: number; bytes: number; fp32Bytes: number };
   assert.ok(int8.bytes < int8.fp32Bytes * 0.75, `int8 (LSTM weights stored as int8) ${int8.bytes} vs fp32 ${int8.fp32Bytes}`);
@@ -126,10 +126,10 @@ for (const attention of ['decomposed', 'mha', 'gqa', 'attention23'] as const) {
     assert.deepEqual(manifest.outputs[1].shape, ['batch_size', 2, 'total_sequence_length', 16]);
     if (fresh.length) {
       assert.deepEqual(manifest.outputs[5].shape, ['batch_size', 2, 'sequence_length', 16]);
-      assert.ok(caseDiff(report.parity.fp32, 'server cache decode') <= 1e-4);
+      assert.ok(caseDiff(report.parity.fp32, 'server slab cache decode') <= 1e-4);
     }
     assert.ok(caseDiff(report.parity.fp32, 'random ids, batch 3') <= 1e-4);
-    assert.ok(caseDiff(report.parity.fp32, 'incremental decode') <= 1e-4);
+    assert.ok(caseDiff(report.parity.fp32, 'concat KV cache decode') <= 1e-4);
     assert.ok(caseDiff(report.parity.fp32, 'left-padded') <= 1e-4);
     assert.ok(caseDiff(report.parity.fp32, `chunked prefill, batch ${attention === 'gqa' ? 1 : 2}`) <= 1e-4);
   });

@@ -1,8 +1,8 @@
 // Deterministic stand-ins below the runtime boundary, so that batching, padding and scheduling
 // can be checked exactly without an exported model.
-import type { Decoder, SequenceState } from '../../src/serve/decoder.ts';
-import { withLentFeeds } from '../../src/serve/runtime/convert.ts';
-import type { NamedTensors, RunOptions, Session } from '../../src/serve/runtime/types.ts';
+import type { Decoder, SequenceState } from '../../src/package/decoder.ts';
+import { withLentFeeds } from '../../src/package/ort-session.ts';
+import type { NamedTensors, RunOptions, Session } from '../../src/package/session.ts';
 import type { Tokens } from '../../src/serve/scheduler.ts';
 
 /** Logits that depend on the whole history, so a sequence that sees a wrong token diverges. */

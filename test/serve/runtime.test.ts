@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../../src/errors.ts';
-import { createDecoder } from '../../src/serve/decoder.ts';
+import { createDecoder } from '../../src/package/decoder.ts';
 import { loadPackage } from '../../src/serve/package.ts';
 import { openRuntime } from '../../src/serve/runtime/index.ts';
 import { buildPackages, type TestPackages } from './packages.ts';

@@ -1,7 +1,7 @@
 // Child process of runtime.test.ts: onnxruntime-node's WebGPU EP needs Vulkan in the process's
 // environment from the start (SwiftShader from Debian's chromium here), so it runs on its own.
 // Prints, per package dir given, the logits of a prefill and a batched step on cpu and webgpu.
-import { createDecoder } from '../../src/serve/decoder.ts';
+import { createDecoder } from '../../src/package/decoder.ts';
 import { loadPackage } from '../../src/serve/package.ts';
 import { openRuntime } from '../../src/serve/runtime/index.ts';
 

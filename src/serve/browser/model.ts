@@ -1,6 +1,6 @@
 import { FerryError } from '../../errors.ts';
 import { loadTokenizer } from '../../tokenizer/index.ts';
-import { createDecoder, type Decoder } from '../decoder.ts';
+import { createDecoder, type Decoder } from '../../package/decoder.ts';
 import type { ServedModel } from '../model.ts';
 import { parseLanguageModelManifest } from '../../package/index.ts';
 import type { Runtime } from '../runtime/types.ts';

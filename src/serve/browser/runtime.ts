@@ -1,6 +1,8 @@
 import { LOGITS } from '../../package/index.ts';
-import { fromOrtResults, ortWebProvider, toOrtFeeds, withLentFeeds } from '../runtime/convert.ts';
-import type { NamedTensors, Runtime, Session, SessionOptions } from '../runtime/types.ts';
+import { fromOrtResults, toOrtFeeds, withLentFeeds } from '../../package/ort-session.ts';
+import { ortWebProvider } from '../runtime/web-provider.ts';
+import type { NamedTensors, Session } from '../../package/session.ts';
+import type { Runtime, SessionOptions } from '../runtime/types.ts';
 
 export type OrtWeb = typeof import('onnxruntime-web');
 

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { NamedTensors, Session } from './types.ts';
+import type { NamedTensors, Session } from '../../package/session.ts';
 
 // onnxruntime-node runs a session synchronously on the calling thread, so a session on the main
 // thread stalls every HTTP read and write for the length of each step. Here each session lives

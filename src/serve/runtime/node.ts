@@ -1,8 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import { FerryError } from '../../errors.ts';
-import { fromOrtResults, toOrtFeeds, withLentFeeds } from './convert.ts';
+import { wrapOrtSession } from '../../package/ort-session.ts';
 import { openSessionInWorker } from './node-worker.ts';
-import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
+import type { Session } from '../../package/session.ts';
+import type { Logger, Runtime, SessionOptions } from './types.ts';
 
 export type NodeDevice = 'cpu' | 'cuda' | 'webgpu';
 
@@ -33,7 +34,7 @@ export function createNodeRuntime(device: NodeDevice | 'auto', log: Logger, opti
     const session = typeof modelPath === 'string'
       ? await ort.InferenceSession.create(modelPath, config)
       : await ort.InferenceSession.create(modelPath, config);
-    return wrapSession(session, target);
+    return wrapOrtSession(ort.Tensor, session, `onnxruntime-node ${target}`);
   }
 
   async function createSession(modelPath: string | Uint8Array, options: SessionOptions = {}): Promise<Session> {
@@ -67,20 +68,6 @@ export function createNodeRuntime(device: NodeDevice | 'auto', log: Logger, opti
   }
 
   return { createSession };
-}
-
-function wrapSession(session: ort.InferenceSession, device: NodeDevice): Session {
-  return {
-    inputNames: session.inputNames,
-    outputNames: session.outputNames,
-    provider: `onnxruntime-node ${device}`,
-    async run(feeds, options) {
-      const ortFeeds = toOrtFeeds(ort.Tensor, feeds);
-      const results = options?.fetch ? await session.run(ortFeeds, [...options.fetch]) : await session.run(ortFeeds);
-      return withLentFeeds(fromOrtResults(results as Record<string, ort.Tensor>), feeds, options);
-    },
-    release: () => session.release(),
-  };
 }
 
 function firstLine(error: unknown): string {

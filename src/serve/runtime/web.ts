@@ -1,5 +1,7 @@
-import { fromOrtResults, ortWebProvider, toOrtFeeds, withLentFeeds } from './convert.ts';
-import type { Logger, Runtime, Session, SessionOptions } from './types.ts';
+import { wrapOrtSession } from '../../package/ort-session.ts';
+import { ortWebProvider } from './web-provider.ts';
+import type { Session } from '../../package/session.ts';
+import type { Logger, Runtime, SessionOptions } from './types.ts';
 import { hasWebGpuAdapter } from './webgpu.ts';
 
 export type WebDevice = 'wasm' | 'webgpu';
@@ -30,17 +32,7 @@ export function createWebRuntime(device: WebDevice | 'auto', log: Logger, option
     const session = typeof model === 'string'
       ? await ort.InferenceSession.create(model, config)
       : await ort.InferenceSession.create(model, config);
-    return {
-      provider: `onnxruntime-web ${target}`,
-      inputNames: session.inputNames,
-      outputNames: session.outputNames,
-      async run(feeds, options) {
-        const ortFeeds = toOrtFeeds(ort.Tensor, feeds);
-        const results = options?.fetch ? await session.run(ortFeeds, [...options.fetch]) : await session.run(ortFeeds);
-        return withLentFeeds(fromOrtResults(results as Record<string, InstanceType<OrtWeb['Tensor']>>), feeds, options);
-      },
-      release: () => session.release(),
-    };
+    return wrapOrtSession(ort.Tensor, session, `onnxruntime-web ${target}`);
   }
 
   return { createSession };

@@ -1,6 +1,8 @@
 import { FerryError } from '../errors.ts';
-import { graphKeepsOwnCache, INPUT_IDS, LOGITS, lstmNames, namesOfState, transformerNames, ATTENTION_MASK, POSITION_IDS, type StateSpec } from '../package/index.ts';
-import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
+import { ATTENTION_MASK, graphKeepsOwnCache, INPUT_IDS, LOGITS, lstmNames, POSITION_IDS, transformerNames } from './io.ts';
+import type { StateSpec } from './manifest.ts';
+import { namesOfState } from './state.ts';
+import { float32, int64, type NamedTensors, type Session } from './session.ts';
 import { createSlabKvDecoder } from './slab-decoder.ts';
 
 /**

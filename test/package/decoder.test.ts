@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDecoder, type SequenceState } from '../../src/serve/decoder.ts';
-import { createReferenceKvSession, decodeAlone } from './fakes.ts';
+import { createDecoder, type SequenceState } from '../../src/package/decoder.ts';
+import { createReferenceKvSession, decodeAlone } from '../serve/fakes.ts';
 
 const VOCAB = 11;
 const kvState = { kind: 'kv' as const, layers: 1, heads: 2, headDim: 3 };

@@ -1,4 +1,9 @@
-import type { NamedTensors, RunOptions, Tensor } from './types.ts';
+/**
+ * The `Session` interface over an InferenceSession of either onnxruntime package (node or web),
+ * typed structurally so that this module imports neither: the Node server, the browser, the
+ * edge worker and export's verification wrap their sessions with it.
+ */
+import type { NamedTensors, RunOptions, Session, Tensor } from './session.ts';
 
 /** The part of `ort.Tensor` both onnxruntime packages share, so one converter serves both. */
 export interface OrtTensorLike {
@@ -9,21 +14,34 @@ export interface OrtTensorLike {
 
 export type OrtTensorConstructor<T> = new (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) => T;
 
+/** The part of `ort.InferenceSession` both packages share. */
+export interface OrtSessionLike<T> {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, T>): Promise<Record<string, OrtTensorLike>>;
+  run(feeds: Record<string, T>, fetches: string[]): Promise<Record<string, OrtTensorLike>>;
+  release(): Promise<void>;
+}
+
+/** A Session that runs in the calling thread: feeds are converted, never moved. */
+export function wrapOrtSession<T>(Tensor: OrtTensorConstructor<T>, session: OrtSessionLike<T>, provider: string): Session {
+  return {
+    provider,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds, options) {
+      const ortFeeds = toOrtFeeds(Tensor, feeds);
+      const results = options?.fetch ? await session.run(ortFeeds, [...options.fetch]) : await session.run(ortFeeds);
+      return withLentFeeds(fromOrtResults(results), feeds, options);
+    },
+    release: () => session.release(),
+  };
+}
+
 export function toOrtFeeds<T>(Tensor: OrtTensorConstructor<T>, feeds: NamedTensors): Record<string, T> {
   const out: Record<string, T> = {};
   for (const [name, tensor] of Object.entries(feeds)) out[name] = new Tensor(tensor.dtype, tensor.data, tensor.dims);
   return out;
-}
-
-/**
- * onnxruntime-web's execution provider for `device`. The manifest's CPU-only nodes go to
- * `forceCpuNodeNames` (WebGPU only, and only when there are some: ORT refuses an empty value,
- * "Provider options key/value cannot be empty").
- */
-export function ortWebProvider(device: 'webgpu' | 'wasm', cpuOnlyNodes: readonly string[] = []) {
-  return device === 'webgpu'
-    ? { name: 'webgpu' as const, ...(cpuOnlyNodes.length ? { forceCpuNodeNames: [...cpuOnlyNodes] } : {}) }
-    : { name: 'wasm' as const };
 }
 
 /** What a runtime in the calling thread returns for `lendFeeds`: the feeds themselves, never moved. */

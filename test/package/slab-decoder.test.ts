@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDecoder, type Decoder, type SequenceState } from '../../src/serve/decoder.ts';
+import { createDecoder, type Decoder, type SequenceState } from '../../src/package/decoder.ts';
 import { FerryError } from '../../src/errors.ts';
-import type { NamedTensors, RunOptions, Session } from '../../src/serve/runtime/types.ts';
-import { createReferenceKvSession, decodeAlone } from './fakes.ts';
+import type { NamedTensors, RunOptions, Session } from '../../src/package/session.ts';
+import { createReferenceKvSession, decodeAlone } from '../serve/fakes.ts';
 
 // The slab decoder (own KV cache, new K/V fetched) against the concat decoder (the graph's
 // present fed back), both over the same exact reference attention: every logit must be equal.

@@ -1,7 +1,7 @@
 import { FerryError } from '../errors.ts';
-import { ATTENTION_MASK, INPUT_IDS, LOGITS, POSITION_IDS, transformerNames } from '../package/index.ts';
+import { ATTENTION_MASK, INPUT_IDS, LOGITS, POSITION_IDS, transformerNames } from './io.ts';
 import { firstPast, float32Output, logitsOf, type Decoder, type SequenceState } from './decoder.ts';
-import { float32, int64, type NamedTensors, type Session } from './runtime/types.ts';
+import { float32, int64, type NamedTensors, type Session } from './session.ts';
 
 /**
  * Transformer decoding with the KV cache kept here, in one preallocated buffer (the slab) that

@@ -1,0 +1,36 @@
+/**
+ * Export verification decodes with the server's own decoders: a graph whose new K/V (what the
+ * slab cache writes into its rows) are laid out wrong passes every check on whole calls and the
+ * concatenated cache, and fails the slab decoder's.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FerryError } from '../../src/errors.ts';
+import { convertModel } from '../../src/export/convert.ts';
+import { transformerLanguageModelIO } from '../../src/export/lm/transformer.ts';
+import { verifyLanguageModel } from '../../src/export/verify.ts';
+import { serializeModel } from '../../src/export/writer.ts';
+import { makeCheckpoint, TINY_TRANSFORMER } from './fixtures.ts';
+
+test('a graph whose new K/V break the slab layout fails export verification on the server cache decode alone', async () => {
+  const { model, config } = await makeCheckpoint(TINY_TRANSFORMER, { weightScale: 3 });
+  if (config.arch !== 'transformer') throw new Error('unreachable');
+  const shape = { vocabSize: config.vocabSize, layers: config.nLayer, heads: config.nHead, headDim: config.nEmbd / config.nHead };
+  const spec = { arch: 'transformer' as const, ...shape, contextLength: config.blockSize };
+  const convert = () => convertModel(model, { opset: 17, target: 'cpu', io: transformerLanguageModelIO(shape, 'decomposed', { newKeyValues: true }) }).graph;
+
+  const sound = await verifyLanguageModel(model, serializeModel(convert()), spec);
+  assert.ok(sound.cases.some((c) => c.name.startsWith('server slab cache decode')), 'the slab decoder is among the checks');
+
+  // Layer 0's new keys and values trade places: same shapes, so ORT runs it; the full-sequence
+  // logits and present.* are untouched.
+  const broken = convert();
+  const producers = ['key', 'value'].map((part) => broken.nodes.find((n) => n.outputs.includes(`new_key_values.0.${part}`))!);
+  [producers[0]!.inputs, producers[1]!.inputs] = [producers[1]!.inputs, producers[0]!.inputs];
+  await assert.rejects(verifyLanguageModel(model, serializeModel(broken), spec), (error: unknown) => {
+    assert.ok(error instanceof FerryError && error.code === 'EXPORT_PARITY', String(error));
+    const failing = error.message.split(': ').slice(1).join(': ');
+    assert.match(failing, /^server slab cache decode, 3 sequences, \d+ tokens: [^;]*$/, 'only the slab decoder case fails');
+    return true;
+  });
+});
