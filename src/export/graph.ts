@@ -30,7 +30,9 @@ export type Attribute =
   | { kind: 'ints'; value: number[] }
   | { kind: 'floats'; value: number[] }
   | { kind: 'strings'; value: string[] }
-  | { kind: 'tensor'; value: Initializer };
+  | { kind: 'tensor'; value: Initializer }
+  /** An element type (Cast's `to`): written as its TensorProto.DataType number by the writer. */
+  | { kind: 'dtype'; value: DType };
 
 export const attr = {
   int: (value: number): Attribute => ({ kind: 'int', value }),
@@ -39,6 +41,7 @@ export const attr = {
   ints: (value: number[]): Attribute => ({ kind: 'ints', value }),
   floats: (value: number[]): Attribute => ({ kind: 'floats', value }),
   strings: (value: string[]): Attribute => ({ kind: 'strings', value }),
+  dtype: (value: DType): Attribute => ({ kind: 'dtype', value }),
 };
 
 export interface GraphNode {

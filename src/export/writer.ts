@@ -44,6 +44,7 @@ function attributeProto(name: string, a: Attribute): proto.IAttributeProto {
     case 'floats': return { name, type: A.FLOATS, floats: a.value };
     case 'strings': return { name, type: A.STRINGS, strings: a.value.map((s) => new TextEncoder().encode(s)) };
     case 'tensor': return { name, type: A.TENSOR, t: tensorProto(a.value) };
+    case 'dtype': return { name, type: A.INT, i: DATA_TYPES[a.value] };
   }
 }
 

@@ -5,7 +5,7 @@ import type { ConvertContext, Converter, TensorRef } from './types.ts';
 /** Gather rows of `table`; ids of any int type work, floats (tfjs feeds float ids) are cast first. */
 export function gatherRows(ctx: ConvertContext, table: string, ids: TensorRef): string {
   const g = ctx.graph;
-  const index = ids.dtype === 'int64' || ids.dtype === 'int32' ? ids.name : g.op('Cast', [ids.name], { to: attr.int(7) });
+  const index = ids.dtype === 'int64' || ids.dtype === 'int32' ? ids.name : g.op('Cast', [ids.name], { to: attr.dtype('int64') });
   return g.op('Gather', [table, index]);
 }
 

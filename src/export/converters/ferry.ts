@@ -1,6 +1,7 @@
 /** ferry's own layers (docs/FORMATS.md): tied embedding, position embedding, Transformer block. */
 import { FerryError } from '../../errors.ts';
 import { sinusoidTable } from '../../train/models/layers.ts';
+import { BLOCK_WEIGHTS as W, EMBEDDINGS_WEIGHT } from '../../train/models/weight-names.ts';
 import { attr } from '../graph.ts';
 import { attend } from '../lm/attention.ts';
 import { layerNorm } from './core.ts';
@@ -11,8 +12,8 @@ import type { Converter } from './types.ts';
 /** Int ids gather rows; floats [B, T, d] project onto the vocabulary with the same table. */
 const tiedEmbedding: Converter = (call, [x], ctx) => {
   const g = ctx.graph;
-  const table = weight(call, 'embeddings');
-  const name = g.float('embeddings', table.shape, table.data);
+  const table = weight(call, EMBEDDINGS_WEIGHT);
+  const name = g.float(EMBEDDINGS_WEIGHT, table.shape, table.data);
   if (x!.dtype !== 'float32') return [{ name: gatherRows(ctx, name, x!), dtype: 'float32' }];
   return [{ name: g.op('MatMul', [x!.name, g.transpose(name, [1, 0])]), dtype: 'float32' }];
 };
@@ -23,7 +24,7 @@ const positionEmbedding: Converter = (call, [x], ctx) => {
   const maxLength = call.config.maxLength as number;
   const d = call.config.outputDim as number;
   const kind = call.config.kind ?? 'learned';
-  const data = kind === 'sinusoidal' ? sinusoidTable(maxLength, d) : weight(call, 'embeddings').data;
+  const data = kind === 'sinusoidal' ? sinusoidTable(maxLength, d) : weight(call, EMBEDDINGS_WEIGHT).data;
   const table = g.float('positions', [maxLength, d], data);
   const attention = ctx.lm?.attention;
   const positions = attention
@@ -46,24 +47,24 @@ const transformerBlock: Converter = (call, [x], ctx) => {
   const heads = call.config.numHeads as number;
   const epsilon = (call.config.epsilon as number | undefined) ?? 1e-5;
   const w = (suffix: string) => weight(call, suffix);
-  const linear = (input: string, prefix: string) => {
-    const kernel = w(`${prefix}/kernel`);
-    const bias = w(`${prefix}/bias`);
-    return g.op('Add', [g.op('MatMul', [input, g.float(`${prefix}/kernel`, kernel.shape, kernel.data)]), g.float(`${prefix}/bias`, bias.shape, bias.data)]);
+  const linear = (input: string, kernelName: string, biasName: string) => {
+    const kernel = w(kernelName);
+    const bias = w(biasName);
+    return g.op('Add', [g.op('MatMul', [input, g.float(kernelName, kernel.shape, kernel.data)]), g.float(biasName, bias.shape, bias.data)]);
   };
 
   const block = ctx.counters.block++;
-  const h1 = g.inScope('ln1', () => layerNorm(ctx, x!.name, w('ln1/gamma').data, w('ln1/beta').data, epsilon));
-  const [q, k, v] = g.node('Split', [linear(h1, 'attn/qkv'), g.int64('split', [d, d, d])], { axis: attr.int(-1) }, { outputs: 3 });
+  const h1 = g.inScope('ln1', () => layerNorm(ctx, x!.name, w(W.ln1Gamma).data, w(W.ln1Beta).data, epsilon));
+  const [q, k, v] = g.node('Split', [linear(h1, W.qkvKernel, W.qkvBias), g.int64('split', [d, d, d])], { axis: attr.int(-1) }, { outputs: 3 });
   const firstAttentionNode = g.nodes.length;
   const context = g.inScope('attn', () => attend(g, attention, block, q!, k!, v!, { heads, headDim: d / heads }));
   if (ctx.target === 'webgpu' && attention.form === 'attention23') {
-    // Both WebGPU builds of onnxruntime-web run opset-23 Attention on CPU (DESIGN.md section 5).
+    // Both WebGPU builds of onnxruntime-web run opset-23 Attention on CPU (docs/ARCHITECTURE.md, "Runtime facts").
     ctx.cpuOnlyNodes.push(...g.nodes.slice(firstAttentionNode).filter((n) => n.opType === 'Attention').map((n) => n.name));
   }
-  const x1 = g.op('Add', [x!.name, linear(context, 'attn/proj')]);
-  const h2 = g.inScope('ln2', () => layerNorm(ctx, x1, w('ln2/gamma').data, w('ln2/beta').data, epsilon));
-  const mlp = linear(g.inScope('mlp', () => gelu(g, linear(h2, 'mlp/fc'))), 'mlp/proj');
+  const x1 = g.op('Add', [x!.name, linear(context, W.projKernel, W.projBias)]);
+  const h2 = g.inScope('ln2', () => layerNorm(ctx, x1, w(W.ln2Gamma).data, w(W.ln2Beta).data, epsilon));
+  const mlp = linear(g.inScope('mlp', () => gelu(g, linear(h2, W.fcKernel, W.fcBias))), W.mlpProjKernel, W.mlpProjBias);
   return [{ name: g.op('Add', [x1, mlp]), dtype: 'float32' }];
 };
 

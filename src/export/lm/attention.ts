@@ -22,15 +22,15 @@ export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: st
   const queryPositions = g.op('Add', [g.op('Range', [zero, scalar(seq), one]), past]);
   const keyPositions = g.op('Range', [zero, scalar(total), one]);
   const causal = g.op('LessOrEqual', [g.unsqueeze(keyPositions, [0]), g.unsqueeze(queryPositions, [1])]);
-  const padding = g.unsqueeze(g.op('Cast', [attentionMask], { to: attr.int(9) }), [1, 2]);
+  const padding = g.unsqueeze(g.op('Cast', [attentionMask], { to: attr.dtype('bool') }), [1, 2]);
   const allowed = g.op('And', [causal, padding], {}, { name: 'attention_allowed' });
   if (form === 'decomposed') return { allowed };
   const maskBias = g.op('Where', [allowed, g.scalarFloat('zero', 0), g.scalarFloat('lowest', LOWEST_FLOAT32)], {}, { name: 'attention_bias' });
   if (form !== 'gqa') return { allowed, maskBias };
   // GQA also wants lengths; padding is in maskBias, so every row counts as full.
   const batch = g.op('Shape', [inputIds], { start: attr.int(0), end: attr.int(1) });
-  const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, one]), batch])], { to: attr.int(6) });
-  const totalSequenceLength = g.op('Cast', [scalar(total)], { to: attr.int(6) });
+  const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, one]), batch])], { to: attr.dtype('int32') });
+  const totalSequenceLength = g.op('Cast', [scalar(total)], { to: attr.dtype('int32') });
   return { allowed, maskBias, seqlensK, totalSequenceLength };
 }
 

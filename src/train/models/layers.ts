@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../../errors.ts';
 import { fusedCausalAttention, gelu, hasFusedAttention, layerNorm } from './fused.ts';
+import { BLOCK_WEIGHTS as W, EMBEDDINGS_WEIGHT } from './weight-names.ts';
 
 type Shape = (number | null)[];
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -76,7 +77,7 @@ export class FerryTiedEmbedding extends tf.layers.Layer {
   }
 
   override build(): void {
-    this.embeddings = this.addWeight('embeddings', [this.inputDim, this.outputDim], 'float32',
+    this.embeddings = this.addWeight(EMBEDDINGS_WEIGHT, [this.inputDim, this.outputDim], 'float32',
       tf.initializers.randomNormal({ mean: 0, stddev: this.initStd, seed: this.seed }));
     this.built = true;
   }
@@ -142,7 +143,7 @@ export class FerryPositionEmbedding extends tf.layers.Layer {
       throw new FerryError('invalid-model-config', `${this.name} expects features of width ${this.outputDim}, got ${width}.`);
     }
     if (this.kind === 'learned') {
-      this.embeddings = this.addWeight('embeddings', [this.maxLength, this.outputDim], 'float32',
+      this.embeddings = this.addWeight(EMBEDDINGS_WEIGHT, [this.maxLength, this.outputDim], 'float32',
         tf.initializers.randomNormal({ mean: 0, stddev: this.initStd, seed: this.seed }));
     } else {
       this.sinusoids = sinusoidTable(this.maxLength, this.outputDim);
@@ -242,12 +243,12 @@ export class FerryTransformerBlock extends tf.layers.Layer {
     const zeros = 'zeros';
     const normal = (stddev: number, stream: number) => ({ stddev, seed: this.seed === undefined ? undefined : this.seed + stream });
     const specs: [string, number[], 'ones' | 'zeros' | { stddev: number; seed: number | undefined }][] = [
-      ['ln1/gamma', [d], ones], ['ln1/beta', [d], zeros],
-      ['attn/qkv/kernel', [d, 3 * d], normal(this.initStd, 0)], ['attn/qkv/bias', [3 * d], zeros],
-      ['attn/proj/kernel', [d, d], normal(this.projInitStd, 1)], ['attn/proj/bias', [d], zeros],
-      ['ln2/gamma', [d], ones], ['ln2/beta', [d], zeros],
-      ['mlp/fc/kernel', [d, this.mlpDim], normal(this.initStd, 2)], ['mlp/fc/bias', [this.mlpDim], zeros],
-      ['mlp/proj/kernel', [this.mlpDim, d], normal(this.projInitStd, 3)], ['mlp/proj/bias', [d], zeros],
+      [W.ln1Gamma, [d], ones], [W.ln1Beta, [d], zeros],
+      [W.qkvKernel, [d, 3 * d], normal(this.initStd, 0)], [W.qkvBias, [3 * d], zeros],
+      [W.projKernel, [d, d], normal(this.projInitStd, 1)], [W.projBias, [d], zeros],
+      [W.ln2Gamma, [d], ones], [W.ln2Beta, [d], zeros],
+      [W.fcKernel, [d, this.mlpDim], normal(this.initStd, 2)], [W.fcBias, [this.mlpDim], zeros],
+      [W.mlpProjKernel, [this.mlpDim, d], normal(this.projInitStd, 3)], [W.mlpProjBias, [d], zeros],
     ];
     for (const [name, shape, init] of specs) {
       const initializer = init === 'ones' ? tf.initializers.ones()
@@ -267,10 +268,10 @@ export class FerryTransformerBlock extends tf.layers.Layer {
       const w = (name: string) => this.weightsByName[name]!.read();
       const training = isTraining(kwargs);
       const x = single(inputs);
-      const attended = this.attention(layerNorm(x, w('ln1/gamma'), w('ln1/beta'), this.epsilon), training);
+      const attended = this.attention(layerNorm(x, w(W.ln1Gamma), w(W.ln1Beta), this.epsilon), training);
       const afterAttention = tf.add(x, maybeDropout(attended, this.dropout, training));
-      const hidden = gelu(dense(layerNorm(afterAttention, w('ln2/gamma'), w('ln2/beta'), this.epsilon), w('mlp/fc/kernel'), w('mlp/fc/bias')));
-      const mlpOut = dense(hidden, w('mlp/proj/kernel'), w('mlp/proj/bias'));
+      const hidden = gelu(dense(layerNorm(afterAttention, w(W.ln2Gamma), w(W.ln2Beta), this.epsilon), w(W.fcKernel), w(W.fcBias)));
+      const mlpOut = dense(hidden, w(W.mlpProjKernel), w(W.mlpProjBias));
       return tf.add(afterAttention, maybeDropout(mlpOut, this.dropout, training));
     });
   }
@@ -281,9 +282,9 @@ export class FerryTransformerBlock extends tf.layers.Layer {
     const [batch, length] = h.shape as [number, number, number];
     const heads = this.numHeads;
     const headDim = this.dim / heads;
-    const qkv = dense(h, w('attn/qkv/kernel'), w('attn/qkv/bias'));
+    const qkv = dense(h, w(W.qkvKernel), w(W.qkvBias));
     if (hasFusedAttention(qkv) && !(training && this.dropout > 0)) {
-      return dense(fusedCausalAttention(qkv, heads), w('attn/proj/kernel'), w('attn/proj/bias'));
+      return dense(fusedCausalAttention(qkv, heads), w(W.projKernel), w(W.projBias));
     }
     const perHead = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, headDim]), [0, 2, 1, 3]);
     const [q, k, v] = tf.split(perHead, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
