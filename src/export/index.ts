@@ -172,7 +172,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     const eos = source.tokenizer?.eosId;
     packageFiles['config.json'] = `${JSON.stringify(gpt2Config(config, eos), null, 2)}\n`;
     // max_length caps prompt + new tokens at the context: transformers.js itself never stops at
-    // the position limit (DESIGN.md section 5) and would fail in the position Gather.
+    // the position limit (docs/ARCHITECTURE.md, "Runtime facts") and would fail in the position Gather.
     packageFiles['generation_config.json'] = `${JSON.stringify({ bos_token_id: eos ?? null, eos_token_id: eos ?? null, do_sample: true, temperature: GENERATION_DEFAULTS.temperature, top_k: GENERATION_DEFAULTS.topK, max_length: config.blockSize }, null, 2)}\n`;
   }
   await writePackageDir(options.outDir, packageFiles);

@@ -103,8 +103,8 @@ const languageModelFields = {
   ...commonFields,
   model: z.object({ vocabSize: z.number().int().positive() }).loose().describe("the checkpoint's ModelConfig"),
   contextLength: z.number().int().positive().nullable().describe('most positions the model sees; null when unbounded (LSTM)'),
-  inputs: z.array(tensorSpecSchema).min(1),
-  outputs: z.array(tensorSpecSchema).min(1),
+  inputs: z.array(tensorSpecSchema).min(1).describe('the graph inputs, in graph order; names from src/package/io.ts'),
+  outputs: z.array(tensorSpecSchema).min(1).describe('the graph outputs, in graph order'),
   generation: generationSchema.default({}).describe('default sampling settings: temperature, topK, topP, maxTokens'),
   training: z.record(z.string(), z.unknown()).nullable().optional().describe("the checkpoint's training record"),
 };
@@ -112,22 +112,22 @@ const languageModelFields = {
 export const lstmManifestSchema = z.object({
   arch: z.literal('lstm').describe('an LSTM language model'),
   ...languageModelFields,
-  state: lstmStateSchema,
+  state: lstmStateSchema.describe('h and c per layer, [batch, hiddenSize] each'),
   attention: z.null().optional(),
 }).loose();
 
 export const transformerManifestSchema = z.object({
   arch: z.literal('transformer').describe('a Transformer language model'),
   ...languageModelFields,
-  state: kvStateSchema,
+  state: kvStateSchema.describe('a KV cache per layer, [batch, heads, past, headDim]'),
   attention: z.enum(['decomposed', 'mha', 'gqa', 'attention23']).describe('the attention form of the graph'),
 }).loose();
 
 export const plainModelManifestSchema = z.object({
-  arch: z.literal('model').describe('a plain model: named tensors in, named tensors out; no tokenizer'),
+  arch: z.literal('model').describe('a plain model: named tensors in and out, no tokenizer'),
   ...commonFields,
-  inputs: z.array(plainTensorSpecSchema).min(1),
-  outputs: z.array(plainTensorSpecSchema).min(1),
+  inputs: z.array(plainTensorSpecSchema).min(1).describe('the graph inputs, named after the source model'),
+  outputs: z.array(plainTensorSpecSchema).min(1).describe('the graph outputs'),
   source: z.string().optional().describe('what was exported, e.g. "tfjs-layers"'),
 }).loose();
 

@@ -45,7 +45,7 @@ export async function startNodeServer(dirs: readonly string[], device = 'cpu'): 
   };
 }
 
-/** Headless Chromium with a software WebGPU adapter (SwiftShader), per DESIGN.md; playwright gives it a fresh profile. */
+/** Headless Chromium with a software WebGPU adapter (SwiftShader), as docs/ARCHITECTURE.md, "Runtime facts" says; playwright gives it a fresh profile. */
 export async function launchChromium(options: { webgpu?: boolean } = {}): Promise<Browser> {
   const { chromium } = await import('playwright-core');
   const args = [

@@ -1,7 +1,7 @@
 /**
  * The playground page. The import map points the bare onnxruntime-web specifiers at ORT's own
  * ESM bundles (the WASM-only build for WASM: the default build's JSEP WebGPU path runs causal
- * MultiHeadAttention non-causally; see DESIGN.md), so ORT loads its .wasm next to itself.
+ * MultiHeadAttention non-causally; docs/ARCHITECTURE.md, "Runtime facts"), so ORT loads its .wasm next to itself.
  */
 export function playgroundHtml(): string {
   return `<!doctype html>
