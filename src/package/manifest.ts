@@ -113,7 +113,7 @@ export const lstmManifestSchema = z.object({
   arch: z.literal('lstm').describe('an LSTM language model'),
   ...languageModelFields,
   state: lstmStateSchema.describe('h and c per layer, [batch, hiddenSize] each'),
-  attention: z.null().optional(),
+  attention: z.null().optional().describe('null: an LSTM has no attention'),
 }).loose();
 
 export const transformerManifestSchema = z.object({

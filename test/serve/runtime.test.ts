@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../../src/errors.ts';
 import { createDecoder } from '../../src/package/decoder.ts';
@@ -120,28 +120,4 @@ test('loadPackage names the bad field and the dir for a broken ferry.json', asyn
   await assert.rejects(loadPackage(path.join(packages.root, 'nothing')), (e: unknown) => e instanceof FerryError && /is not an ONNX package dir: ferry.json is missing/.test(e.message));
   await write(manifest);
   await assert.rejects(loadPackage(broken, { precision: 'int8' }), (e: unknown) => e instanceof FerryError && /has no int8 model/.test(e.message));
-});
-
-test('serving code never imports tfjs, not even through another module', async () => {
-  const seen = new Set<string>();
-  const queue = (await readdir('src/serve', { recursive: true })).filter((f) => f.endsWith('.ts')).map((f) => path.resolve('src/serve', f));
-  const bare = new Set<string>();
-  while (queue.length) {
-    const file = queue.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    const source = await readFile(file, 'utf8');
-    for (const [, spec] of source.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s*'([^']+)'|import\('([^']+)'\)/g)) {
-      if (!spec) continue;
-      if (spec.startsWith('.')) queue.push(path.resolve(path.dirname(file), spec));
-      else bare.add(spec);
-    }
-    for (const [, spec] of source.matchAll(/import\('([^']+)'\)/g)) if (spec!.startsWith('.')) queue.push(path.resolve(path.dirname(file), spec!));
-  }
-  assert.ok([...seen].some((f) => f.includes(`${path.sep}tokenizer${path.sep}`)), 'the walk reaches the tokenizer');
-  assert.ok(bare.has('onnxruntime-node') && bare.has('hono'), 'the walk sees the bare imports');
-  const offending = [...bare].filter((spec) => /tensorflow|tfjs/.test(spec));
-  assert.deepEqual(offending, [], `serving imports ${offending.join(', ')}`);
-  const stages = [...seen].filter((f) => /[/\\]src[/\\](train|export)[/\\]/.test(f));
-  assert.deepEqual(stages, [], 'serving reaches the training or export stage');
 });
