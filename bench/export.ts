@@ -18,6 +18,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { ATTENTION_MASK, INPUT_IDS, lstmNames, POSITION_IDS, transformerNames } from '../src/package/index.ts';
 import { parseArgs, promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import * as ortWeb from 'onnxruntime-web';
@@ -85,17 +86,17 @@ async function variantTimes(dir: string, spec: LanguageModelSpec) {
       file,
       node: async (ids, _past, state) => (await runStep(node, spec, [ids], Object.keys(state).length ? state as never : initialState(spec, 1))).state,
       web: async (ids, past, state) => {
-        const feeds: Record<string, ortWeb.Tensor> = { input_ids: new ortWeb.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) };
-        for (let l = 0; l < spec.layers; l++) {
-          if (spec.arch === 'lstm') {
-            for (const p of ['h', 'c']) feeds[`past_${p}.${l}`] = (state[`present_${p}.${l}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(spec.hiddenSize), [1, spec.hiddenSize]);
-          } else {
-            for (const p of ['key', 'value']) feeds[`past_key_values.${l}.${p}`] = (state[`present.${l}.${p}`] as ortWeb.Tensor | undefined) ?? new ortWeb.Tensor('float32', new Float32Array(0), [1, spec.heads, 0, spec.headDim]);
-          }
-        }
+        const feeds: Record<string, ortWeb.Tensor> = { [INPUT_IDS]: new ortWeb.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) };
+        const names = spec.arch === 'lstm' ? lstmNames(spec.layers) : transformerNames(spec.layers);
+        names.past.forEach((name, i) => {
+          const empty = spec.arch === 'lstm'
+            ? new ortWeb.Tensor('float32', new Float32Array(spec.hiddenSize), [1, spec.hiddenSize])
+            : new ortWeb.Tensor('float32', new Float32Array(0), [1, spec.heads, 0, spec.headDim]);
+          feeds[name] = (state[names.present[i]!] as ortWeb.Tensor | undefined) ?? empty;
+        });
         if (spec.arch === 'transformer') {
-          feeds.attention_mask = new ortWeb.Tensor('int64', new BigInt64Array(past + ids.length).fill(1n), [1, past + ids.length]);
-          feeds.position_ids = new ortWeb.Tensor('int64', BigInt64Array.from(ids, (_, i) => BigInt(past + i)), [1, ids.length]);
+          feeds[ATTENTION_MASK] = new ortWeb.Tensor('int64', new BigInt64Array(past + ids.length).fill(1n), [1, past + ids.length]);
+          feeds[POSITION_IDS] = new ortWeb.Tensor('int64', BigInt64Array.from(ids, (_, i) => BigInt(past + i)), [1, ids.length]);
         }
         return web.run(feeds);
       },

@@ -8,7 +8,8 @@ import assets from 'ferry:edge-assets';
 import { createApp } from './app.ts';
 import { openModelFromFiles } from './browser/model.ts';
 import type { ServedModel } from './model.ts';
-import { createOrtWebRuntime, type OrtWeb } from './browser/runtime.ts';
+import { ortWebBackend, type OrtWeb } from './browser/runtime.ts';
+import { resolveRuntime } from './runtime/registry.ts';
 
 interface EdgeEnv {
   /** When set (a Workers secret), every route but /healthz and /readyz needs this bearer key. */
@@ -39,7 +40,7 @@ let app: ReturnType<typeof createApp> | undefined;
 let models: Promise<readonly ServedModel[]> | undefined;
 
 async function loadModels(): Promise<ServedModel[]> {
-  const runtime = createOrtWebRuntime(ort as unknown as OrtWeb, 'wasm');
+  const runtime = resolveRuntime([ortWebBackend('wasm', 0, async () => ort as unknown as OrtWeb)], 'wasm', (line) => console.log(`ferry: ${line}`));
   const loaded: ServedModel[] = [];
   for (const pkg of assets.packages) {
     loaded.push(await openModelFromFiles(

@@ -18,7 +18,7 @@ const tiedEmbedding: Converter = (call, [x], ctx) => {
   return [{ name: g.op('MatMul', [x!.name, g.transpose(name, [1, 0])]), dtype: 'float32' }];
 };
 
-/** x + P[position]: from `position_ids` in a language-model graph, else positions 0..T-1. */
+/** x + P[position]: from the position ids input of a language-model graph, else positions 0..T-1. */
 const positionEmbedding: Converter = (call, [x], ctx) => {
   const g = ctx.graph;
   const maxLength = call.config.maxLength as number;

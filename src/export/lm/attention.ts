@@ -11,7 +11,7 @@ export interface AttentionHeads {
   headDim: number;
 }
 
-/** The mask inputs every block shares, built once from `input_ids` and `attention_mask` (only what `form` uses). */
+/** The mask inputs every block shares, built once from the ids and the attention mask inputs (only what `form` uses). */
 export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string, form: AttentionForm): Omit<AttentionIO, 'form' | 'newKeyValues' | 'positionIds' | 'past' | 'present'> {
   const seq = g.op('Shape', [inputIds], { start: attr.int(1), end: attr.int(2) });
   const total = g.op('Shape', [attentionMask], { start: attr.int(1), end: attr.int(2) });
@@ -92,7 +92,7 @@ function attendThroughPresent(g: Graph, io: AttentionIO, block: number, q: strin
 /**
  * Decomposed attention with scores over the past and over the new tokens taken apart, so that
  * the cache is only read: the present Concat feeds nothing but its graph output, and a runtime
- * that fetches `new_key_values.*` instead never pays for copying the cache.
+ * that fetches the new K/V outputs instead never pays for copying the cache.
  */
 function attendToPastApart(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads): string {
   const past = io.past(block);

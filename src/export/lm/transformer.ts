@@ -69,7 +69,7 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
     },
     outputs(g, [logits]) {
       g.addOutput(logits!.name, LOGITS, 'float32', ['batch_size', 'sequence_length', vocabSize]);
-      // The HF names first (transformers.js maps present.* to the next past); ferry's new K/V last.
+      // The HF names first (transformers.js maps each present K/V to the next past); ferry's new K/V last.
       g.orderOutputs([LOGITS, ...transformerNames(layers).present]);
     },
     lm,

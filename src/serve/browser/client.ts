@@ -6,7 +6,8 @@ import type { Precision } from '../../package/index.ts';
 import { completionRequestSchema, fieldPath, mostSpecificIssue } from '../schema.ts';
 import { modelFileOf, parseLanguageModelManifest } from '../../package/index.ts';
 import { openModelFromFiles, type PackageFiles } from './model.ts';
-import { createOrtWebRuntime, type OrtWeb } from './runtime.ts';
+import { ortWebBackend, type OrtWeb } from './runtime.ts';
+import { resolveRuntime } from '../runtime/registry.ts';
 import { hasWebGpuAdapter } from '../runtime/webgpu.ts';
 import { concatBytes } from '../../tokenizer/utf8.ts';
 
@@ -62,25 +63,27 @@ export async function loadBrowserModel(baseUrl: string, options: LoadOptions = {
   const manifest = parseLanguageModelManifest(rawManifest, `${base}/ferry.json`);
   const file = modelFileOf(manifest, options.precision ?? 'fp32', base);
 
-  const wanted = options.device ?? 'auto';
-  let device: 'webgpu' | 'wasm' = wanted === 'wasm' ? 'wasm' : 'webgpu';
-  let notice: string | null = null;
-  if (device === 'webgpu' && !(await hasWebGpuAdapter())) {
-    device = 'wasm';
-    notice = 'WebGPU is not available in this browser (no adapter): running on WASM instead';
-  }
   const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
   const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)?.hardwareConcurrency ?? 1;
   const threads = isolated ? Math.max(1, options.threads ?? Math.min(4, cores)) : 1;
-  if (!isolated && (options.threads ?? 1) > 1) notice ??= 'this page is not cross-origin isolated (COOP/COEP headers), so WASM runs on one thread';
+  // Bare specifiers on purpose: the page's import map points them at ORT's own files.
+  const configured = async (ort: OrtWeb) => {
+    ort.env.wasm.numThreads = threads;
+    return ort;
+  };
+  const runtime = resolveRuntime([
+    ortWebBackend('webgpu', 1, async () => configured((await import('onnxruntime-web/webgpu')) as OrtWeb), async () => {
+      if (!(await hasWebGpuAdapter())) throw new Error('WebGPU is not available in this browser (no adapter)');
+    }),
+    ortWebBackend('wasm', 0, async () => configured((await import('onnxruntime-web')) as OrtWeb)),
+  ], options.device ?? 'auto', log);
 
   const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: await fetchBytes(`${base}/${file}`, options.onProgress) };
-  // Bare specifiers on purpose: the page's import map points them at ORT's own files.
-  const ort = (device === 'webgpu' ? await import('onnxruntime-web/webgpu') : await import('onnxruntime-web')) as OrtWeb;
-  ort.env.wasm.numThreads = threads;
-  log(`onnxruntime-web ${device}${device === 'wasm' ? `, ${threads} thread${threads > 1 ? 's' : ''}` : ''}`);
-  const runtime = createOrtWebRuntime(ort, device);
   const model = await openModelFromFiles(files, { runtime, maxBatch: 4, maxQueue: 8 });
+  const device = runtime.device as 'webgpu' | 'wasm';
+  log(`onnxruntime-web ${device}${device === 'wasm' ? `, ${threads} thread${threads > 1 ? 's' : ''}` : ''}`);
+  let notice = runtime.failures.length ? `${runtime.failures.map((f) => f.reason).join('; ')}: running on ${device.toUpperCase()} instead` : null;
+  if (!isolated && (options.threads ?? 1) > 1) notice ??= 'this page is not cross-origin isolated (COOP/COEP headers), so WASM runs on one thread';
   return { model, device, threads, notice };
 }
 

@@ -2,9 +2,29 @@ import { LOGITS } from '../../package/index.ts';
 import { fromOrtResults, toOrtFeeds, withLentFeeds } from '../../package/ort-session.ts';
 import { ortWebProvider } from '../runtime/web-provider.ts';
 import type { NamedTensors, Session } from '../../package/session.ts';
+import type { Backend } from '../runtime/registry.ts';
 import type { Runtime, SessionOptions } from '../runtime/types.ts';
 
 export type OrtWeb = typeof import('onnxruntime-web');
+
+/**
+ * An onnxruntime-web backend for the registry (src/serve/runtime/registry.ts): `load` hands over
+ * the module, loaded and configured by the caller (the page's import-mapped build, the edge
+ * worker's bundled WASM build), when the backend is first tried; `check` says why it cannot run.
+ */
+export function ortWebBackend(device: 'webgpu' | 'wasm', priority: number, load: () => Promise<OrtWeb>, check?: () => Promise<void>): Backend {
+  let runtime: Promise<Runtime> | undefined;
+  return {
+    device,
+    priority,
+    ...(device === 'webgpu' ? { fallback: 'wasm' as const } : {}),
+    init: check,
+    async createSession(model, options) {
+      runtime ??= load().then((ort) => createOrtWebRuntime(ort, device));
+      return (await runtime).createSession(model, options);
+    },
+  };
+}
 
 /**
  * A Runtime over an onnxruntime-web module the caller has already loaded and configured: the

@@ -5,6 +5,7 @@
  * tfjs's LSTM (saved as class LSTM) with a fused training pass.
  */
 import * as tf from '@tensorflow/tfjs';
+import { INPUT_IDS } from '../../package/io.ts';
 import type { LstmConfig } from './config.ts';
 import { seededInitializers } from './init.ts';
 import { FerryTiedEmbedding } from './layers.ts';
@@ -19,7 +20,7 @@ const EMBEDDING_STD = 1;
 
 export function createLstmLM(config: LstmConfig, options: { seed?: number } = {}): tf.LayersModel {
   const init = seededInitializers(options.seed);
-  const inputIds = tf.input({ shape: [null], dtype: 'int32', name: 'input_ids' });
+  const inputIds = tf.input({ shape: [null], dtype: 'int32', name: INPUT_IDS });
 
   const tied = config.tieWeights
     ? new FerryTiedEmbedding({

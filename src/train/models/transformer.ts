@@ -4,6 +4,7 @@
  * Initialisation follows GPT-2 / nanoGPT: N(0, 0.02), output projections N(0, 0.02/sqrt(2 * nLayer)).
  */
 import * as tf from '@tensorflow/tfjs';
+import { INPUT_IDS } from '../../package/io.ts';
 import type { TransformerConfig } from './config.ts';
 import { seededInitializers } from './init.ts';
 import { FerryLayerNormalization } from './layer-norm.ts';
@@ -17,7 +18,7 @@ const BLOCK_SEEDS = 4;
 export function createTransformerLM(config: TransformerConfig, options: { seed?: number } = {}): tf.LayersModel {
   const { vocabSize, blockSize, nLayer, nHead, nEmbd, dropout } = config;
   const init = seededInitializers(options.seed);
-  const inputIds = tf.input({ shape: [null], dtype: 'int32', name: 'input_ids' });
+  const inputIds = tf.input({ shape: [null], dtype: 'int32', name: INPUT_IDS });
 
   const tied = config.tieWeights
     ? new FerryTiedEmbedding({ inputDim: vocabSize, outputDim: nEmbd, initStd: INIT_STD, seed: init.seed(), name: 'token_embedding' })
