@@ -8,7 +8,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../errors.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
-import type { ModelConfig } from '../train/models/index.ts';
+import { MANIFEST_FILE, parseLanguageModelManifest, type LanguageModelManifest } from '../package/index.ts';
+import { validateModelConfig, type ModelConfig } from '../train/models/config.ts';
 import { languageModelSpec } from './lm/spec.ts';
 import { writePackageDir, type PackageFiles } from './package.ts';
 import { readModel } from './reader.ts';
@@ -17,34 +18,27 @@ import { serializeModelChunks } from './writer.ts';
 
 const INT8_FILE = 'onnx/model_quantized.onnx';
 
-interface PackageManifest {
-  format: string;
-  name: string;
-  arch: string;
-  model: ModelConfig | null;
-  files: Record<string, string | null>;
-  parity?: Record<string, unknown>;
-}
-
 function notALanguageModelPackage(dir: string, why: string): FerryError {
   return new FerryError('QUANTIZE_BAD_PACKAGE', `${dir} is not a ferry language-model package: ${why}`, {
     hint: 'Pass a package dir written by `ferry export` (it holds ferry.json and onnx/model.onnx).',
   });
 }
 
-async function readManifest(dir: string): Promise<PackageManifest> {
-  let manifest: PackageManifest;
+/** ferry.json as written (kept for the rewrite, unknown fields and order included) and as checked by the package contract. */
+async function readManifest(dir: string): Promise<{ raw: Record<string, unknown>; manifest: LanguageModelManifest; config: ModelConfig }> {
+  const file = path.join(dir, MANIFEST_FILE);
+  let raw: Record<string, unknown>;
   try {
-    manifest = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')) as PackageManifest;
+    raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
   } catch (error) {
     throw notALanguageModelPackage(dir, `cannot read ferry.json (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  if (manifest?.format !== 'ferry-onnx') throw notALanguageModelPackage(dir, 'ferry.json has no "format": "ferry-onnx"');
-  if (!manifest.model || (manifest.model.arch !== 'lstm' && manifest.model.arch !== 'transformer')) {
-    throw notALanguageModelPackage(dir, 'int8 copies are made for ferry LSTM and Transformer packages only');
+  try {
+    const manifest = parseLanguageModelManifest(raw, file);
+    return { raw, manifest, config: validateModelConfig(manifest.model) };
+  } catch (error) {
+    throw notALanguageModelPackage(dir, error instanceof Error ? error.message : String(error));
   }
-  if (typeof manifest.files?.fp32 !== 'string') throw notALanguageModelPackage(dir, 'ferry.json names no fp32 file');
-  return manifest;
 }
 
 /** Every file of the package, relative paths to contents, so the dir can be rewritten as a whole. */
@@ -59,18 +53,17 @@ async function readPackageFiles(dir: string): Promise<PackageFiles> {
 }
 
 export async function requantizePackage(dir: string, log: (line: string) => void = () => {}): Promise<Record<string, number>> {
-  const manifest = await readManifest(dir);
-  const config = manifest.model!;
-  const fp32 = readModel(await readFile(path.join(dir, manifest.files.fp32!)));
+  const { raw, manifest, config } = await readManifest(dir);
+  const fp32 = readModel(await readFile(path.join(dir, manifest.files.fp32)));
   const tokenizerJson = await readFile(path.join(dir, 'tokenizer.json'), 'utf8').then((text) => JSON.parse(text) as unknown, () => undefined);
   const tokenizer = tokenizerJson === undefined ? undefined : loadTokenizer(tokenizerJson);
   const { int8, parity } = await buildVariants(fp32.graph, languageModelSpec(config), variantText(tokenizer, config.vocabSize), { int8: true }, log);
 
-  const updated = { ...manifest, files: { ...manifest.files, int8: INT8_FILE }, parity: { ...manifest.parity, int8: parity.int8 } };
+  const updated = { ...raw, files: { ...manifest.files, int8: INT8_FILE }, parity: { ...manifest.parity, int8: parity.int8 } };
   const files = await readPackageFiles(dir);
   files['ferry.json'] = `${JSON.stringify(updated, null, 2)}\n`;
   // Both ONNX files carry the manifest in their metadata: the fp32 file's copy is brought up to date too.
-  files[manifest.files.fp32!] = serializeModelChunks(fp32.graph, { docString: fp32.docString, properties: { ...fp32.properties, ferry: updated } });
+  files[manifest.files.fp32] = serializeModelChunks(fp32.graph, { docString: fp32.docString, properties: { ...fp32.properties, ferry: updated } });
   files[INT8_FILE] = serializeModelChunks(int8!, { docString: `${manifest.name} (int8 weights)`, properties: { ferry: updated } });
   await writePackageDir(dir, files);
   return parity.int8!;

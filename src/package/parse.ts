@@ -1,17 +1,20 @@
 /** Reading a manifest: the schema's verdict as one FerryError naming the field, and the checks generation needs. */
 import { FerryError } from '../errors.ts';
-import { isLanguageModel, manifestSchema, type LanguageModelManifest, type Manifest, type Precision } from './manifest.ts';
+import { isLanguageModel, manifestSchema, PACKAGE_FORMAT, type LanguageModelManifest, type Manifest, type Precision } from './manifest.ts';
 import { namesOfState } from './state.ts';
 
 /** Any package kind. `source` names the file in messages (a path on disk, or a URL). */
 export function parseManifest(raw: unknown, source: string): Manifest {
+  const bad = (field: string, message: string) => new FerryError('bad_manifest', `${source}: field "${field}": ${message}`, {
+    hint: 'ferry.json must be a ferry-onnx manifest (docs/FORMATS.md); re-export the model with `ferry export`',
+  });
+  // The format first: another file named ferry.json (a checkpoint's) would otherwise be told about its arch.
+  const format = (raw as { format?: unknown } | null)?.format;
+  if (format !== PACKAGE_FORMAT) throw bad('format', `expected "${PACKAGE_FORMAT}", got ${JSON.stringify(format) ?? 'nothing'}`);
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = issue.path.length ? issue.path.join('.') : '(root)';
-    throw new FerryError('bad_manifest', `${source}: field "${field}": ${issue.message}`, {
-      hint: 'ferry.json must be a ferry-onnx manifest (docs/FORMATS.md); re-export the model with `ferry export`',
-    });
+    throw bad(issue.path.length ? issue.path.join('.') : '(root)', issue.message);
   }
   return parsed.data;
 }

@@ -48,7 +48,7 @@ test('ferry quantize refuses a dir that is not a language-model package and leav
   await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({ format: 'ferry-checkpoint', version: 1 }));
   await assert.rejects(requantizePackage(dir), (error: unknown) => {
     assert.ok(error instanceof FerryError && error.code === 'QUANTIZE_BAD_PACKAGE');
-    assert.match(error.message, /is not a ferry language-model package: ferry.json has no "format": "ferry-onnx"/);
+    assert.match(error.message, /is not a ferry language-model package: .*ferry\.json: field "format"/);
     return true;
   });
   assert.deepEqual(await readdir(dir), ['ferry.json']);
