@@ -104,7 +104,7 @@ export function quantizeInt8(fp32: Graph): Graph {
         const { q, scales } = quantizeRecurrent(init);
         const [dirs, rows] = init.dims as [number, number, number];
         const stored = g.addInitializer(`${base}_int8`, 'int8', init.dims, q);
-        return g.op('Mul', [g.op('Cast', [stored], { to: attr.int(1) }), g.float(`${base}_scale`, [dirs, rows, 1], scales)]);
+        return g.op('Mul', [g.op('Cast', [stored], { to: attr.dtype('float32') }), g.float(`${base}_scale`, [dirs, rows, 1], scales)]);
       };
       const inputs = [...node.inputs];
       inputs[1] = dequantized(w, 'W');
@@ -119,7 +119,7 @@ export function quantizeInt8(fp32: Graph): Graph {
       const [xq, xScale, xZero] = g.node('DynamicQuantizeLinear', [node.inputs[0]!], {}, { outputs: 3 });
       const product = g.op('MatMulInteger', [xq!, g.addInitializer('weight_int8', 'int8', [w.rows, w.cols], q), xZero!]);
       const scale = g.op('Mul', [xScale!, g.float('weight_scale', [w.cols], scales)]);
-      g.node('Mul', [g.op('Cast', [product], { to: attr.int(1) }), scale], {}, { outputs: node.outputs });
+      g.node('Mul', [g.op('Cast', [product], { to: attr.dtype('float32') }), scale], {}, { outputs: node.outputs });
       return true;
     }
     if (node.opType === 'Gather') {
@@ -130,7 +130,7 @@ export function quantizeInt8(fp32: Graph): Graph {
       const ids = node.inputs[1]!;
       const rowsQ = g.op('Gather', [g.addInitializer('table_int8', 'int8', [rows, cols], q), ids]);
       const rowScales = g.unsqueeze(g.op('Gather', [g.float('table_scale', [rows], scales), ids]), [-1]);
-      g.node('Mul', [g.op('Cast', [rowsQ], { to: attr.int(1) }), rowScales], {}, { outputs: node.outputs });
+      g.node('Mul', [g.op('Cast', [rowsQ], { to: attr.dtype('float32') }), rowScales], {}, { outputs: node.outputs });
       return true;
     }
     return false;
@@ -184,7 +184,7 @@ export function weightsToFp16(fp32: Graph): Graph {
     if (!node.inputs.some((name) => casts.has(name))) return false;
     node.inputs = node.inputs.map((name) => {
       if (!casts.has(name)) return name;
-      if (casts.get(name) === '') casts.set(name, g.inScope(name, () => g.op('Cast', [name], { to: attr.int(1) })));
+      if (casts.get(name) === '') casts.set(name, g.inScope(name, () => g.op('Cast', [name], { to: attr.dtype('float32') })));
       return casts.get(name)!;
     });
     g.nodes.push(node);
