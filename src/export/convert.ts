@@ -6,6 +6,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { Graph, type Dim, type DType } from './graph.ts';
 import { converterFor } from './converters/registry.ts';
 import type { ConvertContext, LayerCall, LayerWeight, Target, TensorRef } from './converters/types.ts';
+import { cancelTransposes } from './transposes.ts';
 
 // The tfjs internals the walk reads (public in tfjs-layers' JS, protected in its typings).
 interface TfNode {
@@ -141,5 +142,6 @@ export function convertModel(model: tfTypes.LayersModel, options: ConvertOptions
     net.outputLayers.filter((l) => l === layer).length > 1 ? `${layer.name}_${net.outputLayersTensorIndices[i]}` : layer.name,
   );
   io.outputs(graph, results, names);
+  cancelTransposes(graph);
   return { graph, cpuOnlyNodes: ctx.cpuOnlyNodes };
 }

@@ -1,4 +1,4 @@
-/** Converters for the stateless tfjs layers: dense, activations, shape ops, merges, norms, pooling. */
+/** Converters for the stateless tfjs layers: dense, activations, shape ops, merges, norms. */
 import { attr } from '../graph.ts';
 import { activationName, applyActivation, optionalWeight, SUPPORTED_ACTIVATIONS, unsupportedOption, weight } from './support.ts';
 import type { ConvertContext, Converter, LayerCall } from './types.ts';
@@ -105,13 +105,6 @@ const batchNormalization: Converter = (call, [x], ctx) => {
   return [float(g.op('Add', [g.op('Mul', [x!.name, g.float('scale', [d], scale)]), g.float('shift', [d], shift)]))];
 };
 
-function globalPooling1d(opType: 'ReduceMean' | 'ReduceMax'): Converter {
-  return (call, [x], ctx) => {
-    if (call.config.dataFormat === 'channelsFirst') throw unsupportedOption(call, "dataFormat 'channelsFirst'");
-    return [float(ctx.graph.reduce(opType, x!.name, [1], false))];
-  };
-}
-
 const reluLayer: Converter = (call, [x], ctx) => {
   const g = ctx.graph;
   const maxValue = call.config.maxValue as number | null | undefined;
@@ -169,8 +162,6 @@ export const coreConverters: Record<string, Converter> = {
   Concatenate: concatenate,
   LayerNormalization: layerNormalization,
   BatchNormalization: batchNormalization,
-  GlobalAveragePooling1D: globalPooling1d('ReduceMean'),
-  GlobalMaxPooling1D: globalPooling1d('ReduceMax'),
   ReLU: reluLayer,
   LeakyReLU: leakyRelu,
   ELU: eluLayer,

@@ -3,6 +3,8 @@ import { convConverters } from './conv.ts';
 import { coreConverters } from './core.ts';
 import { embeddingConverters } from './embedding.ts';
 import { ferryConverters } from './ferry.ts';
+import { imageConverters } from './image.ts';
+import { poolingConverters } from './pooling.ts';
 import { recurrentConverters } from './recurrent.ts';
 import type { Converter, LayerCall } from './types.ts';
 
@@ -10,6 +12,8 @@ import type { Converter, LayerCall } from './types.ts';
 export const CONVERTERS: Readonly<Record<string, Converter>> = {
   ...coreConverters,
   ...convConverters,
+  ...poolingConverters,
+  ...imageConverters,
   ...embeddingConverters,
   ...recurrentConverters,
   ...ferryConverters,
