@@ -11,7 +11,7 @@ import { readTokenizerFile } from '../tokenizer/node.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { validateModelConfig, type ModelConfig } from '../train/models/index.ts';
 import { fileSystemIO, readModelJson } from '../train/tfjs-io.ts';
-import { converterFor } from './converters/registry.ts';
+import { converterFor, hasConverter, unknownCustomLayer } from './converters/registry.ts';
 
 export interface ExportSource {
   /** The checkpoint dir, or the dir of a foreign model.json. */
@@ -60,7 +60,9 @@ function checkTopology(topology: unknown): void {
       layers.forEach(visit);
       return;
     }
-    converterFor({ name: String(config.name ?? layer.name ?? '?'), className });
+    const call = { name: String(config.name ?? layer.name ?? '?'), className };
+    if (!hasConverter(className) && !(className in tf.serialization.SerializationMap.getMap().classNameMap)) throw unknownCustomLayer(call);
+    converterFor(call);
   };
   visit(root);
 }

@@ -209,12 +209,8 @@ export async function verifyForeignModel(
             : new ort.Tensor('float32', t.data, t.shape);
         });
         const out = await session.run(feeds);
-        const expected = tf.tidy(() => {
-          const inputs = tensors.map((t) => tf.tensor(t.data, t.shape, t.dtype === 'int32' ? 'int32' : 'float32'));
-          const result = model.predict(inputs.length === 1 ? inputs[0]! : inputs);
-          return (Array.isArray(result) ? result : [result]).map((r) => r.dataSync() as Float32Array);
-        });
         const what = tensors[0]!.shape.slice(1).join('x');
+        const expected = tfjsPredict(model, tensors, `batch ${batch}, ${what}`);
         session.outputNames.forEach((name, i) => {
           const reference = expected[i]!;
           cases.push({ name: `${name}, batch ${batch}, ${what}`, maxAbsDiff: maxAbsDiff(out[name]!.data as Float32Array, reference), scale: largestMagnitude(reference) });
@@ -226,6 +222,23 @@ export async function verifyForeignModel(
     await session.release();
   }
   return finish(cases, options.tolerance ?? FP32_TOLERANCE, options.log ?? (() => {}), 'The ONNX graph');
+}
+
+/** tfjs's outputs; tfjs failing to run its own model is the user's problem to see, not a trace. */
+function tfjsPredict(model: tf.LayersModel, tensors: { shape: number[]; data: Float32Array; dtype: string }[], what: string): Float32Array[] {
+  try {
+    return tf.tidy(() => {
+      const inputs = tensors.map((t) => tf.tensor(t.data, t.shape, t.dtype === 'int32' ? 'int32' : 'float32'));
+      const result = model.predict(inputs.length === 1 ? inputs[0]! : inputs);
+      return (Array.isArray(result) ? result : [result]).map((r) => r.dataSync() as Float32Array);
+    });
+  } catch (error) {
+    throw new FerryError('EXPORT_TFJS_FAILED', `tfjs cannot run the model for verification (${what}): ${(error as Error).message.split('\n')[0]}`, {
+      hint: 'Check that the model runs in tfjs (LayersModel.predict) on inputs of this shape, or pass --no-verify to write the file unverified.',
+      status: 422,
+      cause: error,
+    });
+  }
 }
 
 function largestMagnitude(values: Float32Array): number {
