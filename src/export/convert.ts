@@ -4,6 +4,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { Graph, type Dim, type DType } from './graph.ts';
+import { propagatedMask } from './converters/masking.ts';
 import { converterFor } from './converters/registry.ts';
 import type { ConvertContext, LayerCall, LayerWeight, Target, TensorRef } from './converters/types.ts';
 import { cancelTransposes } from './transposes.ts';
@@ -147,7 +148,7 @@ function walk(net: TfContainer, inputRefs: TensorRef[], ctx: ConvertContext): Te
         outputShapes,
       };
       const converter = converterFor(call);
-      outputs = graph.inScope(layer.name, () => converter(call, inputs, ctx));
+      outputs = graph.inScope(layer.name, () => converter(call, inputs, ctx)).map((ref, i) => ({ ...ref, mask: ref.mask ?? propagatedMask(call, inputs[0], i) }));
     }
     if (outputs.length !== outputShapes.length) {
       throw new Error(`converter for ${layer.getClassName()} gave ${outputs.length} outputs; tfjs has ${outputShapes.length}`);

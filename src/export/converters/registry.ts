@@ -4,6 +4,7 @@ import { coreConverters } from './core.ts';
 import { embeddingConverters } from './embedding.ts';
 import { ferryConverters } from './ferry.ts';
 import { imageConverters } from './image.ts';
+import { maskingConverters } from './masking.ts';
 import { poolingConverters } from './pooling.ts';
 import { recurrentConverters } from './recurrent.ts';
 import type { Converter, LayerCall } from './types.ts';
@@ -15,6 +16,7 @@ export const CONVERTERS: Readonly<Record<string, Converter>> = {
   ...poolingConverters,
   ...imageConverters,
   ...embeddingConverters,
+  ...maskingConverters,
   ...recurrentConverters,
   ...ferryConverters,
 };
