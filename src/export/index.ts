@@ -135,6 +135,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const resolved = resolveOptions(options);
   await loadPlugins(options.plugins ?? []);
   const source = await readExportSource(options.source);
+  source.notes.forEach(log);
   const config = source.config;
   checkModelOptions(options, resolved, config);
   const arch = config?.arch ?? 'foreign';

@@ -12,12 +12,15 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import { validateModelConfig, type ModelConfig } from '../train/models/index.ts';
 import { fileSystemIO, readModelJson } from '../train/tfjs-io.ts';
 import { converterFor, hasConverter, unknownCustomLayer } from './converters/registry.ts';
+import { withResetAfterGrus } from './reset-after-gru.ts';
 
 export interface ExportSource {
   /** The checkpoint dir, or the dir of a foreign model.json. */
   dir: string;
   modelJsonPath: string;
   model: tf.LayersModel;
+  /** What the user should know about how the model was read (layers tfjs cannot run itself). */
+  notes: string[];
   /** Set for ferry checkpoints (from ferry.json). */
   config?: ModelConfig;
   checkpoint?: Record<string, unknown>;
@@ -67,13 +70,14 @@ function checkTopology(topology: unknown): void {
   visit(root);
 }
 
-async function loadModel(modelJsonPath: string): Promise<tf.LayersModel> {
+async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel; notes: string[] }> {
   const json = await readModelJson(modelJsonPath);
   checkTopology(json.modelTopology);
   await import('../train/models/index.ts'); // registers ferry's custom layers with tfjs
   let model: tf.LayersModel;
+  const resetAfterGrus: string[] = [];
   try {
-    model = await tf.loadLayersModel(fileSystemIO(modelJsonPath));
+    model = await tf.loadLayersModel(withResetAfterGrus(fileSystemIO(modelJsonPath), resetAfterGrus));
   } catch (error) {
     if (error instanceof FerryError) throw error;
     throw new FerryError('EXPORT_MODEL_UNREADABLE', `tfjs cannot load ${modelJsonPath}: ${(error as Error).message}`, {
@@ -90,7 +94,8 @@ async function loadModel(modelJsonPath: string): Promise<tf.LayersModel> {
       });
     }
   }
-  return model;
+  const notes = resetAfterGrus.map((name) => `layer ${name}: a GRU with reset_after (Keras 2's default), which tfjs cannot run; verified against ferry's own tfjs version of it`);
+  return { model, notes };
 }
 
 async function readJson(file: string): Promise<Record<string, unknown>> {
@@ -108,8 +113,8 @@ export async function readExportSource(source: string): Promise<ExportSource> {
   const { dir, modelJsonPath } = await locate(source);
   const ferryJson = path.join(dir, 'ferry.json');
   const isCheckpoint = path.basename(modelJsonPath) === 'model.json' && (await exists(ferryJson));
-  const model = await loadModel(modelJsonPath);
-  if (!isCheckpoint) return { dir, modelJsonPath, model };
+  const { model, notes } = await loadModel(modelJsonPath);
+  if (!isCheckpoint) return { dir, modelJsonPath, model, notes };
   const checkpoint = await readJson(ferryJson);
   const config = validateModelConfig(checkpoint.model);
   const tokenizerPath = path.join(dir, 'tokenizer.json');
@@ -124,5 +129,5 @@ export async function readExportSource(source: string): Promise<ExportSource> {
       hint: 'The files of this checkpoint do not belong together.',
     });
   }
-  return { dir, modelJsonPath, model, config, checkpoint, tokenizer };
+  return { dir, modelJsonPath, model, notes, config, checkpoint, tokenizer };
 }

@@ -10,6 +10,9 @@ import type { ConvertContext, Converter, LayerCall, LayerWeight, TensorRef } fro
 
 type CellKind = 'LSTM' | 'GRU' | 'SimpleRNN';
 
+/** The class a Keras reset_after GRU is loaded as (../reset-after-gru.ts). */
+export const RESET_AFTER_GRU = 'FerryResetAfterGRU';
+
 interface CellSpec {
   op: 'LSTM' | 'GRU' | 'RNN';
   gates: number;
@@ -67,6 +70,8 @@ function directionWeights(spec: CellSpec, units: number, kernel: LayerWeight, re
       for (let i = 0; i < inputSize; i++) w[row * inputSize + i] = kernel.data[i * width + col]!;
       for (let i = 0; i < units; i++) r[row * units + i] = recurrent.data[i * width + col]!;
       if (bias) b[row] = bias.data[col]!;
+      // reset_after GRUs keep [input bias; recurrent bias], ONNX's Wb and Rb.
+      if (bias && bias.data.length === 2 * width) b[width + row] = bias.data[width + col]!;
     }
   });
   return { w, r, b, inputSize };
@@ -127,7 +132,8 @@ function emitRecurrentOp(
     activations: attr.strings(activations.map((a) => a.name)),
     ...(alphas.length ? { activation_alpha: attr.floats(alphas) } : {}),
     ...(betas.length ? { activation_beta: attr.floats(betas) } : {}),
-    ...(kind === 'GRU' ? { linear_before_reset: attr.int(0) } : {}),
+    // Keras 2's reset_after GRU (reset-after-gru.ts) is ONNX's linear_before_reset.
+    ...(kind === 'GRU' ? { linear_before_reset: attr.int(directions[0]!.config.resetAfter === true ? 1 : 0) } : {}),
   };
   const inputs = [
     timeMajorX,
@@ -198,7 +204,8 @@ function recurrentLayer(kind: CellKind): Converter {
 const bidirectional: Converter = (call, inputs, ctx) => {
   const g = ctx.graph;
   const inner = call.config.layer as { className?: string; class_name?: string; config: Record<string, unknown> };
-  const kind = (inner.className ?? inner.class_name) as CellKind;
+  const innerClass = inner.className ?? inner.class_name;
+  const kind = (innerClass === RESET_AFTER_GRU ? 'GRU' : innerClass) as CellKind;
   if (!(kind in CELLS)) throw unsupportedOption(call, `wrapping ${kind}`, 'Bidirectional converts around LSTM, GRU and SimpleRNN.');
   const config = inner.config;
   if (config.goBackwards === true) throw unsupportedOption(call, 'an inner layer with goBackwards: true');
@@ -243,6 +250,7 @@ const bidirectional: Converter = (call, inputs, ctx) => {
 export const recurrentConverters: Record<string, Converter> = {
   LSTM: recurrentLayer('LSTM'),
   GRU: recurrentLayer('GRU'),
+  [RESET_AFTER_GRU]: recurrentLayer('GRU'),
   SimpleRNN: recurrentLayer('SimpleRNN'),
   Bidirectional: bidirectional,
 };
