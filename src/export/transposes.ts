@@ -30,15 +30,20 @@ function pushBelow(graph: Graph): boolean {
   const producedBy = producers(graph);
   for (let index = 0; index < graph.nodes.length; index++) {
     const node = graph.nodes[index]!;
-    const sources = (UNARY.has(node.opType) ? node.inputs.slice(0, 1) : VARIADIC.has(node.opType) || node.opType === 'Concat' ? node.inputs : []).map((name) => producedBy.get(name));
-    if (sources.length === 0 || sources.some((s) => s?.opType !== 'Transpose')) continue;
-    const perm = permOf(sources[0]!);
-    if (!sources.every((s) => samePerm(permOf(s!), perm))) continue;
+    const operands = UNARY.has(node.opType) ? node.inputs.slice(0, 1) : VARIADIC.has(node.opType) || node.opType === 'Concat' ? node.inputs : [];
+    const sources = operands.map((name) => producedBy.get(name));
+    const transposed = sources.filter((s) => s?.opType === 'Transpose');
+    if (transposed.length === 0) continue;
+    const perm = permOf(transposed[0]!);
+    if (!transposed.every((s) => samePerm(permOf(s!), perm))) continue;
+    // Other operands of an elementwise op may be constants along one axis (a per-channel scale).
+    const constants = sources.map((s, i) => (s?.opType === 'Transpose' ? undefined : laidOut(graph, operands[i]!, perm)));
+    if (sources.some((s, i) => s?.opType !== 'Transpose' && (node.opType === 'Concat' || constants[i] === undefined))) continue;
     if (node.opType === 'Concat') {
       const axis = (node.attributes.axis as { value: number }).value;
       node.attributes = { ...node.attributes, axis: attr.int(perm[axis < 0 ? axis + perm.length : axis]!) };
     }
-    sources.forEach((s, i) => (node.inputs[i] = s!.inputs[0]!));
+    sources.forEach((s, i) => (node.inputs[i] = s?.opType === 'Transpose' ? s.inputs[0]! : constants[i]!));
     const output = node.outputs[0]!;
     const inner = graph.uniqueName(`${output}/channels_first`);
     node.outputs[0] = inner;
@@ -46,6 +51,20 @@ function pushBelow(graph: Graph): boolean {
     return true;
   }
   return false;
+}
+
+/**
+ * An initializer broadcast against Transpose_p(y) as one broadcast against y: possible when at
+ * most one of its axes is longer than 1, so that only its dims move, not its data.
+ */
+function laidOut(graph: Graph, name: string, perm: number[]): string | undefined {
+  const constant = graph.initializers.find((i) => i.name === name);
+  if (!constant || constant.dims.length > perm.length || constant.dims.filter((d) => d > 1).length > 1) return undefined;
+  if (constant.dims.every((d) => d === 1)) return name;
+  const full = [...new Array<number>(perm.length - constant.dims.length).fill(1), ...constant.dims];
+  const dims = new Array<number>(perm.length).fill(1);
+  perm.forEach((axis, i) => (dims[axis] = full[i]!));
+  return graph.addInitializer(`${name}/channels_first`, constant.dtype, dims, constant.data.slice());
 }
 
 /** Transpose_q(Transpose_p(x)) -> Transpose_{p∘q}(x), or Identity(x) when that is no permutation at all. */
@@ -96,4 +115,7 @@ function dropUnread(graph: Graph): void {
     graph.nodes.splice(0, graph.nodes.length, ...kept);
     removed = kept.length < before;
   }
+  const read = new Set(graph.nodes.flatMap((n) => n.inputs));
+  const used = graph.initializers.filter((i) => read.has(i.name));
+  graph.initializers.splice(0, graph.initializers.length, ...used);
 }

@@ -73,6 +73,23 @@ test('NCHW inside: no Transpose pair left between consecutive channels-first ops
   assert.deepEqual(graph.inputs[0]!.shape, ['batch_size', 'sequence_length', 'dim_2', 3]);
 });
 
+test('Conv, BatchNormalization, ReLU blocks with a residual Add stay channels-first between their ends', async () => {
+  const x = tf.input({ shape: [null, null, 3] });
+  const block = (input: tf.SymbolicTensor) => {
+    const conv = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same' }).apply(input) as tf.SymbolicTensor;
+    return tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization({}).apply(conv)) as tf.SymbolicTensor;
+  };
+  const first = block(x);
+  const sum = tf.layers.add().apply([first, block(first)]) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: x, outputs: tf.layers.concatenate().apply([sum, first]) as tf.SymbolicTensor });
+  seedWeights(model, 41);
+  await expectParity('conv bn relu residual', model);
+  const { graph } = convertModel(model, { opset: 17, target: 'cpu' });
+  assert.equal(graph.nodes.filter((n) => n.opType === 'Transpose').length, 2, graph.nodes.map((n) => n.opType).join(' '));
+  const read = new Set(graph.nodes.flatMap((n) => n.inputs));
+  assert.deepEqual(graph.initializers.filter((i) => !read.has(i.name)).map((i) => i.name), [], 'no unread initializer');
+});
+
 test('every image export passes the ONNX checker with full shape inference', async () => {
   assert.ok(exported.length >= cases.length);
   await checkModels(exported);
