@@ -7,7 +7,7 @@
 import { attr, type Graph, type GraphNode } from './graph.ts';
 
 const UNARY = new Set(['Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Elu', 'Selu', 'Softplus', 'Softsign', 'HardSigmoid', 'Identity', 'Neg', 'Abs', 'Exp', 'Erf']);
-const VARIADIC = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sum', 'Max', 'Min', 'Mean']);
+const VARIADIC = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sum', 'Max', 'Min', 'Mean', 'PRelu']);
 
 const permOf = (node: GraphNode) => (node.attributes.perm as { value: number[] }).value;
 const samePerm = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);

@@ -39,6 +39,7 @@ const cases: [string, () => tf.layers.Layer[]][] = [
   ['zero padding 2d', () => [tf.layers.zeroPadding2d({ padding: [[1, 2], [0, 3]] })]],
   ['upsampling 2d nearest', () => [tf.layers.upSampling2d({ size: [2, 3] })]],
   ['upsampling 2d bilinear', () => [tf.layers.upSampling2d({ size: [2, 2], interpolation: 'bilinear' })]],
+  ['conv2d then PReLU shared over height and width', () => [tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same' }), tf.layers.prelu({ sharedAxes: [1, 2] })]],
 ];
 for (const [name, layers] of cases) test(name, async () => void await expectParity(name, image(3, ...layers())));
 

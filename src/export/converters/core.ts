@@ -120,6 +120,12 @@ const eluLayer: Converter = (call, [x], ctx) => [
   float(ctx.graph.op('Elu', [x!.name], { alpha: attr.float((call.config.alpha as number | undefined) ?? 1) })),
 ];
 
+/** alpha has the input's shape without the batch axis (1 along sharedAxes): ONNX PRelu broadcasts it the same way. */
+const preluLayer: Converter = (call, [x], ctx) => {
+  const alpha = weight(call, 'alpha');
+  return [float(ctx.graph.op('PRelu', [x!.name, ctx.graph.float('alpha', alpha.shape, alpha.data)]))];
+};
+
 const thresholdedRelu: Converter = (call, [x], ctx) => [
   float(ctx.graph.op('ThresholdedRelu', [x!.name], { alpha: attr.float((call.config.theta as number | undefined) ?? 1) })),
 ];
@@ -164,6 +170,7 @@ export const coreConverters: Record<string, Converter> = {
   BatchNormalization: batchNormalization,
   ReLU: reluLayer,
   LeakyReLU: leakyRelu,
+  PReLU: preluLayer,
   ELU: eluLayer,
   ThresholdedReLU: thresholdedRelu,
   Softmax: softmaxLayer,
