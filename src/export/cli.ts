@@ -26,25 +26,14 @@ export function registerExportCommands(program: Command): void {
     .option('--opset <n>', 'ONNX opset (17-23; default 17, 23 for --attention attention23)', opsetFlag)
     .option('--no-verify', 'skip the comparison with tfjs')
     .option('--name <name>', "the model's name in ferry.json")
-    .action(async (source: string, flags: { out: string; target: string; attention: string; quantize?: string; fp16?: boolean; opset?: number; verify: boolean; name?: string }) => {
-      const { exportModel } = await import('./index.ts');
-      if (flags.verify) {
-        // tfjs runs the reference model: the wasm backend verifies a 10M model ~5x faster than cpu.
-        const { selectBackend } = await import('../train/backend.ts');
-        console.log(`tfjs backend: ${(await selectBackend('auto')).detail}`);
+    .option('--plugin <module>', 'a converter module for layer classes ferry does not know (repeatable; docs/EXPORT.md)', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('--verbose', 'print the full trace of a failure')
+    .action(async (source: string, flags: ExportFlags) => {
+      try {
+        await runExport(source, flags);
+      } catch (error) {
+        throw asUserError(error, flags.verbose === true);
       }
-      await exportModel({
-        source,
-        outDir: flags.out,
-        target: flags.target as 'cpu',
-        attention: flags.attention as 'decomposed',
-        quantize: flags.quantize as 'int8' | undefined,
-        fp16: flags.fp16 === true,
-        opset: flags.opset,
-        verify: flags.verify,
-        name: flags.name,
-        log: (line) => console.log(line),
-      });
     });
 
   program
@@ -56,4 +45,39 @@ export function registerExportCommands(program: Command): void {
       await requantizePackage(dir, (line) => console.log(line));
       console.log(`rewrote ${dir}`);
     });
+}
+
+interface ExportFlags { out: string; target: string; attention: string; quantize?: string; fp16?: boolean; opset?: number; verify: boolean; name?: string; plugin: string[]; verbose?: boolean }
+
+/** Every failure reaches the user as one FerryError line; the trace only with --verbose. */
+function asUserError(error: unknown, verbose: boolean): FerryError {
+  if (verbose && error instanceof Error) console.error(error.stack);
+  if (error instanceof FerryError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new FerryError('EXPORT_INTERNAL', `export failed: ${message.split('\n')[0]!.slice(0, 300)}`, {
+    hint: verbose ? 'This is a ferry bug: please report it with the model.json and the trace above.' : 'This is a ferry bug: run again with --verbose for the full trace, and report it with the model.json.',
+    cause: error,
+  });
+}
+
+async function runExport(source: string, flags: ExportFlags): Promise<void> {
+  const { exportModel } = await import('./index.ts');
+  if (flags.verify) {
+    // tfjs runs the reference model: the wasm backend verifies a 10M model ~5x faster than cpu.
+    const { selectBackend } = await import('../train/backend.ts');
+    console.log(`tfjs backend: ${(await selectBackend('auto')).detail}`);
+  }
+  await exportModel({
+    source,
+    outDir: flags.out,
+    target: flags.target as 'cpu',
+    attention: flags.attention as 'decomposed',
+    quantize: flags.quantize as 'int8' | undefined,
+    fp16: flags.fp16 === true,
+    opset: flags.opset,
+    verify: flags.verify,
+    name: flags.name,
+    plugins: flags.plugin,
+    log: (line) => console.log(line),
+  });
 }

@@ -4,8 +4,10 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { Graph, type Dim, type DType } from './graph.ts';
+import { propagatedMask } from './converters/masking.ts';
 import { converterFor } from './converters/registry.ts';
 import type { ConvertContext, LayerCall, LayerWeight, Target, TensorRef } from './converters/types.ts';
+import { cancelTransposes } from './transposes.ts';
 
 // The tfjs internals the walk reads (public in tfjs-layers' JS, protected in its typings).
 interface TfNode {
@@ -89,15 +91,28 @@ function layerWeights(layer: TfLayer): LayerWeight[] {
   });
 }
 
+const NESTED_MODELS = new Set(['Sequential', 'Model', 'Functional']);
+
 export function convertModel(model: tfTypes.LayersModel, options: ConvertOptions): ConvertedGraph {
   const net = containerOf(model);
   const graph = new Graph(options.name ?? model.name, options.opset);
   const io = options.io ?? modelNamedIO;
   const ctx: ConvertContext = { graph, target: options.target, lm: io.lm, counters: { recurrent: 0, block: 0 }, cpuOnlyNodes: [] };
+  const inputRefs = io.inputs(graph, net.inputLayers.map((layer, i) => ({ name: layer.name, dtype: net.inputs[i]!.dtype, shape: net.inputs[i]!.shape })));
+  const results = walk(net, inputRefs, ctx);
+  const names = net.outputLayers.map((layer, i) =>
+    net.outputLayers.filter((l) => l === layer).length > 1 ? `${layer.name}_${net.outputLayersTensorIndices[i]}` : layer.name,
+  );
+  io.outputs(graph, results, names);
+  cancelTransposes(graph);
+  return { graph, cpuOnlyNodes: ctx.cpuOnlyNodes };
+}
+
+/** Converts the calls of one container (the model, or a model used as a layer inside it) on `inputRefs`; returns its outputs. */
+function walk(net: TfContainer, inputRefs: TensorRef[], ctx: ConvertContext): TensorRef[] {
+  const graph = ctx.graph;
   const tensors = new Map<string, TensorRef>();
   const key = (layer: string, node: number, tensor: number) => `${layer}\u0000${node}\u0000${tensor}`;
-
-  const inputRefs = io.inputs(graph, net.inputLayers.map((layer, i) => ({ name: layer.name, dtype: net.inputs[i]!.dtype, shape: net.inputs[i]!.shape })));
   net.inputLayers.forEach((layer, i) => tensors.set(key(layer.name, 0, 0), inputRefs[i]!));
 
   const pending: { layer: TfLayer; nodeIndex: number }[] = [];
@@ -117,29 +132,28 @@ export function convertModel(model: tfTypes.LayersModel, options: ConvertOptions
     const { layer, nodeIndex } = pending.splice(ready, 1)[0]!;
     const node = layer.inboundNodes[nodeIndex]!;
     const inputs = node.inboundLayers.map((l, i) => tensors.get(key(l.name, node.nodeIndices[i]!, node.tensorIndices[i]!))!);
-    if (!weightCache.has(layer)) weightCache.set(layer, layerWeights(layer));
     const outputShapes = asList(node.outputShapes);
-    const call: LayerCall = {
-      name: layer.name,
-      className: layer.getClassName(),
-      config: layer.getConfig(),
-      weights: weightCache.get(layer)!,
-      nodeIndex,
-      inputShapes: asList(node.inputShapes),
-      outputShapes,
-    };
-    const converter = converterFor(call);
-    const outputs = graph.inScope(layer.name, () => converter(call, inputs, ctx));
+    let outputs: Omit<TensorRef, 'shape'>[];
+    if (NESTED_MODELS.has(layer.getClassName())) {
+      outputs = graph.inScope(layer.name, () => walk(containerOf(layer as unknown as tfTypes.LayersModel), inputs, ctx));
+    } else {
+      if (!weightCache.has(layer)) weightCache.set(layer, layerWeights(layer));
+      const call: LayerCall = {
+        name: layer.name,
+        className: layer.getClassName(),
+        config: layer.getConfig(),
+        weights: weightCache.get(layer)!,
+        nodeIndex,
+        inputShapes: asList(node.inputShapes),
+        outputShapes,
+      };
+      const converter = converterFor(call);
+      outputs = graph.inScope(layer.name, () => converter(call, inputs, ctx)).map((ref, i) => ({ ...ref, mask: ref.mask ?? propagatedMask(call, inputs[0], i) }));
+    }
     if (outputs.length !== outputShapes.length) {
-      throw new Error(`converter for ${call.className} gave ${outputs.length} outputs; tfjs has ${outputShapes.length}`);
+      throw new Error(`converter for ${layer.getClassName()} gave ${outputs.length} outputs; tfjs has ${outputShapes.length}`);
     }
     outputs.forEach((ref, i) => tensors.set(key(layer.name, nodeIndex, i), { ...ref, shape: outputShapes[i]! }));
   }
-
-  const results = net.outputLayers.map((layer, i) => tensors.get(key(layer.name, net.outputLayersNodeIndices[i]!, net.outputLayersTensorIndices[i]!))!);
-  const names = net.outputLayers.map((layer, i) =>
-    net.outputLayers.filter((l) => l === layer).length > 1 ? `${layer.name}_${net.outputLayersTensorIndices[i]}` : layer.name,
-  );
-  io.outputs(graph, results, names);
-  return { graph, cpuOnlyNodes: ctx.cpuOnlyNodes };
+  return net.outputLayers.map((layer, i) => tensors.get(key(layer.name, net.outputLayersNodeIndices[i]!, net.outputLayersTensorIndices[i]!))!);
 }

@@ -17,6 +17,7 @@ import { lstmLanguageModelIO } from './lm/lstm.ts';
 import { languageModelSpec } from './lm/spec.ts';
 import { transformerLanguageModelIO } from './lm/transformer.ts';
 import { writePackageDir, type PackageFiles } from './package.ts';
+import { loadPlugins } from './plugins.ts';
 import { readExportSource, type ExportSource } from './source.ts';
 import { buildVariants, variantText } from './variants.ts';
 import { verifyForeignModel, verifyLanguageModel, type ParityReport } from './verify.ts';
@@ -40,6 +41,8 @@ export interface ExportOptions {
   verify?: boolean;
   /** The manifest's name (default: the checkpoint dir's name). */
   name?: string;
+  /** Converter modules for layer classes ferry does not know (plugins.ts). */
+  plugins?: string[];
   log?: (line: string) => void;
 }
 
@@ -126,8 +129,10 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const started = performance.now();
   const log = options.log ?? (() => {});
   const resolved = resolveOptions(options);
+  await loadPlugins(options.plugins ?? []);
   const source = await readExportSource(options.source);
   log(source.checkpoint ? `checkpoint ${source.dir} (step ${source.checkpoint.training.step})` : `tfjs model ${source.modelJsonPath}`);
+  source.notes.forEach(log);
   const config = source.config;
   checkModelOptions(options, resolved, config);
   const arch: PackageArch = config?.arch ?? 'model';

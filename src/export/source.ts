@@ -13,13 +13,16 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import { checkConsistency, inspectDir, readCheckpointManifest, resolveCheckpointDir, TOKENIZER_JSON, type CheckpointManifest } from '../train/checkpoint.ts';
 import type { ModelConfig } from '../train/models/index.ts';
 import { fileSystemIO, MODEL_JSON, readModelJson } from '../train/tfjs-io.ts';
-import { converterFor } from './converters/registry.ts';
+import { converterFor, hasConverter, unknownCustomLayer } from './converters/registry.ts';
+import { withResetAfterGrus } from './reset-after-gru.ts';
 
 export interface ExportSource {
   /** The checkpoint dir actually read (a run dir's best/ or last/), or the dir of a foreign model.json. */
   dir: string;
   modelJsonPath: string;
   model: tf.LayersModel;
+  /** What the user should know about how the model was read (layers tfjs cannot run itself). */
+  notes: string[];
   /** Set for ferry checkpoints (from ferry.json). */
   config?: ModelConfig;
   checkpoint?: CheckpointManifest;
@@ -65,18 +68,21 @@ function checkTopology(topology: unknown): void {
       layers.forEach(visit);
       return;
     }
-    converterFor({ name: String(config.name ?? layer.name ?? '?'), className });
+    const call = { name: String(config.name ?? layer.name ?? '?'), className };
+    if (!hasConverter(className) && !(className in tf.serialization.SerializationMap.getMap().classNameMap)) throw unknownCustomLayer(call);
+    converterFor(call);
   };
   visit(root);
 }
 
-async function loadModel(modelJsonPath: string): Promise<tf.LayersModel> {
+async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel; notes: string[] }> {
   const json = await readModelJson(modelJsonPath);
   checkTopology(json.modelTopology);
   await import('../train/models/index.ts'); // registers ferry's custom layers with tfjs
   let model: tf.LayersModel;
+  const resetAfterGrus: string[] = [];
   try {
-    model = await tf.loadLayersModel(fileSystemIO(modelJsonPath));
+    model = await tf.loadLayersModel(withResetAfterGrus(fileSystemIO(modelJsonPath), resetAfterGrus));
   } catch (error) {
     if (error instanceof FerryError) throw error;
     throw new FerryError('EXPORT_MODEL_UNREADABLE', `tfjs cannot load ${modelJsonPath}: ${(error as Error).message}`, {
@@ -93,15 +99,16 @@ async function loadModel(modelJsonPath: string): Promise<tf.LayersModel> {
       });
     }
   }
-  return model;
+  const notes = resetAfterGrus.map((name) => `layer ${name}: a GRU with reset_after (Keras 2's default), which tfjs cannot run; verified against ferry's own tfjs version of it`);
+  return { model, notes };
 }
 
 export async function readExportSource(source: string): Promise<ExportSource> {
   const { dir, modelJsonPath, checkpoint: isCheckpoint } = await locate(source);
   // The manifest first: a checkpoint of another format or version is refused before tfjs loads anything.
   const checkpoint = isCheckpoint ? await readCheckpointManifest(dir) : undefined;
-  const model = await loadModel(modelJsonPath);
-  if (!checkpoint) return { dir, modelJsonPath, model };
+  const { model, notes } = await loadModel(modelJsonPath);
+  if (!checkpoint) return { dir, modelJsonPath, model, notes };
   const tokenizerPath = path.join(dir, TOKENIZER_JSON);
   if (!(await stat(tokenizerPath).then(() => true, () => false))) {
     throw new FerryError('EXPORT_BAD_CHECKPOINT', `${dir} has a ferry.json but no tokenizer.json`, {
@@ -110,5 +117,5 @@ export async function readExportSource(source: string): Promise<ExportSource> {
   }
   const tokenizer = await readTokenizerFile(tokenizerPath);
   checkConsistency(dir, checkpoint, model, tokenizer);
-  return { dir, modelJsonPath, model, config: checkpoint.model, checkpoint, tokenizer };
+  return { dir, modelJsonPath, model, notes, config: checkpoint.model, checkpoint, tokenizer };
 }

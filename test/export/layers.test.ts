@@ -3,30 +3,12 @@
  * compared with tfjs on random inputs (batch 1 and 3, two lengths): max |diff| <= 1e-4.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { convertModel } from '../../src/export/convert.ts';
 import { SUPPORTED_ACTIVATIONS } from '../../src/export/converters/support.ts';
-import { verifyForeignModel } from '../../src/export/verify.ts';
-import { serializeModel } from '../../src/export/writer.ts';
 import { checkModels } from './checker.ts';
-import { tempDir } from './fixtures.ts';
-
-const exported: string[] = [];
-const outDir = tempDir('ferry-layers-');
-
-async function expectParity(name: string, model: tf.LayersModel, opset = 17): Promise<void> {
-  const { graph } = convertModel(model, { opset, target: 'cpu', name });
-  const bytes = serializeModel(graph);
-  const file = path.join(await outDir, `${name.replace(/[^a-z0-9]+/gi, '_')}.onnx`);
-  await writeFile(file, bytes);
-  exported.push(file);
-  const report = await verifyForeignModel(model, bytes);
-  assert.ok(report.maxAbsDiff <= 1e-4, `${name}: max |diff| ${report.maxAbsDiff}`);
-  assert.ok(report.cases.length >= 4);
-}
+import { expectParity, exported } from './parity.ts';
 
 function sequence(features: number, ...layers: tf.layers.Layer[]): tf.LayersModel {
   const model = tf.sequential();
@@ -49,12 +31,12 @@ const rnnCases: [string, () => tf.layers.Layer[]][] = [
   ['simpleRNN relu last', () => [tf.layers.simpleRNN({ units: 5, activation: 'relu' })]],
   ['simpleRNN linear', () => [tf.layers.simpleRNN({ units: 3, activation: 'linear', returnSequences: true })]],
 ];
-for (const [name, layers] of rnnCases) test(name, () => expectParity(name, sequence(7, ...layers())));
+for (const [name, layers] of rnnCases) test(name, async () => void await expectParity(name, sequence(7, ...layers())));
 
 for (const mergeMode of ['concat', 'sum', 'mul', 'ave'] as const) {
   for (const returnSequences of [true, false]) {
     const name = `bidirectional lstm ${mergeMode} ${returnSequences ? 'sequences' : 'last'}`;
-    test(name, () => expectParity(name, sequence(6, tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 4, returnSequences }) as tf.RNN, mergeMode }))));
+    test(name, async () => void await expectParity(name, sequence(6, tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 4, returnSequences }) as tf.RNN, mergeMode }))));
   }
 }
 

@@ -1,4 +1,4 @@
-/** Converters for the stateless tfjs layers: dense, activations, shape ops, merges, norms, pooling. */
+/** Converters for the stateless tfjs layers: dense, activations, shape ops, merges, norms. */
 import { attr } from '../graph.ts';
 import { activationName, applyActivation, optionalWeight, SUPPORTED_ACTIVATIONS, unsupportedOption, weight } from './support.ts';
 import type { ConvertContext, Converter, LayerCall } from './types.ts';
@@ -105,13 +105,6 @@ const batchNormalization: Converter = (call, [x], ctx) => {
   return [float(g.op('Add', [g.op('Mul', [x!.name, g.float('scale', [d], scale)]), g.float('shift', [d], shift)]))];
 };
 
-function globalPooling1d(opType: 'ReduceMean' | 'ReduceMax'): Converter {
-  return (call, [x], ctx) => {
-    if (call.config.dataFormat === 'channelsFirst') throw unsupportedOption(call, "dataFormat 'channelsFirst'");
-    return [float(ctx.graph.reduce(opType, x!.name, [1], false))];
-  };
-}
-
 const reluLayer: Converter = (call, [x], ctx) => {
   const g = ctx.graph;
   const maxValue = call.config.maxValue as number | null | undefined;
@@ -126,6 +119,12 @@ const leakyRelu: Converter = (call, [x], ctx) => [
 const eluLayer: Converter = (call, [x], ctx) => [
   float(ctx.graph.op('Elu', [x!.name], { alpha: attr.float((call.config.alpha as number | undefined) ?? 1) })),
 ];
+
+/** alpha has the input's shape without the batch axis (1 along sharedAxes): ONNX PRelu broadcasts it the same way. */
+const preluLayer: Converter = (call, [x], ctx) => {
+  const alpha = weight(call, 'alpha');
+  return [float(ctx.graph.op('PRelu', [x!.name, ctx.graph.float('alpha', alpha.shape, alpha.data)]))];
+};
 
 const thresholdedRelu: Converter = (call, [x], ctx) => [
   float(ctx.graph.op('ThresholdedRelu', [x!.name], { alpha: attr.float((call.config.theta as number | undefined) ?? 1) })),
@@ -169,10 +168,9 @@ export const coreConverters: Record<string, Converter> = {
   Concatenate: concatenate,
   LayerNormalization: layerNormalization,
   BatchNormalization: batchNormalization,
-  GlobalAveragePooling1D: globalPooling1d('ReduceMean'),
-  GlobalMaxPooling1D: globalPooling1d('ReduceMax'),
   ReLU: reluLayer,
   LeakyReLU: leakyRelu,
+  PReLU: preluLayer,
   ELU: eluLayer,
   ThresholdedReLU: thresholdedRelu,
   Softmax: softmaxLayer,

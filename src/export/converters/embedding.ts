@@ -1,4 +1,5 @@
 import { attr } from '../graph.ts';
+import { notEqualMask } from './masking.ts';
 import { unsupportedOption, weight } from './support.ts';
 import type { ConvertContext, Converter, TensorRef } from './types.ts';
 
@@ -9,12 +10,15 @@ export function gatherRows(ctx: ConvertContext, table: string, ids: TensorRef): 
   return g.op('Gather', [table, index]);
 }
 
+/** With maskZero, id 0 is padding: the mask (masking.ts) travels with the rows to the recurrent layers. */
 const embedding: Converter = (call, [ids], ctx) => {
-  if (call.config.maskZero === true) {
-    throw unsupportedOption(call, 'maskZero: true', 'Masks change how later layers run; export a model without maskZero (pad with a real token).');
-  }
+  const g = ctx.graph;
   const table = weight(call, 'embeddings');
-  return [{ name: gatherRows(ctx, ctx.graph.float('embeddings', table.shape, table.data), ids!), dtype: 'float32' }];
+  const rows = gatherRows(ctx, g.float('embeddings', table.shape, table.data), ids!);
+  if (call.config.maskZero !== true) return [{ name: rows, dtype: 'float32' }];
+  if (ctx.lm) throw unsupportedOption(call, 'maskZero: true', 'A language model decodes without padding: export a model without maskZero.');
+  const zero = ids!.dtype === 'float32' ? g.scalarFloat('zero', 0) : g.addInitializer('zero', ids!.dtype, [], ids!.dtype === 'int64' ? BigInt64Array.of(0n) : Int32Array.of(0));
+  return [{ name: rows, dtype: 'float32', mask: notEqualMask(g, ids!.name, zero) }];
 };
 
 export const embeddingConverters: Record<string, Converter> = { Embedding: embedding };

@@ -4,10 +4,14 @@
  * Transposes. Weights stay initializers so that ORT prepacks them.
  */
 import { attr, type Graph } from '../graph.ts';
+import { compactSteps, type CompactedSteps } from './masking.ts';
 import { unsupportedOption } from './support.ts';
 import type { ConvertContext, Converter, LayerCall, LayerWeight, TensorRef } from './types.ts';
 
 type CellKind = 'LSTM' | 'GRU' | 'SimpleRNN';
+
+/** The class a Keras reset_after GRU is loaded as (../reset-after-gru.ts). */
+export const RESET_AFTER_GRU = 'FerryResetAfterGRU';
 
 interface CellSpec {
   op: 'LSTM' | 'GRU' | 'RNN';
@@ -66,6 +70,8 @@ function directionWeights(spec: CellSpec, units: number, kernel: LayerWeight, re
       for (let i = 0; i < inputSize; i++) w[row * inputSize + i] = kernel.data[i * width + col]!;
       for (let i = 0; i < units; i++) r[row * units + i] = recurrent.data[i * width + col]!;
       if (bias) b[row] = bias.data[col]!;
+      // reset_after GRUs keep [input bias; recurrent bias], ONNX's Wb and Rb.
+      if (bias && bias.data.length === 2 * width) b[width + row] = bias.data[width + col]!;
     }
   });
   return { w, r, b, inputSize };
@@ -98,6 +104,7 @@ function emitRecurrentOp(
   directions: Direction[],
   timeMajorX: string,
   initial: { h?: string; c?: string },
+  lengths = '',
 ): RecurrentOutputs {
   const g = ctx.graph;
   const spec = CELLS[kind];
@@ -125,14 +132,15 @@ function emitRecurrentOp(
     activations: attr.strings(activations.map((a) => a.name)),
     ...(alphas.length ? { activation_alpha: attr.floats(alphas) } : {}),
     ...(betas.length ? { activation_beta: attr.floats(betas) } : {}),
-    ...(kind === 'GRU' ? { linear_before_reset: attr.int(0) } : {}),
+    // Keras 2's reset_after GRU (reset-after-gru.ts) is ONNX's linear_before_reset.
+    ...(kind === 'GRU' ? { linear_before_reset: attr.int(directions[0]!.config.resetAfter === true ? 1 : 0) } : {}),
   };
   const inputs = [
     timeMajorX,
     g.float('W', [dirs, width, inputSize], concat('w')),
     g.float('R', [dirs, width, units], concat('r')),
     g.float('B', [dirs, 2 * width], concat('b')),
-    '',
+    lengths,
     initial.h ?? '',
   ];
   if (kind === 'LSTM') inputs.push(initial.c ?? '');
@@ -143,9 +151,20 @@ function emitRecurrentOp(
   return { y: outputs[0]!, yh: outputs[1]!, yc: outputs[2], nodeName };
 }
 
-/** Reverses a time-major tensor along axis 0. */
-function reverseTime(g: Graph, x: string): string {
-  return g.op('Slice', [x, g.int64('starts', [-1]), g.int64('ends', [Number.MIN_SAFE_INTEGER]), g.int64('axes', [0]), g.int64('steps', [-1])]);
+/** Reverses `x` along `axis`. */
+function reverse(g: Graph, x: string, axis: number): string {
+  return g.op('Slice', [x, g.int64('starts', [-1]), g.int64('ends', [Number.MIN_SAFE_INTEGER]), g.int64('axes', [axis]), g.int64('steps', [-1])]);
+}
+
+/** The time-major input of the op, and (for a masked input) the compacted steps with their lengths (masking.ts). */
+function timeMajorInput(g: Graph, input: TensorRef, backwards: boolean): { x: string; compacted?: CompactedSteps } {
+  if (!input.mask) {
+    const x = g.transpose(input.name, [1, 0, 2]);
+    return { x: backwards ? reverse(g, x, 0) : x };
+  }
+  const x = backwards ? reverse(g, input.name, 1) : input.name;
+  const compacted = compactSteps(g, x, backwards ? reverse(g, input.mask, 1) : input.mask);
+  return { x: g.transpose(compacted.x, [1, 0, 2]), compacted };
 }
 
 function recurrentLayer(kind: CellKind): Converter {
@@ -154,8 +173,7 @@ function recurrentLayer(kind: CellKind): Converter {
     const config = call.config;
     const units = config.units as number;
     const spec = CELLS[kind];
-    let x = g.transpose(inputs[0]!.name, [1, 0, 2]);
-    if (config.goBackwards === true) x = reverseTime(g, x);
+    const { x, compacted } = timeMajorInput(g, inputs[0]!, config.goBackwards === true);
 
     let initial: { h?: string; c?: string } = {};
     let state: ReturnType<NonNullable<ConvertContext['lm']>['recurrentState']> | undefined;
@@ -166,13 +184,14 @@ function recurrentLayer(kind: CellKind): Converter {
       initial = { h: g.unsqueeze(state.initialH, [0]), c: state.initialC ? g.unsqueeze(state.initialC, [0]) : undefined };
     }
 
-    const out = emitRecurrentOp(call, ctx, kind, [{ config, weights: call.weights }], x, initial);
+    const out = emitRecurrentOp(call, ctx, kind, [{ config, weights: call.weights }], x, initial, compacted?.lengths);
     const sequences = config.returnSequences === true;
     const needsState = config.returnState === true || state !== undefined;
     const h = needsState || !sequences ? g.squeeze(out.yh, [0]) : undefined;
     const c = needsState && out.yc ? g.squeeze(out.yc, [0]) : undefined;
     state?.present(h!, c);
-    const y = sequences ? g.transpose(g.squeeze(out.y, [1]), [1, 0, 2]) : h!;
+    const steps = sequences ? g.transpose(g.squeeze(out.y, [1]), [1, 0, 2]) : undefined;
+    const y = steps === undefined ? h! : compacted ? compacted.forward(steps) : steps;
     const results: Omit<TensorRef, 'shape'>[] = [{ name: y, dtype: 'float32' }];
     if (config.returnState === true) {
       results.push({ name: h!, dtype: 'float32' });
@@ -185,24 +204,30 @@ function recurrentLayer(kind: CellKind): Converter {
 const bidirectional: Converter = (call, inputs, ctx) => {
   const g = ctx.graph;
   const inner = call.config.layer as { className?: string; class_name?: string; config: Record<string, unknown> };
-  const kind = (inner.className ?? inner.class_name) as CellKind;
+  const innerClass = inner.className ?? inner.class_name;
+  const kind = (innerClass === RESET_AFTER_GRU ? 'GRU' : innerClass) as CellKind;
   if (!(kind in CELLS)) throw unsupportedOption(call, `wrapping ${kind}`, 'Bidirectional converts around LSTM, GRU and SimpleRNN.');
   const config = inner.config;
   if (config.goBackwards === true) throw unsupportedOption(call, 'an inner layer with goBackwards: true');
   if (inputs.length > 1) throw unsupportedOption(call, 'initial states');
   const mergeMode = call.config.mergeMode === undefined ? 'concat' : (call.config.mergeMode as string | null);
   const half = call.weights.length / 2;
-  const x = g.transpose(inputs[0]!.name, [1, 0, 2]);
+  const { x, compacted } = timeMajorInput(g, inputs[0]!, false);
   const out = emitRecurrentOp(call, ctx, kind, [
     { config, weights: call.weights.slice(0, half) },
     { config, weights: call.weights.slice(half) },
-  ], x, {});
+  ], x, {}, compacted?.lengths);
 
   // Both directions side by side on axis `dirAxis`: [B, T, 2, H] for sequences, [B, 2, H] for the last step.
   const sequences = config.returnSequences === true;
-  const both = sequences ? g.transpose(out.y, [2, 0, 1, 3]) : g.transpose(out.yh, [1, 0, 2]);
   const dirAxis = sequences ? 2 : 1;
-  const direction = (i: number) => g.squeeze(g.slice(both, dirAxis, i, i + 1), [dirAxis]);
+  const split = (both: string, i: number) => g.squeeze(g.slice(both, dirAxis, i, i + 1), [dirAxis]);
+  let both = sequences ? g.transpose(out.y, [2, 0, 1, 3]) : g.transpose(out.yh, [1, 0, 2]);
+  if (sequences && compacted) {
+    const steps = [compacted.forward(split(both, 0)), compacted.backward(split(both, 1))];
+    both = g.op('Concat', steps.map((s) => g.unsqueeze(s, [2])), { axis: attr.int(2) });
+  }
+  const direction = (i: number) => split(both, i);
   let merged: string[];
   switch (mergeMode) {
     case 'concat': merged = [g.reshape(both, sequences ? [0, 0, -1] : [0, -1])]; break;
@@ -225,6 +250,7 @@ const bidirectional: Converter = (call, inputs, ctx) => {
 export const recurrentConverters: Record<string, Converter> = {
   LSTM: recurrentLayer('LSTM'),
   GRU: recurrentLayer('GRU'),
+  [RESET_AFTER_GRU]: recurrentLayer('GRU'),
   SimpleRNN: recurrentLayer('SimpleRNN'),
   Bidirectional: bidirectional,
 };

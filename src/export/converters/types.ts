@@ -5,6 +5,8 @@ export interface TensorRef {
   name: string;
   dtype: DType;
   shape: (number | null)[];
+  /** A Keras mask over the time axis, float [B, T] (1 = a real step), set by Embedding(maskZero) and Masking (masking.ts). */
+  mask?: string;
 }
 
 export interface LayerWeight {
