@@ -1,0 +1,118 @@
+/**
+ * The run dir: what `--out` holds (a place for a new run, a run to resume, or something to
+ * refuse), the trainer state saved beside each checkpoint's weights, and reading it back to resume.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import { FerryError } from '../errors.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import type { RngState } from './data/index.ts';
+import type { Hyperparameters } from './hyperparameters.ts';
+import { parseMetrics, type MetricEvent } from './metrics.ts';
+import type { ModelConfig } from './models/index.ts';
+
+export type StopReason = 'completed' | 'early-stop' | 'interrupted';
+
+/** Trainer state beside the weights in a checkpoint (`state.json`). */
+export interface TrainState {
+  format: 'ferry-train-state';
+  version: 1;
+  step: number;
+  rngState: RngState;
+  bestValLoss: number | null;
+  bestStep: number | null;
+  lastValLoss: number | null;
+  evalsWithoutImprovement: number;
+  seconds: number;
+  /** Losses since the last `train` event, so a resumed run's metrics continue the same averages. */
+  pendingLoss: { sum: number; count: number; seconds: number };
+  hyperparameters: Hyperparameters;
+  corpus: string;
+  corpusHash: string;
+  stopReason: StopReason | 'running';
+  /** Threads that computed the steps; a resumed run keeps them, so that it stays byte-identical. Absent before ferry had threads. */
+  threads?: number;
+}
+
+export const STATE_FILE = 'state.json';
+export const OPTIMIZER_FILE = 'optimizer.bin';
+
+export type RunKind = 'new' | 'resume';
+
+/** Decides what `--out` is: a place for a new run, a run to resume, or something to refuse. */
+export function inspectRunDir(runDir: string, resume: boolean): RunKind {
+  if (!existsSync(runDir)) {
+    if (resume) {
+      throw new FerryError('NOTHING_TO_RESUME', `Cannot resume: ${runDir} does not exist.`, {
+        hint: 'Pass the --out of an earlier `ferry train` run, or drop --resume to start a new run.',
+      });
+    }
+    return 'new';
+  }
+  if (!statSync(runDir).isDirectory()) {
+    throw new FerryError('OUTPUT_NOT_A_RUN', `--out ${runDir} is a file, not a directory.`, { hint: 'Choose a new directory for --out.' });
+  }
+  const entries = readdirSync(runDir);
+  if (entries.length === 0 && !resume) return 'new';
+  if (entries.includes('ferry.json')) {
+    throw new FerryError('OUTPUT_IS_CHECKPOINT', `--out ${runDir} is a checkpoint dir, not a run dir.`, {
+      hint: `A run dir holds last/ and best/; pass its parent (${resolve(runDir, '..')}) or a new directory.`,
+    });
+  }
+  const isRun = existsSync(join(runDir, 'last', 'ferry.json')) || entries.includes('metrics.jsonl');
+  if (!isRun) {
+    throw new FerryError('OUTPUT_NOT_A_RUN', `--out ${runDir} exists and is not a ferry run (it holds ${describeEntries(entries)}).`, {
+      hint: 'Choose a new or empty directory for --out; ferry does not write into other directories.',
+    });
+  }
+  if (!resume) {
+    throw new FerryError('RUN_EXISTS', `--out ${runDir} already holds a ferry run.`, {
+      hint: 'Pass --resume to continue it, or choose another --out.',
+    });
+  }
+  if (!existsSync(join(runDir, 'last', 'ferry.json'))) {
+    throw new FerryError('NOTHING_TO_RESUME', `Cannot resume: ${runDir} has no checkpoint yet (no last/ferry.json).`, {
+      hint: 'Start it again without --resume in a new --out.',
+    });
+  }
+  return 'resume';
+}
+
+function describeEntries(entries: string[]): string {
+  const shown = entries.slice(0, 3).join(', ');
+  return entries.length > 3 ? `${shown} and ${entries.length - 3} more` : shown;
+}
+
+export interface ResumePoint {
+  model: tf.LayersModel;
+  tokenizer: Tokenizer;
+  config: ModelConfig;
+  state: TrainState;
+  optimizerState: Uint8Array;
+  metrics: MetricEvent[];
+}
+
+export async function readResumePoint(runDir: string): Promise<ResumePoint> {
+  const checkpoint = await loadCheckpoint(runDir, { which: 'last' });
+  try {
+    const state = JSON.parse(await checkpoint.extraFiles.readText(STATE_FILE)) as TrainState;
+    if (state.format !== 'ferry-train-state' || state.version !== 1) {
+      throw new FerryError('CHECKPOINT_INCOMPLETE', `Cannot resume: ${join(checkpoint.dir, STATE_FILE)} is not a ferry trainer state.`, {
+        hint: 'Start a new run in another --out.',
+      });
+    }
+    return {
+      model: checkpoint.model,
+      tokenizer: checkpoint.tokenizer,
+      config: checkpoint.manifest.model,
+      state,
+      optimizerState: await checkpoint.extraFiles.read(OPTIMIZER_FILE),
+      metrics: parseMetrics(await checkpoint.extraFiles.readText('metrics.jsonl')),
+    };
+  } catch (error) {
+    checkpoint.model.dispose();
+    throw error;
+  }
+}

@@ -1,0 +1,66 @@
+/** What a run trains: its tokenizer and model config, from the flags, a preset, or (on resume) the run's own. */
+import { FerryError } from '../errors.ts';
+import { TOKENIZER_KINDS, trainTokenizer, type Tokenizer, type TokenizerKind } from '../tokenizer/index.ts';
+import { readCorpus } from './data/index.ts';
+import { PRESETS, resolveModelConfig, validateModelConfig, type ModelConfig } from './models/index.ts';
+
+/** The options that choose a run's model (a subset of TrainOptions). */
+export interface ModelChoice {
+  out: string;
+  arch?: string;
+  preset?: string;
+  model?: Record<string, unknown>;
+}
+
+/** The tokenizer a run uses: --tokenizer, else the preset's, else char; on resume the run's, which --tokenizer may only repeat. */
+export function resolveTokenizerKind(given: string | undefined, presetName: string | undefined, saved: TokenizerKind | undefined): TokenizerKind {
+  if (given !== undefined && !(TOKENIZER_KINDS as readonly string[]).includes(given)) {
+    throw new FerryError('UNKNOWN_TOKENIZER', `Unknown tokenizer "${given}".`, { hint: `Valid tokenizers: ${TOKENIZER_KINDS.join(', ')}.` });
+  }
+  if (saved !== undefined) {
+    if (given !== undefined && given !== saved) {
+      throw new FerryError('RESUME_MISMATCH', `Cannot resume with --tokenizer ${given}: the run was trained with a ${saved} tokenizer.`, {
+        hint: 'Drop --tokenizer, or start a new run in another --out.',
+      });
+    }
+    return saved;
+  }
+  const preset = presetName === undefined ? undefined : PRESETS[presetName];
+  return (given as TokenizerKind | undefined) ?? preset?.tokenizer ?? 'char';
+}
+
+export function presetVocabSize(presetName: string | undefined): number | undefined {
+  return presetName === undefined ? undefined : PRESETS[presetName]?.vocabSize;
+}
+
+export async function buildTokenizer(corpus: string, kind: TokenizerKind, vocabSize: number | undefined): Promise<Tokenizer> {
+  return trainTokenizer(kind, readCorpus(corpus), vocabSize === undefined ? {} : { vocabSize });
+}
+
+/** A new run's config from arch/preset/flags; on resume, the checkpoint's, which flags may only repeat. */
+export function resolveConfig(options: ModelChoice, vocabSize: number, saved: ModelConfig | undefined): ModelConfig {
+  const overrides = options.model ?? {};
+  if (saved === undefined) {
+    return resolveModelConfig({ arch: options.arch, preset: options.preset, overrides, vocabSize });
+  }
+  if (options.arch !== undefined && options.arch !== saved.arch) {
+    throw new FerryError('RESUME_MISMATCH', `Cannot resume a ${saved.arch} checkpoint as --arch ${options.arch}.`, {
+      hint: `The run in ${options.out} is a ${saved.arch} model; drop --arch, or start a new run in another --out.`,
+    });
+  }
+  const wanted = options.preset === undefined
+    ? validateModelConfig({ ...saved, ...definedOnly(overrides) })
+    : resolveModelConfig({ arch: saved.arch, preset: options.preset, overrides, vocabSize: saved.vocabSize });
+  const differing = (Object.keys(saved) as (keyof ModelConfig)[]).filter((key) => wanted[key] !== saved[key]);
+  if (differing.length > 0) {
+    const describe = differing.map((key) => `${key} ${String(saved[key])} -> ${String(wanted[key])}`).join(', ');
+    throw new FerryError('RESUME_MISMATCH', `Cannot resume with a different model: ${describe}.`, {
+      hint: 'A resumed run keeps its model; drop those flags, or start a new run in another --out.',
+    });
+  }
+  return saved;
+}
+
+function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
+}
