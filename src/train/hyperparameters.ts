@@ -1,5 +1,7 @@
-/** A run's training hyperparameters: their defaults and the checks a run's values must pass. */
-import { FerryError } from '../errors.ts';
+/** A run's training hyperparameters: their defaults, their flags, and the checks a run's values must pass. */
+import {
+  NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, OPEN_UNIT_INTERVAL, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, type NumberRule,
+} from '../cli-flags.ts';
 
 export interface Hyperparameters {
   /** Total optimizer steps of the run (a resumed run counts the steps already done). */
@@ -47,33 +49,65 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   logInterval: 10,
 };
 
-export function resolveHyperparameters(saved: Hyperparameters | undefined, given: Partial<Hyperparameters>): Hyperparameters {
-  const defined = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
+/** The `ferry train` flag of each hyperparameter: problems are reported in the flags' names. */
+export const HYPERPARAMETER_FLAGS: Readonly<Record<keyof Hyperparameters, string>> = {
+  steps: '--steps', batchSize: '--batch-size', lr: '--lr', minLr: '--min-lr', warmupSteps: '--warmup', decaySteps: '--decay-steps',
+  weightDecay: '--weight-decay', beta1: '--beta1', beta2: '--beta2', gradClip: '--grad-clip', evalInterval: '--eval-interval',
+  evalIters: '--eval-iters', patience: '--patience', seed: '--seed', valFraction: '--val-fraction', logInterval: '--log-interval',
+};
+
+const RULES: Readonly<Partial<Record<keyof Hyperparameters, NumberRule>>> = {
+  steps: POSITIVE_INT, batchSize: POSITIVE_INT, evalInterval: POSITIVE_INT, evalIters: POSITIVE_INT, logInterval: POSITIVE_INT,
+  warmupSteps: NON_NEGATIVE_INT, patience: NON_NEGATIVE_INT, seed: NON_NEGATIVE_INT, lr: POSITIVE_NUMBER,
+  weightDecay: NON_NEGATIVE_NUMBER, gradClip: NON_NEGATIVE_NUMBER, beta1: UNIT_INTERVAL, beta2: UNIT_INTERVAL,
+  valFraction: OPEN_UNIT_INTERVAL,
+};
+
+/** A short run still evaluates this many times when --eval-interval is left at its default. */
+const MIN_EVALUATIONS = 5;
+
+export interface ResolvedHyperparameters {
+  hyperparameters: Hyperparameters;
+  /** Every invalid value, in flag names (empty when all are valid). */
+  problems: string[];
+  /** Defaults fitted to a short run, one line each for the log. */
+  notes: string[];
+}
+
+/**
+ * A run's hyperparameters: the saved ones (on resume) or the defaults, replaced by those given.
+ * Defaults that do not fit a short run are fitted to it (the warmup shortened, evaluations made
+ * more frequent) with a note; values given that do not fit are problems.
+ */
+export function resolveHyperparameters(saved: Hyperparameters | undefined, given: Partial<Hyperparameters>): ResolvedHyperparameters {
+  const defined = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as Partial<Hyperparameters>;
   const h: Hyperparameters = { ...(saved ?? DEFAULT_HYPERPARAMETERS), ...defined };
-  const fail = (problem: string, hint: string) => new FerryError('INVALID_HYPERPARAMETER', problem, { hint });
-  for (const key of ['steps', 'batchSize', 'evalInterval', 'evalIters', 'logInterval'] as const) {
-    if (!Number.isInteger(h[key]) || h[key] <= 0) throw fail(`${key} must be a positive integer, got ${h[key]}.`, 'Pass a whole number above 0.');
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const flag = HYPERPARAMETER_FLAGS;
+  for (const [key, rule] of Object.entries(RULES) as [keyof Hyperparameters, NumberRule][]) {
+    const value = h[key] as number;
+    if (!(Number.isFinite(value) && (!rule.integer || Number.isInteger(value)) && rule.accept(value))) {
+      problems.push(`${flag[key]} must be ${rule.expected}, got ${value}`);
+    }
   }
-  for (const key of ['warmupSteps', 'patience', 'seed'] as const) {
-    if (!Number.isInteger(h[key]) || h[key] < 0) throw fail(`${key} must be a whole number >= 0, got ${h[key]}.`, 'Pass a whole number.');
-  }
-  if (!(h.lr > 0)) throw fail(`lr must be above 0, got ${h.lr}.`, 'nanoGPT-sized models train well at 1e-3.');
   if (h.minLr !== null && !(h.minLr >= 0 && h.minLr <= h.lr)) {
-    throw fail(`minLr ${h.minLr} must lie between 0 and lr ${h.lr}.`, 'Leave --min-lr out for lr / 10.');
+    problems.push(`${flag.minLr} ${h.minLr} must lie between 0 and ${flag.lr} ${h.lr} (leave it out for lr / 10)`);
+  }
+  const fresh = saved === undefined;
+  if (fresh && h.decaySteps === null && h.warmupSteps >= h.steps && defined.warmupSteps === undefined && h.steps > 0) {
+    h.warmupSteps = Math.floor(h.steps / 10);
+    notes.push(`note: warming up over ${h.warmupSteps} step${h.warmupSteps === 1 ? '' : 's'}, as ${flag.steps} ${h.steps} is shorter than the default ${flag.warmupSteps} ${DEFAULT_HYPERPARAMETERS.warmupSteps} (pass ${flag.warmupSteps} to choose)`);
   }
   if (h.decaySteps !== null && !(Number.isInteger(h.decaySteps) && h.decaySteps > h.warmupSteps)) {
-    throw fail(`decaySteps ${h.decaySteps} must be a whole number above warmupSteps ${h.warmupSteps}.`, 'Leave --decay-steps out to decay over --steps.');
+    problems.push(`${flag.decaySteps} ${h.decaySteps} must be a whole number above ${flag.warmupSteps} ${h.warmupSteps} (leave it out to decay over ${flag.steps})`);
   }
   if (h.decaySteps === null && h.warmupSteps >= h.steps) {
-    throw fail(`warmupSteps ${h.warmupSteps} must be below steps ${h.steps}.`, 'Lower --warmup or raise --steps.');
+    problems.push(`${flag.warmupSteps} ${h.warmupSteps} must be below ${flag.steps} ${h.steps}: lower ${flag.warmupSteps} or raise ${flag.steps}`);
   }
-  if (!(h.weightDecay >= 0)) throw fail(`weightDecay must be >= 0, got ${h.weightDecay}.`, 'nanoGPT uses 0.1.');
-  for (const key of ['beta1', 'beta2'] as const) {
-    if (!(h[key] >= 0 && h[key] < 1)) throw fail(`${key} must lie in [0, 1), got ${h[key]}.`, 'Typical: beta1 0.9, beta2 0.99.');
+  if (fresh && defined.evalInterval === undefined && h.steps > 0 && h.steps / h.evalInterval < MIN_EVALUATIONS) {
+    h.evalInterval = Math.max(1, Math.floor(h.steps / MIN_EVALUATIONS));
+    notes.push(`note: evaluating every ${h.evalInterval} steps, so that ${flag.steps} ${h.steps} gets ${Math.floor(h.steps / h.evalInterval)} evaluations (pass ${flag.evalInterval} to choose)`);
   }
-  if (!(h.gradClip >= 0)) throw fail(`gradClip must be >= 0 (0 turns clipping off), got ${h.gradClip}.`, 'nanoGPT uses 1.');
-  if (!(h.valFraction > 0 && h.valFraction < 1)) {
-    throw fail(`valFraction must lie strictly between 0 and 1, got ${h.valFraction}.`, 'The usual split holds out 0.1.');
-  }
-  return h;
+  return { hyperparameters: h, problems, notes };
 }

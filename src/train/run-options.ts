@@ -2,7 +2,7 @@
 import { FerryError } from '../errors.ts';
 import { TOKENIZER_KINDS, trainTokenizer, type Tokenizer, type TokenizerKind } from '../tokenizer/index.ts';
 import { readCorpus } from './data/index.ts';
-import { PRESETS, resolveModelConfig, validateModelConfig, type ModelConfig } from './models/index.ts';
+import { mergeModelShape, PRESETS, resolveModelConfig, validateModelConfig, type ModelConfig } from './models/index.ts';
 
 /** The options that choose a run's model (a subset of TrainOptions). */
 export interface ModelChoice {
@@ -63,4 +63,48 @@ export function resolveConfig(options: ModelChoice, vocabSize: number, saved: Mo
 
 function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
+}
+
+/** A problem for a list of them: the error's message and hint on one line, without the final stop. */
+export function problemOf(error: FerryError): string {
+  return `${error.message.replace(/\.$/, '')}${error.hint ? ` (${error.hint.replace(/\.$/, '')})` : ''}`;
+}
+
+/**
+ * Every problem of a new run's model flags, in flag names (empty when resolveConfig will succeed):
+ * the arch or preset, and the flags that must agree with each other.
+ */
+export function modelProblems(options: ModelChoice, vocabSize: number): string[] {
+  let shape: Record<string, unknown>;
+  try {
+    shape = mergeModelShape({ arch: options.arch, preset: options.preset, overrides: options.model ?? {}, vocabSize });
+  } catch (error) {
+    if (error instanceof FerryError) return [problemOf(error)];
+    throw error;
+  }
+  const problems: string[] = [];
+  const { nEmbd, nHead, hiddenSize, embeddingDim } = shape as Record<string, number>;
+  if (shape.arch === 'transformer' && nHead! > 0 && nEmbd! > 0 && nEmbd! % nHead! !== 0) {
+    problems.push(`--heads ${nHead} must divide --embd ${nEmbd} (for example --heads ${nearestDivisor(nEmbd!, nHead!)}, or --embd ${Math.max(1, Math.round(nEmbd! / nHead!)) * nHead!})`);
+  }
+  if (shape.arch === 'lstm' && shape.tieWeights === true && hiddenSize !== embeddingDim) {
+    problems.push(`--tie-weights needs --hidden equal to --embd, got --hidden ${hiddenSize} and --embd ${embeddingDim}`);
+  }
+  if (problems.length > 0) return problems;
+  try {
+    validateModelConfig(shape);
+  } catch (error) {
+    if (error instanceof FerryError) return [problemOf(error)];
+    throw error;
+  }
+  return [];
+}
+
+/** The divisor of `n` nearest to `near` (the larger one on a tie). */
+function nearestDivisor(n: number, near: number): number {
+  let best = 1;
+  for (let d = 1; d <= n; d += 1) {
+    if (n % d === 0 && Math.abs(d - near) <= Math.abs(best - near)) best = d;
+  }
+  return best;
 }

@@ -11,11 +11,12 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
-import type { Tokenizer } from '../tokenizer/index.ts';
+import type { Tokenizer, TokenizerKind } from '../tokenizer/index.ts';
 import { selectBackend } from './backend.ts';
 import { createRng, prepareTokens, splitTrainVal, type TokenSource } from './data/index.ts';
 import { defaultCacheDir } from './evaluate.ts';
-import { resolveHyperparameters, type Hyperparameters } from './hyperparameters.ts';
+import { invalidOptions } from '../cli-flags.ts';
+import { resolveHyperparameters, type Hyperparameters, type ResolvedHyperparameters } from './hyperparameters.ts';
 import { createTrainingLoop, type TrainResult } from './loop.ts';
 import { createMetricsLog } from './metrics.ts';
 import { countParameters, createModel, type ModelConfig } from './models/index.ts';
@@ -25,7 +26,7 @@ import { withSeededRandom } from './parallel/shard.ts';
 import { checkThreads, planThreads } from './parallel/threads.ts';
 import { createLineReporter, type ProgressReporter } from './progress.ts';
 import { inspectRunDir, readResumePoint, type ResumePoint, type TrainState } from './run-dir.ts';
-import { buildTokenizer, presetVocabSize, resolveConfig, resolveTokenizerKind } from './run-options.ts';
+import { buildTokenizer, modelProblems, presetVocabSize, problemOf, resolveConfig, resolveTokenizerKind } from './run-options.ts';
 
 export { DEFAULT_HYPERPARAMETERS, type Hyperparameters } from './hyperparameters.ts';
 export type { TrainResult } from './loop.ts';
@@ -65,17 +66,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const runDir = resolve(options.out);
   const runKind = inspectRunDir(runDir, options.resume === true);
   // The cheap checks first, so a typo fails before the corpus is read.
-  const newRunHyperparameters = runKind === 'new' ? resolveHyperparameters(undefined, options.hyperparameters ?? {}) : undefined;
-  if (runKind === 'new') resolveConfig(options, 1, undefined);
+  const newRun = runKind === 'new' ? checkNewRun(options) : undefined;
+  if (newRun && newRun.problems.length > 0) throw invalidOptions(newRun.problems, 'train');
   checkThreads(options.threads);
-  const tokenizerKind = resolveTokenizerKind(options.tokenizer, options.preset, undefined);
+  const tokenizerKind = newRun?.tokenizerKind ?? 'char';
 
   const selected = await selectBackend(options.backend ?? 'auto');
   const backend = selected.name;
   const resumed = runKind === 'resume' ? await readResumePoint(runDir) : undefined;
   let model = resumed?.model;
   try {
-    const hyperparameters = newRunHyperparameters ?? resolveHyperparameters(resumed?.state.hyperparameters, options.hyperparameters ?? {});
+    const { hyperparameters, notes, problems } = newRun ?? resolveHyperparameters(resumed?.state.hyperparameters, options.hyperparameters ?? {});
+    if (problems.length > 0) throw invalidOptions(problems, 'train');
     if (resumed) {
       resolveTokenizerKind(options.tokenizer, options.preset, resumed.tokenizer.kind);
       resolveConfig(options, resumed.config.vocabSize, resumed.config);
@@ -86,6 +88,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       throw new FerryError('MISSING_CORPUS', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt files).' });
     }
     reporter.message(`backend: ${selected.detail}`);
+    for (const note of notes) reporter.message(note);
     if (!resumed && tokenizerKind === 'char' && options.vocabSize !== undefined) {
       reporter.message(`note: the char tokenizer takes every character of the corpus; vocabSize ${options.vocabSize} applies to word and bpe only`);
     }
@@ -110,6 +113,32 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   } finally {
     model?.dispose();
   }
+}
+
+export interface NewRunCheck extends ResolvedHyperparameters {
+  tokenizerKind: TokenizerKind;
+}
+
+/**
+ * Every problem of a new run's options at once, in flag names: hyperparameters, threads,
+ * tokenizer and model flags (what can be checked before the corpus gives the vocabulary).
+ */
+export function checkNewRun(options: TrainOptions): NewRunCheck {
+  const resolved = resolveHyperparameters(undefined, options.hyperparameters ?? {});
+  const problems = [...resolved.problems];
+  const collect = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (error) {
+      if (!(error instanceof FerryError)) throw error;
+      problems.push(problemOf(error));
+      return undefined;
+    }
+  };
+  collect(() => checkThreads(options.threads));
+  const tokenizerKind = collect(() => resolveTokenizerKind(options.tokenizer, options.preset, undefined)) ?? 'char';
+  problems.push(...modelProblems(options, 1));
+  return { ...resolved, problems, tokenizerKind };
 }
 
 interface RunPlan {

@@ -85,6 +85,8 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
   writeFileSync(empty, '');
   const invalid = join(dir, 'latin1.txt');
   writeFileSync(invalid, Buffer.from([0x68, 0x65, 0x6c, 0x6c, 0x6f, 0xe9, 0x21])); // "hello" then a Latin-1 é
+  const binary = join(dir, 'program.bin');
+  writeFileSync(binary, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0x00, 0x00, 0xc3, 0x28])); // an ELF header
   const short = join(dir, 'short.txt');
   writeFileSync(short, 'abcdefghij');
   const loop = join(dir, 'loop.txt');
@@ -98,8 +100,9 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
     { name: 'empty corpus', args: ['--corpus', empty], message: /the corpus .*empty\.txt is empty/ },
     { name: 'unreadable corpus', args: ['--corpus', loop], message: /cannot read the corpus .*loop\.txt/ },
     { name: 'invalid UTF-8', args: ['--corpus', invalid], message: /latin1\.txt is not valid UTF-8 at byte offset 5/ },
+    { name: 'binary file', args: ['--corpus', binary], message: /program\.bin looks like a binary file, not text \(it holds NUL bytes\)/ },
     { name: 'corpus shorter than a block', args: ['--corpus', short], message: /fewer than one block of 16 \+ 1/ },
-    { name: 'heads not dividing the width', args: ['--corpus', corpus, '--heads', '3'], message: /3 heads do not divide the model width 16/ },
+    { name: 'heads not dividing the width', args: ['--corpus', corpus, '--heads', '3'], message: /--heads 3 must divide --embd 16 \(for example --heads 4, or --embd 15\)/ },
     { name: 'LSTM flag on a Transformer', args: ['--corpus', corpus, '--hidden', '64'], message: /--hidden applies only to lstm models, not transformer/ },
     { name: 'unknown arch', args: ['--corpus', corpus, '--arch', 'gru'], message: /Unknown architecture "gru"/ },
     { name: 'unknown preset', args: ['--corpus', corpus, '--preset', 'huge'], message: /Unknown preset "huge"/ },
@@ -109,7 +112,7 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
     { name: 'negative lr', args: ['--corpus', corpus, '--lr', '-0.1'], message: /--lr must be a number above 0, got "-0\.1"/ },
     { name: 'fractional batch size', args: ['--corpus', corpus, '--batch-size', '2.5'], message: /--batch-size must be a whole number above 0/ },
     { name: 'dropout of 1', args: ['--corpus', corpus, '--dropout', '1'], message: /--dropout must be a number in \[0, 1\), got "1"/ },
-    { name: 'min-lr above lr', args: ['--corpus', corpus, '--min-lr', '0.5'], message: /minLr 0\.5 must lie between 0 and lr 0\.01/ },
+    { name: 'min-lr above lr', args: ['--corpus', corpus, '--min-lr', '0.5'], message: /--min-lr 0\.5 must lie between 0 and --lr 0\.01/ },
     { name: 'no corpus', args: [], message: /No corpus given/ },
     { name: 'out is a foreign dir', args: ['--corpus', corpus], out: foreign, message: /foreign exists and is not a ferry run \(it holds notes\.txt\)/ },
     { name: 'resume without a run', args: ['--corpus', corpus, '--resume'], message: /Cannot resume: .* does not exist/ },
@@ -127,6 +130,38 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
     else assert.deepEqual(readdirSync(out), ['notes.txt']);
   }
   assert.deepEqual(readdirSync(dir).filter((entry) => entry.startsWith('run-') || entry.startsWith('.')), []);
+});
+
+test('every invalid flag is reported at once, in flag names; a short run fits the default warmup and evaluation interval to itself', () => {
+  const dir = tempDir('ferry-cli-flags-');
+  const corpus = writePatternCorpus(dir);
+  const out = join(dir, 'run');
+  const bad = ferry(['train', '--arch', 'transformer', '--preset', 'tiny', '--corpus', corpus, '--out', out, '--heads', '3', '--embd', '128',
+    '--steps', '0', '--lr', 'fast', '--warmup', '-1', '--hidden', '8', '--tokenizer', 'sentencepiece']);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /^ferry: 6 options are invalid:$/m);
+  for (const problem of [
+    /- --steps must be a whole number above 0, got "0"/, /- --lr must be a number above 0, got "fast"/,
+    /- --warmup must be a whole number >= 0, got "-1"/, /- --hidden applies only to lstm models, not transformer/,
+    /- Unknown tokenizer "sentencepiece"/, /- --heads 3 must divide --embd 128 \(for example --heads 4, or --embd 129\)/,
+  ]) assert.match(bad.stderr, problem);
+  assert.match(bad.stderr, /Run `ferry train --help`/);
+  assert.doesNotMatch(bad.stderr, /nEmbd|nHead|warmupSteps/);
+  assert.ok(!existsSync(out));
+
+  // Given explicitly, a warmup as long as the run is refused rather than changed.
+  const explicit = ferry(['train', ...TINY, '--corpus', corpus, '--out', out, '--steps', '10', '--warmup', '10']);
+  assert.equal(explicit.status, 1);
+  assert.match(explicit.stderr, /--warmup 10 must be below --steps 10: lower --warmup or raise --steps/);
+
+  const short = ferry(['train', ...TINY, '--corpus', corpus, '--out', out, '--steps', '10', '--batch-size', '2', '--eval-iters', '1']);
+  assert.equal(short.status, 0, short.stderr);
+  assert.match(short.stdout, /note: warming up over 1 step, as --steps 10 is shorter than the default --warmup 100 \(pass --warmup to choose\)/);
+  assert.match(short.stdout, /note: evaluating every 2 steps, so that --steps 10 gets 5 evaluations/);
+  const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').filter((line) => line.includes('"eval"'));
+  assert.equal(evals.length, 5);
+  const state = JSON.parse(readFileSync(join(out, 'last', 'state.json'), 'utf8')) as { hyperparameters: { warmupSteps: number; evalInterval: number } };
+  assert.deepEqual([state.hyperparameters.warmupSteps, state.hyperparameters.evalInterval], [1, 2]);
 });
 
 test('an existing run is refused without --resume, and cannot be resumed as another architecture', () => {

@@ -11,6 +11,8 @@ export function createUtf8StreamDecoder(fileLabel: string) {
   let offset = 0;
 
   function write(chunk: Uint8Array): string {
+    // Text never holds NUL; binary files (executables, images, archives) do, near their start (git's test too).
+    if (offset < BINARY_SNIFF_BYTES && chunk.subarray(0, BINARY_SNIFF_BYTES - offset).includes(0)) throw binaryFile(fileLabel);
     const bytes = carry.length === 0 ? chunk : concat(carry, chunk);
     const end = completeCharactersEnd(bytes);
     const complete = bytes.subarray(0, end);
@@ -66,6 +68,15 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
     i += trail + 1;
   }
   return -1;
+}
+
+/** How far into a file a NUL byte marks it as binary. */
+const BINARY_SNIFF_BYTES = 8000;
+
+function binaryFile(fileLabel: string): FerryError {
+  return new FerryError('corpus_binary', `${fileLabel} looks like a binary file, not text (it holds NUL bytes)`, {
+    hint: 'Give a text file, a .gz of one, or a directory of them.',
+  });
 }
 
 function invalidUtf8(fileLabel: string, offset: number, byte: number, detail?: string): FerryError {

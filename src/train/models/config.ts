@@ -92,6 +92,11 @@ export type ResolveModelConfigOptions = {
 
 /** Builds a complete, validated ModelConfig from an arch, a preset, overrides and the tokenizer's vocabulary size. */
 export function resolveModelConfig(options: ResolveModelConfigOptions): ModelConfig {
+  return validateModelConfig(mergeModelShape(options));
+}
+
+/** The preset's shape with the overrides on top, not yet validated (unknown arch or preset throw). */
+export function mergeModelShape(options: ResolveModelConfigOptions): Record<string, unknown> {
   const arch = resolveArch(options.arch, options.preset);
   const presetName = options.preset ?? DEFAULT_PRESETS[arch];
   const preset = PRESETS[presetName];
@@ -112,7 +117,7 @@ export function resolveModelConfig(options: ResolveModelConfigOptions): ModelCon
   if ('arch' in overrides && overrides.arch !== arch) {
     throw new FerryError('invalid-model-config', `The override arch "${String(overrides.arch)}" contradicts arch "${arch}".`);
   }
-  return validateModelConfig({ ...shape, ...overrides, vocabSize: options.vocabSize });
+  return { ...shape, ...overrides, vocabSize: options.vocabSize };
 }
 
 function resolveArch(arch: string | undefined, presetName: string | undefined): Arch {
