@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { FerryError } from './errors.ts';
 import { registerTrainCommands } from './train/cli.ts';
@@ -8,6 +9,7 @@ import { registerServeCommands } from './serve/cli.ts';
 // lazily inside the actions, so `ferry serve` never loads tfjs and `--help` is instant.
 const program = new Command('ferry')
   .description('Train language models with TensorFlow.js, export them to ONNX, run them everywhere.')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .showHelpAfterError()
   .exitOverride();
 
@@ -16,7 +18,9 @@ registerExportCommands(program);
 registerServeCommands(program);
 
 try {
-  await program.parseAsync(process.argv);
+  // `ferry` alone is a question, not a mistake: help on stdout, exit 0.
+  if (process.argv.length <= 2) program.outputHelp();
+  else await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode;
@@ -26,4 +30,8 @@ try {
   } else {
     throw error;
   }
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }

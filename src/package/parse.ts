@@ -36,7 +36,7 @@ export function modelFileOf(manifest: Manifest, precision: Precision, source: st
   const file = manifest.files[precision];
   if (!file) {
     throw new FerryError('missing_precision', `${source} has no ${precision} model (ferry.json field "files.${precision}" is empty)`, {
-      hint: `export it with the matching --quantize option, or use ${Object.entries(manifest.files).filter(([, f]) => f).map(([p]) => p).join(' or ')}`,
+      hint: `export it again with ${precision === 'fp16' ? '--fp16' : '--quantize int8'}, or use ${Object.entries(manifest.files).filter(([, f]) => f).map(([p]) => p).join(' or ')}`,
     });
   }
   return file;

@@ -1,5 +1,9 @@
 import type { Command } from 'commander';
+import { numberFlag, rejectInvalidFlags, type NumberRule } from '../cli-flags.ts';
 import { FerryError } from '../errors.ts';
+
+/** Any number: the request schema checks each sampling field's range, as the HTTP API does. */
+const ANY_NUMBER: NumberRule = { expected: 'a number', integer: false, accept: () => true };
 
 const SAMPLING_FLAGS: [flag: string, field: string, description: string][] = [
   ['--max-tokens <n>', 'max_tokens', 'most tokens to generate (default: the model\'s, else 16)'],
@@ -14,7 +18,7 @@ const SAMPLING_FLAGS: [flag: string, field: string, description: string][] = [
 export function registerServeCommands(program: Command): void {
   program
     .command('serve')
-    .description('serve ONNX package dirs over an OpenAI-compatible HTTP API (default: every package under models/)')
+    .description('Serve ONNX package dirs over an OpenAI-compatible HTTP API (default: every package under models/)')
     .argument('[dirs...]', 'ONNX package dirs, or folders holding them', [])
     .option('--port <port>', 'port to listen on', process.env.PORT ?? '8080')
     .option('--host <host>', 'address to bind (0.0.0.0 for every interface)', '127.0.0.1')
@@ -28,6 +32,7 @@ export function registerServeCommands(program: Command): void {
     .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
     .option('--threads <n>', 'intra-op threads per model (0: onnxruntime decides)', '0')
     .option('--lanes <n>', 'batches per model decoded in turn, so sampling and streaming overlap the model runs (--max-batch and --max-queue are split between them)', '1')
+    .option('--verbose', 'also log why a device was not used')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
       const { startServer } = await import('./node.ts');
       const apiKey = options.apiKey ?? process.env.FERRY_API_KEY;
@@ -47,6 +52,7 @@ export function registerServeCommands(program: Command): void {
         threads: integer(options.threads!, '--threads', 0, 1024) || undefined,
         lanes: integer(options.lanes!, '--lanes', 1, 64),
         log,
+        verbose: options.verbose ? log : undefined,
       });
       log(`listening on ${server.url} (loading models; /readyz turns 200 when they are warm)`);
       const models = await server.models.catch(async (error: unknown) => {
@@ -67,20 +73,22 @@ export function registerServeCommands(program: Command): void {
 
   const generate = program
     .command('generate')
-    .description('generate text from an ONNX package dir locally (no HTTP)')
+    .description('Generate text from an ONNX package dir locally (no HTTP).')
     .argument('<dir>', 'ONNX package dir written by `ferry export`')
     .requiredOption('--prompt <text>', 'text to continue ("" starts from <|endoftext|> when the model has it)')
     .option('--stop <text...>', 'end the text before any of these strings')
     .option('--stream', 'print the text as it is generated')
     .option('--device <device>', 'auto, cpu, cuda, webgpu or wasm', 'auto')
-    .option('--precision <precision>', 'fp32, int8 or fp16', 'fp32');
-  for (const [flag, , description] of SAMPLING_FLAGS) generate.option(flag, description);
-  generate.action(async (dir: string, options: Record<string, string | string[] | boolean | undefined>) => {
+    .option('--precision <precision>', 'fp32, int8 or fp16', 'fp32')
+    .option('--verbose', 'also log why a device was not used');
+  for (const [flag, , description] of SAMPLING_FLAGS) generate.option(flag, description, numberFlag(flag.split(' ')[0]!, ANY_NUMBER));
+  generate.action(async (dir: string, options: Record<string, string | string[] | boolean | number | undefined>) => {
+    rejectInvalidFlags(options, 'generate');
     const { generateText } = await import('./generate.ts');
     const body: Record<string, unknown> = { prompt: options.prompt, stop: options.stop };
     for (const [flag, field] of SAMPLING_FLAGS) {
       const key = camel(flag);
-      if (options[key] !== undefined) body[field] = Number(options[key]);
+      if (options[key] !== undefined) body[field] = options[key];
     }
     const flagOf = Object.fromEntries(SAMPLING_FLAGS.map(([flag, field]) => [field, flag.split(' ')[0]!]));
     await generateText(dir, body, {
@@ -90,6 +98,7 @@ export function registerServeCommands(program: Command): void {
       flagOf,
       write: (text) => process.stdout.write(text),
       log: (message) => console.error(`ferry: ${message}`),
+      verbose: options.verbose ? (message) => console.error(`ferry: ${message}`) : undefined,
     });
   });
 }

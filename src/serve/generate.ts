@@ -1,3 +1,4 @@
+import { invalidOptions } from '../cli-flags.ts';
 import { FerryError } from '../errors.ts';
 import { buildRequests } from './completions.ts';
 import { openModel } from './model.ts';
@@ -15,6 +16,19 @@ export interface GenerateOptions {
   flagOf?: Record<string, string>;
   write: (text: string) => void;
   log: Logger;
+  /** Details for `--verbose` (why a device was not used). */
+  verbose?: Logger;
+}
+
+type Issue = Parameters<typeof mostSpecificIssue>[0] & { minimum?: unknown; maximum?: unknown; inclusive?: boolean; expected?: string };
+
+/** What a zod issue asks of a flag's value, in words: "a number >= 0", "a number <= 1". */
+function expectation(issue: Issue): string {
+  if (issue.code === 'too_small') return `a number ${issue.inclusive === false ? '>' : '>='} ${String(issue.minimum)}`;
+  if (issue.code === 'too_big') return `a number ${issue.inclusive === false ? '<' : '<='} ${String(issue.maximum)}`;
+  if (issue.code === 'invalid_type' && issue.expected === 'int') return 'a whole number';
+  if (issue.code === 'invalid_type') return `a ${issue.expected ?? 'value of another type'}`;
+  return `valid (${issue.message})`;
 }
 
 /**
@@ -25,10 +39,14 @@ export async function generateText(dir: string, fields: Record<string, unknown>,
   const flag = (field: string | null) => (field && options.flagOf?.[field.split(/[.[]/)[0]!]) ?? `--${field ?? 'prompt'}`;
   const parsed = completionRequestSchema.safeParse({ model: 'local', ...fields });
   if (!parsed.success) {
-    const issue = mostSpecificIssue(parsed.error.issues[0]!);
-    throw new FerryError('bad_flag', `${flag(fieldPath(issue.path))}: ${issue.message}`, { hint: 'see `ferry generate --help`' });
+    const problems = parsed.error.issues.map((first) => {
+      const issue = mostSpecificIssue(first);
+      const field = fieldPath(issue.path);
+      return `${flag(field)} must be ${expectation(issue)}, got ${JSON.stringify(field === null ? undefined : fields[field.split(/[.[]/)[0]!])}`;
+    });
+    throw invalidOptions(problems, 'generate');
   }
-  const runtime = await openRuntime(options.device, options.log);
+  const runtime = await openRuntime(options.device, options.log, { verbose: options.verbose });
   const model = await openModel(dir, { runtime, maxBatch: 1, maxQueue: 1, precision: options.precision });
   options.log(`${model.id} (${model.arch}) on ${model.provider}`);
   try {
@@ -40,13 +58,21 @@ export async function generateText(dir: string, fields: Record<string, unknown>,
         throw error;
       }
     })();
+    // Like `ferry sample`: the prompt, then its continuation, so the text reads as one.
+    const prompt = typeof parsed.data.prompt === 'string' ? parsed.data.prompt : '';
+    if (options.stream) options.write(prompt);
     let text = '';
+    let generated = 0;
     for await (const event of model.scheduler.submit(request!)) {
-      if (event.type !== 'text') continue;
-      text += event.text;
-      if (options.stream) options.write(event.text);
+      if (event.type === 'text') {
+        text += event.text;
+        generated += event.tokens;
+        if (options.stream) options.write(event.text);
+      } else if (event.type === 'finish' && event.reason === 'length' && generated < request!.maxTokens) {
+        options.log(`stopped after ${generated} tokens: the model's context holds ${model.contextLength} tokens, the prompt's included`);
+      }
     }
-    options.write(options.stream ? '\n' : `${text}\n`);
+    options.write(options.stream ? '\n' : `${prompt}${text}\n`);
     return text;
   } finally {
     await model.close();

@@ -30,6 +30,8 @@ export interface ServeOptions {
   /** Batches per model decoded in turn, overlapping the worker's runs with sampling (see OpenModelOptions). */
   lanes?: number;
   log: Logger;
+  /** Details for `--verbose` (why a device was not used). */
+  verbose?: Logger;
 }
 
 export interface RunningServer {
@@ -44,7 +46,9 @@ export interface RunningServer {
  */
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const dirs = await findPackages(options.dirs);
-  const models = loadModels(dirs, options);
+  let listening!: (ok: boolean) => void;
+  // Models load once the port is ours: a port in use ends the start before any model loads or logs.
+  const models = new Promise<boolean>((resolve) => (listening = resolve)).then((ok) => (ok ? loadModels(dirs, options) : []));
   const app = createApp({
     models, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
     sendEvents: (c, frames) => {
@@ -57,11 +61,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const server = await new Promise<ServerType>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(started));
     started.once('error', (error: NodeJS.ErrnoException) => {
+      listening(false);
       reject(error.code === 'EADDRINUSE'
         ? new FerryError('port_in_use', `port ${options.port} on ${options.host} is already in use`, { hint: 'pick another with --port' })
         : error);
     });
   });
+  listening(true);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
@@ -84,7 +90,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 }
 
 async function loadModels(dirs: string[], options: ServeOptions): Promise<ServedModel[]> {
-  const runtime = await openRuntime(options.device, options.log, { worker: options.worker ?? true });
+  const runtime = await openRuntime(options.device, options.log, { worker: options.worker ?? true, verbose: options.verbose });
   const models: ServedModel[] = [];
   for (const dir of dirs) {
     const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads, lanes: options.lanes });
@@ -104,10 +110,11 @@ const HOW_TO_MAKE_ONE = '`ferry train --corpus FILE --out runs/mine`, then `ferr
 export async function findPackages(dirs: readonly string[]): Promise<string[]> {
   const found: string[] = [];
   for (const dir of dirs) {
-    const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
-    if (!isDir) {
-      throw new FerryError('not_a_package', `${dir} is not a directory`, {
-        hint: `pass an ONNX package dir written by \`ferry export\`; to make one: ${HOW_TO_MAKE_ONE}`,
+    const kind = await stat(dir).then((s) => (s.isDirectory() ? 'dir' : 'file'), () => 'missing');
+    if (kind !== 'dir') {
+      // Say where it looked: `ferry serve` alone reads ./models, relative to wherever it was started.
+      throw new FerryError('not_a_package', `${path.resolve(dir)} ${kind === 'file' ? 'is a file, not a directory' : 'does not exist'}`, {
+        hint: `pass ONNX package dirs written by \`ferry export\` (ferry serve DIR...) or a folder of them; to make one: ${HOW_TO_MAKE_ONE}`,
         status: 404,
       });
     }

@@ -17,6 +17,7 @@ export interface ModelPackage {
 export async function loadPackage(dir: string, options: { precision?: Precision } = {}): Promise<ModelPackage> {
   const manifestPath = path.join(dir, 'ferry.json');
   const raw = await readJson(manifestPath, dir, 'ferry.json');
+  if ((raw as { format?: unknown } | null)?.format === TRAINING_CHECKPOINT_FORMAT) throw trainingCheckpoint(dir);
   const manifest = parseLanguageModelManifest(raw, manifestPath);
 
   const precision = options.precision ?? 'fp32';
@@ -39,6 +40,20 @@ export async function loadPackage(dir: string, options: { precision?: Precision 
     });
   }
   return { dir, id: manifest.name, manifest, tokenizer, modelPath, precision };
+}
+
+/** The `format` of the checkpoints `ferry train` writes (docs/FORMATS.md), which serving cannot run. */
+const TRAINING_CHECKPOINT_FORMAT = 'ferry-checkpoint';
+
+function trainingCheckpoint(dir: string): FerryError {
+  // best/ and last/ of a run: exporting the run dir picks the right one.
+  const inRun = ['best', 'last'].includes(path.basename(path.resolve(dir)));
+  const source = inRun ? path.dirname(dir) : dir;
+  const name = path.basename(path.resolve(inRun ? path.dirname(path.resolve(dir)) : dir));
+  return new FerryError('training_checkpoint', `${dir} is a training checkpoint (written by \`ferry train\`), not an ONNX package`, {
+    hint: `export it first: ferry export ${source} --out models/${name}`,
+    status: 404,
+  });
 }
 
 async function readJson(file: string, dir: string, what: string): Promise<unknown> {

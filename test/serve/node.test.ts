@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import http from 'node:http';
+import { realpathSync } from 'node:fs';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -36,7 +37,7 @@ const complete = (body: object) => fetch(`${server.url}/v1/completions`, { metho
 test('the server finds every package under a models folder, says where each runs, and is ready', async () => {
   const models = await server.models;
   assert.deepEqual(models.map((m) => m.id), ['tiny-lstm', 'tiny-transformer']);
-  assert.ok(logs.some((l) => /^device auto: cpu/.test(l)), logs.join('\n'));
+  assert.ok(logs.some((l) => l === 'device: cpu (no GPU provider found; see docs/HTTP.md#devices)'), logs.join('\n'));
   assert.ok(logs.some((l) => /loaded tiny-transformer \(transformer\) .* on onnxruntime-node cpu/.test(l)), logs.join('\n'));
   assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
 });
@@ -145,19 +146,43 @@ test('sendEventsToNode writes each batch of frames as it comes, ends after the l
 test('`ferry generate` prints the greedy text the server returns', async () => {
   const expected = (await (await complete({ model: 'tiny-transformer', prompt: 'ROMEO:', max_tokens: 12, temperature: 0 })).json()).choices[0].text;
   const { stdout, stderr } = await run('node', [ferry, 'generate', packages.transformer, '--prompt', 'ROMEO:', '--max-tokens', '12', '--temperature', '0', '--device', 'cpu']);
-  assert.equal(stdout, `${expected}\n`);
+  // Like `ferry sample`: the prompt, then the server's text.
+  assert.equal(stdout, `ROMEO:${expected}\n`);
   assert.match(stderr, /tiny-transformer \(transformer\) on onnxruntime-node cpu/);
+  assert.doesNotMatch(stderr, /stopped after/);
   const streamed = await run('node', [ferry, 'generate', packages.transformer, '--prompt', 'ROMEO:', '--max-tokens', '12', '--temperature', '0', '--stream']);
-  assert.equal(streamed.stdout, `${expected}\n`);
+  assert.equal(streamed.stdout, `ROMEO:${expected}\n`);
+});
+
+test('`ferry generate` says when the context, not --max-tokens, ended the text', async () => {
+  const { stdout, stderr } = await run('node', [ferry, 'generate', packages.transformer, '--prompt', 'ROMEO:', '--max-tokens', '100', '--temperature', '0', '--stream']);
+  assert.match(stderr, /stopped after \d+ tokens: the model's context holds 48 tokens, the prompt's included/);
+  assert.ok(stdout.endsWith('\n'));
+});
+
+test('`ferry serve` of a training checkpoint or run says so and shows the export command; no model loads when the port is taken', async () => {
+  const checkpoint = path.join(packages.root, 'transformer-checkpoint');
+  await assert.rejects(run('node', [ferry, 'serve', checkpoint]), (error: { stderr: string; code: number }) =>
+    error.code === 1 && error.stderr.includes(`${checkpoint} is a training checkpoint (written by \`ferry train\`), not an ONNX package`) &&
+    error.stderr.includes(`export it first: ferry export ${checkpoint} --out models/transformer-checkpoint`) && !/field "format"/.test(error.stderr));
+  const port = new URL(server.url).port;
+  await assert.rejects(run('node', [ferry, 'serve', packages.lstm, '--port', port, '--device', 'cpu']), (error: { stderr: string; code: number }) =>
+    error.code === 1 && new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`).test(error.stderr) && !/loaded/.test(error.stderr));
 });
 
 test('`ferry generate` names the bad flag; `ferry serve` with an empty models/ says how to make one', async () => {
   await assert.rejects(run('node', [ferry, 'generate', packages.lstm, '--prompt', 'x', '--top-p', '7']), (error: { stderr: string; code: number }) =>
-    error.code === 1 && /--top-p: Too big/.test(error.stderr));
+    error.code === 1 && /--top-p must be a number <= 1, got 7/.test(error.stderr) && /ferry generate --help/.test(error.stderr));
+  await assert.rejects(run('node', [ferry, 'generate', packages.lstm, '--prompt', 'x', '--temperature', '-1', '--max-tokens', 'many']),
+    (error: { stderr: string; code: number }) => error.code === 1 && /--max-tokens must be a number, got "many"/.test(error.stderr));
+  await assert.rejects(run('node', [ferry, 'generate', packages.lstm, '--prompt', 'x', '--temperature', '-1']),
+    (error: { stderr: string; code: number }) => error.code === 1 && /--temperature must be a number >= 0, got -1/.test(error.stderr));
+  await assert.rejects(run('node', [ferry, 'generate', packages.lstm, '--prompt', 'x', '--precision', 'fp16']),
+    (error: { stderr: string; code: number }) => error.code === 1 && /export it again with --fp16/.test(error.stderr));
   const empty = await mkdtemp(path.join(tmpdir(), 'ferry-empty-'));
   try {
     await assert.rejects(run('node', [ferry, 'serve'], { cwd: empty }), (error: { stderr: string; code: number }) =>
-      error.code === 1 && /models is not a directory/.test(error.stderr) && /ferry train --corpus FILE/.test(error.stderr));
+      error.code === 1 && error.stderr.includes(`${path.join(realpathSync(empty), 'models')} does not exist`) && /ferry train --corpus FILE/.test(error.stderr));
     await mkdir(path.join(empty, 'models'));
     await assert.rejects(run('node', [ferry, 'serve'], { cwd: empty }), (error: { stderr: string; code: number }) =>
       error.code === 1 && /models holds no ONNX package/.test(error.stderr) && /ferry export/.test(error.stderr));
@@ -192,6 +217,6 @@ test('`ferry serve --port 0` prints its URL and a curl example that works as pri
 });
 
 test('findPackages refuses a missing dir and a folder without packages', async () => {
-  await assert.rejects(findPackages(['/nonexistent/ferry']), (e: unknown) => e instanceof FerryError && /is not a directory/.test(e.message));
+  await assert.rejects(findPackages(['/nonexistent/ferry']), (e: unknown) => e instanceof FerryError && e.message === '/nonexistent/ferry does not exist');
   await assert.rejects(findPackages([tmpdir() + '/..']), (e: unknown) => e instanceof FerryError && e.code === 'no_models');
 });

@@ -27,13 +27,16 @@ test('auto tries the backends best first, skips those below priority 0, and repo
   const cpu = backend('cpu', 1);
   const webgpu = backend('webgpu', -1);
   const lines: string[] = [];
-  const runtime = resolveRuntime([cpu, webgpu, cuda], 'auto', (line) => lines.push(line));
+  const details: string[] = [];
+  const runtime = resolveRuntime([cpu, webgpu, cuda], 'auto', (line) => lines.push(line), (line) => details.push(line));
   assert.equal(runtime.device, undefined);
   assert.equal((await runtime.createSession('m')).provider, 'cpu');
   assert.equal((await runtime.createSession('m')).provider, 'cpu');
   assert.equal(runtime.device, 'cpu');
   assert.deepEqual(runtime.failures, [{ device: 'cuda', reason: 'no CUDA' }]);
-  assert.deepEqual(lines, ['device auto: cpu (cuda: no CUDA)']);
+  // One calm line for the usual case; the reasons only under --verbose.
+  assert.deepEqual(lines, ['device: cpu (no GPU provider found; see docs/HTTP.md#devices)']);
+  assert.deepEqual(details, ['device auto: cpu (cuda: no CUDA)']);
   assert.deepEqual(cuda.tries, ['init', 'session'], 'a failed backend is not tried again');
   assert.deepEqual(webgpu.tries, []);
 });

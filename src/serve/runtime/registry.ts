@@ -31,6 +31,8 @@ export interface ResolvedRuntime extends Runtime {
   readonly failures: readonly BackendFailure[];
 }
 
+const GPU_DEVICES: readonly ConcreteDevice[] = ['cuda', 'webgpu'];
+
 /** The backends to try for `wanted`, in order. */
 function candidatesFor(backends: readonly Backend[], wanted: Device): Backend[] {
   if (wanted === 'auto') return backends.filter((b) => b.priority >= 0).sort((a, b) => b.priority - a.priority);
@@ -48,7 +50,7 @@ function candidatesFor(backends: readonly Backend[], wanted: Device): Backend[] 
  * A Runtime that resolves its backend at the first session and keeps it for the others. When
  * every candidate fails, the last one's error is thrown (the others are in the log line).
  */
-export function resolveRuntime(backends: readonly Backend[], wanted: Device, log: Logger): ResolvedRuntime {
+export function resolveRuntime(backends: readonly Backend[], wanted: Device, log: Logger, verbose?: Logger): ResolvedRuntime {
   const candidates = candidatesFor(backends, wanted);
   const failures: BackendFailure[] = [];
   const initialized = new Map<Backend, Promise<void>>();
@@ -57,7 +59,14 @@ export function resolveRuntime(backends: readonly Backend[], wanted: Device, log
   function report(): void {
     if (!failures.length || !chosen) return;
     const reasons = failures.map((f) => (wanted === 'auto' ? `${f.device}: ${f.reason}` : f.reason)).join('; ');
-    log(wanted === 'auto' ? `device auto: ${chosen.device} (${reasons})` : `device ${wanted}: ${reasons}; falling back to ${chosen.device}`);
+    if (wanted !== 'auto') {
+      log(`device ${wanted}: ${reasons}; falling back to ${chosen.device}`);
+      return;
+    }
+    // Under auto a missing GPU is the normal case on most machines: one calm line, the reasons only when asked.
+    const missing = failures.every((f) => GPU_DEVICES.includes(f.device)) ? 'no GPU provider found' : `${failures.map((f) => f.device).join(', ')} unavailable`;
+    log(`device: ${chosen.device} (${missing}; see docs/HTTP.md#devices)`);
+    verbose?.(`device auto: ${chosen.device} (${reasons})`);
   }
 
   async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<Session> {
