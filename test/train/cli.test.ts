@@ -78,6 +78,24 @@ test('--help of train, sample and eval lists every option with its default', () 
   for (const flag of ['--corpus', '--batch-size', '--json', '--backend']) assert.match(evaluate.stdout, new RegExp(flag));
 });
 
+test('ferry --version and -V print the version; ferry alone prints help and exits 0', () => {
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) assert.deepEqual(ferry([flag]).stdout, `${version}\n`);
+  const alone = ferry([]);
+  assert.equal(alone.status, 0);
+  assert.match(alone.stdout, /^Usage: ferry /);
+  assert.match(alone.stdout, /train \[options\]/);
+});
+
+test('sample and eval name their own --help, and every bad flag with its value', () => {
+  const sample = ferry(['sample', 'runs/none', '--max-tokens', '0', '--temperature', '-1']);
+  assert.equal(sample.status, 1);
+  assert.match(sample.stderr, /2 options are invalid:\n {2}- --max-tokens must be a whole number above 0, got "0"\n {2}- --temperature must be a number >= 0, got "-1"/);
+  assert.match(sample.stderr, /Run `ferry sample --help`/);
+  const evaluate = ferry(['eval', 'runs/none', '--corpus', 'x.txt', '--batch-size', '0']);
+  assert.match(evaluate.stderr, /--batch-size must be a whole number above 0, got "0"\.\n {2}Run `ferry eval --help`/);
+});
+
 test('bad input: one clear message, a non-zero exit, and no run dir left behind', async () => {
   const dir = tempDir('ferry-cli-bad-');
   const corpus = writePatternCorpus(dir);
