@@ -25,7 +25,7 @@ export function registerExportCommands(program: Command): void {
     .option('--fp16', 'also write onnx/model_fp16.onnx (fp16 weights)')
     .option('--opset <n>', 'ONNX opset (17-23; default 17, 23 for --attention attention23)', opsetFlag)
     .option('--no-verify', 'skip the comparison with tfjs')
-    .option('--name <name>', "the model's name in ferry.json")
+    .option('--name <name>', "the model's name in ferry.json, which `ferry serve` serves it as (default: the --out dir's name)")
     .option('--plugin <module>', 'a converter module for layer classes ferry does not know (repeatable; docs/EXPORT.md)', (value: string, list: string[]) => [...list, value], [] as string[])
     .option('--verbose', 'print the full trace of a failure')
     .action(async (source: string, flags: ExportFlags) => {

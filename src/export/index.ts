@@ -39,7 +39,7 @@ export interface ExportOptions {
   opset?: number;
   /** Compare with tfjs (default true). */
   verify?: boolean;
-  /** The manifest's name (default: the checkpoint dir's name). */
+  /** The manifest's name, which serving uses as the model's id (default: the package dir's name). */
   name?: string;
   /** Converter modules for layer classes ferry does not know (plugins.ts). */
   plugins?: string[];
@@ -136,7 +136,8 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const config = source.config;
   checkModelOptions(options, resolved, config);
   const arch: PackageArch = config?.arch ?? 'model';
-  const name = options.name ?? (path.basename(source.dir) === 'best' || path.basename(source.dir) === 'last' ? path.basename(path.dirname(source.dir)) : path.basename(source.dir));
+  // The package dir's name by default: `ferry serve models/my-lstm` then serves `my-lstm`.
+  const name = options.name ?? path.basename(path.resolve(options.outDir));
 
   const { graph, cpuOnlyNodes } = convertModel(source.model, {
     opset: resolved.opset,

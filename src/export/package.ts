@@ -1,5 +1,6 @@
 /** Writes an ONNX package dir all at once: a temp dir beside it, renamed into place. */
-import { mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../errors.ts';
 
@@ -26,7 +27,9 @@ export async function writePackageDir(outDir: string, files: PackageFiles): Prom
   let temp: string;
   try {
     await mkdir(parent, { recursive: true });
-    temp = await mkdtemp(path.join(parent, `.${path.basename(target)}.tmp-`));
+    // mkdir, not mkdtemp: the package dir gets the user's umask (mkdtemp's 0700 would survive the rename).
+    temp = path.join(parent, `.${path.basename(target)}.tmp-${randomUUID()}`);
+    await mkdir(temp);
   } catch (error) {
     throw new FerryError('EXPORT_OUT_NOT_WRITABLE', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
       hint: 'Choose an --out path in a directory you can write to.',
