@@ -82,9 +82,8 @@ function registerTrain(program: Command): void {
     .addOption(numeric('--val-fraction <x>', 'fraction of the corpus (its end) held out for evaluation', OPEN_UNIT_INTERVAL, DEFAULTS.valFraction))
     .addOption(numeric('--log-interval <n>', 'steps between log lines and metrics.jsonl entries', POSITIVE_INT, DEFAULTS.logInterval))
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
-    .addOption(numeric('--threads <n>', 'threads that each compute part of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
-      'cores are idle and the model is big enough to gain, else 1; on --resume: the run\'s). A seed and thread count always ' +
-      'train the same way', POSITIVE_INT))
+    .addOption(numeric('--threads <n>', 'threads that share the work of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
+      'cores are idle and the model is big enough to gain, else 1). It never changes the result: a seed alone fixes the run', POSITIVE_INT))
     .addOption(new Option('--resume', 'continue the run in --out from its last/ checkpoint'))
     .addOption(new Option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)'))
     .action(async (flags: Record<string, unknown>, command: Command) => {

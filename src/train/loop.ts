@@ -24,6 +24,8 @@ export interface TrainResult {
   backend: string;
   /** Threads that computed each step's gradients. */
   threads: number;
+  /** Shards each batch was split into. */
+  shards: number;
   config: ModelConfig;
   hyperparameters: Hyperparameters;
   /** The step the run started at (0, or the resumed checkpoint's). */
@@ -224,6 +226,7 @@ export function createTrainingLoop(parts: LoopParts) {
       runDir,
       backend,
       threads: gradients.threads,
+      shards: gradients.shards,
       config,
       hyperparameters: h,
       startStep,

@@ -32,8 +32,13 @@ export interface TrainState {
   corpus: string;
   corpusHash: string;
   stopReason: StopReason | 'running';
-  /** Threads that computed the steps; a resumed run keeps them, so that it stays byte-identical. Absent before ferry had threads. */
+  /** Threads that computed the last steps; for the record only, as they never change a number. Absent before ferry had threads. */
   threads?: number;
+  /**
+   * Shards each batch is split into: with the seed, what fixes the numbers, so a resumed run
+   * keeps it. Absent in runs from before shards, which split each batch by `threads`.
+   */
+  shards?: number;
 }
 
 export const STATE_FILE = 'state.json';

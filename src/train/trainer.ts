@@ -23,7 +23,7 @@ import { countParameters, createModel, type ModelConfig } from './models/index.t
 import { createAdamW, DEFAULT_ADAMW, type Parameter } from './optimizer.ts';
 import { createStepGradients, type StepGradients } from './parallel/gradients.ts';
 import { withSeededRandom } from './parallel/shard.ts';
-import { checkThreads, planThreads } from './parallel/threads.ts';
+import { checkThreads, planShards, planThreads } from './parallel/threads.ts';
 import { createLineReporter, type ProgressReporter } from './progress.ts';
 import { inspectRunDir, readResumePoint, type ResumePoint, type TrainState } from './run-dir.ts';
 import { buildTokenizer, modelProblems, presetVocabSize, problemOf, resolveConfig, resolveTokenizerKind } from './run-options.ts';
@@ -48,11 +48,16 @@ export interface TrainOptions {
   hyperparameters?: Partial<Hyperparameters>;
   backend?: string;
   /**
-   * Threads that share each step's batch (data-parallel; wasm and cpu backends). Default: 2 on
-   * wasm when 2 cores are idle and a step is big enough to gain, else 1; on resume, the run's.
-   * A seed and thread count always train the same way.
+   * Threads that share each step's shards (data-parallel; wasm and cpu backends). Default: 2 on
+   * wasm when 2 cores are idle and a step is big enough to gain, else 1. It never changes a
+   * number: a seed alone fixes the run.
    */
   threads?: number;
+  /**
+   * Shards each batch is split into, which the numbers do depend on. Default: planShards' (the
+   * model and batch alone decide); on resume, the run's.
+   */
+  shards?: number;
   resume?: boolean;
   /** Where tokenized corpora are cached; default $FERRY_CACHE_DIR or ~/.cache/ferry. */
   cacheDir?: string;
@@ -108,7 +113,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model ??= withSeededRandom(hyperparameters.seed, () => createModel(config));
     return await runTraining({
       runDir, reporter, resumed, model, hyperparameters, corpus, corpusHash: prepared.corpusHash, tokenizer, config, backend,
-      requestedThreads: options.threads ?? resumed?.state.threads, trainTokens, valTokens, signal: options.signal,
+      requestedThreads: options.threads, requestedShards: options.shards, trainTokens, valTokens, signal: options.signal,
     });
   } finally {
     model?.dispose();
@@ -136,6 +141,7 @@ export function checkNewRun(options: TrainOptions): NewRunCheck {
     }
   };
   collect(() => checkThreads(options.threads));
+  if (options.shards !== undefined && !(Number.isInteger(options.shards) && options.shards > 0)) problems.push(`shards must be a whole number above 0, got ${options.shards}`);
   const tokenizerKind = collect(() => resolveTokenizerKind(options.tokenizer, options.preset, undefined)) ?? 'char';
   problems.push(...modelProblems(options, 1));
   return { ...resolved, problems, tokenizerKind };
@@ -153,6 +159,7 @@ interface RunPlan {
   config: ModelConfig;
   backend: string;
   requestedThreads: number | undefined;
+  requestedShards: number | undefined;
   trainTokens: TokenSource;
   valTokens: TokenSource;
   signal: AbortSignal | undefined;
@@ -202,17 +209,21 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
       `${trainTokens.length.toLocaleString('en')} train / ${valTokens.length.toLocaleString('en')} val tokens`,
   );
 
-  const { threads, note } = await planThreads({
-    requested: plan.requestedThreads,
-    backend,
-    flopsPerStep: 6 * countParameters(config) * hyperparameters.batchSize * config.blockSize,
-    batchSize: hyperparameters.batchSize,
-  });
+  const flopsPerStep = 6 * countParameters(config) * hyperparameters.batchSize * config.blockSize;
+  // Runs from before shards split each batch by their thread count.
+  const shards = resumed ? (resumed.state.shards ?? resumed.state.threads ?? 1) : Math.min(plan.requestedShards ?? planShards(flopsPerStep, hyperparameters.batchSize), hyperparameters.batchSize);
+  if (resumed && plan.requestedShards !== undefined && plan.requestedShards !== shards) {
+    throw new FerryError('RESUME_MISMATCH', `Cannot resume with ${plan.requestedShards} shards: the run splits each batch into ${shards}.`, {
+      hint: 'Leave shards out on resume.',
+    });
+  }
+  const { threads, note } = await planThreads({ requested: plan.requestedThreads, backend, flopsPerStep, shards });
   if (note) reporter.message(note);
   state.threads = threads;
+  state.shards = shards;
   let gradients: StepGradients | undefined;
   try {
-    gradients = await createStepGradients({ model, variables: parameters.map(({ variable }) => variable), config, backend, threads });
+    gradients = await createStepGradients({ model, variables: parameters.map(({ variable }) => variable), config, backend, threads, shards });
     const session = createTrainingLoop({
       model, config, tokenizer, optimizer, gradients, rng, metrics, state, backend, runDir, reporter,
       trainTokens, valTokens, signal: plan.signal,

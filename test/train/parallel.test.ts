@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -9,7 +9,7 @@ import { selectBackend } from '../../src/train/backend.ts';
 import { createModel, resolveModelConfig, type ModelConfig } from '../../src/train/models/index.ts';
 import { createStepGradients, type StepGradients } from '../../src/train/parallel/gradients.ts';
 import { splitRows } from '../../src/train/parallel/shard.ts';
-import { measureIdleCores, MIN_PARALLEL_FLOPS, planThreads } from '../../src/train/parallel/threads.ts';
+import { measureIdleCores, MIN_PARALLEL_FLOPS, planShards, planThreads } from '../../src/train/parallel/threads.ts';
 import { train, type TrainOptions } from '../../src/train/trainer.ts';
 import { collectingReporter, tempDir, TINY_TRANSFORMER, tinyRunOptions, writePatternCorpus } from './trainer-helpers.ts';
 
@@ -22,9 +22,15 @@ test('rows are split as evenly as possible, larger shares last (the main thread 
   assert.deepEqual(splitRows(3, 1), [3]);
 });
 
-test('thread plan: auto takes a second core on wasm for big steps when 2 cores are idle; requests are capped by rows and refused when not whole', async () => {
+test('shard plan: small steps stay whole, big ones split in two, whatever the machine; never more shards than rows', () => {
+  assert.equal(planShards(MIN_PARALLEL_FLOPS / 2, 12), 1);
+  assert.equal(planShards(MIN_PARALLEL_FLOPS, 12), 2);
+  assert.equal(planShards(MIN_PARALLEL_FLOPS, 1), 1);
+});
+
+test('thread plan: auto takes a second core on wasm for big steps when 2 cores are idle; requests are capped by shards and refused when not whole', async () => {
   const idle = (cores: number) => async () => cores;
-  const big = { backend: 'wasm', flopsPerStep: MIN_PARALLEL_FLOPS, batchSize: 12, cores: 2, idleCores: idle(1.9) };
+  const big = { backend: 'wasm', flopsPerStep: MIN_PARALLEL_FLOPS, shards: 12, cores: 2, idleCores: idle(1.9) };
   const plan = (overrides: Partial<Parameters<typeof planThreads>[0]>) => planThreads({ ...big, requested: undefined, ...overrides });
   assert.deepEqual(await plan({}), { threads: 2, note: 'threads: 2, each computing part of every batch (--threads 1 for one)' });
   assert.deepEqual(await plan({ idleCores: idle(1.2) }), {
@@ -33,12 +39,12 @@ test('thread plan: auto takes a second core on wasm for big steps when 2 cores a
   });
   assert.equal((await plan({ requested: 2, idleCores: idle(0) })).threads, 2);
   assert.equal((await plan({ cores: 1 })).threads, 1);
-  assert.equal((await plan({ batchSize: 1 })).threads, 1);
+  assert.equal((await plan({ shards: 1 })).threads, 1);
   assert.equal((await plan({ flopsPerStep: MIN_PARALLEL_FLOPS / 2 })).threads, 1);
   assert.equal((await plan({ backend: 'cpu' })).threads, 1);
   assert.equal((await plan({ requested: 3, backend: 'cpu' })).threads, 3);
   assert.match((await plan({ requested: 3 })).note!, /--threads 3 on 2 cores/);
-  assert.deepEqual(await plan({ requested: 4, batchSize: 3 }), { threads: 3, note: 'note: 3 threads, one per row of the batch (--batch-size 3)' });
+  assert.deepEqual(await plan({ requested: 4, shards: 3 }), { threads: 3, note: 'note: 3 threads: this run splits each batch into 3 shards, one per thread at most' });
   const native = await plan({ requested: 2, backend: 'tfjs-node' });
   assert.equal(native.threads, 1);
   assert.match(native.note!, /applies to the wasm and cpu backends; tfjs-node runs its own threads/);
@@ -59,24 +65,29 @@ async function fixture(rows: number, overrides: Partial<ModelConfig> = {}) {
   return { config, model, variables, batch: { inputs: ids(1), targets: ids(2), rows } };
 }
 
-test('3 threads on 5 rows (shares 1, 2, 2) give the loss and gradients of one thread within 1e-5', async () => {
+test('3 shards of 5 rows (1, 2, 2) give the same bytes on 1 and 3 threads, and the whole batch\'s loss and gradients within 1e-5', async () => {
   const { config, model, variables, batch } = await fixture(5);
-  const one = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 1 });
-  const three = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 3 });
+  const whole = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 1 });
+  const one = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 1, shards: 3 });
+  const three = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 3, shards: 3 });
+  assert.deepEqual([whole.shards, one.threads, one.shards, three.threads, three.shards], [1, 1, 3, 3, 3]);
   try {
     const tensorCounts: number[] = [];
     for (const seed of [1, 2, 3]) {
+      const w = await whole.compute(batch, seed);
       const a = await one.compute(batch, seed);
       const b = await three.compute(batch, seed);
-      assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * a.loss, `loss ${a.loss} vs ${b.loss}`);
+      assert.equal(a.loss, b.loss);
+      assert.ok(Math.abs(w.loss - a.loss) <= 1e-5 * w.loss, `loss ${w.loss} vs ${a.loss}`);
       a.grads.forEach((grad, index) => {
         const x = grad.dataSync();
-        const y = b.grads[index]!.dataSync();
-        const scale = Math.max(...Array.from(x, Math.abs));
-        const worst = Math.max(...Array.from(x, (value, i) => Math.abs(value - y[i]!)));
+        assert.deepEqual(b.grads[index]!.dataSync(), x, `${variables[index]!.name}: 1 and 3 threads differ`);
+        const y = w.grads[index]!.dataSync();
+        const scale = Math.max(...Array.from(y, Math.abs));
+        const worst = Math.max(...Array.from(y, (value, i) => Math.abs(value - x[i]!)));
         assert.ok(worst <= 1e-5 * scale, `${variables[index]!.name}: off by ${worst} at scale ${scale}`);
       });
-      tf.dispose([...a.grads, ...b.grads]);
+      tf.dispose([...w.grads, ...a.grads, ...b.grads]);
       tensorCounts.push(tf.memory().numTensors);
       // The workers follow the main thread's weights: change them and compare again.
       tf.tidy(() => variables.forEach((variable) => variable.assign(tf.mul(variable, 0.9))));
@@ -91,11 +102,11 @@ test('3 threads on 5 rows (shares 1, 2, 2) give the loss and gradients of one th
 test('a worker whose model differs, one that fails a step and one that dies become FerryErrors, never a hang', async () => {
   const { config, model, variables, batch } = await fixture(4);
   await assert.rejects(
-    createStepGradients({ model, variables, config: { ...config, nEmbd: 8 } as ModelConfig, backend: 'wasm', threads: 2 }),
+    createStepGradients({ model, variables, config: { ...config, nEmbd: 8 } as ModelConfig, backend: 'wasm', threads: 2, shards: 2 }),
     (error: unknown) => error instanceof FerryError && error.code === 'TRAINING_THREAD_FAILED' && /Training thread 1 failed: the worker's model has weights/.test(error.message),
   );
 
-  const gradients = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 2 });
+  const gradients = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 2, shards: 2 });
   try {
     // The worker's rows are one id short: its step throws, the main thread's share is fine.
     const short = { ...batch, inputs: batch.inputs.subarray(0, batch.inputs.length - 1) };
@@ -111,7 +122,7 @@ test('a worker whose model differs, one that fails a step and one that dies beco
   const dying = new URL(`data:text/javascript,${encodeURIComponent(
     "import { parentPort } from 'node:worker_threads'; parentPort.postMessage({ type: 'ready' }); parentPort.on('message', () => process.exit(3));",
   )}`);
-  const doomed: StepGradients = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 2, workerEntry: dying });
+  const doomed: StepGradients = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 2, shards: 2, workerEntry: dying });
   try {
     for (let attempt = 0; attempt < 2; attempt += 1) {
       await assert.rejects(doomed.compute(batch, 1), (error: unknown) =>
@@ -127,29 +138,32 @@ function runOptions(dir: string, corpus: string, overrides: Partial<TrainOptions
   return tinyRunOptions(dir, corpus, { steps: 8, batchSize: 5, lr: 1e-2, warmupSteps: 2, evalInterval: 4, evalIters: 2, logInterval: 2, seed: 7 }, { backend: 'wasm', ...overrides });
 }
 
-test('training on 2 threads follows 1 thread: the same losses within 1e-5, val losses and weights close', async () => {
+test('the thread count never changes a number: 1 and 2 threads train byte-identical weights from the same seed', async () => {
   const dir = tempDir();
   const corpus = writePatternCorpus(dir, 120, 'the cat sat on a mat\n');
-  const one = await train(runOptions(dir, corpus, { out: join(dir, 'one'), threads: 1 }));
+  const one = await train(runOptions(dir, corpus, { out: join(dir, 'one'), threads: 1, shards: 2 }));
   const reporter = collectingReporter();
-  const two = await train(runOptions(dir, corpus, { out: join(dir, 'two'), threads: 2, reporter }));
-  assert.equal(one.threads, 1);
-  assert.equal(two.threads, 2);
+  const two = await train(runOptions(dir, corpus, { out: join(dir, 'two'), threads: 2, shards: 2, reporter }));
+  assert.deepEqual([one.threads, one.shards, two.threads, two.shards], [1, 2, 2, 2]);
   assert.ok(reporter.lines.includes('threads: 2, each computing part of every batch'), reporter.lines.join('\n'));
   assert.equal(two.losses.length, 8);
-  two.losses.forEach((loss, step) => assert.ok(Math.abs(loss - one.losses[step]!) <= 1e-5 * one.losses[step]!, `step ${step + 1}: ${loss} vs ${one.losses[step]}`));
-  assert.ok(Math.abs(two.lastValLoss! - one.lastValLoss!) <= 1e-4 * one.lastValLoss!, `val ${two.lastValLoss} vs ${one.lastValLoss}`);
-  const weights = (run: string) => new Float32Array(readFileSync(join(dir, run, 'last', 'weights.bin')).buffer.slice(0));
-  const [a, b] = [weights('one'), weights('two')];
-  assert.equal(a.length, b.length);
-  const worst = Math.max(...Array.from(a, (value, i) => Math.abs(value - b[i]!)));
-  assert.ok(worst <= 1e-4, `weights differ by up to ${worst}`);
+  assert.deepEqual(two.losses, one.losses);
+  assert.equal(two.lastValLoss, one.lastValLoss);
+  for (const file of ['weights.bin', 'optimizer.bin']) {
+    assert.ok(readFileSync(join(dir, 'two', 'last', file)).equals(readFileSync(join(dir, 'one', 'last', file))), `${file} differs`);
+  }
+  // More threads than shards: capped, with a note, and still the same run.
+  const capped = collectingReporter();
+  const three = await train(runOptions(dir, corpus, { out: join(dir, 'three'), threads: 3, shards: 2, reporter: capped }));
+  assert.equal(three.threads, 2);
+  assert.ok(capped.lines.includes('note: 2 threads: this run splits each batch into 2 shards, one per thread at most'), capped.lines.join('\n'));
+  assert.ok(readFileSync(join(dir, 'three', 'last', 'weights.bin')).equals(readFileSync(join(dir, 'one', 'last', 'weights.bin'))));
 });
 
-test('on 2 threads an interrupted then resumed run is byte-identical to an uninterrupted one (dropout on)', async () => {
+test('on 2 threads an interrupted run resumed on 1 is byte-identical to an uninterrupted one (dropout on)', async () => {
   const dir = tempDir();
   const corpus = writePatternCorpus(dir, 120, 'the cat sat on a mat\n');
-  const withDropout = { model: { ...TINY_TRANSFORMER, dropout: 0.2 }, threads: 2 };
+  const withDropout = { model: { ...TINY_TRANSFORMER, dropout: 0.2 }, threads: 2, shards: 2 };
   const whole = await train(runOptions(dir, corpus, { ...withDropout, out: join(dir, 'whole') }));
   const controller = new AbortController();
   const interrupted = await train(runOptions(dir, corpus, {
@@ -159,10 +173,15 @@ test('on 2 threads an interrupted then resumed run is byte-identical to an unint
     reporter: collectingReporter((step) => step === 3 && controller.abort()),
   }));
   assert.equal(interrupted.stopReason, 'interrupted');
-  assert.equal(JSON.parse(readFileSync(join(dir, 'split', 'last', 'state.json'), 'utf8')).threads, 2);
-  // No --threads on resume: the run's own 2, though auto would pick 1 for so small a model.
+  const statePath = join(dir, 'split', 'last', 'state.json');
+  const state = JSON.parse(readFileSync(statePath, 'utf8'));
+  assert.deepEqual([state.threads, state.shards], [2, 2]);
+  // A run from before shards recorded only its threads, which then split each batch: it resumes with as many shards.
+  delete state.shards;
+  writeFileSync(statePath, JSON.stringify(state));
+  // No --threads on resume: auto picks 1 for so small a model, and the run's 2 shards keep it exact.
   const resumed = await train({ out: join(dir, 'split'), resume: true, cacheDir: join(dir, 'cache'), reporter: collectingReporter() });
-  assert.equal(resumed.threads, 2);
+  assert.deepEqual([resumed.threads, resumed.shards], [1, 2]);
   assert.equal(resumed.startStep, 3);
   assert.deepEqual([...interrupted.losses, ...resumed.losses], whole.losses);
   assert.equal(resumed.lastValLoss, whole.lastValLoss);

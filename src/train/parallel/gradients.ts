@@ -1,11 +1,11 @@
 /**
- * The loss and gradients of a training step, on one thread or data-parallel over several: the
- * batch's rows are split between the main thread and N - 1 worker threads (each with its own tfjs
- * backend and copy of the model), each computes the mean loss and gradients of its rows, and the
- * main thread sums them weighted by rows. The optimizer, checkpoints and evaluation stay on the main
- * thread; the workers load its weights from shared memory at every step.
- *
- * Same seed and thread count, same numbers: shares, seeds and the order of the sum are fixed.
+ * The loss and gradients of a training step, on one thread or data-parallel over several. Each
+ * batch is split into a fixed number of shards (fixed by the run, never by the machine): every
+ * shard's mean loss and gradients are computed on their own, weighted by the shard's rows, and
+ * summed in shard order. Threads only decide who computes which shards (the main thread the
+ * first ones, each of N - 1 worker threads with its own tfjs backend and copy of the model the
+ * next), so one thread and several give byte-identical results. The optimizer, checkpoints and
+ * evaluation stay on the main thread; the workers load its weights from shared memory every step.
  */
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -17,6 +17,7 @@ import { copyTensorInto, tensorFromShared } from './shared-values.ts';
 
 export interface StepGradients {
   readonly threads: number;
+  readonly shards: number;
   /** The batch's mean loss and its gradients in `variables` order (the caller disposes them). */
   compute(batch: Shard, stepSeed: number): Promise<{ loss: number; grads: tf.Tensor[] }>;
   /** Ends the worker threads. */
@@ -30,18 +31,24 @@ export interface StepGradientsOptions {
   config: ModelConfig;
   /** The active tfjs backend; every worker starts the same one. */
   backend: string;
+  /** Threads that share the shards; at most `shards`. */
   threads: number;
+  /** Shards of every batch: what the numbers depend on (default 1: the whole batch at once). */
+  shards?: number;
   /** The worker's module; tests pass one that fails. */
   workerEntry?: URL;
 }
 
 export async function createStepGradients(options: StepGradientsOptions): Promise<StepGradients> {
-  return options.threads <= 1 ? createLocalGradients(options) : createParallelGradients(options);
+  const shards = options.shards ?? 1;
+  const threads = Math.max(1, Math.min(options.threads, shards));
+  return threads === 1 && shards === 1 ? createWholeBatchGradients(options) : createShardedGradients({ ...options, threads, shards });
 }
 
-function createLocalGradients({ model, variables, config }: StepGradientsOptions): StepGradients {
+function createWholeBatchGradients({ model, variables, config }: StepGradientsOptions): StepGradients {
   return {
     threads: 1,
+    shards: 1,
     async compute(batch, stepSeed) {
       const { loss, grads } = shardGradients(model, variables, batch, config.blockSize, shardSeed(stepSeed, 0));
       const value = (await loss.data())[0]!;
@@ -52,7 +59,8 @@ function createLocalGradients({ model, variables, config }: StepGradientsOptions
   };
 }
 
-async function createParallelGradients({ model, variables, config, backend, threads, workerEntry }: StepGradientsOptions): Promise<StepGradients> {
+async function createShardedGradients(options: StepGradientsOptions & { shards: number }): Promise<StepGradients> {
+  const { model, variables, config, backend, threads, shards, workerEntry } = options;
   const weightShapes = model.weights.map((weight) => weight.shape as number[]);
   const weightLayout = flatLayout(weightShapes);
   const trainable = variables.map((variable) => {
@@ -61,11 +69,14 @@ async function createParallelGradients({ model, variables, config, backend, thre
     return index;
   });
   const gradLayout = flatLayout(trainable.map((index) => weightShapes[index]!));
+  // Shards per thread: the main thread's first, as even as possible, the larger shares last.
+  const owned = splitRows(shards, threads);
+  const firstShard = owned.map((_, thread) => owned.slice(0, thread).reduce((sum, n) => sum + n, 0));
   const weights = new SharedArrayBuffer(weightLayout.length * 4);
   const weightView = new Float32Array(weights);
   const entry = workerEntry ?? new URL('./worker.ts', import.meta.url);
-  const workers = Array.from({ length: threads - 1 }, (_, index) =>
-    startWorker(index + 1, entry, { backend, config, weightShapes, trainable, weights, grads: new SharedArrayBuffer(gradLayout.length * 4) }),
+  const workers = owned.slice(1).map((count, index) =>
+    startWorker(index + 1, entry, { backend, config, weightShapes, trainable, weights, grads: new SharedArrayBuffer(count * gradLayout.length * 4) }),
   );
   try {
     await Promise.all(workers.map((worker) => worker.ready));
@@ -79,44 +90,57 @@ async function createParallelGradients({ model, variables, config, backend, thre
 
   return {
     threads,
+    shards,
     async compute(batch, stepSeed) {
-      publishWeights();
-      const rows = splitRows(batch.rows, threads);
+      if (workers.length > 0) publishWeights();
+      const rows = splitRows(batch.rows, shards);
       const starts = rows.map((_, index) => rows.slice(0, index).reduce((sum, n) => sum + n, 0));
-      const shares = rows.map((count, index) => sliceShard(batch, starts[index]!, count, config.blockSize));
-      const weights = rows.map((count) => count / batch.rows);
-      const pending = shares.slice(1).map((shard, index) =>
-        workers[index]!.step({
+      const work = rows.map((count, index) => ({
+        shard: sliceShard(batch, starts[index]!, count, config.blockSize),
+        seed: shardSeed(stepSeed, index),
+        weight: count / batch.rows,
+      }));
+      const pending = workers.map((worker, index) => {
+        const mine = work.slice(firstShard[index + 1]!, firstShard[index + 1]! + owned[index + 1]!);
+        return worker.step({
           type: 'step',
-          shard: { inputs: shard.inputs.slice(), targets: shard.targets.slice(), rows: shard.rows },
+          shards: mine.map(({ shard }) => ({ inputs: shard.inputs.slice(), targets: shard.targets.slice(), rows: shard.rows })),
+          seeds: mine.map(({ seed }) => seed),
+          weights: mine.map(({ weight }) => weight),
           blockSize: config.blockSize,
-          seed: shardSeed(stepSeed, index + 1),
-          weight: weights[index + 1]!,
-        }),
-      );
+        });
+      });
       // Rejections are awaited below; until then they must not count as unhandled.
       for (const promise of pending) promise.catch(() => {});
-      let own: ReturnType<typeof shardGradients>;
+      const own: ReturnType<typeof shardGradients>[] = [];
       try {
-        own = shardGradients(model, variables, shares[0]!, config.blockSize, shardSeed(stepSeed, 0), weights[0]!);
+        for (const { shard, seed, weight } of work.slice(0, owned[0]!)) own.push(shardGradients(model, variables, shard, config.blockSize, seed, weight));
       } catch (error) {
+        tf.dispose(own.flatMap(({ loss, grads }) => [loss, ...grads]));
         // A worker's late answer must not be taken for the next step's.
         await Promise.allSettled(pending);
         throw error;
       }
       try {
-        const ownLoss = (await own.loss.data())[0]!;
-        const losses = [ownLoss, ...(await Promise.all(pending))];
+        const ownLosses = await Promise.all(own.map(async ({ loss }) => (await loss.data())[0]!));
+        const losses = [...ownLosses, ...(await Promise.all(pending)).flat()];
+        // Shard order, whoever computed them: the same sums on any number of threads.
         const loss = losses.reduce((sum, value) => sum + value, 0);
         const grads = variables.map((variable, j) =>
           tf.tidy(() => {
             const offset = gradLayout.offsets[j]!;
-            return tf.addN([own.grads[j]!, ...workers.map((worker) => tensorFromShared(worker.grads.subarray(offset, offset + variable.size), variable.shape))]);
+            const fromWorkers = workers.flatMap((worker, index) =>
+              Array.from({ length: owned[index + 1]! }, (_, k) => {
+                const start = k * gradLayout.length + offset;
+                return tensorFromShared(worker.grads.subarray(start, start + variable.size), variable.shape);
+              }),
+            );
+            return tf.addN([...own.map(({ grads: ownGrads }) => ownGrads[j]!), ...fromWorkers]);
           }),
         );
         return { loss, grads };
       } finally {
-        tf.dispose([own.loss, ...own.grads]);
+        tf.dispose(own.flatMap(({ loss, grads }) => [loss, ...grads]));
       }
     },
     async close() {
@@ -127,10 +151,10 @@ async function createParallelGradients({ model, variables, config, backend, thre
 
 interface GradientWorker {
   ready: Promise<void>;
-  /** This worker's gradients of its last step. */
+  /** This worker's gradients of its last step, one block per shard. */
   grads: Float32Array;
-  /** Runs one step's share; resolves with its mean loss once its gradients are in `grads`. */
-  step(message: ToWorker): Promise<number>;
+  /** Runs one step's shards; resolves with their weighted losses once their gradients are in `grads`. */
+  step(message: ToWorker): Promise<number[]>;
   terminate(): Promise<void>;
 }
 
@@ -139,7 +163,7 @@ function startWorker(index: number, entry: URL, setup: WorkerSetup): GradientWor
   const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
     `.then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
   const worker = new Worker(boot, { eval: true, workerData: setup });
-  let waiting: { resolve: (value: number) => void; reject: (error: Error) => void } | undefined;
+  let waiting: { resolve: (value: number[]) => void; reject: (error: Error) => void } | undefined;
   let closing = false;
   // Once a worker has failed it never answers again: later steps fail at once instead of waiting.
   let dead: Error | undefined;
@@ -162,7 +186,7 @@ function startWorker(index: number, entry: URL, setup: WorkerSetup): GradientWor
     const current = waiting;
     waiting = undefined;
     if (message.type === 'failed') current?.reject(failure(message.message));
-    else current?.resolve(message.type === 'done' ? message.loss : 0);
+    else current?.resolve(message.type === 'done' ? message.losses : []);
   });
   worker.on('error', (error) => fail(failure(error.message)));
   worker.on('exit', (code) => {
@@ -173,7 +197,7 @@ function startWorker(index: number, entry: URL, setup: WorkerSetup): GradientWor
     ready,
     grads: new Float32Array(setup.grads),
     step(message) {
-      return new Promise<number>((resolveStep, rejectStep) => {
+      return new Promise<number[]>((resolveStep, rejectStep) => {
         if (dead) return rejectStep(dead);
         waiting = { resolve: resolveStep, reject: rejectStep };
         worker.postMessage(message);

@@ -17,17 +17,17 @@ export interface WorkerSetup {
   trainable: number[];
   /** The main thread's current weights, written before every step. */
   weights: SharedArrayBuffer;
-  /** This worker's gradients of its last step, in `trainable` order. */
+  /** This worker's gradients of its last step: one block per shard, each in `trainable` order. */
   grads: SharedArrayBuffer;
 }
 
-/** `weight`: the shard's share of the batch's rows, which scales its loss and gradients. */
-export type ToWorker = { type: 'step'; shard: Shard; blockSize: number; seed: number; weight: number };
+/** A step's shards for one worker, each with its dropout seed and `weight`: its share of the batch's rows, which scales its loss and gradients. */
+export type ToWorker = { type: 'step'; shards: Shard[]; seeds: number[]; weights: number[]; blockSize: number };
 
 export type FromWorker =
   | { type: 'ready' }
-  /** `loss`: the shard's mean loss times its weight. */
-  | { type: 'done'; loss: number }
+  /** `losses`: each shard's mean loss times its weight. */
+  | { type: 'done'; losses: number[] }
   | { type: 'failed'; message: string };
 
 /** Where each tensor of `shapes` starts in a flat float32 block, and the block's length. */

@@ -1,7 +1,7 @@
 /**
- * Loss and gradients of one share of a batch: the work every training thread does per step. The
- * main thread and each worker run this same function on their rows, so one thread is exactly the
- * single-threaded step, and N threads differ from it only by the rounding of the row-weighted sum.
+ * Loss and gradients of one shard of a batch: the work every training thread does per shard. The
+ * main thread and each worker run this same function on the same shards, so the thread count never
+ * changes a number; only the shard count does (one shard is exactly the whole-batch step).
  */
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../../random.ts';
@@ -44,11 +44,12 @@ export function shardGradients(
 }
 
 /**
- * Rows of each thread's share: as even as possible, no empty share, the larger shares last (the
- * first is the main thread's, which also sums the gradients and runs the optimizer).
+ * `rows` split into `parts` shares (rows of each shard, or shards of each thread): as even as
+ * possible, no empty share, the larger shares last (the first is the main thread's, which also
+ * sums the gradients and runs the optimizer).
  */
-export function splitRows(rows: number, threads: number): number[] {
-  const shares = Math.max(1, Math.min(rows, threads));
+export function splitRows(rows: number, parts: number): number[] {
+  const shares = Math.max(1, Math.min(rows, parts));
   const larger = rows % shares;
   return Array.from({ length: shares }, (_, index) => Math.floor(rows / shares) + (index >= shares - larger ? 1 : 0));
 }
@@ -62,7 +63,7 @@ export function sliceShard(batch: Shard, start: number, rows: number, blockSize:
   };
 }
 
-/** The dropout seed of share `index` of a step: the step's own seed for the first, so one thread draws as before. */
+/** The dropout seed of shard `index` of a step: the step's own seed for the first, so one shard draws as the whole batch did. */
 export function shardSeed(stepSeed: number, index: number): number {
   return index === 0 ? stepSeed : mixSeed(stepSeed, index);
 }

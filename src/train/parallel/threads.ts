@@ -28,6 +28,19 @@ export function checkThreads(requested: number | undefined): void {
   }
 }
 
+/** The most shards a batch is split into: the threads a run can use (auto takes at most 2). */
+export const MAX_SHARDS = 2;
+
+/**
+ * How many shards every batch of a run is split into. It fixes the run's numbers, so it depends
+ * on the model and batch alone, never on the machine or its load: steps too small to gain from
+ * threads stay whole (one shard is the whole-batch step, the fastest on one thread); bigger ones
+ * are split in MAX_SHARDS, so that 1 or 2 threads train byte-identically.
+ */
+export function planShards(flopsPerStep: number, batchSize: number): number {
+  return flopsPerStep < MIN_PARALLEL_FLOPS ? 1 : Math.max(1, Math.min(batchSize, MAX_SHARDS));
+}
+
 export interface ThreadPlan {
   threads: number;
   /** One line for the log when the choice needs explaining. */
@@ -39,8 +52,8 @@ export interface ThreadRequest {
   requested: number | undefined;
   backend: string;
   flopsPerStep: number;
-  /** Rows per step: more threads than rows would have nothing to do. */
-  batchSize: number;
+  /** Shards per step: more threads than shards would have nothing to do. */
+  shards: number;
   cores?: number;
   /** How many cores other processes leave idle; measured when auto needs it. */
   idleCores?: () => Promise<number>;
@@ -49,10 +62,10 @@ export interface ThreadRequest {
 /**
  * The thread count of a run: `requested` where the backend can share work, else 1; auto takes 2
  * threads on wasm for steps of at least MIN_PARALLEL_FLOPS when 2 cores are idle. Never more
- * threads than rows.
+ * threads than shards.
  */
 export async function planThreads(request: ThreadRequest): Promise<ThreadPlan> {
-  const { requested, backend, flopsPerStep, batchSize, cores = availableParallelism(), idleCores = measureIdleCores } = request;
+  const { requested, backend, flopsPerStep, shards, cores = availableParallelism(), idleCores = measureIdleCores } = request;
   checkThreads(requested);
   if (!SHARABLE_BACKENDS.includes(backend)) {
     return requested !== undefined && requested > 1
@@ -60,15 +73,17 @@ export async function planThreads(request: ThreadRequest): Promise<ThreadPlan> {
       : { threads: 1 };
   }
   if (requested === undefined) {
-    if (backend !== 'wasm' || flopsPerStep < MIN_PARALLEL_FLOPS || Math.min(2, cores, batchSize) < 2) return { threads: 1 };
+    if (backend !== 'wasm' || flopsPerStep < MIN_PARALLEL_FLOPS || Math.min(2, cores, shards) < 2) return { threads: 1 };
     const idle = await idleCores();
     if (idle < IDLE_CORES_FOR_TWO) {
       return { threads: 1, note: `threads: 1, as other processes keep the cores busy (${idle.toFixed(1)} of ${cores} idle; --threads 2 to share anyway)` };
     }
     return { threads: 2, note: 'threads: 2, each computing part of every batch (--threads 1 for one)' };
   }
-  const threads = Math.min(requested, batchSize);
-  if (threads < requested) return { threads, note: `note: ${threads} threads, one per row of the batch (--batch-size ${batchSize})` };
+  const threads = Math.min(requested, shards);
+  if (threads < requested) {
+    return { threads, note: `note: ${threads} thread${threads === 1 ? '' : 's'}: this run splits each batch into ${shards} shard${shards === 1 ? '' : 's'}, one per thread at most` };
+  }
   if (threads > cores) return { threads, note: `note: --threads ${threads} on ${cores} cores: the threads take turns, which is slower` };
   return threads > 1 ? { threads, note: `threads: ${threads}, each computing part of every batch` } : { threads };
 }

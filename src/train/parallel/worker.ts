@@ -1,7 +1,7 @@
 /**
  * A gradient worker: its own tfjs backend and a copy of the model, built by the same model code as
  * the main thread's. Each step it loads the main thread's weights from shared memory, computes the
- * loss and gradients of its rows and writes the gradients back.
+ * loss and gradients of each of its shards and writes them back, one block per shard.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -42,11 +42,14 @@ try {
   port.on('message', (message: ToWorker) => {
     try {
       loadWeights();
-      const { loss, grads: shardGrads } = shardGradients(model, variables, message.shard, message.blockSize, message.seed, message.weight);
-      shardGrads.forEach((grad, index) => copyTensorInto(grad, grads, gradLayout.offsets[index]!));
-      const value = loss.dataSync()[0]!;
-      tf.dispose([loss, ...shardGrads]);
-      reply({ type: 'done', loss: value });
+      const losses = message.shards.map((shard, k) => {
+        const { loss, grads: shardGrads } = shardGradients(model, variables, shard, message.blockSize, message.seeds[k]!, message.weights[k]!);
+        shardGrads.forEach((grad, index) => copyTensorInto(grad, grads, k * gradLayout.length + gradLayout.offsets[index]!));
+        const value = loss.dataSync()[0]!;
+        tf.dispose([loss, ...shardGrads]);
+        return value;
+      });
+      reply({ type: 'done', losses });
     } catch (error) {
       reply({ type: 'failed', message: (error as Error).message });
     }
