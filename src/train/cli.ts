@@ -224,16 +224,19 @@ function registerEval(program: Command): void {
       const { selectBackend } = await import('./backend.ts');
       await selectBackend(options.backend as string);
       const { evaluateCheckpoint } = await import('./evaluate.ts');
+      const { createCountReporter } = await import('./progress.ts');
+      const progress = createCountReporter('eval', 'tokens scored');
       const result = await evaluateCheckpoint(dir, options.corpus as string, {
         batchSize: options.batchSize as number,
         cacheDir: options.cacheDir as string | undefined,
-      });
+        onProgress: progress.update,
+      }).finally(progress.end);
       if (options.json) {
         console.log(JSON.stringify(result));
         return;
       }
       console.log(
-        `${result.checkpointDir}: ${result.tokens.toLocaleString('en')} tokens, loss ${result.loss.toFixed(4)} nats/token ` +
+        `${result.checkpointDir}: ${result.scoredTokens.toLocaleString('en')} token${result.scoredTokens === 1 ? '' : 's'} scored (of ${result.tokens.toLocaleString('en')}; the first has no context), loss ${result.loss.toFixed(4)} nats/token ` +
           `(${result.bitsPerToken.toFixed(4)} bits), perplexity ${result.perplexity.toFixed(3)} [${result.seconds.toFixed(1)} s]`,
       );
     });

@@ -12,8 +12,10 @@ import { prepareTokens, type TokenSource } from './data/index.ts';
 export interface EvaluationResult {
   checkpointDir: string;
   corpusHash: string;
-  /** Tokens in the corpus; `tokens - 1` of them are predicted and scored. */
+  /** Tokens in the corpus. */
   tokens: number;
+  /** Tokens predicted and scored: all but the first, which has no context. */
+  scoredTokens: number;
   /** Mean cross-entropy, nats per predicted token. */
   loss: number;
   perplexity: number;
@@ -25,6 +27,8 @@ export interface EvaluationResult {
 export interface EvaluationOptions {
   batchSize: number;
   cacheDir?: string;
+  /** After every forward pass: tokens scored so far, of `total`. */
+  onProgress?: (scored: number, total: number) => void;
 }
 
 /** Where tokenized corpora are cached unless told otherwise: $FERRY_CACHE_DIR or ~/.cache/ferry. */
@@ -42,11 +46,12 @@ export async function evaluateCheckpoint(path: string, corpusPath: string, optio
         hint: 'Evaluate on a longer corpus.',
       });
     }
-    const loss = await meanCrossEntropy(model, prepared.tokens, manifest.model.blockSize, options.batchSize);
+    const loss = await meanCrossEntropy(model, prepared.tokens, manifest.model.blockSize, options.batchSize, options.onProgress);
     return {
       checkpointDir,
       corpusHash: prepared.corpusHash,
       tokens: prepared.tokens.length,
+      scoredTokens: prepared.tokens.length - 1,
       loss,
       perplexity: Math.exp(loss),
       bitsPerToken: loss / Math.LN2,
@@ -58,10 +63,13 @@ export async function evaluateCheckpoint(path: string, corpusPath: string, optio
 }
 
 /** Mean next-token cross-entropy over all of `tokens`, in windows of `blockSize`. */
-export async function meanCrossEntropy(model: tf.LayersModel, tokens: TokenSource, blockSize: number, batchSize: number): Promise<number> {
+export async function meanCrossEntropy(
+  model: tf.LayersModel, tokens: TokenSource, blockSize: number, batchSize: number, onProgress?: (scored: number, total: number) => void,
+): Promise<number> {
   const predicted = tokens.length - 1;
   const fullWindows = Math.floor(predicted / blockSize);
   let total = 0;
+  let scored = 0;
   const score = async (starts: number[], length: number) => {
     const inputs = new Int32Array(starts.length * length);
     const targets = new Int32Array(starts.length * length);
@@ -78,6 +86,8 @@ export async function meanCrossEntropy(model: tf.LayersModel, tokens: TokenSourc
     });
     total += (await sum.data())[0]!;
     sum.dispose();
+    scored += starts.length * length;
+    onProgress?.(scored, predicted);
   };
   for (let first = 0; first < fullWindows; first += batchSize) {
     const count = Math.min(batchSize, fullWindows - first);

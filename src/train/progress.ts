@@ -92,6 +92,40 @@ export function createLineReporter(write: (line: string) => void): ProgressRepor
   };
 }
 
+/** Progress of a count (eval's tokens): a bar on a terminal, else a line at every tenth; on stderr, so stdout keeps the result. */
+export function createCountReporter(label: string, unit: string, stream: NodeJS.WriteStream = process.stderr): {
+  update: (done: number, total: number) => void;
+  end: () => void;
+} {
+  const started = performance.now();
+  if (stream.isTTY === true) {
+    const bar = new cliProgress.SingleBar(
+      { stream, format: `${label} |{bar}| {percentage}% | {value}/{total} ${unit} | ETA {eta_formatted}`, barsize: 30, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    let begun = false;
+    return {
+      update(done, total) {
+        if (!begun) bar.start(total, 0);
+        begun = true;
+        bar.update(done);
+      },
+      end: () => (begun ? bar.stop() : undefined),
+    };
+  }
+  let lastTenth = 0;
+  return {
+    update(done, total) {
+      const tenth = Math.floor((10 * done) / total);
+      if (tenth <= lastTenth) return;
+      lastTenth = tenth;
+      const seconds = (performance.now() - started) / 1000;
+      stream.write(`${label}: ${tenth * 10}% (${done.toLocaleString('en')}/${total.toLocaleString('en')} ${unit}, ETA ${formatDuration((seconds * (total - done)) / done)})\n`);
+    },
+    end() {},
+  };
+}
+
 export function formatDuration(seconds: number): string {
   const whole = Math.max(0, Math.round(seconds));
   const [h, m, s] = [Math.floor(whole / 3600), Math.floor((whole % 3600) / 60), whole % 60];

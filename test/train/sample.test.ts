@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng } from '../../src/train/data/index.ts';
@@ -64,7 +64,14 @@ test('ferry sample and ferry eval on a trained checkpoint', async () => {
   // The corpus is the pattern the val split held, so the loss is about the run's val loss.
   assert.ok(Math.abs(report.loss - result.bestValLoss!) < 0.1, `eval ${report.loss} vs val ${result.bestValLoss}`);
   const text = run(['eval', out, '--corpus', corpus]);
-  assert.match(text.stdout, /best: 1,800 tokens, loss \d\.\d{4} nats\/token \(\d\.\d{4} bits\), perplexity \d+\.\d{3}/);
+  assert.match(text.stdout, /best: 1,799 tokens scored \(of 1,800; the first has no context\), loss \d\.\d{4} nats\/token \(\d\.\d{4} bits\), perplexity \d+\.\d{3}/);
+  assert.equal(report.scoredTokens, 1799);
+  // Progress on stderr (a bar on a terminal, a line per tenth here), so stdout keeps the result.
+  assert.match(text.stderr, /^eval: 10% \(\d[\d,]*\/1,799 tokens scored, ETA \d+s\)$/m);
+  assert.match(text.stderr, /^eval: 100% \(1,799\/1,799 tokens scored/m);
+  const twoCharacters = join(dir, 'two.txt');
+  writeFileSync(twoCharacters, 'ab');
+  assert.match(run(['eval', out, '--corpus', twoCharacters]).stdout, /best: 1 token scored \(of 2; the first has no context\)/);
 
   const notCheckpoint = run(['sample', dir, '--prompt', 'a']);
   assert.equal(notCheckpoint.status, 1);
