@@ -51,7 +51,7 @@ function registerTrain(program: Command): void {
         'and exits with 130 or 143; a second Ctrl-C quits at once. --resume continues exactly where the run stopped.',
     )
     .addOption(new Option('--arch <arch>', `model architecture: ${ARCHS.join(' | ')} (default: the preset's)`))
-    .addOption(new Option('--corpus <path>', 'training text: a UTF-8 file, a .gz file or a directory of .txt files (on --resume: the run\'s)'))
+    .addOption(new Option('--corpus <path>', 'training text: a UTF-8 file, a .gz file or a directory of .txt and .md files, gzipped or not, subfolders included (on --resume: the run\'s)'))
     .requiredOption('--out <dir>', 'run dir: new or empty, or an earlier run with --resume')
     .addOption(new Option('--preset <name>', `model size: ${presetList} (default: nanogpt-cpu for transformer, lstm-char for lstm)`))
     .addOption(new Option('--tokenizer <kind>', 'char | word | bpe (default: the preset\'s, else char)'))
@@ -214,7 +214,7 @@ function registerEval(program: Command): void {
     .command('eval')
     .description('Perplexity of a checkpoint (a run dir means its best/) on a corpus; every token after the first is scored once.')
     .argument('<dir>', 'checkpoint dir, or a run dir')
-    .requiredOption('--corpus <path>', 'text to score: a UTF-8 file, a .gz file or a directory of .txt files')
+    .requiredOption('--corpus <path>', 'text to score: a UTF-8 file, a .gz file or a directory of .txt and .md files, gzipped or not, subfolders included')
     .addOption(numeric('--batch-size <n>', 'windows per forward pass', POSITIVE_INT, 16))
     .option('--json', 'print the result as one JSON object')
     .option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)')
@@ -225,6 +225,9 @@ function registerEval(program: Command): void {
       await selectBackend(options.backend as string);
       const { evaluateCheckpoint } = await import('./evaluate.ts');
       const { createCountReporter } = await import('./progress.ts');
+      const { describeCorpus } = await import('./data/index.ts');
+      const corpusLine = await describeCorpus(options.corpus as string).catch(() => undefined);
+      if (corpusLine) process.stderr.write(`${corpusLine}\n`);
       const progress = createCountReporter('eval', 'tokens scored');
       const result = await evaluateCheckpoint(dir, options.corpus as string, {
         batchSize: options.batchSize as number,

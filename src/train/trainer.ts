@@ -13,7 +13,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import type { Tokenizer, TokenizerKind } from '../tokenizer/index.ts';
 import { selectBackend } from './backend.ts';
-import { createRng, prepareTokens, splitTrainVal, type TokenSource } from './data/index.ts';
+import { createRng, describeCorpus, prepareTokens, splitTrainVal, type TokenSource } from './data/index.ts';
 import { defaultCacheDir } from './evaluate.ts';
 import { invalidOptions } from '../cli-flags.ts';
 import { resolveHyperparameters, type Hyperparameters, type ResolvedHyperparameters } from './hyperparameters.ts';
@@ -33,7 +33,7 @@ export type { TrainResult } from './loop.ts';
 export type { StopReason } from './run-dir.ts';
 
 export interface TrainOptions {
-  /** A text file, a .gz file or a directory of .txt files. On resume, default: the run's corpus. */
+  /** A text file, a .gz file or a directory of .txt/.md files (subfolders too). On resume, default: the run's corpus. */
   corpus?: string;
   /** The run dir; gets `last/`, `best/`, `metrics.jsonl`, `loss.svg`. */
   out: string;
@@ -90,10 +90,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     // Absolute, so that `--resume` finds it from any working directory.
     const corpus = options.corpus === undefined ? resumed?.state.corpus : resolve(options.corpus);
     if (corpus === undefined) {
-      throw new FerryError('MISSING_CORPUS', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt files).' });
+      throw new FerryError('MISSING_CORPUS', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt or .md files).' });
     }
     reporter.message(`backend: ${selected.detail}`);
     for (const note of notes) reporter.message(note);
+    const corpusLine = await describeCorpus(corpus);
+    if (corpusLine) reporter.message(corpusLine);
     if (!resumed && tokenizerKind === 'char' && options.vocabSize !== undefined) {
       reporter.message(`note: the char tokenizer takes every character of the corpus; vocabSize ${options.vocabSize} applies to word and bpe only`);
     }

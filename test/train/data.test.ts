@@ -9,6 +9,7 @@ import { trainTokenizer } from '../../src/tokenizer/index.ts';
 import {
   arrayTokenSource,
   createRng,
+  describeCorpus,
   hashCorpus,
   prepareTokens,
   readCorpus,
@@ -35,7 +36,7 @@ before(async () => {
   // Written out of order: files are read in name order.
   await writeFile(join(dir, 'parts', 'b.txt'), corpus.slice(cut));
   await writeFile(join(dir, 'parts', 'a.txt'), corpus.slice(0, cut));
-  await writeFile(join(dir, 'parts', 'notes.md'), 'not part of the corpus');
+  await writeFile(join(dir, 'parts', 'notes.csv'), 'not part of the corpus');
   await writeFile(join(dir, 'latin1.txt'), Buffer.concat([latin1Head, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a])]));
 });
 after(async () => {
@@ -68,6 +69,22 @@ describe('readCorpus', () => {
     assert.equal(await hashCorpus(join(dir, 'parts')), hash);
   });
 
+  it('reads .txt and .md files, gzipped or not, in subfolders too, by path; says what it read and skipped', async () => {
+    const tree = join(dir, 'tree');
+    await mkdir(join(tree, 'b', 'deep'), { recursive: true });
+    await mkdir(join(tree, '.git'));
+    await writeFile(join(tree, 'a.txt'), 'one ');
+    await writeFile(join(tree, 'b', 'deep', 'c.md'), 'three ');
+    await writeFile(join(tree, 'b', 'a.md.gz'), gzipSync('two '));
+    await writeFile(join(tree, 'b', 'rows.jsonl'), '{"text":"x"}\n');
+    await writeFile(join(tree, 'logo.png'), Buffer.from([0x89, 0x50]));
+    await writeFile(join(tree, '.git', 'HEAD'), 'ref');
+    assert.equal(await text(tree), 'one two three ');
+    assert.equal(await describeCorpus(tree),
+      `corpus ${tree}: read 3 files (a.txt, b/a.md.gz, b/deep/c.md); skipped 3 (.git/, b/rows.jsonl, logo.png), which are not .txt or .md`);
+    assert.equal(await describeCorpus(join(dir, 'plain.txt')), undefined);
+  });
+
   it('follows symbolic links to files in a corpus directory', async () => {
     await mkdir(join(dir, 'linked'));
     await symlink(join(dir, 'plain.txt'), join(dir, 'linked', 'a.txt'));
@@ -95,7 +112,7 @@ describe('readCorpus', () => {
     await rejectsWith(text(join(dir, 'empty.txt')), 'corpus_empty', /empty\.txt is empty/);
     await mkdir(join(dir, 'no-text'));
     await writeFile(join(dir, 'no-text', 'a.csv'), 'x');
-    await rejectsWith(text(join(dir, 'no-text')), 'corpus_empty', /has no \.txt files/);
+    await rejectsWith(text(join(dir, 'no-text')), 'corpus_empty', /has no \.txt or \.md files \(it holds a\.csv\)/);
     await writeFile(join(dir, 'fake.gz'), 'not gzip at all');
     await rejectsWith(text(join(dir, 'fake.gz')), 'corpus_unreadable', /fake\.gz is not a valid gzip file/);
   });

@@ -1,21 +1,21 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { FerryError } from '../../errors.ts';
 import { createUtf8StreamDecoder } from './utf8.ts';
 
 const CHUNK_BYTES = 1 << 20;
 
-interface CorpusFile {
+export interface CorpusFile {
   readonly path: string;
   readonly gzip: boolean;
 }
 
 /**
- * A corpus as a stream of text: a text file, a `.gz` file, or a directory whose `.txt` (and
- * `.txt.gz`) files are read in name order and joined as they are. Never holds more than a chunk.
+ * A corpus as a stream of text: a text file, a `.gz` file, or a directory whose `.txt` and `.md`
+ * files (gzipped or not, subfolders included; see listCorpus) are read in path order and joined as they are. Never holds more than a chunk.
  * Invalid UTF-8 and a missing, unreadable or empty corpus are FerryErrors.
  */
 export async function* readCorpus(path: string): AsyncGenerator<string> {
@@ -43,28 +43,70 @@ export async function hashCorpus(path: string): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
+/** Files a corpus dir's text is read from: plain text and Markdown, gzipped or not. */
+const TEXT_FILE = /\.(txt|md)(\.gz)?$/i;
+
+/** What a corpus dir holds: the files read, in path order, and the entries skipped (paths relative to the dir). */
+export interface CorpusListing {
+  files: CorpusFile[];
+  skipped: string[];
+}
+
 async function corpusFiles(path: string): Promise<CorpusFile[]> {
+  return (await listCorpus(path)).files;
+}
+
+/**
+ * The files of a corpus: the path itself when it is a file; for a directory, every .txt and .md
+ * (and .txt.gz, .md.gz) file in it and its subfolders, by path. Hidden entries, other files and
+ * links to folders are skipped (and listed as such).
+ */
+export async function listCorpus(path: string): Promise<CorpusListing> {
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
     throw unreadable(path, error);
   });
-  if (info.isFile()) return [{ path, gzip: /\.gz$/i.test(path) }];
+  if (info.isFile()) return { files: [{ path, gzip: /\.gz$/i.test(path) }], skipped: [] };
   if (!info.isDirectory()) throw unreadable(path, new Error('not a file or directory'));
-  const entries = await readdir(path, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
-    throw unreadable(path, error);
-  });
-  const candidates = entries
-    .filter((entry) => (entry.isFile() || entry.isSymbolicLink()) && /\.txt(\.gz)?$/i.test(entry.name))
-    .map((entry) => entry.name)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  // A symbolic link counts when it leads to a file.
-  const isFile = await Promise.all(candidates.map((name) => stat(join(path, name)).then((target) => target.isFile(), () => false)));
-  const names = candidates.filter((_, i) => isFile[i]);
-  if (names.length === 0) {
-    throw new FerryError('corpus_empty', `the corpus directory ${path} has no .txt files`, {
-      hint: 'Put the corpus in .txt (or .txt.gz) files, or give the path of one file.',
+  const files: string[] = [];
+  const skipped: string[] = [];
+  const walk = async (relative: string): Promise<void> => {
+    const entries = await readdir(join(path, relative), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      throw unreadable(join(path, relative), error);
+    });
+    for (const entry of entries) {
+      const name = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.name.startsWith('.')) skipped.push(entry.isDirectory() ? `${name}/` : name);
+      else if (entry.isDirectory()) await walk(name);
+      else if (!TEXT_FILE.test(entry.name)) skipped.push(entry.isSymbolicLink() ? `${name} (a link)` : name);
+      // A symbolic link counts when it leads to a file; links to folders are not followed (no loops).
+      else if (entry.isFile() || (await stat(join(path, name)).then((target) => target.isFile(), () => false))) files.push(name);
+      else skipped.push(`${name} (not a file)`);
+    }
+  };
+  await walk('');
+  const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  files.sort(byPath);
+  skipped.sort(byPath);
+  if (files.length === 0) {
+    throw new FerryError('corpus_empty', `the corpus directory ${path} has no .txt or .md files${skipped.length ? ` (it holds ${listed(skipped)})` : ''}`, {
+      hint: 'Put the corpus in .txt or .md files (gzipped or not), in the directory or its subfolders, or give the path of one file.',
     });
   }
-  return names.map((name) => ({ path: join(path, name), gzip: name.toLowerCase().endsWith('.gz') }));
+  return { files: files.map((name) => ({ path: join(path, name), gzip: name.toLowerCase().endsWith('.gz') })), skipped };
+}
+
+/** One line saying what a corpus dir contributed, for the log; undefined for a single file. */
+export async function describeCorpus(path: string): Promise<string | undefined> {
+  if (!(await stat(path)).isDirectory()) return undefined;
+  const { files, skipped } = await listCorpus(path);
+  const names = files.map((file) => relative(path, file.path).split(sep).join('/'));
+  return `corpus ${path}: read ${files.length} file${files.length === 1 ? '' : 's'} (${listed(names)})` +
+    (skipped.length ? `; skipped ${skipped.length} (${listed(skipped)}), which are not .txt or .md` : '');
+}
+
+function listed(names: readonly string[]): string {
+  const shown = names.slice(0, 5).join(', ');
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
 async function* fileBytes(file: CorpusFile): AsyncGenerator<Uint8Array> {

@@ -1,4 +1,4 @@
-export { readCorpus, hashCorpus } from './corpus.ts';
+export { describeCorpus, readCorpus, hashCorpus } from './corpus.ts';
 export { prepareTokens, type PreparedTokens } from './token-cache.ts';
 export { arrayTokenSource, fileTokenSource, subTokenSource, type TokenSource } from './token-source.ts';
 export { splitTrainVal, checkHoldsBlock } from './split.ts';
