@@ -10,7 +10,7 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import { saveCheckpoint } from './checkpoint.ts';
 import { createRng, sampleBatch, type TokenSource } from './data/index.ts';
 import type { Hyperparameters } from './hyperparameters.ts';
-import { formatMetrics, renderLossCurve, type MetricsLog } from './metrics.ts';
+import { formatMetrics, type MetricsLog } from './metrics.ts';
 import { crossEntropy, type ModelConfig } from './models/index.ts';
 import { gradientClip, type AdamW } from './optimizer.ts';
 import type { StepGradients } from './parallel/gradients.ts';
@@ -124,7 +124,7 @@ export function createTrainingLoop(parts: LoopParts) {
         [OPTIMIZER_FILE]: await optimizer.saveState(),
         [STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
         'metrics.jsonl': formatMetrics(metrics.events),
-        'loss.svg': renderLossCurve(metrics.events),
+        'loss.svg': metrics.curve(),
       },
     });
   }

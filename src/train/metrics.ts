@@ -39,7 +39,7 @@ export function parseMetrics(text: string): MetricEvent[] {
  * The run dir's live record: every event is appended to `metrics.jsonl` as it happens, and
  * `loss.svg` is redrawn (temp file + rename) whenever asked.
  */
-export function createMetricsLog(runDir: string, previous: readonly MetricEvent[] = []) {
+export function createMetricsLog(runDir: string, previous: readonly MetricEvent[] = [], title?: string) {
   const events: MetricEvent[] = [...previous];
   const metricsPath = join(runDir, 'metrics.jsonl');
   const curvePath = join(runDir, 'loss.svg');
@@ -51,10 +51,13 @@ export function createMetricsLog(runDir: string, previous: readonly MetricEvent[
   }
 
   function drawCurve(): void {
-    writeAtomically(curvePath, renderLossCurve(events));
+    writeAtomically(curvePath, renderLossCurve(events, title));
   }
 
-  return { events: events as readonly MetricEvent[], record, drawCurve };
+  /** The curve as it stands, for a checkpoint's copy. */
+  const curve = () => renderLossCurve(events, title);
+
+  return { events: events as readonly MetricEvent[], record, drawCurve, curve };
 }
 
 export type MetricsLog = ReturnType<typeof createMetricsLog>;
@@ -67,11 +70,11 @@ function writeAtomically(path: string, text: string): void {
 
 const WIDTH = 720;
 const HEIGHT = 420;
-const MARGIN = { left: 70, right: 20, top: 40, bottom: 55 };
+const MARGIN = { left: 70, right: 20, top: 56, bottom: 55 };
 const TRAIN_COLOUR = '#1f77b4';
 const VAL_COLOUR = '#ff7f0e';
 
-/** Train and val loss against step as a standalone SVG with labelled axes and a legend. */
+/** Train and val loss against step as a standalone SVG: the title, the final losses under it, labelled axes and a legend. */
 export function renderLossCurve(events: readonly MetricEvent[], title = 'ferry training loss'): string {
   const train = events.filter((event): event is TrainEvent => event.type === 'train').map((e) => [e.step, e.loss] as const);
   const val = events.filter((event): event is EvalEvent => event.type === 'eval').map((e) => [e.step, e.valLoss] as const);
@@ -98,6 +101,7 @@ export function renderLossCurve(events: readonly MetricEvent[], title = 'ferry t
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
     `<text x="${WIDTH / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
+    `<text x="${WIDTH / 2}" y="40" text-anchor="middle" fill="#444">${escapeXml(finalLosses(events))}</text>`,
     ...xTicks.map(
       (tick) =>
         `<line x1="${x(tick).toFixed(1)}" y1="${MARGIN.top}" x2="${x(tick).toFixed(1)}" y2="${bottom}" stroke="#eee"/>` +
@@ -128,6 +132,18 @@ export function renderLossCurve(events: readonly MetricEvent[], title = 'ferry t
     '</svg>',
   );
   return `${parts.join('\n')}\n`;
+}
+
+/** "step 200: train loss 1.8123, val loss 1.9011 (best 1.8950 at step 150)", from the last events. */
+export function finalLosses(events: readonly MetricEvent[]): string {
+  const train = events.filter((event): event is TrainEvent => event.type === 'train').at(-1);
+  const evals = events.filter((event): event is EvalEvent => event.type === 'eval');
+  const val = evals.at(-1);
+  if (!train && !val) return 'no steps yet';
+  const best = evals.reduce<EvalEvent | undefined>((found, event) => (found === undefined || event.valLoss < found.valLoss ? event : found), undefined);
+  const parts = [train ? `train loss ${train.loss.toFixed(4)}` : undefined, val ? `val loss ${val.valLoss.toFixed(4)}` : undefined].filter(Boolean);
+  const step = Math.max(train?.step ?? 0, val?.step ?? 0);
+  return `step ${step}: ${parts.join(', ')}` + (best && best !== val ? ` (best ${best.valLoss.toFixed(4)} at step ${best.step})` : '');
 }
 
 /** Round tick values (1, 2 or 5 times a power of ten) covering [low, high]. */

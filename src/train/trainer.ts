@@ -8,7 +8,7 @@
  * uninterrupted one.
  */
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import type { Tokenizer, TokenizerKind } from '../tokenizer/index.ts';
@@ -183,7 +183,8 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
   if (resumed) optimizer.loadState(resumed.optimizerState);
   const rng = createRng(seed);
   if (resumed) rng.setState(resumed.state.rngState);
-  const metrics = createMetricsLog(runDir, resumed?.metrics ?? []);
+  const title = `${basename(runDir)}: ${config.arch}, ${countParameters(config).toLocaleString('en')} parameters, ${tokenizer.kind} tokenizer`;
+  const metrics = createMetricsLog(runDir, resumed?.metrics ?? [], title);
 
   const state: TrainState = resumed?.state ?? {
     format: 'ferry-train-state',

@@ -180,6 +180,11 @@ test('every invalid flag is reported at once, in flag names; a short run fits th
   assert.equal(evals.length, 5);
   const state = JSON.parse(readFileSync(join(out, 'last', 'state.json'), 'utf8')) as { hyperparameters: { warmupSteps: number; evalInterval: number } };
   assert.deepEqual([state.hyperparameters.warmupSteps, state.hyperparameters.evalInterval], [1, 2]);
+  // The chart names the run and model, prints the final losses, and shows every evaluation.
+  const svg = readFileSync(join(out, 'loss.svg'), 'utf8');
+  assert.match(svg, />run: transformer, [\d,]+ parameters, char tokenizer</);
+  assert.match(svg, />step 10: train loss \d\.\d{4}, val loss \d\.\d{4}/);
+  assert.equal([...svg.matchAll(/<circle /g)].length, 5);
 });
 
 test('an existing run is refused without --resume, and cannot be resumed as another architecture', () => {

@@ -38,6 +38,15 @@ test('loss curve: well-formed SVG with labelled axes, one path per series, val p
   assertWellFormedSvg(renderLossCurve([]));
 });
 
+test('loss curve: titled with the run and model, the final losses under the title', () => {
+  const svg = renderLossCurve(events, 'lstm-run: lstm, 1,234 parameters, char tokenizer');
+  assert.match(svg, />lstm-run: lstm, 1,234 parameters, char tokenizer</);
+  assert.match(svg, />step 30: train loss 2\.4000, val loss 2\.6000</);
+  const worse = [...events, { type: 'eval', step: 40, valLoss: 2.9, valPerplexity: Math.exp(2.9), bestValLoss: 2.6, seconds: 4 } as const];
+  assert.match(renderLossCurve(worse), />step 40: train loss 2\.4000, val loss 2\.9000 \(best 2\.6000 at step 30\)</);
+  assert.match(renderLossCurve([]), />no steps yet</);
+});
+
 test('metrics log: appends one JSON line per event and redraws loss.svg atomically', () => {
   const dir = tempDir('ferry-metrics-');
   const log = createMetricsLog(dir, events.slice(0, 2));
