@@ -1,5 +1,6 @@
 import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatTick, niceTicks } from '../ticks.ts';
 
 /** One line of `metrics.jsonl`: a periodic training log or an evaluation on the val split. */
 export type MetricEvent = TrainEvent | EvalEvent;
@@ -144,25 +145,6 @@ export function finalLosses(events: readonly MetricEvent[]): string {
   const parts = [train ? `train loss ${train.loss.toFixed(4)}` : undefined, val ? `val loss ${val.valLoss.toFixed(4)}` : undefined].filter(Boolean);
   const step = Math.max(train?.step ?? 0, val?.step ?? 0);
   return `step ${step}: ${parts.join(', ')}` + (best && best !== val ? ` (best ${best.valLoss.toFixed(4)} at step ${best.step})` : '');
-}
-
-/** Round tick values (1, 2 or 5 times a power of ten) covering [low, high]. */
-export function niceTicks(low: number, high: number, target = 5): number[] {
-  if (!(high > low)) {
-    const pad = Math.abs(low) * 0.1 || 1;
-    return niceTicks(low - pad, high + pad, target);
-  }
-  const rough = (high - low) / target;
-  const power = 10 ** Math.floor(Math.log10(rough));
-  const step = ([1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough) ?? 10 * power);
-  const first = Math.floor(low / step) * step;
-  const ticks: number[] = [];
-  for (let tick = first; tick < high + step * 0.999; tick += step) ticks.push(Number(tick.toPrecision(12)));
-  return ticks;
-}
-
-function formatTick(value: number): string {
-  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
 }
 
 function escapeXml(text: string): string {

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createMetricsLog, niceTicks, parseMetrics, renderLossCurve, type MetricEvent } from '../../src/train/metrics.ts';
+import { niceTicks } from '../../src/ticks.ts';
+import { createMetricsLog, parseMetrics, renderLossCurve, type MetricEvent } from '../../src/train/metrics.ts';
 import { tempDir } from './trainer-helpers.ts';
 import { assertWellFormedSvg } from './trainer-svg.ts';
 

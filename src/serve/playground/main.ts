@@ -3,12 +3,13 @@
 import { generateInBrowser, loadBrowserModel, type BrowserDevice, type BrowserModel } from '../browser/client.ts';
 import { gpuResidentFeeds } from '../browser/runtime.ts';
 import type { Precision } from '../../package/index.ts';
+import { lossChartSvg } from './chart.ts';
 
 interface ModelInfo {
   id: string;
   arch: string;
   url: string;
-  parity: Record<string, { maxAbsDiff?: number; tolerance?: number; perplexityChange?: number; bytes?: number }> | null;
+  parity: Record<string, { maxAbsDiff?: number; tolerance?: number; perplexityChange?: number; perplexity?: number; bytes?: number; fp32Bytes?: number }> | null;
   training: { step?: number; valLoss?: number | null } | null;
   hasMetrics: boolean;
   files: Record<string, string | null | undefined>;
@@ -27,16 +28,14 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const models = new Map<string, ModelInfo>();
 let loaded: { key: string; browser: BrowserModel } | undefined;
 
+/** The request's fields; an empty number box is left out, so the model's default applies (not 0). */
 function fields(): Record<string, unknown> {
-  const number = (id: string) => Number($<HTMLInputElement>(id).value);
-  return {
-    prompt: $<HTMLTextAreaElement>('prompt').value,
-    max_tokens: number('max_tokens'),
-    temperature: number('temperature'),
-    top_k: number('top_k'),
-    top_p: number('top_p'),
-    seed: number('seed'),
-  };
+  const request: Record<string, unknown> = { prompt: $<HTMLTextAreaElement>('prompt').value };
+  for (const id of ['max_tokens', 'temperature', 'top_k', 'top_p', 'seed']) {
+    const value = $<HTMLInputElement>(id).value.trim();
+    if (value !== '') request[id] = Number(value);
+  }
+  return request;
 }
 
 function show(result: RunResult): RunResult {
@@ -44,9 +43,20 @@ function show(result: RunResult): RunResult {
   return result;
 }
 
+/** Shows an error right under the buttons the user just pressed, and in the status line. */
 function fail(error: unknown): never {
-  $('error').textContent = error instanceof Error ? `${error.message}${(error as { hint?: string }).hint ? `\n${(error as { hint?: string }).hint}` : ''}` : String(error);
+  const box = $('error');
+  box.textContent = error instanceof Error ? `${error.message}${(error as { hint?: string }).hint ? `\n${(error as { hint?: string }).hint}` : ''}` : String(error);
+  box.hidden = false;
+  box.scrollIntoView({ block: 'nearest' });
+  $('status').textContent = 'failed: see the message below the buttons';
+  $<HTMLProgressElement>('progress').hidden = true;
   throw error;
+}
+
+function clearError(): void {
+  $('error').textContent = '';
+  $('error').hidden = true;
 }
 
 async function load(id: string, device: BrowserDevice, threads: number): Promise<BrowserModel> {
@@ -80,7 +90,7 @@ async function load(id: string, device: BrowserDevice, threads: number): Promise
 }
 
 async function runBrowser(overrides: Record<string, unknown> = {}): Promise<RunResult> {
-  $('error').textContent = '';
+  clearError();
   const device = $<HTMLSelectElement>('device').value as BrowserDevice;
   const browser = await load($<HTMLSelectElement>('model').value, device, Number($<HTMLInputElement>('threads').value) || 1);
   const output = $('output');
@@ -94,17 +104,27 @@ async function runBrowser(overrides: Record<string, unknown> = {}): Promise<RunR
 }
 
 async function runServer(overrides: Record<string, unknown> = {}): Promise<RunResult> {
-  $('error').textContent = '';
+  clearError();
   const output = $('output');
   output.textContent = '';
   const key = $<HTMLInputElement>('api_key').value;
   const started = performance.now();
+  $('status').textContent = `${$<HTMLSelectElement>('model').value}: generating on the server…`;
   const response = await fetch('/v1/completions', {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
     body: JSON.stringify({ model: $<HTMLSelectElement>('model').value, ...fields(), ...overrides, stream: true, stream_options: { include_usage: true } }),
-  });
-  if (!response.ok || !response.body) fail(new Error(((await response.json()) as { error: { message: string } }).error.message));
+  }).catch((error: unknown) => fail(new Error(`the server did not answer: ${error instanceof Error ? error.message : String(error)}`)));
+  if (!response.ok || !response.body) {
+    const body = await response.text();
+    let message = `the server answered ${response.status}`;
+    try {
+      message = (JSON.parse(body) as { error: { message: string } }).error.message;
+    } catch {
+      if (body) message += `: ${body.slice(0, 200)}`;
+    }
+    fail(new Error(message));
+  }
   let text = '';
   let tokens = 0;
   let chunks = 0;
@@ -129,6 +149,7 @@ async function runServer(overrides: Record<string, unknown> = {}): Promise<RunRe
     }
   }
   const seconds = (performance.now() - started) / 1000;
+  $('status').textContent = `${$<HTMLSelectElement>('model').value}: done on the server`;
   return show({ where: 'server', device: 'server', text, tokens, seconds, tokensPerSecond: tokens / seconds });
 }
 
@@ -136,9 +157,11 @@ async function showModel(info: ModelInfo): Promise<void> {
   const precision = $<HTMLSelectElement>('precision');
   precision.replaceChildren(...Object.entries(info.files).filter(([, file]) => file).map(([p]) => new Option(p, p)));
   const parity = info.parity ?? {};
+  // The fp32 entry records no size; the variants' entries record the fp32 file's.
+  const fp32Bytes = Object.values(parity).find((p) => p.fp32Bytes !== undefined)?.fp32Bytes;
   $('parity').innerHTML = Object.keys(parity).length
-    ? `<table><tr><th>file</th><th>max |Δ logits|</th><th>tolerance</th><th>perplexity change</th><th>bytes</th></tr>${Object.entries(parity).map(([file, p]) =>
-      `<tr><td>${file}</td><td>${p.maxAbsDiff ?? ''}</td><td>${p.tolerance ?? ''}</td><td>${p.perplexityChange ?? ''}</td><td>${p.bytes ?? ''}</td></tr>`).join('')}</table>`
+    ? `<table><tr><th>file</th><th>largest logit difference vs tfjs</th><th>allowed</th><th>perplexity</th><th>size</th></tr>${Object.entries(parity).map(([file, p]) =>
+      `<tr><td>${file}</td><td>${scientific(p.maxAbsDiff)}</td><td>${scientific(p.tolerance)}</td><td>${perplexity(p.perplexity, p.perplexityChange)}</td><td>${megabytes(p.bytes ?? (file === 'fp32' ? fp32Bytes : undefined))}</td></tr>`).join('')}</table>`
     : 'exported without verification';
   const metrics = info.hasMetrics ? await fetch(`${info.url}/metrics.jsonl`) : undefined;
   const points = metrics?.ok
@@ -146,15 +169,23 @@ async function showModel(info: ModelInfo): Promise<void> {
     : [];
   const train = points.filter((p) => p.type === 'train' && p.loss != null).map((p) => [p.step, p.loss!] as const);
   const val = points.filter((p) => p.type === 'eval' && p.valLoss != null).map((p) => [p.step, p.valLoss!] as const);
-  $('loss').innerHTML = train.length ? lossSvg(train, val) : info.training?.valLoss != null ? `val loss ${info.training.valLoss.toFixed(3)} after ${info.training.step} steps (no metrics.jsonl in the package)` : 'no training record';
+  $('loss').innerHTML = train.length ? lossChartSvg(train, val) : info.training?.valLoss != null ? `val loss ${info.training.valLoss.toFixed(3)} after ${info.training.step} steps (no metrics.jsonl in the package)` : 'no training record';
+  $('status').textContent = `${info.id} (${info.arch}): ready; it downloads to this browser on the first run here`;
 }
 
-function lossSvg(train: readonly (readonly [number, number])[], val: readonly (readonly [number, number])[]): string {
-  const all = [...train, ...val];
-  const [maxStep, minLoss, maxLoss] = [Math.max(...all.map((p) => p[0])) || 1, Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
-  const xy = ([step, loss]: readonly [number, number]) => `${(20 + (step / maxStep) * 280).toFixed(1)},${(10 + (1 - (loss - minLoss) / (maxLoss - minLoss || 1)) * 130).toFixed(1)}`;
-  return `<svg width="310" height="160" viewBox="0 0 310 160"><polyline fill="none" stroke="#36c" points="${train.map(xy).join(' ')}"/><polyline fill="none" stroke="#c33" points="${val.map(xy).join(' ')}"/>` +
-    `<text x="20" y="155" font-size="10">step 0 … ${maxStep}; loss ${minLoss.toFixed(2)} … ${maxLoss.toFixed(2)} (blue train, red val)</text></svg>`;
+/** 1.1e-5 rather than 0.000011444091796875. */
+function scientific(value: number | undefined): string {
+  if (value === undefined) return '';
+  return value === 0 ? '0' : value.toExponential(1).replace(/\.0e/, 'e');
+}
+
+function perplexity(value: number | undefined, change: number | undefined): string {
+  if (value === undefined) return change === undefined ? 'the reference' : '';
+  return `${value.toFixed(3)}${change === undefined ? '' : ` (${change >= 0 ? '+' : ''}${(change * 100).toFixed(2)}% vs fp32)`}`;
+}
+
+function megabytes(bytes: number | undefined): string {
+  return bytes === undefined ? '' : `${(bytes / 1e6).toFixed(2)} MB`;
 }
 
 async function start(): Promise<void> {
@@ -165,6 +196,7 @@ async function start(): Promise<void> {
     select.add(new Option(`${info.id} (${info.arch})`, info.id));
   }
   if (!list.models.length) $('status').textContent = 'the server has no models';
+  clearError();
   select.addEventListener('change', () => void showModel(models.get(select.value)!));
   if (list.models[0]) await showModel(list.models[0]);
   $('run_browser').addEventListener('click', () => void runBrowser().catch(() => {}));

@@ -26,7 +26,8 @@ export function playgroundHtml(): string {
   pre#output { white-space: pre-wrap; background: #f6f6f6; border-radius: 6px; padding: 10px; min-height: 120px; font: 13px monospace; }
   button { padding: 6px 14px; margin-right: 8px; }
   #notice { color: #8a4b00; background: #fff4e0; padding: 6px 10px; border-radius: 6px; display: none; }
-  #error { color: #a00; white-space: pre-wrap; }
+  #error { color: #a00; background: #fdecec; border: 1px solid #e0a0a0; border-radius: 6px; padding: 6px 10px; margin-top: 8px; white-space: pre-wrap; }
+  #error[hidden] { display: none; }
   .row { display: flex; gap: 16px; flex-wrap: wrap; }
   .panel { flex: 1 1 300px; }
   table { border-collapse: collapse; font-size: 12px; }
@@ -41,12 +42,12 @@ export function playgroundHtml(): string {
   <label>device <select id="device"><option value="auto">auto (WebGPU, else WASM)</option><option value="webgpu">WebGPU</option><option value="wasm">WASM</option></select></label>
   <label>precision <select id="precision"><option value="fp32">fp32</option></select></label>
   <label>threads <input id="threads" type="number" min="1" max="16" value="2"></label>
-  <span id="status">pick a model</span> <progress id="progress" value="0" max="1" hidden></progress>
+  <span id="status" role="status">loading the model list…</span> <progress id="progress" value="0" max="1" hidden></progress>
 </fieldset>
 <div id="notice"></div>
 <fieldset>
   <textarea id="prompt">ROMEO:</textarea>
-  <label>max_tokens <input id="max_tokens" type="number" min="1" value="64"></label>
+  <label>max_tokens <input id="max_tokens" type="number" min="1" value="64" placeholder="model's"></label>
   <label>temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0"></label>
   <label>top_k <input id="top_k" type="number" min="0" value="0"></label>
   <label>top_p <input id="top_p" type="number" min="0.01" max="1" step="0.05" value="1"></label>
@@ -57,9 +58,9 @@ export function playgroundHtml(): string {
     <button id="run_server">Run on the server</button>
     <span id="speed"></span>
   </div>
+  <div id="error" role="alert" hidden></div>
 </fieldset>
-<pre id="output"></pre>
-<div id="error"></div>
+<pre id="output" aria-live="polite"></pre>
 <div class="row">
   <div class="panel"><h3>Training loss</h3><div id="loss">–</div></div>
   <div class="panel"><h3>Export parity</h3><div id="parity">–</div></div>
