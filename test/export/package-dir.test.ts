@@ -12,7 +12,9 @@ test('an exported package is named after its dir (runs/x exported to models/my-l
   const { dir: checkpoint } = await makeCheckpoint(TINY_LSTM);
   const parent = await tempDir();
   const outDir = path.join(parent, 'my-lstm');
-  await exportModel({ source: checkpoint, outDir, verify: false });
+  const lines: string[] = [];
+  await exportModel({ source: checkpoint, outDir, verify: false, log: (line) => lines.push(line) });
+  assert.equal(lines[0], `source: ${checkpoint}`, 'the log says which checkpoint the package comes from');
   const manifest = JSON.parse(await readFile(path.join(outDir, 'ferry.json'), 'utf8')) as { name: string };
   assert.equal(manifest.name, 'my-lstm');
   assert.equal((await loadPackage(outDir)).id, 'my-lstm');
