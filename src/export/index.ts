@@ -145,8 +145,6 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
     io: graphIO(config, resolved.attention, resolved.target),
     name,
   });
-  // A run dir may give best/ or last/: say which one this package comes from.
-  log(`source: ${source.dir}${config ? '' : ' (a foreign tfjs model)'}`);
   log(`converted ${source.model.layers.length} layers into ${graph.nodes.length} ONNX nodes (opset ${resolved.opset}, target ${resolved.target}${config?.arch === 'transformer' ? `, attention ${resolved.attention}` : ''})`);
   const parity: Record<string, ParityEntry> = {};
   if (options.verify !== false) {

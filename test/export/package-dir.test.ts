@@ -14,7 +14,7 @@ test('an exported package is named after its dir (runs/x exported to models/my-l
   const outDir = path.join(parent, 'my-lstm');
   const lines: string[] = [];
   await exportModel({ source: checkpoint, outDir, verify: false, log: (line) => lines.push(line) });
-  assert.equal(lines[0], `source: ${checkpoint}`, 'the log says which checkpoint the package comes from');
+  assert.equal(lines[0], `checkpoint ${checkpoint} (step 0)`, 'the log says which checkpoint the package comes from');
   const manifest = JSON.parse(await readFile(path.join(outDir, 'ferry.json'), 'utf8')) as { name: string };
   assert.equal(manifest.name, 'my-lstm');
   assert.equal((await loadPackage(outDir)).id, 'my-lstm');
