@@ -75,7 +75,7 @@ test('a run dir exports best/, or last/ before any evaluation wrote best/, and t
   await makeCheckpoint(TINY_LSTM, { dir: path.join(run, 'last') });
   const lines: string[] = [];
   const report = await exportModel({ source: run, outDir: path.join(await tempDir(), 'pkg'), verify: false, log: (line) => lines.push(line) });
-  assert.equal(report.manifest.name, path.basename(run));
+  assert.equal(report.manifest.name, 'pkg', 'named after the package dir');
   assert.equal(lines[0], `checkpoint ${path.join(run, 'last')} (step 0)`);
   await makeCheckpoint(TINY_LSTM, { dir: path.join(run, 'best') });
   lines.length = 0;
@@ -169,7 +169,7 @@ test('the CLI exports a run dir (its best/) and exits non-zero with the message 
   assert.match(ok.stdout, /LSTM state decode, 3 sequences, \d+ tokens\s+max \|diff\| \d\.\d\de-\d+/);
   assert.match(ok.stdout, /fp16: .* perplexity/);
   const manifest = JSON.parse(await readFile(path.join(out, 'ferry.json'), 'utf8'));
-  assert.equal(manifest.name, path.basename(run));
+  assert.equal(manifest.name, 'pkg', 'named after the package dir, which `ferry serve` then serves it as');
   assert.equal(manifest.files.fp16, 'onnx/model_fp16.onnx');
 
   const bad = await promisify(execFile)(process.execPath, [bin, 'export', '/nonexistent/x', '--out', out]).then(() => undefined, (e: { code: number; stderr: string }) => e);
