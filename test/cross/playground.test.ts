@@ -2,7 +2,7 @@
 // that says what is selected, a labelled loss chart, readable parity figures, text that streams
 // in, an empty max_tokens meaning the model's default, and errors right under the buttons.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumMissing, launchChromium, startNodeServer, type NodeServer } from './harness.ts';
@@ -47,11 +47,18 @@ describe('playground page', { skip: skip ?? false }, () => {
   });
 
   test('parity figures are readable: 6.7e-6, not 0.00000667572021484375', async () => {
+    const { parity } = JSON.parse(readFileSync(`${MODEL}/ferry.json`, 'utf8')) as {
+      parity: { fp32: { maxAbsDiff: number; tolerance: number }; int8: { perplexity: number; perplexityChange: number; bytes: number; fp32Bytes: number } };
+    };
     const cells = await page.locator('#parity td').allTextContents();
-    assert.ok(cells.includes('6.7e-6') && cells.includes('1e-4'), cells.join(' | '));
-    assert.ok(cells.some((cell) => /^7\.072 \(-0\.15% vs fp32\)$/.test(cell)), cells.join(' | '));
-    assert.ok(cells.includes('1.00 MB') && cells.includes('3.84 MB'), cells.join(' | '));
-    assert.ok(cells.every((cell) => !/\d{8}/.test(cell)), cells.join(' | '));
+    const change = parity.int8.perplexityChange * 100;
+    for (const expected of [
+      parity.fp32.maxAbsDiff.toExponential(1).replace(/\.0e/, 'e'), parity.fp32.tolerance.toExponential(1).replace(/\.0e/, 'e'),
+      `${parity.int8.perplexity.toFixed(3)} (${change >= 0 ? '+' : ''}${change.toFixed(2)}% vs fp32)`,
+      `${(parity.int8.bytes / 1e6).toFixed(2)} MB`, `${(parity.int8.fp32Bytes / 1e6).toFixed(2)} MB`,
+    ]) assert.ok(cells.includes(expected), `${expected} in ${cells.join(' | ')}`);
+    assert.ok(cells.includes('1e-4'), cells.join(' | '));
+    assert.ok(cells.every((cell) => !/\d{6}/.test(cell)), `no long raw floats: ${cells.join(' | ')}`);
   });
 
   test('an empty max_tokens asks for the model\'s default; the text streams in as it arrives', async () => {

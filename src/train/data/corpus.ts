@@ -97,7 +97,8 @@ export async function listCorpus(path: string): Promise<CorpusListing> {
 
 /** One line saying what a corpus dir contributed, for the log; undefined for a single file. */
 export async function describeCorpus(path: string): Promise<string | undefined> {
-  if (!(await stat(path)).isDirectory()) return undefined;
+  // A missing or unreadable path is readCorpus's to report, with its own message.
+  if (!(await stat(path).then((info) => info.isDirectory(), () => false))) return undefined;
   const { files, skipped } = await listCorpus(path);
   const names = files.map((file) => relative(path, file.path).split(sep).join('/'));
   return `corpus ${path}: read ${files.length} file${files.length === 1 ? '' : 's'} (${listed(names)})` +
