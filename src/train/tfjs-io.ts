@@ -103,7 +103,7 @@ export async function readModelJson(modelJsonPath: string): Promise<ModelJSON> {
 }
 
 /** A manifest path resolved inside the model's directory (a model.json cannot point elsewhere). */
-function weightFilePath(dir: string, file: string): string {
+export function weightFilePath(dir: string, file: string): string {
   const resolved = path.resolve(dir, file);
   const relative = path.relative(path.resolve(dir), resolved);
   if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
@@ -114,7 +114,7 @@ function weightFilePath(dir: string, file: string): string {
   return resolved;
 }
 
-async function readWeightFile(file: string): Promise<Buffer> {
+export async function readWeightFile(file: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (error) {

@@ -1,0 +1,126 @@
+/**
+ * Parity of an exported graph model with tfjs's own GraphModel.execute on the cpu backend (the
+ * wasm backend is not a trustworthy reference: on an SSD detector it returned 1 detection where
+ * cpu returned 100). Inputs are seeded, in the range the model expects (0..255 for integer
+ * images, 0..1 for float images); dynamic dims are checked at two sizes. Each output's largest
+ * difference is measured relative to that output's scale (its largest magnitude).
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
+import { FerryError } from '../../errors.ts';
+import { mulberry32 } from '../../random.ts';
+import type { Graph, ValueInfo } from '../graph.ts';
+import { createSession } from '../runner.ts';
+import type { GraphModelIO } from './convert.ts';
+import type { GraphModelFiles } from './read.ts';
+
+export const GRAPH_MODEL_TOLERANCE = 1e-4;
+
+export interface GraphParityCase {
+  name: string;
+  maxAbsDiff: number;
+  /** The output's largest magnitude in tfjs (1 where it is all zeros). */
+  scale: number;
+  relative: number;
+}
+
+export interface GraphParityReport {
+  reference: 'tfjs cpu';
+  tolerance: number;
+  maxRelativeDiff: number;
+  cases: GraphParityCase[];
+}
+
+/** tfjs loads the very bytes ferry read, from memory. */
+export async function loadTfjsGraphModel(files: GraphModelFiles): Promise<tf.GraphModel> {
+  const { json, groups } = files;
+  const weightData = Buffer.concat(groups.map((g) => g.bytes));
+  const artifacts: tf.io.ModelArtifacts = {
+    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+    format: 'graph-model',
+    weightSpecs: groups.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[],
+    weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength) as ArrayBuffer,
+    signature: json.signature as object | undefined,
+  };
+  return tf.loadGraphModel(tf.io.fromMemory(artifacts));
+}
+
+/** Sizes for the dynamic dims of case `k` (0 or 1): batch 1 then 2; other dims 64 then 96. */
+function concreteShape(input: ValueInfo, k: number): number[] {
+  return input.shape.map((d, axis) => (typeof d === 'number' ? d : axis === 0 ? k + 1 : 64 + 32 * k));
+}
+
+interface Feed { shape: number[]; data: Float32Array | Int32Array | Uint8Array; dtype: ValueInfo['dtype'] }
+
+function seededInput(input: ValueInfo, shape: number[], random: () => number): Feed {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const isImage = shape.length === 4 && (shape[3] === 3 || shape[3] === 1 || shape[1] === 3);
+  switch (input.dtype) {
+    case 'uint8': return { shape, dtype: 'uint8', data: Uint8Array.from({ length: size }, () => Math.floor(random() * 256)) };
+    case 'int32': return { shape, dtype: 'int32', data: Int32Array.from({ length: size }, () => Math.floor(random() * (isImage ? 256 : 4))) };
+    case 'bool': return { shape, dtype: 'bool', data: Uint8Array.from({ length: size }, () => (random() < 0.5 ? 1 : 0)) };
+    default: return { shape, dtype: 'float32', data: Float32Array.from({ length: size }, () => (isImage ? random() : random() * 2 - 1)) };
+  }
+}
+
+function ortTensor(feed: Feed): ort.Tensor {
+  if (feed.dtype === 'bool') return new ort.Tensor('bool', feed.data as Uint8Array, feed.shape);
+  return new ort.Tensor(feed.dtype as 'float32', feed.data as Float32Array, feed.shape);
+}
+
+function tfTensor(feed: Feed): tf.Tensor {
+  if (feed.dtype === 'float32') return tf.tensor(feed.data, feed.shape, 'float32');
+  if (feed.dtype === 'bool') return tf.tensor(Array.from(feed.data, Boolean), feed.shape, 'bool');
+  return tf.tensor(Int32Array.from(feed.data), feed.shape, 'int32');
+}
+
+function compare(name: string, actual: ArrayLike<number | bigint>, expected: ArrayLike<number>): GraphParityCase {
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  if (!(scale > 0)) scale = 1;
+  let max = actual.length === expected.length ? 0 : Infinity;
+  for (let i = 0; i < expected.length && max !== Infinity; i++) {
+    const d = Math.abs(Number(actual[i]) - expected[i]!);
+    if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
+  }
+  return { name, maxAbsDiff: max, scale, relative: max / scale };
+}
+
+/** Runs both sides on the same feeds; one case per output and input size. */
+export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO, graph: Graph, onnx: Uint8Array, options: { tolerance?: number; log?: (line: string) => void } = {}): Promise<GraphParityReport> {
+  const log = options.log ?? (() => {});
+  const tolerance = options.tolerance ?? GRAPH_MODEL_TOLERANCE;
+  const previousBackend = tf.engine().backendName as string | null;
+  await tf.setBackend('cpu');
+  const model = await loadTfjsGraphModel(files);
+  const session = await createSession(onnx);
+  const random = mulberry32(20261204);
+  const dynamic = graph.inputs.some((v) => v.shape.some((d) => typeof d !== 'number'));
+  const cases: GraphParityCase[] = [];
+  try {
+    for (let k = 0; k < (dynamic ? 2 : 1); k++) {
+      const feeds = graph.inputs.map((input) => seededInput(input, concreteShape(input, k), random));
+      const out = await session.run(Object.fromEntries(graph.inputs.map((v, i) => [v.name, ortTensor(feeds[i]!)])));
+      const inputs = Object.fromEntries(io.inputs.map((v, i) => [v.node.name, tfTensor(feeds[i]!)]));
+      const expected = model.execute(inputs, io.outputs.map((o) => o.tensor));
+      const list = Array.isArray(expected) ? expected : [expected];
+      const size = feeds.map((f) => `[${f.shape}]`).join(' ');
+      io.outputs.forEach((o, i) => cases.push(compare(`${o.name}, input ${size}`, out[o.name]!.data as ArrayLike<number>, list[i]!.dataSync() as ArrayLike<number>)));
+      tf.dispose([...Object.values(inputs), ...list]);
+    }
+  } finally {
+    model.dispose();
+    await session.release();
+    if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
+  }
+  for (const c of cases) log(`  ${c.name.padEnd(56)} max |diff| ${c.maxAbsDiff.toExponential(2)} (scale ${c.scale.toPrecision(3)}, relative ${c.relative.toExponential(2)})`);
+  const worst = Math.max(...cases.map((c) => c.relative));
+  if (!(worst <= tolerance)) {
+    const bad = cases.filter((c) => !(c.relative <= tolerance)).map((c) => `${c.name}: ${c.relative.toExponential(2)}`);
+    throw new FerryError('EXPORT_PARITY', `The ONNX graph differs from tfjs (cpu) by more than ${tolerance} relative to the output's scale: ${bad.join('; ')}`, {
+      hint: 'This is an exporter bug for this model: please report it with the model.json. Use --no-verify to write the file anyway.',
+      status: 500,
+    });
+  }
+  return { reference: 'tfjs cpu', tolerance, maxRelativeDiff: worst, cases };
+}
