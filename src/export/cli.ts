@@ -15,8 +15,16 @@ function opsetFlag(value: string): number {
 
 export function registerExportCommands(program: Command): void {
   program
+    .command('inspect')
+    .description('Say what a tfjs model.json is (graph or layers model, inputs, outputs, ops or layers) and what ferry cannot convert yet.')
+    .argument('<model.json>', 'a tfjs model.json (graph model or Layers model)')
+    .action(async (file: string) => {
+      const { formatSummary, inspectModel } = await import('./inspect.ts');
+      console.log(formatSummary(file, await inspectModel(file)));
+    });
+  program
     .command('export')
-    .description('Convert a tfjs checkpoint (or any tfjs Layers model.json) into a verified ONNX package dir.')
+    .description('Convert a tfjs checkpoint, or any tfjs model.json (Layers or graph model), into a verified ONNX package dir.')
     .argument('<source>', 'checkpoint dir, training run dir (its best/ is used) or a tfjs model.json')
     .requiredOption('-o, --out <dir>', 'the package dir to write (replaced as a whole)')
     .addOption(new Option('--target <target>', 'the runtime the graph must run correctly on').choices(TARGETS).default('cpu'))

@@ -1,5 +1,5 @@
 /**
- * `exportModel`: a tfjs checkpoint (or foreign model.json) in, a verified ONNX package dir out
+ * `exportModel`: a tfjs checkpoint (or foreign model.json: Layers, or a graph model handed to graph-model/) in, a verified ONNX package dir out
  * (docs/FORMATS.md): onnx/model.onnx (+ int8 / fp16 variants), ferry.json, tokenizer files and,
  * for Transformers, GPT-2 style config.json / generation_config.json for transformers.js.
  */
@@ -17,8 +17,9 @@ import { lstmLanguageModelIO } from './lm/lstm.ts';
 import { languageModelSpec } from './lm/spec.ts';
 import { transformerLanguageModelIO } from './lm/transformer.ts';
 import { writePackageDir, type PackageFiles } from './package.ts';
+import { exportGraphModel, refuseLanguageModelOptions } from './graph-model/export.ts';
 import { loadPlugins } from './plugins.ts';
-import { readExportSource, type ExportSource } from './source.ts';
+import { graphModelSource, readExportSource, type ExportSource } from './source.ts';
 import { buildVariants, variantText } from './variants.ts';
 import { verifyForeignModel, verifyLanguageModel, type ParityReport } from './verify.ts';
 import { FERRY_VERSION, serializeModel, serializeModelChunks } from './writer.ts';
@@ -129,6 +130,11 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const started = performance.now();
   const log = options.log ?? (() => {});
   const resolved = resolveOptions(options);
+  const graphModelJson = await graphModelSource(options.source);
+  if (graphModelJson) {
+    refuseLanguageModelOptions(options);
+    return exportGraphModel({ ...options, modelJsonPath: graphModelJson, opset: resolved.opset, target: resolved.target });
+  }
   await loadPlugins(options.plugins ?? []);
   const source = await readExportSource(options.source);
   log(source.checkpoint ? `checkpoint ${source.dir} (step ${source.checkpoint.training.step})` : `tfjs model ${source.modelJsonPath}`);

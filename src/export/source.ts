@@ -15,6 +15,7 @@ import type { ModelConfig } from '../train/models/index.ts';
 import { fileSystemIO, MODEL_JSON, readModelJson } from '../train/tfjs-io.ts';
 import { converterFor, hasConverter, unknownCustomLayer } from './converters/registry.ts';
 import { withResetAfterGrus } from './reset-after-gru.ts';
+import { isGraphModelJson } from './graph-model/format.ts';
 
 export interface ExportSource {
   /** The checkpoint dir actually read (a run dir's best/ or last/), or the dir of a foreign model.json. */
@@ -57,22 +58,30 @@ interface LayerJson {
   config?: { name?: string; layer?: LayerJson; layers?: LayerJson[] } & Record<string, unknown>;
 }
 
-/** Every layer of a topology (nested models and wrappers included) must have a converter. */
-function checkTopology(topology: unknown): void {
+/** Every layer call of a topology, nested models walked into (wrappers are their own converters). */
+export function layersOf(topology: unknown): { name: string; className: string }[] {
   const root = (topology as { model_config?: LayerJson }).model_config ?? (topology as LayerJson);
+  const layers: { name: string; className: string }[] = [];
   const visit = (layer: LayerJson) => {
     const className = layer.class_name ?? layer.className ?? '?';
     const config = layer.config ?? {};
     if (className === 'Sequential' || className === 'Model' || className === 'Functional') {
-      const layers = Array.isArray(config) ? (config as LayerJson[]) : config.layers ?? [];
-      layers.forEach(visit);
+      const inner = Array.isArray(config) ? (config as LayerJson[]) : config.layers ?? [];
+      inner.forEach(visit);
       return;
     }
-    const call = { name: String(config.name ?? layer.name ?? '?'), className };
-    if (!hasConverter(className) && !(className in tf.serialization.SerializationMap.getMap().classNameMap)) throw unknownCustomLayer(call);
-    converterFor(call);
+    layers.push({ name: String(config.name ?? layer.name ?? '?'), className });
   };
   visit(root);
+  return layers;
+}
+
+/** Every layer of a topology must have a converter. */
+function checkTopology(topology: unknown): void {
+  for (const call of layersOf(topology)) {
+    if (!hasConverter(call.className) && !(call.className in tf.serialization.SerializationMap.getMap().classNameMap)) throw unknownCustomLayer(call);
+    converterFor(call);
+  }
 }
 
 async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel; notes: string[] }> {
@@ -101,6 +110,12 @@ async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel
   }
   const notes = resetAfterGrus.map((name) => `layer ${name}: a GRU with reset_after (Keras 2's default), which tfjs cannot run; verified against ferry's own tfjs version of it`);
   return { model, notes };
+}
+
+/** The model.json a source names and whether it is a tfjs graph model (exported by src/export/graph-model). */
+export async function graphModelSource(source: string): Promise<string | undefined> {
+  const { modelJsonPath } = await locate(source);
+  return isGraphModelJson(await readModelJson(modelJsonPath)) ? modelJsonPath : undefined;
 }
 
 export async function readExportSource(source: string): Promise<ExportSource> {

@@ -26,7 +26,8 @@ const squeeze: OpConverter = (op) => {
   const listed = attrInts(op.node, 'squeeze_dims') ?? attrInts(op.node, 'axis') ?? [];
   let axes = listed;
   if (axes.length === 0) {
-    if (!x.shape || x.shape.some((d) => d === null)) throw op.refuse('squeezing every size-1 dim needs a static input shape');
+    // Which dims have size 1 is known only at run time: ONNX's Squeeze without axes decides there too, as TF does.
+    if (!x.shape || x.shape.some((d) => d === null)) return [{ name: op.graph.op('Squeeze', [op.name(0)]), dtype: x.dtype }];
     axes = x.shape.flatMap((d, i) => (d === 1 ? [i] : []));
   }
   const rank = x.shape?.length;
