@@ -121,7 +121,7 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
   const signatureShapes = new Map(Object.values(json.signature?.inputs ?? {}).map((e) => [parseTensorRef(e.name).node, shapeOf(e.tensorShape)]));
   for (const input of io.inputs) {
     const { dtype, tfName } = attrType(input.node, 'dtype');
-    if (!dtype) throw new FerryError('EXPORT_UNKNOWN_DTYPE', `input ${input.name} has dtype ${tfName}, which ferry cannot feed`, { status: 422 });
+    if (!dtype) throw new FerryError('EXPORT_UNKNOWN_DTYPE', `input ${input.name} has dtype ${tfName}, which ferry cannot feed`, { hint: 'Inputs ferry exports: float32, float16, int32, int64, int8, uint8, bool.', status: 422 });
     const shape = signatureShapes.get(input.node.name) ?? attrShape(input.node, 'shape');
     if (!shape) throw new FerryError('EXPORT_UNKNOWN_SHAPE', `input ${input.name} has no known rank`, { hint: 'Convert the model with a fixed-rank input signature.', status: 422 });
     values.set(input.node.name, [{ name: graph.addInput(input.name, dtype, symbolic(shape, input.name)), dtype, shape }]);
@@ -138,7 +138,7 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
     }
     const inputs = (node.input ?? []).map(parseTensorRef).filter((r) => !r.control).map((r) => {
       const value = values.get(r.node)?.[r.index];
-      if (!value) throw new FerryError('EXPORT_BAD_GRAPH', `node ${node.name} (${node.op}) reads ${r.node}:${r.index}, which no converted node gives`, { status: 422 });
+      if (!value) throw new FerryError('EXPORT_BAD_GRAPH', `node ${node.name} (${node.op}) reads ${r.node}:${r.index}, which no converted node gives`, { hint: 'ferry converts only the first output of some ops: open an issue with the model.json.', status: 422 });
       return value;
     });
     const op = new OpContext(graph, node, inputs);
@@ -147,7 +147,7 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
   for (const output of io.outputs) {
     const ref = parseTensorRef(output.tensor);
     const value = values.get(ref.node)?.[ref.index];
-    if (!value) throw new FerryError('EXPORT_BAD_GRAPH', `output ${output.tensor} is not produced by the graph`, { status: 422 });
+    if (!value) throw new FerryError('EXPORT_BAD_GRAPH', `output ${output.tensor} is not produced by the graph`, { hint: 'model.json is damaged: convert the model again.', status: 422 });
     const source = new OpContext(graph, byName.get(ref.node)!, [value]).name(0);
     if (!value.shape) throw new FerryError('EXPORT_UNKNOWN_SHAPE', `output ${output.name}: ferry could not infer its rank`, { hint: 'Open an issue with the model.json.', status: 422 });
     graph.addOutput(source, output.name, value.dtype, symbolic(value.shape, output.name));

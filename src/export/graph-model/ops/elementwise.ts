@@ -80,6 +80,20 @@ const select: OpConverter = (op) => {
   return [{ name: g.op('Where', [condition, op.name(1), op.name(2)]), dtype: x.dtype, shape: broadcast(cond.shape, x.shape, op.input(2).shape) }];
 };
 
+/** atan2(y, x) from Atan(y / x), shifted by ±pi where x < 0 (ONNX has no Atan2). */
+const atan2: OpConverter = (op) => {
+  const g = op.graph;
+  const [y, x] = [op.name(0), op.name(1)];
+  const zero = g.scalarFloat('zero', 0);
+  const pi = g.op('Where', [g.op('GreaterOrEqual', [y, zero]), g.scalarFloat('pi', Math.PI), g.scalarFloat('minus_pi', -Math.PI)]);
+  const shift = g.op('Where', [g.op('Less', [x, zero]), pi, zero]);
+  const angle = g.op('Add', [g.op('Atan', [g.op('Div', [y, x])]), shift]);
+  const origin = g.op('And', [g.op('Equal', [x, zero]), g.op('Equal', [y, zero])]);
+  return [{ name: g.op('Where', [origin, zero, angle]), dtype: op.input(0).dtype, shape: broadcast(op.input(0).shape, op.input(1).shape) }];
+};
+
+const notEqual: OpConverter = (op) => [{ name: op.graph.op('Not', [op.graph.op('Equal', [op.name(0), op.name(1)])]), dtype: 'bool', shape: broadcast(op.input(0).shape, op.input(1).shape) }];
+
 export const elementwiseOps: Record<string, OpConverter> = {
   Relu: unary('Relu'),
   Sigmoid: unary('Sigmoid'),
@@ -119,6 +133,8 @@ export const elementwiseOps: Record<string, OpConverter> = {
   FloorDiv: floorDiv,
   FloorMod: floorMod,
   SquaredDifference: squaredDifference,
+  Atan2: atan2,
+  NotEqual: notEqual,
   Equal: binary('Equal', (a, b) => Number(a === b), 'bool'),
   Less: binary('Less', (a, b) => Number(a < b), 'bool'),
   LessEqual: binary('LessOrEqual', (a, b) => Number(a <= b), 'bool'),

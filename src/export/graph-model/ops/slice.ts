@@ -124,10 +124,32 @@ const gatherNd: OpConverter = (op) => {
   return [{ name: op.graph.op('GatherND', [op.name(0), idx]), dtype: params.dtype, shape }];
 };
 
+/** Where(condition) alone: the coordinates of the true elements, [count, rank] int64. */
+const whereIndices: OpConverter = (op) => {
+  if (op.inputs.length !== 1) return [{ name: op.graph.op('Where', [op.name(0), op.name(1), op.name(2)]), dtype: op.input(1).dtype, shape: op.input(1).shape }];
+  const rank = op.input(0).shape?.length ?? null;
+  return [{ name: op.graph.transpose(op.graph.op('NonZero', [op.name(0)]), [1, 0]), dtype: 'int64', shape: [null, rank] }];
+};
+
+/** SparseToDense(indices, output_shape, values, default): ScatterND into a tensor filled with the default. */
+const sparseToDense: OpConverter = (op) => {
+  const g = op.graph;
+  const values = op.input(2);
+  const dense = g.op('Expand', [op.name(3), int64Input(op, 1)]);
+  let indices = int64Input(op, 0);
+  if (op.input(0).shape?.length === 1) indices = g.unsqueeze(indices, [1]);
+  let updates = op.name(2);
+  if (values.shape?.length === 0) updates = g.op('Expand', [updates, g.op('Slice', [g.op('Shape', [indices]), g.int64('starts', [0]), g.int64('ends', [1])])]);
+  const target = op.constant(1) ? op.constantNumbers(1, 'output_shape') : undefined;
+  return [{ name: g.op('ScatterND', [dense, indices, updates]), dtype: values.dtype, shape: target ?? (op.input(1).shape?.[0] != null ? new Array<null>(op.input(1).shape![0]!).fill(null) : undefined) }];
+};
+
 export const sliceOps: Record<string, OpConverter> = {
   Slice: slice,
   StridedSlice: stridedSlice,
   GatherV2: gather,
   Gather: gather,
   GatherNd: gatherNd,
+  Where: whereIndices,
+  SparseToDense: sparseToDense,
 };

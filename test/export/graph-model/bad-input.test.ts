@@ -1,0 +1,89 @@
+/** Broken graph models fail with one FerryError naming the file or node, and leave no package dir behind. */
+import assert from 'node:assert/strict';
+import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { FerryError } from '../../../src/errors.ts';
+import { exportModel } from '../../../src/export/index.ts';
+import { tempDir } from '../fixtures.ts';
+import { a, type GraphModelBuilder } from './builder.ts';
+import { writeModel } from './helpers.ts';
+
+const window = { data_format: a.s('NHWC'), padding: a.s('SAME'), strides: a.ints([1, 1, 1, 1]), dilations: a.ints([1, 1, 1, 1]) };
+
+function smallConvNet(b: GraphModelBuilder, format = 'NHWC'): void {
+  const x = b.placeholder('image', [-1, 8, 8, 3]);
+  b.output(b.node('Conv2D', 'conv', [x, b.constant('w', [3, 3, 3, 4])], { ...window, data_format: a.s(format) }));
+}
+
+async function expectRefused(modelJson: string, code: string, message: RegExp): Promise<void> {
+  const parent = await tempDir();
+  const error = await exportModel({ source: modelJson, outDir: path.join(parent, 'pkg') }).then(() => undefined, (e: unknown) => e);
+  assert.ok(error instanceof FerryError, `expected a FerryError, got ${String(error)}`);
+  assert.equal(error.code, code);
+  assert.match(error.message, message);
+  assert.ok(error.hint && error.hint.length > 10, 'the error says what to do');
+  assert.deepEqual(await readdir(parent), [], 'no package dir and no temp dir left behind');
+}
+
+async function editJson(file: string, edit: (json: Record<string, any>) => void): Promise<void> {
+  const json = JSON.parse(await readFile(file, 'utf8'));
+  edit(json);
+  await writeFile(file, JSON.stringify(json));
+}
+
+test('a good graph model exports; the same model with a truncated shard is refused naming the shard', async () => {
+  const file = await writeModel((b) => smallConvNet(b));
+  const parent = await tempDir();
+  const report = await exportModel({ source: file, outDir: path.join(parent, 'pkg') });
+  assert.equal(report.arch, 'foreign');
+  assert.deepEqual((await readdir(path.join(parent, 'pkg'))).sort(), ['ferry.json', 'onnx']);
+  const shard = path.join(path.dirname(file), 'group1-shard1of1.bin');
+  await truncate(shard, 100);
+  await expectRefused(file, 'EXPORT_WEIGHTS_SIZE', /group1-shard1of1\.bin \(100 bytes\): 100 bytes, but model\.json's manifest describes 432 bytes/);
+});
+
+test('a manifest naming a missing shard', async () => {
+  const file = await writeModel((b) => smallConvNet(b));
+  await rm(path.join(path.dirname(file), 'group1-shard1of1.bin'));
+  await expectRefused(file, 'weights-not-found', /group1-shard1of1\.bin/);
+});
+
+test('a weight of an unknown dtype, and an input of one', async () => {
+  const file = await writeModel((b) => smallConvNet(b));
+  await editJson(file, (json) => { json.weightsManifest[0].weights[0].dtype = 'complex64'; });
+  await expectRefused(file, 'EXPORT_UNKNOWN_DTYPE', /weight w has dtype "complex64"/);
+  const quantized = await writeModel((b) => smallConvNet(b));
+  await editJson(quantized, (json) => { json.weightsManifest[0].weights[0].quantization = { dtype: 'int4', scale: 1, min: 0 }; });
+  await expectRefused(quantized, 'EXPORT_UNKNOWN_DTYPE', /quantization dtype "int4"/);
+  const input = await writeModel((b) => smallConvNet(b));
+  await editJson(input, (json) => { json.modelTopology.node.find((n: { op: string }) => n.op === 'Placeholder').attr.dtype.type = 'DT_COMPLEX64'; });
+  await expectRefused(input, 'EXPORT_UNKNOWN_DTYPE', /input image has dtype DT_COMPLEX64/);
+});
+
+test('an op with an attribute ferry does not support, an unknown op, and TF1 control flow, each named with its node', async () => {
+  await expectRefused(await writeModel((b) => smallConvNet(b, 'NCHW')), 'EXPORT_UNSUPPORTED_OP', /node conv \(Conv2D\): attribute data_format NCHW is not supported/);
+  const unknown = await writeModel((b) => {
+    const x = b.placeholder('x', [2, 3]);
+    b.output(b.node('Bucketize', 'buckets', [x], { boundaries: { list: { f: [0, 1] } } }));
+  });
+  await expectRefused(unknown, 'EXPORT_UNSUPPORTED_OP', /Bucketize \(node buckets\)/);
+  const loop = await writeModel((b) => {
+    const x = b.placeholder('x', [2, 3]);
+    const enter = b.node('Enter', 'while/Enter', [x], { frame_name: a.s('while') });
+    const merge = b.node('Merge', 'while/Merge', [enter, 'while/NextIteration']);
+    const next = b.node('NextIteration', 'while/NextIteration', [merge]);
+    void next;
+    b.output(b.node('Exit', 'while/Exit', [merge]));
+  });
+  await expectRefused(loop, 'EXPORT_CONTROL_FLOW', /node while\/(Exit|Merge|Enter|NextIteration) \((Exit|Merge|Enter|NextIteration)\) is TF1 control flow/);
+});
+
+test('a Const node with no weight in the manifest names the node', async () => {
+  const file = await writeModel((b) => smallConvNet(b));
+  await editJson(file, (json) => {
+    json.weightsManifest[0].weights = [];
+  });
+  await writeFile(path.join(path.dirname(file), 'group1-shard1of1.bin'), new Uint8Array(0));
+  await expectRefused(file, 'EXPORT_MISSING_WEIGHT', /node w \(Const\)/);
+});
