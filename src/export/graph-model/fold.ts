@@ -45,18 +45,40 @@ export function foldElementwise(inputs: (Tensor | undefined)[], dtype: DType, fn
   return tensorOf(dtype, dims, out);
 }
 
+type Indexable = { [i: number]: number | bigint; length: number };
+
+/** out[k] in output order = source[offset], the offset kept incrementally (no per-element index math). */
+function permuteInto<T extends Indexable>(source: T, out: T, dims: number[], step: number[]): void {
+  const rank = dims.length;
+  const index = new Array<number>(rank).fill(0);
+  const last = rank - 1;
+  const innerDim = dims[last] ?? 1;
+  const innerStep = step[last] ?? 0;
+  let offset = 0;
+  for (let k = 0; k < source.length; k += innerDim) {
+    for (let j = 0; j < innerDim; j++) out[k + j] = source[offset + j * innerStep]!;
+    for (let i = last - 1; i >= 0; i--) {
+      offset += step[i]!;
+      if (++index[i]! < dims[i]!) break;
+      offset -= step[i]! * dims[i]!;
+      index[i] = 0;
+    }
+  }
+}
+
 /** A constant transposed at export time (conv filters into ONNX's layout). */
 export function permuteTensor(t: Tensor, perm: number[]): Tensor {
   const dims = perm.map((p) => t.dims[p]!);
   const strides = t.dims.map((_, i) => elementCount(t.dims.slice(i + 1)));
-  const source = t.data as unknown as { [i: number]: number | bigint; length: number };
-  const out = new (t.data.constructor as new (n: number) => typeof source)(source.length);
-  const index = new Array<number>(dims.length).fill(0);
-  for (let k = 0; k < source.length; k++) {
-    let offset = 0;
-    for (let i = 0; i < dims.length; i++) offset += index[i]! * strides[perm[i]!]!;
-    out[k] = source[offset]!;
-    for (let i = dims.length - 1; i >= 0 && ++index[i]! === dims[i]; i--) index[i] = 0;
+  const step = perm.map((p) => strides[p]!);
+  if (t.data instanceof Float32Array) {
+    // The common case (every conv filter) gets its own monomorphic call.
+    const out = new Float32Array(t.data.length);
+    permuteInto(t.data, out, dims, step);
+    return { dtype: t.dtype, dims, data: out };
   }
+  const source = t.data as unknown as Indexable;
+  const out = new (t.data.constructor as new (n: number) => Indexable)(source.length);
+  permuteInto(source, out, dims, step);
   return { dtype: t.dtype, dims, data: out as unknown as Tensor['data'] };
 }
