@@ -50,7 +50,7 @@ function concreteShape(input: ValueInfo, k: number): number[] {
   return input.shape.map((d, axis) => (typeof d === 'number' ? d : axis === 0 ? k + 1 : 64 + 32 * k));
 }
 
-interface Feed { shape: number[]; data: Float32Array | Int32Array | Uint8Array; dtype: ValueInfo['dtype'] }
+export interface Feed { shape: number[]; data: Float32Array | Int32Array | Uint8Array; dtype: ValueInfo['dtype'] }
 
 function seededInput(input: ValueInfo, shape: number[], random: () => number): Feed {
   const size = shape.reduce((a, b) => a * b, 1);
@@ -63,12 +63,12 @@ function seededInput(input: ValueInfo, shape: number[], random: () => number): F
   }
 }
 
-function ortTensor(feed: Feed): ort.Tensor {
+export function ortTensor(feed: Feed): ort.Tensor {
   if (feed.dtype === 'bool') return new ort.Tensor('bool', feed.data as Uint8Array, feed.shape);
   return new ort.Tensor(feed.dtype as 'float32', feed.data as Float32Array, feed.shape);
 }
 
-function tfTensor(feed: Feed): tf.Tensor {
+export function tfTensor(feed: Feed): tf.Tensor {
   if (feed.dtype === 'float32') return tf.tensor(feed.data, feed.shape, 'float32');
   if (feed.dtype === 'bool') return tf.tensor(Array.from(feed.data, Boolean), feed.shape, 'bool');
   return tf.tensor(Int32Array.from(feed.data), feed.shape, 'int32');
@@ -85,6 +85,11 @@ function compare(name: string, actual: ArrayLike<number | bigint>, expected: Arr
   return { name, maxAbsDiff: max, scale, relative: max / scale };
 }
 
+/** Seeded inputs for every graph input, at the dynamic-dim sizes of case `k` (0 or 1). */
+export function seededFeeds(graph: Graph, k: number, random: () => number): Feed[] {
+  return graph.inputs.map((input) => seededInput(input, concreteShape(input, k), random));
+}
+
 /** Runs both sides on the same feeds; one case per output and input size. */
 export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO, graph: Graph, onnx: Uint8Array, options: { tolerance?: number; log?: (line: string) => void } = {}): Promise<GraphParityReport> {
   const log = options.log ?? (() => {});
@@ -98,7 +103,7 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
   const cases: GraphParityCase[] = [];
   try {
     for (let k = 0; k < (dynamic ? 2 : 1); k++) {
-      const feeds = graph.inputs.map((input) => seededInput(input, concreteShape(input, k), random));
+      const feeds = seededFeeds(graph, k, random);
       const out = await session.run(Object.fromEntries(graph.inputs.map((v, i) => [v.name, ortTensor(feeds[i]!)])));
       const inputs = Object.fromEntries(io.inputs.map((v, i) => [v.node.name, tfTensor(feeds[i]!)]));
       const expected = model.execute(inputs, io.outputs.map((o) => o.tensor));
