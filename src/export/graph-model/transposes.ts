@@ -15,17 +15,29 @@ const isIdentity = (perm: number[]) => perm.every((p, i) => p === i);
 export function removeRedundantTransposes(graph: Graph): void {
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const scalars = new Set(graph.initializers.filter((i) => i.dims.every((d) => d === 1) && i.dims.length <= 1).map((i) => i.name));
+  const initializers = new Map(graph.initializers.map((i) => [i.name, i]));
+  // A constant with at most one dim above 1 (a per-channel vector) takes the inner layout by its dims alone.
+  const vector = (name: string, rank: number) => {
+    const init = initializers.get(name);
+    return init !== undefined && init.dims.length <= rank && init.dims.filter((d) => d !== 1).length <= 1;
+  };
+  const relayout = (name: string, perm: number[]): string => {
+    const init = initializers.get(name)!;
+    if (scalars.has(name)) return name;
+    const padded = [...new Array<number>(perm.length - init.dims.length).fill(1), ...init.dims];
+    const dims = perm.map((_, j) => padded[perm.indexOf(j)]!);
+    return graph.addInitializer(`${name}/nchw`, init.dtype, dims, init.data.subarray(0));
+  };
   for (let changed = true; changed;) {
     changed = false;
     const producer = new Map<string, GraphNode>();
-    const uses = new Map<string, number>();
     for (const n of graph.nodes) {
       n.outputs.forEach((o) => producer.set(o, n));
-      n.inputs.forEach((i) => uses.set(i, (uses.get(i) ?? 0) + 1));
     }
+    // A Transpose read elsewhere too stays for those readers (often a Transpose it cancels with).
     const transposeFeeding = (tensor: string) => {
       const p = producer.get(tensor);
-      return p?.opType === 'Transpose' && uses.get(tensor) === 1 && !outputs.has(tensor) ? p : undefined;
+      return p?.opType === 'Transpose' ? p : undefined;
     };
     for (const n of graph.nodes) {
       if (n.opType === 'Transpose') {
@@ -49,7 +61,12 @@ export function removeRedundantTransposes(graph: Graph): void {
       } else if (BINARY.has(n.opType)) {
         const ts = n.inputs.map((i) => transposeFeeding(i));
         const perms = ts.filter((t) => t).map((t) => permOf(t!).join());
-        if (perms.length && new Set(perms).size === 1 && n.inputs.every((i, k) => ts[k] || scalars.has(i))) moved = ts.filter((t): t is GraphNode => !!t);
+        const rank = ts.find((t) => t) ? permOf(ts.find((t) => t)!).length : 0;
+        if (perms.length && new Set(perms).size === 1 && n.inputs.every((i, k) => ts[k] || scalars.has(i) || vector(i, rank))) {
+          moved = ts.filter((t): t is GraphNode => !!t);
+          const perm = permOf(moved[0]!);
+          n.inputs = n.inputs.map((i, k) => (ts[k] ? i : relayout(i, perm)));
+        }
       } else if (n.opType === 'Concat') {
         const ts = n.inputs.map((i) => transposeFeeding(i));
         if (ts.every((t) => t) && new Set(ts.map((t) => permOf(t!).join())).size === 1) {
@@ -60,18 +77,13 @@ export function removeRedundantTransposes(graph: Graph): void {
         }
       }
       if (!moved) continue;
-      const [first, ...rest] = moved;
+      const perm = permOf(moved[0]!);
       n.inputs = n.inputs.map((i) => moved!.find((t) => t.outputs[0] === i)?.inputs[0] ?? i);
-      for (const t of rest) {
-        t.opType = 'Identity';
-        t.attributes = {};
-      }
-      // `first` now transposes n's result: n writes a fresh tensor, `first` gives n's old output.
+      // n now works in the inner layout and writes a fresh tensor; a new Transpose gives n's old output.
       const result = n.outputs[0]!;
       const fresh = graph.uniqueName(`${result}/nchw`);
       n.outputs = [fresh];
-      first!.inputs = [fresh];
-      first!.outputs = [result];
+      graph.nodes.push({ name: graph.uniqueName(`${n.name}/transpose`), opType: 'Transpose', domain: '', inputs: [fresh], outputs: [result], attributes: { perm: attr.ints(perm) } });
       changed = true;
       break;
     }
@@ -84,7 +96,18 @@ function pruneAndSort(graph: Graph): void {
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const rename = new Map<string, string>();
   const resolve = (t: string): string => (rename.has(t) ? resolve(rename.get(t)!) : t);
+  // The same Transpose of the same tensor (an input read by two convs) is kept once.
+  const transposes = new Map<string, string>();
   graph.nodes.splice(0, graph.nodes.length, ...graph.nodes.filter((n) => {
+    if (n.opType === 'Transpose' && !outputs.has(n.outputs[0]!)) {
+      const key = `${n.inputs[0]}\u0000${permOf(n).join()}`;
+      const known = transposes.get(key);
+      if (known !== undefined) {
+        rename.set(n.outputs[0]!, known);
+        return false;
+      }
+      transposes.set(key, n.outputs[0]!);
+    }
     if (n.opType === 'Identity' && !outputs.has(n.outputs[0]!)) {
       rename.set(n.outputs[0]!, n.inputs[0]!);
       return false;
