@@ -87,3 +87,13 @@ test('a Const node with no weight in the manifest names the node', async () => {
   await writeFile(path.join(path.dirname(file), 'group1-shard1of1.bin'), new Uint8Array(0));
   await expectRefused(file, 'EXPORT_MISSING_WEIGHT', /node w \(Const\)/);
 });
+
+test('language-model options on a graph model are refused by name', async () => {
+  const file = await writeModel((b) => smallConvNet(b));
+  const parent = await tempDir();
+  const error = await exportModel({ source: file, outDir: path.join(parent, 'pkg'), quantize: 'int8' }).then(() => undefined, (e: unknown) => e);
+  assert.ok(error instanceof FerryError);
+  assert.equal(error.code, 'EXPORT_BAD_OPTIONS');
+  assert.match(error.message, /--quantize apply only to ferry language-model checkpoints/);
+  assert.deepEqual(await readdir(parent), []);
+});
