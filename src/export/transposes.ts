@@ -2,7 +2,8 @@
  * Removes the Transposes that the layer-by-layer conversion leaves between channels-first ops
  * (each Conv sits between NHWC->NCHW and NCHW->NHWC). A Transpose is moved below the elementwise
  * ops and Concats it feeds (all of whose inputs it, or the same permutation, produces), two
- * Transposes in a row become one (none when they cancel), and nodes nothing reads are dropped.
+ * Transposes in a row become one (none when they cancel), the same Transpose of one tensor is
+ * kept once, and nodes nothing reads are dropped.
  */
 import { attr, type Graph, type GraphNode } from './graph.ts';
 
@@ -14,7 +15,7 @@ const samePerm = (a: number[], b: number[]) => a.length === b.length && a.every(
 
 export function cancelTransposes(graph: Graph): void {
   for (let changed = true; changed;) {
-    changed = pushBelow(graph) || mergePairs(graph);
+    changed = pushBelow(graph) || mergePairs(graph) || shareTransposes(graph);
   }
   dropUnread(graph);
 }
@@ -86,6 +87,31 @@ function mergePairs(graph: Graph): boolean {
     return true;
   }
   return bypassIdentities(graph);
+}
+
+/** The same Transpose of one tensor twice (an input read by two convs): readers of the second read the first. */
+function shareTransposes(graph: Graph): boolean {
+  const outputs = new Set(graph.outputs.map((v) => v.name));
+  const first = new Map<string, string>();
+  const replaced = new Map<string, string>();
+  for (const node of graph.nodes) {
+    if (node.opType !== 'Transpose' || outputs.has(node.outputs[0]!)) continue;
+    const key = `${node.inputs[0]}\u0000${permOf(node).join()}`;
+    const known = first.get(key);
+    if (known === undefined) first.set(key, node.outputs[0]!);
+    else replaced.set(node.outputs[0]!, known);
+  }
+  let changed = false;
+  for (const reader of graph.nodes) {
+    reader.inputs.forEach((name, i) => {
+      const to = replaced.get(name);
+      if (to !== undefined) {
+        reader.inputs[i] = to;
+        changed = true;
+      }
+    });
+  }
+  return changed;
 }
 
 /** Readers of an Identity's output read its input instead (graph outputs keep their Identity). */

@@ -9,7 +9,7 @@ import { attrShape, attrType } from './attributes.ts';
 import { constantValue, OpContext, type Value } from './context.ts';
 import { shapeOf, type GraphModelJson, type Tensor, type TfNode } from './format.ts';
 import { OP_CONVERTERS, TF1_CONTROL_FLOW } from './registry.ts';
-import { removeRedundantTransposes } from './transposes.ts';
+import { cancelTransposes } from '../transposes.ts';
 
 export interface GraphModelIO {
   /** ONNX input name -> the TF tensor it feeds ("node:0"). */
@@ -152,6 +152,6 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
     if (!value.shape) throw new FerryError('EXPORT_UNKNOWN_SHAPE', `output ${output.name}: ferry could not infer its rank`, { hint: 'Open an issue with the model.json.', status: 422 });
     graph.addOutput(source, output.name, value.dtype, symbolic(value.shape, output.name));
   }
-  removeRedundantTransposes(graph);
+  cancelTransposes(graph);
   return graph;
 }

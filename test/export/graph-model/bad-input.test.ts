@@ -36,7 +36,7 @@ test('a good graph model exports; the same model with a truncated shard is refus
   const file = await writeModel((b) => smallConvNet(b));
   const parent = await tempDir();
   const report = await exportModel({ source: file, outDir: path.join(parent, 'pkg') });
-  assert.equal(report.arch, 'foreign');
+  assert.equal(report.arch, 'model');
   assert.deepEqual((await readdir(path.join(parent, 'pkg'))).sort(), ['ferry.json', 'onnx']);
   const shard = path.join(path.dirname(file), 'group1-shard1of1.bin');
   await truncate(shard, 100);

@@ -23,8 +23,9 @@ for (const name of ['age', 'blazeface-front', 'antispoof']) {
     const outDir = path.join(await tempDir(), 'pkg');
     const report = await exportModel({ source: path.join(MODELS, `${name}.json`), outDir });
     const manifest = JSON.parse(await readFile(path.join(outDir, 'ferry.json'), 'utf8'));
-    assert.equal(manifest.arch, 'foreign');
-    assert.equal(manifest.source.format, 'tfjs-graph-model');
+    assert.equal(manifest.arch, 'model');
+    assert.equal(manifest.source, 'tfjs-graph-model');
+    assert.equal(manifest.inputs[0].batchDim, 0);
     const parity = report.parity.fp32 as { maxRelativeDiff: number; reference: string; cases: unknown[] };
     assert.equal(parity.reference, 'tfjs cpu');
     assert.ok(parity.maxRelativeDiff <= 1e-4, `parity ${parity.maxRelativeDiff}`);
