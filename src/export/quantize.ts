@@ -17,6 +17,7 @@
  * fp16: every weight is stored as float16 and cast to float32 at load (ORT folds the Cast), so
  * the file halves and every runtime runs it, including CPU LSTM, which has no fp16 kernel.
  */
+import { toHalfBits } from '../float16.ts';
 import { attr, type Graph, type GraphNode, type Initializer } from './graph.ts';
 
 /** Weights smaller than this stay as they are (biases, norms, scalars). */
@@ -136,36 +137,6 @@ export function quantizeInt8(fp32: Graph): Graph {
     return false;
   });
   return g;
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE 754 binary16 bits of a float (round to nearest even). */
-export function toHalfBits(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && (half & 1))) half++;
-    return sign | half;
-  }
-  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-  let half = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half++;
-  return sign | half;
 }
 
 export function weightsToFp16(fp32: Graph): Graph {

@@ -3,7 +3,7 @@
  * typed structurally so that this module imports neither: the Node server, the browser, the
  * edge worker and export's verification wrap their sessions with it.
  */
-import type { NamedTensors, RunOptions, Session, Tensor } from './session.ts';
+import type { NamedTensors, RunOptions, Session, Tensor, TensorData, TensorDType } from './session.ts';
 
 /** The part of `ort.Tensor` both onnxruntime packages share, so one converter serves both. */
 export interface OrtTensorLike {
@@ -12,7 +12,7 @@ export interface OrtTensorLike {
   readonly data: unknown;
 }
 
-export type OrtTensorConstructor<T> = new (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) => T;
+export type OrtTensorConstructor<T> = new (type: TensorDType, data: TensorData, dims: readonly number[]) => T;
 
 /** The part of `ort.InferenceSession` both packages share. */
 export interface OrtSessionLike<T> {
@@ -56,8 +56,24 @@ export function fromOrtResults(results: Record<string, OrtTensorLike>): NamedTen
   return out;
 }
 
+const ARRAY_OF: Record<TensorDType, (data: unknown) => boolean> = {
+  float32: (d) => d instanceof Float32Array,
+  float64: (d) => d instanceof Float64Array,
+  float16: (d) => d instanceof Uint16Array,
+  int8: (d) => d instanceof Int8Array,
+  int16: (d) => d instanceof Int16Array,
+  int32: (d) => d instanceof Int32Array,
+  int64: (d) => d instanceof BigInt64Array,
+  uint8: (d) => d instanceof Uint8Array,
+  uint16: (d) => d instanceof Uint16Array,
+  uint32: (d) => d instanceof Uint32Array,
+  uint64: (d) => d instanceof BigUint64Array,
+  bool: (d) => d instanceof Uint8Array,
+  string: (d) => Array.isArray(d),
+};
+
 function fromOrtTensor(name: string, value: OrtTensorLike): Tensor {
-  if (value.type === 'float32' && value.data instanceof Float32Array) return { dtype: 'float32', dims: [...value.dims], data: value.data };
-  if (value.type === 'int64' && value.data instanceof BigInt64Array) return { dtype: 'int64', dims: [...value.dims], data: value.data };
-  throw new Error(`output ${name} has type ${value.type}; ferry models produce float32 and int64 only`);
+  const dtype = value.type as TensorDType;
+  if (Object.hasOwn(ARRAY_OF, dtype) && ARRAY_OF[dtype](value.data)) return { dtype, dims: [...value.dims], data: value.data } as Tensor;
+  throw new Error(`output ${name} has type ${value.type}, which ferry does not read (a GPU-resident or int4 tensor)`);
 }

@@ -4,12 +4,35 @@
  * whether onnxruntime-node or onnxruntime-web runs them, nor on which device.
  */
 
-export type TensorData = Float32Array | BigInt64Array;
+/** The element types of ONNX tensors that onnxruntime takes from JavaScript, with their arrays. */
+export interface TensorArrays {
+  float32: Float32Array;
+  float64: Float64Array;
+  /** IEEE 754 binary16 bits (src/float16.ts). */
+  float16: Uint16Array;
+  int8: Int8Array;
+  int16: Int16Array;
+  int32: Int32Array;
+  int64: BigInt64Array;
+  uint8: Uint8Array;
+  uint16: Uint16Array;
+  uint32: Uint32Array;
+  uint64: BigUint64Array;
+  /** One byte per element, 0 or 1. */
+  bool: Uint8Array;
+  string: string[];
+}
 
-export interface Tensor {
-  readonly dtype: 'float32' | 'int64';
-  readonly dims: readonly number[];
-  readonly data: TensorData;
+export type TensorDType = keyof TensorArrays;
+export type TensorData = TensorArrays[TensorDType];
+
+/** A tensor of one element type; `Tensor` is any of them, told apart by `dtype`. */
+export type TypedTensor<T extends TensorDType> = { readonly dtype: T; readonly dims: readonly number[]; readonly data: TensorArrays[T] };
+export type Tensor = { [T in TensorDType]: TypedTensor<T> }[TensorDType];
+
+/** The buffer behind a tensor's elements, which a worker thread can move; strings have none. */
+export function bufferOf(tensor: Tensor): ArrayBuffer | undefined {
+  return tensor.dtype === 'string' ? undefined : (tensor.data.buffer as ArrayBuffer);
 }
 
 export type NamedTensors = Record<string, Tensor>;

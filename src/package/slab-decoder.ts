@@ -1,7 +1,7 @@
 import { FerryError } from '../errors.ts';
 import { ATTENTION_MASK, INPUT_IDS, LOGITS, POSITION_IDS, transformerNames } from './io.ts';
 import { firstPast, float32Output, logitsOf, type Decoder, type SequenceState } from './decoder.ts';
-import { float32, int64, type NamedTensors, type Session } from './session.ts';
+import { bufferOf, float32, int64, type NamedTensors, type Session } from './session.ts';
 
 /**
  * Transformer decoding with the KV cache kept here, in one preallocated buffer (the slab) that
@@ -232,7 +232,7 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       dropAll();
       throw error;
     }
-    slab = viewsOf(outputs[pastNames[0]!]!.data.buffer as ArrayBuffer, owners.length);
+    slab = viewsOf(bufferOf(outputs[pastNames[0]!]!)!, owners.length);
     const fresh = freshOutputs(outputs);
     const rowLogits = logitsOf(outputs, rows, vocabSize);
     // A steady batch keeps each sequence in the row of its entry: the runtime's logits are then already in order.

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { attr, Graph, MICROSOFT_DOMAIN } from '../../src/export/graph.ts';
-import { MATMUL_WEIGHT_LIMIT, quantizeSymmetric, STORED_WEIGHT_LIMIT, toHalfBits } from '../../src/export/quantize.ts';
+import { MATMUL_WEIGHT_LIMIT, quantizeSymmetric, STORED_WEIGHT_LIMIT } from '../../src/export/quantize.ts';
+import { toHalfBits } from '../../src/float16.ts';
 import { FERRY_VERSION, serializeModel } from '../../src/export/writer.ts';
 
 test('names stay unique, scopes prefix them, one typed array is one initializer', () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDecoder, type Decoder, type SequenceState } from '../../src/package/decoder.ts';
 import { FerryError } from '../../src/errors.ts';
-import type { NamedTensors, RunOptions, Session } from '../../src/package/session.ts';
+import { bufferOf, type NamedTensors, type RunOptions, type Session } from '../../src/package/session.ts';
 import { createReferenceKvSession, decodeAlone } from '../serve/fakes.ts';
 
 // The slab decoder (own KV cache, new K/V fetched) against the concat decoder (the graph's
@@ -29,8 +29,8 @@ function slabDecoder(session: Session = createReferenceKvSession(VOCAB, 2, 3, { 
       const past = feeds['past_key_values.0.key']!;
       recorded.pastRows.push(past.dims[0]!);
       recorded.pastSpans.push(past.dims[2]!);
-      recorded.pastBuffers.push(past.data.buffer);
-      recorded.oneBuffer.push(past.data.buffer === feeds['past_key_values.0.value']!.data.buffer);
+      recorded.pastBuffers.push(bufferOf(past)!);
+      recorded.oneBuffer.push(bufferOf(past) === bufferOf(feeds['past_key_values.0.value']!));
       recorded.fetched.push(options?.fetch);
       return session.run(feeds, options);
     },
@@ -177,7 +177,7 @@ test('a failed run loses no later work: the next prefill and steps decode correc
     run(feeds, options) {
       if (fail) {
         // As a worker that died mid-run would leave them: the lent buffers never come back.
-        for (const name of options?.lendFeeds ?? []) structuredClone(feeds[name]!.data.buffer, { transfer: [feeds[name]!.data.buffer as ArrayBuffer] });
+        for (const name of options?.lendFeeds ?? []) structuredClone(bufferOf(feeds[name]!), { transfer: [bufferOf(feeds[name]!)!] });
         return Promise.reject(new Error('boom'));
       }
       return session.run(feeds, options);

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { NamedTensors, Session } from '../../package/session.ts';
+import { bufferOf, type NamedTensors, type Session } from '../../package/session.ts';
 
 // onnxruntime-node runs a session synchronously on the calling thread, so a session on the main
 // thread stalls every HTTP read and write for the length of each step. Here each session lives
@@ -24,11 +24,11 @@ parentPort.on('message', async ({ id, type, model, options, feeds, fetch, lend }
       const buffers = new Set();
       for (const [name, t] of Object.entries(results)) {
         outputs[name] = { dtype: t.type, dims: t.dims, data: t.data };
-        buffers.add(t.data.buffer);
+        if (t.type !== 'string') buffers.add(t.data.buffer);
       }
       for (const name of lend || []) {
         outputs[name] = feeds[name];
-        buffers.add(feeds[name].data.buffer);
+        if (feeds[name].dtype !== 'string') buffers.add(feeds[name].data.buffer);
       }
       parentPort.postMessage({ id, outputs }, [...buffers]);
     } else if (type === 'release') {
@@ -97,7 +97,7 @@ export async function openSessionInWorker(model: string | Uint8Array, options: o
     outputNames: created.outputNames!,
     async run(feeds, options) {
       const moved = options?.giveUpFeeds ? Object.values(feeds) : (options?.lendFeeds ?? []).map((name) => feeds[name]!);
-      const transfer = [...new Set(moved.map((tensor) => tensor.data.buffer as ArrayBuffer))];
+      const transfer = [...new Set(moved.map(bufferOf).filter((buffer) => buffer !== undefined))];
       return (await call({ type: 'run', feeds, fetch: options?.fetch, lend: options?.lendFeeds }, transfer)).outputs!;
     },
     async release() {
