@@ -4,7 +4,7 @@
  * opset imports the nodes need. The writer turns it into a ModelProto.
  */
 
-export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint64' | 'uint32' | 'uint16' | 'uint8' | 'bool' | 'string';
 export type Dim = number | string;
 
 export interface ValueInfo {

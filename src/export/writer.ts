@@ -10,11 +10,17 @@ const T = onnx.TensorProto.DataType;
 export const DATA_TYPES: Record<DType, number> = {
   float32: T.FLOAT,
   float16: T.FLOAT16,
+  float64: T.DOUBLE,
   int64: T.INT64,
   int32: T.INT32,
+  int16: T.INT16,
   int8: T.INT8,
+  uint64: T.UINT64,
+  uint32: T.UINT32,
+  uint16: T.UINT16,
   uint8: T.UINT8,
   bool: T.BOOL,
+  string: T.STRING,
 };
 
 export const FERRY_VERSION: string = (

@@ -1,11 +1,13 @@
 import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
+import { readBody } from './body.ts';
 import { completeJson, completeStream, parseCompletionBody, type CompletionLimits, type EventFrames } from './completions.ts';
 import { createMetrics } from './metrics.ts';
 import type { ServedModel } from './model.ts';
 import { ApiError, errorResponse, toApiError } from './openai-error.ts';
 import { eventStreamResponse } from './sse.ts';
-import { concatBytes } from '../tokenizer/utf8.ts';
+import type { InferenceModel } from './v2/model.ts';
+import { mountInferenceProtocol } from './v2/routes.ts';
 
 export interface AppOptions {
   /** The models to serve; while the promise is pending /readyz says 503 and so do completions. */
@@ -26,6 +28,10 @@ export interface AppOptions {
    * ReadableStream, which is also the default.
    */
   sendEvents?: (c: Context, frames: EventFrames) => Response | undefined;
+  /** Plain models, served with the language models over the Open Inference Protocol (/v2). */
+  inferenceModels?: readonly InferenceModel[] | Promise<readonly InferenceModel[]>;
+  /** Largest /v2 inference body in bytes (default 64 MiB). */
+  maxInferBodyBytes?: number;
 }
 
 /**
@@ -111,6 +117,11 @@ export function createApp(options: AppOptions) {
     return c.json(await completeJson(body, model, limits, metrics, c.req.raw.signal));
   });
 
+  mountInferenceProtocol(app, {
+    languageModels: options.models, models: options.inferenceModels, registry: metrics.registry, maxBodyBytes: options.maxInferBodyBytes,
+    complete: (model, body, signal) => completeJson(parseCompletionBody(JSON.stringify(body)), model, limits, metrics, signal),
+  });
+
   app.notFound((c) => errorResponse(new ApiError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`)));
 
   app.onError((error) => {
@@ -129,18 +140,9 @@ export function createApp(options: AppOptions) {
   return app;
 }
 
-/**
- * The body as text, refusing bodies over `maxBytes` (413), anything but JSON (415) and invalid
- * UTF-8. A declared length is checked up front and the body then read whole: on
- * @hono/node-server that reads the socket directly, where touching `c.req.raw.body` (as hono's
- * bodyLimit does) would first wrap every request in web streams. A body without a length is
- * counted as it streams in.
- */
+/** The body as text, refusing bodies over `maxBytes` (413), anything but JSON (415) and invalid UTF-8. */
 async function readJsonText(c: Context, maxBytes: number): Promise<string> {
-  const tooLarge = () => new ApiError(413, 'body_too_large', `the request body exceeds ${maxBytes} bytes`);
-  const declared = c.req.header('transfer-encoding') === undefined ? c.req.header('content-length') : undefined;
-  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge();
-  const bytes = declared !== undefined ? await c.req.arrayBuffer() : await readCounted(c.req.raw.body, maxBytes, tooLarge);
+  const bytes = await readBody(c, maxBytes);
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     throw new ApiError(415, 'unsupported_media_type', `the body must be application/json, not ${type || 'untyped'}`);
@@ -150,22 +152,4 @@ async function readJsonText(c: Context, maxBytes: number): Promise<string> {
   } catch {
     throw new ApiError(400, 'invalid_utf8', 'the body is not valid UTF-8');
   }
-}
-
-async function readCounted(body: ReadableStream<Uint8Array> | null, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
-  if (!body) return new Uint8Array(0);
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return concatBytes(chunks);
 }
