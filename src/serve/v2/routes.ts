@@ -31,26 +31,30 @@ export interface InferenceProtocolOptions {
 export const EXTENSIONS = ['binary_tensor_data'];
 
 export function mountInferenceProtocol(app: Hono, options: InferenceProtocolOptions): void {
+  const metrics = createInferenceMetrics(options.registry, () => Object.fromEntries([...(models?.values() ?? [])].map((m) => [m.name, m.batcher?.queued ?? 0])));
   let models: Map<string, InferenceModel> | undefined;
   let loadError: string | undefined;
-  Promise.all([options.languageModels, options.models ?? []]).then(
-    ([languageModels, plain]) => {
-      const all = [...languageModels.map((m) => textModel(m, (body, signal) => options.complete(m, body, signal))), ...plain];
-      models = new Map(all.map((m) => [m.name, m]));
-      for (const model of plain) {
-        model.batcher?.onRun((run) => {
-          metrics.batchRows.observe({ model: model.name }, run.rows);
-          metrics.batchRequests.observe({ model: model.name }, run.requests);
-          metrics.runSeconds.observe({ model: model.name }, run.runSeconds);
-          for (const seconds of run.queueSeconds) metrics.queueSeconds.observe({ model: model.name }, seconds);
-        });
-      }
-    },
-    (error: unknown) => {
+  const serve = (languageModels: readonly ServedModel[], plain: readonly InferenceModel[]) => {
+    const all = [...languageModels.map((m) => textModel(m, (body, signal) => options.complete(m, body, signal))), ...plain];
+    models = new Map(all.map((m) => [m.name, m]));
+    for (const model of plain) {
+      model.batcher?.onRun((run) => {
+        metrics.batchRows.observe({ model: model.name }, run.rows);
+        metrics.batchRequests.observe({ model: model.name }, run.requests);
+        metrics.runSeconds.observe({ model: model.name }, run.runSeconds);
+        for (const seconds of run.queueSeconds) metrics.queueSeconds.observe({ model: model.name }, seconds);
+      });
+    }
+  };
+  const plainModels = options.models ?? [];
+  // Models given as they are serve from the first request; promised ones once they resolve.
+  if (Array.isArray(options.languageModels) && Array.isArray(plainModels)) {
+    serve(options.languageModels, plainModels);
+  } else {
+    Promise.all([options.languageModels, plainModels]).then(([languageModels, plain]) => serve(languageModels, plain), (error: unknown) => {
       loadError = error instanceof Error ? error.message : String(error);
-    },
-  );
-  const metrics = createInferenceMetrics(options.registry, () => Object.fromEntries([...(models?.values() ?? [])].map((m) => [m.name, m.batcher?.queued ?? 0])));
+    });
+  }
   const maxBodyBytes = options.maxBodyBytes ?? 64 << 20;
 
   const v2 = new Hono();
