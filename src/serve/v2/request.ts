@@ -28,7 +28,7 @@ const requestSchema = z.object({
   outputs: z.array(z.object({
     name: z.string().min(1),
     parameters: parameters.and(z.object({ binary_data: z.boolean().optional() })).optional(),
-  })).optional(),
+  })).min(1).optional(),
 });
 
 export interface RequestedOutput {
