@@ -13,7 +13,8 @@ const { onnx } = onnxProto;
 
 const DTYPE_OF = new Map<number, DType>(Object.entries(DATA_TYPES).map(([dtype, code]) => [code, dtype as DType]));
 
-const ARRAYS: Record<DType, (buffer: ArrayBuffer) => TensorData> = {
+// The initializer types ferry writes; graph inputs and outputs may have any type of graph.ts.
+const ARRAYS: Partial<Record<DType, (buffer: ArrayBuffer) => TensorData>> = {
   float32: (b) => new Float32Array(b),
   float16: (b) => new Uint16Array(b),
   int64: (b) => new BigInt64Array(b),
@@ -38,9 +39,11 @@ function dtypeOf(code: number | null | undefined, where: string): DType {
 function tensor(t: proto.ITensorProto): Initializer {
   const dtype = dtypeOf(t.dataType, t.name ?? 'a tensor');
   if (!t.rawData) throw unsupported(`a tensor without raw_data (${t.name})`);
+  const toArray = ARRAYS[dtype];
+  if (!toArray) throw unsupported(`a ${dtype} initializer (${t.name})`);
   // A copy: the decoded bytes are a view into the whole file, at any alignment.
   const bytes = new Uint8Array(t.rawData);
-  return { name: t.name ?? '', dtype, dims: (t.dims ?? []).map(Number), data: ARRAYS[dtype](bytes.buffer) };
+  return { name: t.name ?? '', dtype, dims: (t.dims ?? []).map(Number), data: toArray(bytes.buffer) };
 }
 
 function attribute(a: proto.IAttributeProto): Attribute {
