@@ -35,6 +35,7 @@ export function registerExportCommands(program: Command): void {
     .option('--no-verify', 'skip the comparison with tfjs')
     .option('--name <name>', "the model's name in ferry.json, which `ferry serve` serves it as (default: the --out dir's name)")
     .option('--plugin <module>', 'a converter module for layer classes ferry does not know (repeatable; docs/EXPORT.md)', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('--triton-repo <dir>', 'also lay the package out as a Triton model repository: DIR/<name>/config.pbtxt and DIR/<name>/1/model.onnx')
     .option('--verbose', 'print the full trace of a failure')
     .action(async (source: string, flags: ExportFlags) => {
       try {
@@ -55,7 +56,7 @@ export function registerExportCommands(program: Command): void {
     });
 }
 
-interface ExportFlags { out: string; target: string; attention: string; quantize?: string; fp16?: boolean; opset?: number; verify: boolean; name?: string; plugin: string[]; verbose?: boolean }
+interface ExportFlags { out: string; target: string; attention: string; quantize?: string; fp16?: boolean; opset?: number; verify: boolean; name?: string; plugin: string[]; verbose?: boolean; tritonRepo?: string }
 
 /** Every failure reaches the user as one FerryError line; the trace only with --verbose. */
 function asUserError(error: unknown, verbose: boolean): FerryError {
@@ -88,4 +89,8 @@ async function runExport(source: string, flags: ExportFlags): Promise<void> {
     plugins: flags.plugin,
     log: (line) => console.log(line),
   });
+  if (flags.tritonRepo !== undefined) {
+    const { writeTritonRepo } = await import('./triton.ts');
+    console.log(`wrote the Triton model repository entry ${await writeTritonRepo(flags.out, flags.tritonRepo)}`);
+  }
 }
