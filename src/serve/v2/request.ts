@@ -103,7 +103,8 @@ function parseJson(bytes: Uint8Array): z.infer<typeof requestSchema> {
   return parsed.data;
 }
 
-function checkSignature(input: z.infer<typeof inputSchema>, signature: TensorSignature, model: InferenceModel): V2Datatype {
+/** An input's datatype and shape against the model's signature for it; a 400 naming what does not fit. */
+export function checkSignature(input: { name: string; datatype: string; shape: readonly number[] }, signature: TensorSignature, model: InferenceModel): V2Datatype {
   if (!isV2Datatype(input.datatype)) {
     throw protocolError(400, `input "${input.name}": unknown datatype "${input.datatype}"; the protocol's are ${Object.keys(V2_DATATYPES).join(', ')}`);
   }
