@@ -48,3 +48,18 @@ export function mobilenet(name = 'mobilenet', seed = 1): { spec: PlainModelSpec;
     onnx: serializeModel(g),
   };
 }
+
+/** `image` [batch, 224, 224, 3] float32 straight back out as `echo`: a model whose time is all transport. */
+export function echo224(name = 'echo224'): { spec: PlainModelSpec; onnx: Uint8Array } {
+  const g = new Graph(name, 17);
+  const image = g.addInput('image', 'float32', ['batch', 224, 224, 3]);
+  g.addOutput(g.op('Identity', [image]), 'echo', 'float32', ['batch', 224, 224, 3]);
+  return {
+    spec: {
+      name,
+      inputs: [{ name: 'image', dtype: 'float32', shape: ['batch', 224, 224, 3], batchDim: 0 }],
+      outputs: [{ name: 'echo', dtype: 'float32', shape: ['batch', 224, 224, 3], batchDim: 0 }],
+    },
+    onnx: serializeModel(g),
+  };
+}

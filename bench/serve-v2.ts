@@ -2,7 +2,8 @@
  * Open Inference Protocol benchmark (issue #19) on a MobileNet-class model (bench/mobilenet.ts)
  * over HTTP on loopback: throughput and p50/p99 latency of 1 client and of 32 concurrent clients
  * (dynamic batching), the server's own overhead (HTTP + batching) against a bare session.run of
- * the batches it ran, and one image as JSON against one as a binary tensor.
+ * the batches it ran, and one image as JSON against one as a binary tensor, through MobileNet and
+ * through a model that returns the image as it is (all transport: parsing, copies, HTTP).
  *
  *   node --import tsx bench/serve-v2.ts [--requests 4] [--max-batch 32] [--batch-delay-ms 2] [--threads 0]
  *
@@ -19,7 +20,7 @@ import { createApp } from '../src/serve/app.ts';
 import { openRuntime } from '../src/serve/runtime/index.ts';
 import type { RunRecord } from '../src/serve/v2/batcher.ts';
 import { createPlainModel } from '../src/serve/v2/plain-model.ts';
-import { mobilenet } from './mobilenet.ts';
+import { echo224, mobilenet } from './mobilenet.ts';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '4' }, 'max-batch': { type: 'string', default: '32' }, 'batch-delay-ms': { type: 'string', default: '2' }, threads: { type: 'string', default: '0' } } });
 const maxBatch = Number(values['max-batch']);
@@ -49,7 +50,10 @@ async function bareRun(rows: number): Promise<number> {
 const model = createPlainModel(spec, session, { maxBatch, maxQueue: 1024, delayMs: Number(values['batch-delay-ms']), timeoutMs: 600_000 });
 let runs: RunRecord[] = [];
 model.batcher.onRun((run) => runs.push(run));
-const app = createApp({ models: [], inferenceModels: [model] });
+const echo = echo224();
+const echoSession = await runtime.createSession(echo.onnx);
+const echoModel = createPlainModel(echo.spec, echoSession, { maxBatch, maxQueue: 1024, delayMs: Number(values['batch-delay-ms']), timeoutMs: 600_000 });
+const app = createApp({ models: [], inferenceModels: [model, echoModel] });
 const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
 await new Promise((resolve) => server.once('listening', resolve));
 const address = server.address();
@@ -78,6 +82,10 @@ const manyRuns = runs;
 runs = [];
 const json = await client(['--concurrency', '1', '--requests', String(requests), '--mode', 'json']);
 const binary = await client(['--concurrency', '1', '--requests', String(requests), '--mode', 'binary']);
+const echoArgs = ['--model', 'echo224', '--concurrency', '1', '--requests', String(requests * 2)];
+await client([...echoArgs.slice(0, 2), '--requests', '1', '--mode', 'json']);
+const echoJson = await client([...echoArgs, '--mode', 'json']);
+const echoBinary = await client([...echoArgs, '--mode', 'binary']);
 
 const result = {
   bench: 'serve-v2', model: 'mobilenet-v1 (random weights, 4.2M params)', machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`, date: new Date().toISOString().slice(0, 10),
@@ -87,7 +95,9 @@ const result = {
   speedup32: many.requestsPerSecond / single.requestsPerSecond,
   bareRunMs: Object.fromEntries([...bare].sort((a, b) => a[0] - b[0]).map(([rows, s]) => [rows, +(s * 1000).toFixed(1)])),
   json, binary, binaryOverJson: json.p50Ms / binary.p50Ms,
+  echo: { json: echoJson, binary: echoBinary, binaryOverJson: echoJson.p50Ms / echoBinary.p50Ms },
 };
 console.log(JSON.stringify(result));
 server.close();
 await session.release();
+await echoSession.release();
