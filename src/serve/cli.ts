@@ -31,6 +31,7 @@ export function registerServeCommands(program: Command): void {
     .option('--max-prompt-tokens <n>', 'longest prompt in tokens', '8192')
     .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
     .option('--threads <n>', 'intra-op threads per model (0: onnxruntime decides)', '0')
+    .option('--batch-delay-ms <ms>', 'longest a /v2 inference request waits for others to share its run (plain models)', '2')
     .option('--lanes <n>', 'batches per model decoded in turn, so sampling and streaming overlap the model runs (--max-batch and --max-queue are split between them)', '1')
     .option('--verbose', 'also log why a device was not used')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
@@ -51,6 +52,7 @@ export function registerServeCommands(program: Command): void {
         timeoutMs: integer(options.timeout!, '--timeout', 1, 86_400) * 1000,
         threads: integer(options.threads!, '--threads', 0, 1024) || undefined,
         lanes: integer(options.lanes!, '--lanes', 1, 64),
+        batchDelayMs: integer(options.batchDelayMs!, '--batch-delay-ms', 0, 60_000),
         log,
         verbose: options.verbose ? log : undefined,
       });

@@ -29,6 +29,8 @@ export interface ServeOptions {
   worker?: boolean;
   /** Batches per model decoded in turn, overlapping the worker's runs with sampling (see OpenModelOptions). */
   lanes?: number;
+  /** Longest a /v2 request to a plain model waits for others to share its run (default 2 ms). */
+  batchDelayMs?: number;
   log: Logger;
   /** Details for `--verbose` (why a device was not used). */
   verbose?: Logger;
