@@ -4,7 +4,7 @@
  * as '<U' (UTF-32) or '|S' (bytes, read as UTF-8). No Node APIs.
  */
 import { FerryError } from './errors.ts';
-import type { Tensor, TensorDType } from './serve/runtime/types.ts';
+import type { Tensor, TensorDType } from './package/session.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 

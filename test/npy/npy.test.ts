@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { FerryError } from '../../src/errors.ts';
 import { fromHalfBits } from '../../src/float16.ts';
 import { decodeNpy, encodeNpy } from '../../src/npy.ts';
-import type { Tensor } from '../../src/serve/runtime/types.ts';
+import type { Tensor } from '../../src/package/session.ts';
 
 const file = (name: string) => new Uint8Array(readFileSync(new URL(name, import.meta.url)));
 

@@ -5,7 +5,8 @@
  */
 import { FerryError } from '../../errors.ts';
 import { ApiError } from '../openai-error.ts';
-import type { NamedTensors, Runtime, Tensor } from '../runtime/types.ts';
+import type { Runtime } from '../runtime/types.ts';
+import type { NamedTensors, Tensor } from '../../package/session.ts';
 import { V2_DATATYPES, v2DatatypeOf, type V2Datatype } from '../v2/datatypes.ts';
 import type { InferenceModel } from '../v2/model.ts';
 import { openPlainModel } from '../v2/open.ts';

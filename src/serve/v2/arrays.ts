@@ -1,5 +1,5 @@
 /** Typed arrays for tensors by element type: allocation and concatenation along the first axis. */
-import type { Tensor, TensorArrays, TensorDType } from '../runtime/types.ts';
+import type { Tensor, TensorArrays, TensorDType } from '../../package/session.ts';
 
 const CONSTRUCTORS = {
   float32: Float32Array, float64: Float64Array, float16: Uint16Array,

@@ -4,7 +4,7 @@
  * one `session.run`, the outputs split back by rows. One run at a time per session: requests that
  * arrive meanwhile form the next batch. A full queue refuses with 429, a deadline ends in 504.
  */
-import type { NamedTensors, Session } from '../runtime/types.ts';
+import type { NamedTensors, Session } from '../../package/session.ts';
 import { concatFirstAxis, sliceFirstAxis } from './arrays.ts';
 import { protocolError } from './errors.ts';
 

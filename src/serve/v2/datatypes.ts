@@ -2,7 +2,7 @@
  * The Open Inference Protocol's tensor datatypes and the ONNX element types they stand for.
  * Every v2 datatype ONNX has is here; BF16 is not (onnxruntime takes no bfloat16 from JavaScript).
  */
-import type { TensorDType } from '../runtime/types.ts';
+import type { TensorDType } from '../../package/session.ts';
 
 export const V2_DATATYPES = {
   BOOL: 'bool',

@@ -3,7 +3,7 @@
  * Floats that JSON cannot hold travel as the strings "NaN", "Infinity" and "-Infinity".
  */
 import { fromHalfBits, toHalfBits } from '../../float16.ts';
-import type { Tensor, TensorArrays, TensorDType } from '../runtime/types.ts';
+import type { Tensor, TensorArrays, TensorDType } from '../../package/session.ts';
 import { allocate } from './arrays.ts';
 import { V2_DATATYPES, type V2Datatype } from './datatypes.ts';
 import { protocolError } from './errors.ts';

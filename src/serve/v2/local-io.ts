@@ -8,7 +8,7 @@ import path from 'node:path';
 import { FerryError } from '../../errors.ts';
 import { decodeNpy, encodeNpy } from '../../npy.ts';
 import { ApiError } from '../openai-error.ts';
-import type { NamedTensors, Tensor } from '../runtime/types.ts';
+import type { NamedTensors, Tensor } from '../../package/session.ts';
 import { isV2Datatype, V2_DATATYPES } from './datatypes.ts';
 import { decodeJsonTensor } from './json-tensors.ts';
 import type { TensorSignature } from './model.ts';

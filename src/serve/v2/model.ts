@@ -1,5 +1,5 @@
 /** What the Open Inference Protocol routes need of a served model, whatever runs it. */
-import type { NamedTensors } from '../runtime/types.ts';
+import type { NamedTensors } from '../../package/session.ts';
 import type { Batcher } from './batcher.ts';
 import type { V2Datatype } from './datatypes.ts';
 

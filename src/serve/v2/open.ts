@@ -1,5 +1,6 @@
 /** Opens a plain package's session and puts it behind the batcher, warmed up with one run. */
-import type { Runtime, NamedTensors, Tensor } from '../runtime/types.ts';
+import type { Runtime } from '../runtime/types.ts';
+import type { NamedTensors, Tensor } from '../../package/session.ts';
 import { allocate } from './arrays.ts';
 import type { InferenceModel } from './model.ts';
 import { createPlainModel, type PlainModelOptions, type PlainModelSpec, type PlainTensorSpec } from './plain-model.ts';

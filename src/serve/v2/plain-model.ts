@@ -3,7 +3,7 @@
  * signature from the package's tensor specs, and its runs through a dynamic batcher.
  */
 import { ApiError } from '../openai-error.ts';
-import type { Session, TensorDType } from '../runtime/types.ts';
+import type { Session, TensorDType } from '../../package/session.ts';
 import { createBatcher, type Batcher, type BatcherOptions } from './batcher.ts';
 import { v2DatatypeOf } from './datatypes.ts';
 import { protocolError } from './errors.ts';

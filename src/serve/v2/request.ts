@@ -3,7 +3,7 @@
  * model's signature and decoded into runtime tensors.
  */
 import { z } from 'zod';
-import type { NamedTensors, Tensor } from '../runtime/types.ts';
+import type { NamedTensors, Tensor } from '../../package/session.ts';
 import { fromLittleEndian } from './arrays.ts';
 import { ELEMENT_BYTES, V2_DATATYPES, isV2Datatype, type V2Datatype } from './datatypes.ts';
 import { protocolError } from './errors.ts';

@@ -2,7 +2,7 @@
  * An inference response: all JSON, or, when any output is asked for as binary, Triton's form: a
  * JSON header (its length in Inference-Header-Content-Length) followed by the binary outputs.
  */
-import type { NamedTensors, Tensor } from '../runtime/types.ts';
+import type { NamedTensors, Tensor } from '../../package/session.ts';
 import { v2DatatypeOf } from './datatypes.ts';
 import { jsonDataText } from './json-tensors.ts';
 import type { RequestedOutput } from './request.ts';

@@ -4,7 +4,7 @@
  * settings in the request's `parameters` under their /v1/completions names.
  */
 import type { ServedModel } from '../model.ts';
-import type { NamedTensors } from '../runtime/types.ts';
+import type { NamedTensors } from '../../package/session.ts';
 import { protocolError } from './errors.ts';
 import type { InferenceModel } from './model.ts';
 

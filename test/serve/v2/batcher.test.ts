@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApp } from '../../../src/serve/app.ts';
 import { ApiError } from '../../../src/serve/openai-error.ts';
-import type { NamedTensors, RunOptions, Session } from '../../../src/serve/runtime/types.ts';
+import type { NamedTensors, RunOptions, Session } from '../../../src/package/session.ts';
 import { createBatcher, type RunRecord } from '../../../src/serve/v2/batcher.ts';
 import { createPlainModel, type PlainModelSpec } from '../../../src/serve/v2/plain-model.ts';
 import { postJson } from './infer.ts';

@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FerryError } from '../../../src/errors.ts';
 import { infer, openPlainModelFromFiles } from '../../../src/serve/browser/infer.ts';
-import { createWebRuntime } from '../../../src/serve/runtime/web.ts';
+import { openRuntime } from '../../../src/serve/runtime/index.ts';
 import { denseClassifier, expectedLogits, identityOfEveryDatatype } from './models.ts';
 
 test('infer() on onnxruntime-web WASM: typed or plain arrays in, typed arrays out, bad inputs as FerryErrors', async () => {
-  const runtime = createWebRuntime('wasm', () => {}, { numThreads: 1 });
+  const runtime = await openRuntime('wasm', () => {});
   const classifier = denseClassifier();
   const model = await openPlainModelFromFiles({ source: 'memory', manifest: classifier.spec, model: classifier.onnx }, { runtime });
   const identity = identityOfEveryDatatype();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createApp } from '../../../src/serve/app.ts';
 import { openRuntime } from '../../../src/serve/runtime/index.ts';
-import type { Session } from '../../../src/serve/runtime/types.ts';
+import type { Session } from '../../../src/package/session.ts';
 import { V2_DATATYPES } from '../../../src/serve/v2/datatypes.ts';
 import { createPlainModel } from '../../../src/serve/v2/plain-model.ts';
 import { denseClassifier, identityOfEveryDatatype } from './models.ts';
