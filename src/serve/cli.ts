@@ -57,20 +57,34 @@ export function registerServeCommands(program: Command): void {
         verbose: options.verbose ? log : undefined,
       });
       log(`listening on ${server.url} (loading models; /readyz turns 200 when they are warm)`);
-      const models = await server.models.catch(async (error: unknown) => {
+      const [models, plainModels] = await Promise.all([server.models, server.plainModels]).catch(async (error: unknown) => {
         await server.close();
         throw error;
       });
-      const first = models[0]!;
       const auth = apiKey ? ` -H 'authorization: Bearer ${apiKey}'` : '';
-      console.log(`ferry: serving ${models.map((m) => m.id).join(', ')} at ${server.url}/v1`);
-      console.log(`try:\n  curl ${server.url}/v1/completions -H 'content-type: application/json'${auth} \\\n    -d '{"model": "${first.id}", "prompt": "ROMEO:", "max_tokens": 60}'`);
+      console.log(`ferry: serving ${[...models.map((m) => m.id), ...plainModels.map((m) => m.name)].join(', ')} at ${server.url}/v1 and ${server.url}/v2`);
+      const first = models[0];
+      if (first) console.log(`try:\n  curl ${server.url}/v1/completions -H 'content-type: application/json'${auth} \\\n    -d '{"model": "${first.id}", "prompt": "ROMEO:", "max_tokens": 60}'`);
+      else console.log(`try:\n  curl ${server.url}/v2/models/${plainModels[0]!.name}${auth}`);
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         process.once(signal, () => {
           log(`${signal}: shutting down`);
           void server.close().then(() => process.exit(0));
         });
       }
+    });
+
+  program
+    .command('infer')
+    .description('run a plain ONNX package (an image classifier, an encoder, ...) once on tensors from files, locally (no HTTP)')
+    .argument('<dir>', 'ONNX package dir written by `ferry export` (arch "model")')
+    .requiredOption('--input <name=file...>', 'an input from a .npy file, or .json (a nested array, or {"datatype", "shape", "data"}); one per model input')
+    .option('--output-dir <dir>', 'write each output as DIR/<name>.npy instead of printing them as a /v2 response')
+    .option('--device <device>', 'auto, cpu, cuda, webgpu or wasm', 'auto')
+    .option('--precision <precision>', 'fp32, int8 or fp16', 'fp32')
+    .action(async (dir: string, options: { input: string[]; outputDir?: string; device: string; precision: string }) => {
+      const { inferCommand } = await import('./v2/infer-command.ts');
+      console.log(await inferCommand(dir, { inputs: options.input, outputDir: options.outputDir, device: options.device, precision: precision(options.precision), log: (m) => console.error(`ferry: ${m}`) }));
     });
 
   const generate = program

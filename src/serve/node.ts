@@ -8,6 +8,8 @@ import { openModel, type ServedModel } from './model.ts';
 import { sendEventsToNode } from './node-sse.ts';
 import type { Precision } from '../package/index.ts';
 import { openRuntime } from './runtime/index.ts';
+import { openPlainPackage, readManifest, type ServedPlainModel } from './v2/plain-package.ts';
+import { isLanguageModel, type Manifest } from '../package/index.ts';
 import type { Logger } from './runtime/types.ts';
 
 export interface ServeOptions {
@@ -39,6 +41,8 @@ export interface ServeOptions {
 export interface RunningServer {
   readonly url: string;
   readonly models: Promise<readonly ServedModel[]>;
+  /** The plain models, served over /v2 only. */
+  readonly plainModels: Promise<readonly ServedPlainModel[]>;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -48,18 +52,21 @@ export interface RunningServer {
  */
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const dirs = await findPackages(options.dirs);
+  const manifests = await Promise.all(dirs.map(readManifest));
   let listening!: (ok: boolean) => void;
   // Models load once the port is ours: a port in use ends the start before any model loads or logs.
-  const models = new Promise<boolean>((resolve) => (listening = resolve)).then((ok) => (ok ? loadModels(dirs, options) : []));
+  const loading = new Promise<boolean>((resolve) => (listening = resolve)).then((ok) => (ok ? loadModels(dirs, manifests, options) : { languageModels: [], plainModels: [] }));
+  const models = loading.then((loaded) => loaded.languageModels);
+  const plainModels = loading.then((loaded) => loaded.plainModels);
   const app = createApp({
-    models, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
+    models, inferenceModels: plainModels, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
     sendEvents: (c, frames) => {
       const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
       return outgoing instanceof ServerResponse ? sendEventsToNode(frames, outgoing) : undefined;
     },
   });
   const { mountPlayground } = await import('./playground/index.ts');
-  await mountPlayground(app, { packages: dirs });
+  await mountPlayground(app, { packages: dirs.filter((_, i) => isLanguageModel(manifests[i]!)) });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(started));
     started.once('error', (error: NodeJS.ErrnoException) => {
@@ -76,6 +83,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     models,
+    plainModels,
     /** Stops accepting, lets running generations finish for up to `graceMs`, then cuts the rest. */
     async close(graceMs = 5000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -87,23 +95,32 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       http.closeAllConnections?.();
       await closed;
       for (const model of loaded) await model.close();
+      for (const model of await plainModels.catch(() => [])) await model.close();
     },
   };
 }
 
-async function loadModels(dirs: string[], options: ServeOptions): Promise<ServedModel[]> {
+async function loadModels(dirs: string[], manifests: Manifest[], options: ServeOptions): Promise<{ languageModels: ServedModel[]; plainModels: ServedPlainModel[] }> {
   const runtime = await openRuntime(options.device, options.log, { worker: options.worker ?? true, verbose: options.verbose });
-  const models: ServedModel[] = [];
-  for (const dir of dirs) {
-    const model = await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads, lanes: options.lanes });
-    const clash = models.find((m) => m.id === model.id);
+  const languageModels: ServedModel[] = [];
+  const plainModels: ServedPlainModel[] = [];
+  for (const [i, dir] of dirs.entries()) {
+    const manifest = manifests[i]!;
+    const model = isLanguageModel(manifest)
+      ? await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads, lanes: options.lanes })
+      : await openPlainPackage(dir, manifest, {
+        runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, delayMs: options.batchDelayMs ?? 2, timeoutMs: options.timeoutMs ?? 300_000, precision: options.precision, threads: options.threads,
+      });
+    const id = 'id' in model ? model.id : model.name;
+    const clash = [...languageModels.map((m) => ({ id: m.id, dir: m.dir })), ...plainModels.map((m) => ({ id: m.name, dir: m.dir }))].find((m) => m.id === id);
     if (clash) {
-      throw new FerryError('duplicate_model', `${dir} and ${clash.dir} are both named "${model.id}"`, { hint: 'serve one of them, or rename one in its ferry.json' });
+      throw new FerryError('duplicate_model', `${dir} and ${clash.dir} are both named "${id}"`, { hint: 'serve one of them, or rename one in its ferry.json' });
     }
-    options.log(`loaded ${model.id} (${model.arch}) from ${dir} on ${model.provider}`);
-    models.push(model);
+    options.log(`loaded ${id} (${manifest.arch}) from ${dir} on ${model.provider}`);
+    if ('id' in model) languageModels.push(model);
+    else plainModels.push(model);
   }
-  return models;
+  return { languageModels, plainModels };
 }
 
 const HOW_TO_MAKE_ONE = '`ferry train --corpus FILE --out runs/mine`, then `ferry export runs/mine --out models/mine`';

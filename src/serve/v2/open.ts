@@ -14,11 +14,11 @@ export interface OpenPlainModelOptions extends PlainModelOptions {
 }
 
 /** `model` is the ONNX file (a path, or its bytes); `spec` its tensors as ferry.json states them. */
-export async function openPlainModel(model: string | Uint8Array, spec: PlainModelSpec, options: OpenPlainModelOptions): Promise<InferenceModel & { close(): Promise<void> }> {
+export async function openPlainModel(model: string | Uint8Array, spec: PlainModelSpec, options: OpenPlainModelOptions): Promise<InferenceModel & { provider: string; close(): Promise<void> }> {
   const session = await options.runtime.createSession(model, { cpuOnlyNodes: options.cpuOnlyNodes, intraOpThreads: options.threads });
   // The first run of a session plans its memory; a user's first request should not pay for it.
   await session.run(warmUpFeeds(spec.inputs), { giveUpFeeds: true });
-  return { ...createPlainModel(spec, session, options), close: () => session.release() };
+  return { ...createPlainModel(spec, session, options), provider: session.provider, close: () => session.release() };
 }
 
 /** Zeros (empty strings) of every input, each dynamic dim 1. */

@@ -1,6 +1,8 @@
 // Small plain ONNX models for the inference protocol tests, built with the exporter's own graph
 // builder and writer: a dense classifier with a dynamic batch dim, and an identity model with one
 // input and output per v2 datatype. Weights come from a seeded generator.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Graph } from '../../../src/export/graph.ts';
 import { serializeModel } from '../../../src/export/writer.ts';
 import { mulberry32 } from '../../../src/random.ts';
@@ -58,4 +60,13 @@ export function expectedLogits(model: BuiltModel, rows: number[][]): number[][] 
     for (let i = 0; i < features; i++) sum += row[i]! * kernel[i * classes + j]!;
     return sum;
   }));
+}
+
+/** Writes `model` as a plain package dir (ferry.json of arch "model", onnx/model.onnx). */
+export async function writePlainPackage(dir: string, model: BuiltModel): Promise<string> {
+  await mkdir(path.join(dir, 'onnx'), { recursive: true });
+  await writeFile(path.join(dir, 'onnx/model.onnx'), model.onnx);
+  const manifest = { format: 'ferry-onnx', version: 1, arch: 'model', ...model.spec, files: { fp32: 'onnx/model.onnx', int8: null, fp16: null }, cpuOnlyNodes: [] };
+  await writeFile(path.join(dir, 'ferry.json'), JSON.stringify(manifest, null, 2));
+  return dir;
 }
