@@ -8,8 +8,9 @@ import { gzipSync } from 'node:zlib';
 import type { Plugin } from 'esbuild';
 import { FerryError } from '../src/errors.ts';
 import { findPackages } from '../src/serve/node.ts';
-import type { Precision } from '../src/package/index.ts';
+import { isLanguageModel, modelFileOf, type Precision } from '../src/package/index.ts';
 import { loadPackage } from '../src/serve/package.ts';
+import { readManifest } from '../src/serve/v2/plain-package.ts';
 import { nodeBuiltinsAsEmpty, ortDistDir } from '../src/serve/playground/bundle.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -55,11 +56,15 @@ export async function buildEdge(options: EdgeBuildOptions): Promise<EdgeBuild> {
   const entries: string[] = [];
   const imports: string[] = [`import wasm from './${WASM}';`];
   for (const [i, dir] of dirs.entries()) {
-    const pkg = await loadPackage(dir, { precision: options.precision });
+    // A plain model travels without a tokenizer; the worker serves it over /v2 only.
+    const parsed = await readManifest(dir);
+    const pkg = isLanguageModel(parsed)
+      ? await loadPackage(dir, { precision: options.precision })
+      : { id: parsed.name, modelPath: path.resolve(dir, modelFileOf(parsed, options.precision ?? 'fp32', dir)) };
     const file = `models/${i}-${pkg.id.replace(/[^\w.-]/g, '_')}.onnx`;
     await copyFile(pkg.modelPath, path.join(outDir, file));
     const manifest = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')) as unknown;
-    const tokenizer = JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as unknown;
+    const tokenizer = isLanguageModel(parsed) ? JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as unknown : null;
     imports.push(`import model${i} from './${file}';`);
     entries.push(`{ source: ${JSON.stringify(`bundle:${pkg.id}`)}, manifest: ${JSON.stringify(manifest)}, tokenizer: ${JSON.stringify(tokenizer)}, model: model${i} }`);
   }

@@ -6,7 +6,10 @@
 import * as ort from 'onnxruntime-web/wasm';
 import assets from 'ferry:edge-assets';
 import { createApp } from './app.ts';
+import { openPlainModelFromFiles } from './browser/infer.ts';
 import { openModelFromFiles } from './browser/model.ts';
+import { isLanguageModel, parseManifest } from '../package/index.ts';
+import type { InferenceModel } from './v2/model.ts';
 import type { ServedModel } from './model.ts';
 import { ortWebBackend, type OrtWeb } from './browser/runtime.ts';
 import { resolveRuntime } from './runtime/registry.ts';
@@ -38,28 +41,37 @@ ort.env.wasm.wasmBinary = placeholder;
 const PROBES = new Set(['/healthz', '/readyz']);
 let app: ReturnType<typeof createApp> | undefined;
 let models: Promise<readonly ServedModel[]> | undefined;
+let plainModels: Promise<readonly InferenceModel[]> | undefined;
 
-async function loadModels(): Promise<ServedModel[]> {
+async function loadModels(): Promise<{ languageModels: ServedModel[]; plainModels: InferenceModel[] }> {
   const runtime = resolveRuntime([ortWebBackend('wasm', 0, async () => ort as unknown as OrtWeb)], 'wasm', (line) => console.log(`ferry: ${line}`));
   const loaded: ServedModel[] = [];
+  const plain: InferenceModel[] = [];
   for (const pkg of assets.packages) {
+    const manifest = parseManifest(pkg.manifest, `${pkg.source}/ferry.json`);
+    if (!isLanguageModel(manifest)) {
+      plain.push(await openPlainModelFromFiles({ source: pkg.source, manifest, model: new Uint8Array(pkg.model) }, { runtime, maxBatch: 8, maxQueue: 16, delayMs: 1 }));
+      continue;
+    }
     loaded.push(await openModelFromFiles(
       { source: pkg.source, manifest: pkg.manifest, tokenizer: pkg.tokenizer, model: new Uint8Array(pkg.model) },
       { runtime, maxBatch: 4, maxQueue: 16, maxModelBytes: assets.maxModelBytes, limitReason: assets.limitReason },
     ));
   }
-  return loaded;
+  return { languageModels: loaded, plainModels: plain };
 }
 
 export default {
   async fetch(request: Request, env: EdgeEnv = {}): Promise<Response> {
     if (!app) {
-      models = loadModels();
+      const loading = loadModels();
+      models = loading.then((l) => l.languageModels);
+      plainModels = loading.then((l) => l.plainModels);
       models.catch((error: unknown) => console.error(`ferry: the models failed to load: ${error instanceof Error ? error.message : String(error)}`));
-      app = createApp({ models, apiKey: env.FERRY_API_KEY || undefined, maxTokens: env.FERRY_MAX_TOKENS ? Number(env.FERRY_MAX_TOKENS) : undefined });
+      app = createApp({ models, inferenceModels: plainModels, apiKey: env.FERRY_API_KEY || undefined, maxTokens: env.FERRY_MAX_TOKENS ? Number(env.FERRY_MAX_TOKENS) : undefined });
     }
     // A cold isolate answers its first request once the models are in (about 0.2 s), not 503.
-    if (!PROBES.has(new URL(request.url).pathname)) await models!.catch(() => {});
+    if (!PROBES.has(new URL(request.url).pathname)) await Promise.all([models, plainModels]).catch(() => {});
     return app.fetch(request);
   },
 };
