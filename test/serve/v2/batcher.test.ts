@@ -91,7 +91,8 @@ test('a full queue answers 429 with Retry-After, a request past its deadline 504
 
 test('per-model metrics count requests, batch sizes, queue and run time', async () => {
   const session = doublingSession(1);
-  const model = createPlainModel(spec(0), session, options);
+  // A long delay: the batch runs as soon as it is full (4 rows), however slowly the machine parses the bodies.
+  const model = createPlainModel(spec(0), session, { ...options, delayMs: 5_000 });
   const app = createApp({ models: [], inferenceModels: [model] });
   const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] };
   await Promise.all(Array.from({ length: 4 }, () => postJson(app, 'double', body)));

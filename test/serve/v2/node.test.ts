@@ -26,7 +26,7 @@ before(async () => {
   await writePlainPackage(path.join(root, 'identity'), identityOfEveryDatatype());
   await writeTritonRepo(pkg, path.join(root, 'repo'));
   await writeTritonRepo(path.join(root, 'identity'), path.join(root, 'repo'));
-  server = await startServer({ dirs: [path.join(root, 'repo')], port: 0, host: '127.0.0.1', maxBatch: 8, maxQueue: 16, device: 'cpu', batchDelayMs: 5, log: () => {} });
+  server = await startServer({ dirs: [path.join(root, 'repo')], port: 0, host: '127.0.0.1', maxBatch: 8, maxQueue: 16, device: 'cpu', batchDelayMs: 250, log: () => {} });
   await server.plainModels;
 });
 
