@@ -4,7 +4,8 @@ import type { ServedModel } from '../model.ts';
 import { ApiError } from '../openai-error.ts';
 import type { Precision } from '../../package/index.ts';
 import { completionRequestSchema, fieldPath, mostSpecificIssue } from '../schema.ts';
-import { modelFileOf, parseLanguageModelManifest } from '../../package/index.ts';
+import { isLanguageModel, modelFileOf, parseLanguageModelManifest, parseManifest } from '../../package/index.ts';
+import { openPlainModelFromFiles } from './infer.ts';
 import { openModelFromFiles, type PackageFiles } from './model.ts';
 import { ortWebBackend, type OrtWeb } from './runtime.ts';
 import { resolveRuntime } from '../runtime/registry.ts';
@@ -63,6 +64,19 @@ export async function loadBrowserModel(baseUrl: string, options: LoadOptions = {
   const manifest = parseLanguageModelManifest(rawManifest, `${base}/ferry.json`);
   const file = modelFileOf(manifest, options.precision ?? 'fp32', base);
 
+  const { runtime, threads, isolated } = pageRuntime(options, log);
+
+  const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: await fetchBytes(`${base}/${file}`, options.onProgress) };
+  const model = await openModelFromFiles(files, { runtime, maxBatch: 4, maxQueue: 8 });
+  const device = runtime.device as 'webgpu' | 'wasm';
+  log(`onnxruntime-web ${device}${device === 'wasm' ? `, ${threads} thread${threads > 1 ? 's' : ''}` : ''}`);
+  let notice = runtime.failures.length ? `${runtime.failures.map((f) => f.reason).join('; ')}: running on ${device.toUpperCase()} instead` : null;
+  if (!isolated && (options.threads ?? 1) > 1) notice ??= 'this page is not cross-origin isolated (COOP/COEP headers), so WASM runs on one thread';
+  return { model, device, threads, notice };
+}
+
+/** onnxruntime-web for this page: WebGPU when an adapter exists (unless told otherwise), else WASM. */
+function pageRuntime(options: LoadOptions, log: (message: string) => void) {
   const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
   const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)?.hardwareConcurrency ?? 1;
   const threads = isolated ? Math.max(1, options.threads ?? Math.min(4, cores)) : 1;
@@ -77,15 +91,26 @@ export async function loadBrowserModel(baseUrl: string, options: LoadOptions = {
     }),
     ortWebBackend('wasm', 0, async () => configured((await import('onnxruntime-web')) as OrtWeb)),
   ], options.device ?? 'auto', log);
-
-  const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: await fetchBytes(`${base}/${file}`, options.onProgress) };
-  const model = await openModelFromFiles(files, { runtime, maxBatch: 4, maxQueue: 8 });
-  const device = runtime.device as 'webgpu' | 'wasm';
-  log(`onnxruntime-web ${device}${device === 'wasm' ? `, ${threads} thread${threads > 1 ? 's' : ''}` : ''}`);
-  let notice = runtime.failures.length ? `${runtime.failures.map((f) => f.reason).join('; ')}: running on ${device.toUpperCase()} instead` : null;
-  if (!isolated && (options.threads ?? 1) > 1) notice ??= 'this page is not cross-origin isolated (COOP/COEP headers), so WASM runs on one thread';
-  return { model, device, threads, notice };
+  return { runtime, threads, isolated };
 }
+
+/**
+ * A plain package (arch "model") served over HTTP, loaded into this page for `infer()`
+ * (./infer.ts): the same runtime choice as `loadBrowserModel`; no tokenizer.
+ */
+export async function loadBrowserPlainModel(baseUrl: string, options: LoadOptions = {}) {
+  const base = baseUrl.replace(/\/+$/, '');
+  const log = options.log ?? (() => {});
+  const manifest = parseManifest(await fetchJson(`${base}/ferry.json`), `${base}/ferry.json`);
+  if (isLanguageModel(manifest)) {
+    throw new FerryError('not_plain', `${base} is a ${manifest.arch} language model`, { hint: 'load it with loadBrowserModel and generate text with generateInBrowser' });
+  }
+  const { runtime } = pageRuntime(options, log);
+  const model = await fetchBytes(`${base}/${modelFileOf(manifest, options.precision ?? 'fp32', base)}`, options.onProgress);
+  return openPlainModelFromFiles({ source: base, manifest, model }, { runtime });
+}
+
+export { infer } from './infer.ts';
 
 export interface BrowserGeneration {
   text: string;
