@@ -50,7 +50,7 @@ async function loadModels(): Promise<{ languageModels: ServedModel[]; plainModel
   for (const pkg of assets.packages) {
     const manifest = parseManifest(pkg.manifest, `${pkg.source}/ferry.json`);
     if (!isLanguageModel(manifest)) {
-      plain.push(await openPlainModelFromFiles({ source: pkg.source, manifest, model: new Uint8Array(pkg.model) }, { runtime, maxBatch: 8, maxQueue: 16, delayMs: 1 }));
+      plain.push(await openPlainModelFromFiles({ source: pkg.source, manifest, model: new Uint8Array(pkg.model) }, { runtime, maxBatch: 8, maxQueue: 16, delayMs: 1, maxModelBytes: assets.maxModelBytes, limitReason: assets.limitReason }));
       continue;
     }
     loaded.push(await openModelFromFiles(

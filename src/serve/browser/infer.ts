@@ -5,6 +5,7 @@
  */
 import { FerryError } from '../../errors.ts';
 import { ApiError } from '../openai-error.ts';
+import { checkModelSize, type OpenFilesOptions } from './model.ts';
 import type { Runtime } from '../runtime/types.ts';
 import type { NamedTensors, Tensor } from '../../package/session.ts';
 import { V2_DATATYPES, v2DatatypeOf, type V2Datatype } from '../v2/datatypes.ts';
@@ -24,7 +25,8 @@ export interface PlainPackageFiles {
   model: Uint8Array;
 }
 
-export async function openPlainModelFromFiles(files: PlainPackageFiles, options: { runtime: Runtime; maxBatch?: number; maxQueue?: number; delayMs?: number }) {
+export async function openPlainModelFromFiles(files: PlainPackageFiles, options: { runtime: Runtime; maxBatch?: number; maxQueue?: number; delayMs?: number } & Pick<OpenFilesOptions, 'maxModelBytes' | 'limitReason'>) {
+  checkModelSize(files.manifest.name, files.model, options);
   return openPlainModel(files.model, files.manifest, {
     runtime: options.runtime, cpuOnlyNodes: files.manifest.cpuOnlyNodes,
     maxBatch: options.maxBatch ?? 8, maxQueue: options.maxQueue ?? 64, delayMs: options.delayMs ?? 0, timeoutMs: 600_000,

@@ -34,12 +34,7 @@ export interface OpenFilesOptions {
  */
 export async function openModelFromFiles(files: PackageFiles, options: OpenFilesOptions): Promise<ServedModel> {
   const manifest = parseLanguageModelManifest(files.manifest, `${files.source}/ferry.json`);
-  if (options.maxModelBytes !== undefined && files.model.byteLength > options.maxModelBytes) {
-    throw new FerryError('model_too_large', `${manifest.name}: its model file is ${megabytes(files.model.byteLength)}, over the ${megabytes(options.maxModelBytes)} this runtime allows${options.limitReason ? ` (${options.limitReason})` : ''}`, {
-      hint: 'export a smaller model, or its int8 variant (`ferry export --quantize int8`), or serve it from Node',
-      status: 507,
-    });
-  }
+  checkModelSize(manifest.name, files.model, options);
   let tokenizer;
   try {
     tokenizer = loadTokenizer(files.tokenizer);
@@ -67,6 +62,16 @@ export async function openModelFromFiles(files: PackageFiles, options: OpenFiles
 async function warmUp(decoder: Decoder): Promise<void> {
   const [a, b] = await decoder.prefill([[0, 0], [0]]);
   await decoder.step([{ state: a!.state, token: 0 }, { state: b!.state, token: 0 }]);
+}
+
+/** Refuses a model file over `maxModelBytes` before a session is made (edge memory limits). */
+export function checkModelSize(name: string, model: Uint8Array, options: Pick<OpenFilesOptions, 'maxModelBytes' | 'limitReason'>): void {
+  if (options.maxModelBytes !== undefined && model.byteLength > options.maxModelBytes) {
+    throw new FerryError('model_too_large', `${name}: its model file is ${megabytes(model.byteLength)}, over the ${megabytes(options.maxModelBytes)} this runtime allows${options.limitReason ? ` (${options.limitReason})` : ''}`, {
+      hint: 'export a smaller model, or its int8 variant (`ferry export --quantize int8`), or serve it from Node',
+      status: 507,
+    });
+  }
 }
 
 export function megabytes(bytes: number): string {

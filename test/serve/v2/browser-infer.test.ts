@@ -44,6 +44,10 @@ test('infer() on onnxruntime-web WASM: typed or plain arrays in, typed arrays ou
       await assert.rejects(infer(model, given), (error: unknown) => error instanceof FerryError && error.status === 400 && message.test(error.message), String(message));
     }
     await assert.rejects(infer(model, { features: { shape: [1, 8], data: new Float32Array(8) } }, ['scores']), /has no output "scores"/);
+    await assert.rejects(
+      openPlainModelFromFiles({ source: 'memory', manifest: classifier.spec, model: classifier.onnx }, { runtime, maxModelBytes: 100, limitReason: 'a test limit' }),
+      (error: unknown) => error instanceof FerryError && error.status === 507 && /classifier: its model file is .* over the 0.1 kB this runtime allows \(a test limit\)/.test(error.message),
+    );
   } finally {
     await model.close();
     await echo.close();
