@@ -9,8 +9,7 @@ import type { Plugin } from 'esbuild';
 import { FerryError } from '../src/errors.ts';
 import { findPackages } from '../src/serve/node.ts';
 import { isLanguageModel, modelFileOf, type Precision } from '../src/package/index.ts';
-import { loadPackage } from '../src/serve/package.ts';
-import { readManifest } from '../src/serve/v2/plain-package.ts';
+import { loadPackage, readManifest } from '../src/serve/package.ts';
 import { nodeBuiltinsAsEmpty, ortDistDir } from '../src/serve/playground/bundle.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -8,7 +8,8 @@ import { openModel, type ServedModel } from './model.ts';
 import { sendEventsToNode } from './node-sse.ts';
 import type { Precision } from '../package/index.ts';
 import { openRuntime } from './runtime/index.ts';
-import { openPlainPackage, readManifest, type ServedPlainModel } from './v2/plain-package.ts';
+import { openPlainPackage, type ServedPlainModel } from './v2/plain-package.ts';
+import { readManifest } from './package.ts';
 import { isLanguageModel, type Manifest } from '../package/index.ts';
 import type { Logger } from './runtime/types.ts';
 

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../errors.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
-import { modelFileOf, parseLanguageModelManifest, type LanguageModelManifest, type Precision } from '../package/index.ts';
+import { modelFileOf, parseLanguageModelManifest, parseManifest, type LanguageModelManifest, type Manifest, type Precision } from '../package/index.ts';
 
 /** An ONNX package dir (docs/FORMATS.md), checked and ready for a runtime. */
 export interface ModelPackage {
@@ -14,11 +14,20 @@ export interface ModelPackage {
   readonly precision: Precision;
 }
 
+/** The ferry.json of a package dir of any kind, checked; a training checkpoint is named as one. */
+export async function readManifest(dir: string): Promise<Manifest> {
+  return parseManifest(await readRawManifest(dir), path.join(dir, 'ferry.json'));
+}
+
+async function readRawManifest(dir: string): Promise<unknown> {
+  const raw = await readJson(path.join(dir, 'ferry.json'), dir, 'ferry.json');
+  if ((raw as { format?: unknown } | null)?.format === TRAINING_CHECKPOINT_FORMAT) throw trainingCheckpoint(dir);
+  return raw;
+}
+
 export async function loadPackage(dir: string, options: { precision?: Precision } = {}): Promise<ModelPackage> {
   const manifestPath = path.join(dir, 'ferry.json');
-  const raw = await readJson(manifestPath, dir, 'ferry.json');
-  if ((raw as { format?: unknown } | null)?.format === TRAINING_CHECKPOINT_FORMAT) throw trainingCheckpoint(dir);
-  const manifest = parseLanguageModelManifest(raw, manifestPath);
+  const manifest = parseLanguageModelManifest(await readRawManifest(dir), manifestPath);
 
   const precision = options.precision ?? 'fp32';
   const file = modelFileOf(manifest, precision, dir);

@@ -6,7 +6,8 @@ import { openRuntime } from '../runtime/index.ts';
 import { v2DatatypeOf } from './datatypes.ts';
 import { jsonDataText } from './json-tensors.ts';
 import { readInputs, writeOutputs } from './local-io.ts';
-import { openPlainPackage, readManifest } from './plain-package.ts';
+import { readManifest } from '../package.ts';
+import { openPlainPackage } from './plain-package.ts';
 import { checkSignature } from './request.ts';
 
 export interface InferCommandOptions {
