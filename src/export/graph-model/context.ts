@@ -72,11 +72,8 @@ export function constantValue(tensor: Tensor): Value {
   return { name: '', dtype: tensor.dtype, shape: [...tensor.dims], constant: tensor };
 }
 
-/** ONNX TensorProto.DataType numbers, for Cast's `to`. */
-const ONNX_TYPE_CODES: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10 };
-
 export function castTo(graph: Graph, x: string, dtype: DType): string {
-  return graph.op('Cast', [x], { to: attr.int(ONNX_TYPE_CODES[dtype]) });
+  return graph.op('Cast', [x], { to: attr.dtype(dtype) });
 }
 
 /** Input `i` as int64 (ONNX's shape, axes and index type), converted at export time when constant. */
