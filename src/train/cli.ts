@@ -62,7 +62,7 @@ function registerTrain(program: Command): void {
     .addOption(numeric('--heads <n>', 'attention heads, must divide --embd (default: the preset\'s)', POSITIVE_INT))
     .addOption(numeric('--block-size <n>', 'context length in tokens (default: the preset\'s)', POSITIVE_INT))
     .addOption(numeric('--dropout <p>', 'dropout rate in [0, 1) (default: the preset\'s)', UNIT_INTERVAL))
-    .addOption(new Option('--positional <kind>', 'Transformer positions: learned | sinusoidal (default: the preset\'s)'))
+    .addOption(new Option('--positional <kind>', 'Transformer positions: learned | sinusoidal | rope | alibi (default: the preset\'s)'))
     .addOption(new Option('--tie-weights', 'share the embedding with the output layer'))
     .addOption(new Option('--no-tie-weights', 'separate output layer'))
     .addOption(numeric('--steps <n>', 'total optimizer steps', POSITIVE_INT, DEFAULTS.steps))
