@@ -24,6 +24,7 @@ const HYPERPARAMETER_OF_OPTION = {
   steps: 'steps', batchSize: 'batchSize', lr: 'lr', minLr: 'minLr', warmup: 'warmupSteps', decaySteps: 'decaySteps',
   weightDecay: 'weightDecay', beta1: 'beta1', beta2: 'beta2', gradClip: 'gradClip', evalInterval: 'evalInterval',
   evalIters: 'evalIters', patience: 'patience', seed: 'seed', valFraction: 'valFraction', logInterval: 'logInterval',
+  stateful: 'stateful',
 } as const;
 
 function numeric(flags: string, description: string, rule: NumberRule, defaultValue?: number): Option {
@@ -84,6 +85,7 @@ function registerTrain(program: Command): void {
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .addOption(numeric('--threads <n>', 'threads that share the work of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
       'cores are idle and the model is big enough to gain, else 1). It never changes the result: a seed alone fixes the run', POSITIVE_INT))
+    .addOption(new Option('--stateful', 'LSTM: truncated BPTT, consecutive windows of each of --batch-size streams carry the state across steps (one thread)'))
     .addOption(new Option('--resume', 'continue the run in --out from its last/ checkpoint'))
     .addOption(new Option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)'))
     .action(async (flags: Record<string, unknown>, command: Command) => {
