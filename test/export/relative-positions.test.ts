@@ -20,7 +20,7 @@ for (const positional of ['rope', 'alibi'] as const) {
       const report = await exportModel({ source: dir, outDir, target });
       const parity = report.parity.fp32 as ParityReport;
       const names = parity.cases.map((c) => c.name);
-      for (const expected of ['random ids, batch 3', 'incremental decode', 'chunked prefill', 'left-padded batch', ...(target === 'cpu' ? ['server cache decode'] : [])]) {
+      for (const expected of ['random ids, batch 3', 'concat KV cache decode', 'chunked prefill', 'left-padded batch', ...(target === 'cpu' ? ['server slab cache decode'] : [])]) {
         assert.ok(names.some((name) => name.startsWith(expected)), `case ${expected} ran (${names.join('; ')})`);
       }
       for (const c of parity.cases) assert.ok(c.maxAbsDiff <= 1e-4, `${c.name}: ${c.maxAbsDiff}`);
