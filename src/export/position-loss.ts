@@ -10,7 +10,7 @@ import { readTokenizerFile } from '../tokenizer/node.ts';
 import { prepareTokens } from '../train/data/index.ts';
 import type { PositionLossOptions } from '../train/evaluate.ts';
 import { validateModelConfig } from '../train/models/index.ts';
-import { positionLosses, type PositionLossReport, windowStarts } from '../train/position-loss.ts';
+import { checkWindow, positionLosses, type PositionLossReport, windowStarts } from '../train/position-loss.ts';
 import { languageModelSpec } from './lm/spec.ts';
 import { createSession, initialState, negativeLogLikelihood, runStep } from './runner.ts';
 
@@ -34,7 +34,7 @@ export async function positionLossOfPackage(dir: string, corpusPath: string, opt
   const spec = languageModelSpec(config);
   const tokenizer = await readTokenizerFile(path.join(dir, 'tokenizer.json'));
   const prepared = await prepareTokens({ corpusPath, tokenizer, cacheDir: options.cacheDir });
-  const window = options.window ?? config.blockSize;
+  const window = checkWindow(config, options.window ?? config.blockSize);
   const starts = windowStarts(prepared.tokens.length, window);
   const session = await createSession(await readFile(path.join(dir, manifest.files.fp32)));
   const v = spec.vocabSize;

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { prepareTokens, type TokenSource } from './data/index.ts';
-import { positionLosses, type PositionLossReport, windowStarts } from './position-loss.ts';
+import { checkWindow, positionLosses, type PositionLossReport, windowStarts } from './position-loss.ts';
 
 export interface EvaluationResult {
   checkpointDir: string;
@@ -47,7 +47,7 @@ export async function positionLossOfCheckpoint(path: string, corpusPath: string,
   const { dir, model, tokenizer, manifest } = await loadCheckpoint(path);
   try {
     const prepared = await prepareTokens({ corpusPath, tokenizer, cacheDir: options.cacheDir ?? defaultCacheDir() });
-    const window = options.window ?? manifest.model.blockSize;
+    const window = checkWindow(manifest.model, options.window ?? manifest.model.blockSize);
     const starts = windowStarts(prepared.tokens.length, window);
     const sums = new Float64Array(window);
     for (let first = 0; first < starts.length; first += options.batchSize) {

@@ -8,6 +8,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { FerryError } from '../errors.ts';
 import { renderLineChart } from './chart.ts';
+import type { ModelConfig } from './models/index.ts';
 
 export interface PositionLoss {
   /** 0-based: the loss of predicting token position + 1 from the position + 1 tokens before it. */
@@ -26,6 +27,20 @@ export interface PositionLossReport {
   /** Mean over every scored token. */
   loss: number;
   positions: PositionLoss[];
+}
+
+/**
+ * The window a model can be scored over: any for an LSTM and for ALiBi (relative biases go on
+ * past the training length), at most the context where a position table ends (learned,
+ * sinusoidal, RoPE).
+ */
+export function checkWindow(config: ModelConfig, window: number): number {
+  if (config.arch === 'transformer' && config.positional !== 'alibi' && window > config.blockSize) {
+    throw new FerryError('WINDOW_TOO_LONG', `--window ${window} is longer than this Transformer's context of ${config.blockSize} (its ${config.positional} positions end there).`, {
+      hint: `Pass --window ${config.blockSize} or less.`,
+    });
+  }
+  return window;
 }
 
 /** The starts of the full windows of `window` inputs (and one more token to predict) in `tokens` ids. */

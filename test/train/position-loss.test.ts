@@ -59,3 +59,18 @@ test('a held-out text shorter than one window is a FerryError saying how long it
   await assert.rejects(positionLossOfCheckpoint(checkpoint, corpusPath, { batchSize: 2, window: 16, cacheDir: path.join(dir, 'cache') }),
     (error: unknown) => error instanceof FerryError && /holds 10 token\(s\); loss by position needs at least 17/.test(error.message));
 });
+
+test('a window past a Transformer\'s position table is a FerryError naming the context; ALiBi and the LSTM take longer windows', async () => {
+  const dir = await tempDir();
+  const corpusPath = path.join(dir, 'text.txt');
+  await writeFile(corpusPath, CORPUS);
+  const options = { batchSize: 2, window: 32, cacheDir: path.join(dir, 'cache') };
+  const { dir: learned } = await makeCheckpoint({ ...TINY_TRANSFORMER, blockSize: 16 });
+  await assert.rejects(positionLossOfCheckpoint(learned, corpusPath, options),
+    (error: unknown) => error instanceof FerryError && /--window 32 is longer than this Transformer's context of 16 \(its learned positions/.test(error.message));
+  for (const shape of [{ ...TINY_TRANSFORMER, blockSize: 16, positional: 'alibi' as const }, TINY_LSTM]) {
+    const { dir: checkpoint } = await makeCheckpoint(shape);
+    const report = await positionLossOfCheckpoint(checkpoint, corpusPath, options);
+    assert.equal(report.positions.length, 32);
+  }
+});
