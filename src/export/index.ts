@@ -180,7 +180,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   // The training curve travels with the model, so the playground can show how it was trained.
   const metrics = source.checkpoint ? await readFile(path.join(source.dir, 'metrics.jsonl'), 'utf8').catch(() => undefined) : undefined;
   if (metrics !== undefined) packageFiles['metrics.jsonl'] = metrics;
-  if (config?.arch === 'transformer') {
+  // transformers.js has no model type with ferry's RoPE (LayerNorm, GELU, unrotated cache) or
+  // ALiBi blocks: a gpt2 config.json would have it add learned positions that are not there.
+  if (config?.arch === 'transformer' && (config.positional === 'learned' || config.positional === 'sinusoidal')) {
     const eos = source.tokenizer?.eosId;
     packageFiles['config.json'] = `${JSON.stringify(gpt2Config(config, eos), null, 2)}\n`;
     // max_length caps prompt + new tokens at the context: transformers.js itself never stops at

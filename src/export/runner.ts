@@ -89,14 +89,18 @@ export async function meanNll(session: ort.InferenceSession, spec: LanguageModel
     const { logits } = await runStep(session, spec, [chunk], initialState(spec, 1));
     const v = spec.vocabSize;
     for (let t = 0; t + 1 < chunk.length; t++) {
-      const row = logits.subarray(t * v, (t + 1) * v);
-      let max = -Infinity;
-      for (const x of row) max = Math.max(max, x);
-      let sum = 0;
-      for (const x of row) sum += Math.exp(x - max);
-      total += Math.log(sum) + max - row[chunk[t + 1]!]!;
+      total += negativeLogLikelihood(logits.subarray(t * v, (t + 1) * v), chunk[t + 1]!);
       count++;
     }
   }
   return total / count;
+}
+
+/** -log softmax(scores)[target], with the max subtracted first. */
+export function negativeLogLikelihood(scores: Float32Array, target: number): number {
+  let max = -Infinity;
+  for (const x of scores) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of scores) sum += Math.exp(x - max);
+  return Math.log(sum) + max - scores[target]!;
 }

@@ -3,6 +3,7 @@ import { ATTENTION_MASK, graphKeepsOwnCache, INPUT_IDS, LOGITS, lstmNames, POSIT
 import type { StateSpec } from './manifest.ts';
 import { namesOfState } from './state.ts';
 import { float32, int64, type NamedTensors, type Session } from './session.ts';
+import { slidingWindow, type SlideMode } from './sliding-window.ts';
 import { createSlabKvDecoder } from './slab-decoder.ts';
 
 /**
@@ -20,6 +21,10 @@ export interface Decoder {
   prefill(prompts: readonly (readonly number[])[]): Promise<{ logits: Float32Array; state: SequenceState }[]>;
   /** Feeds one token to each sequence; `logits` holds one row per sequence. */
   step(batch: readonly { state: SequenceState; token: number }[]): Promise<{ logits: Float32Array; states: SequenceState[] }>;
+  /** Whether sequences go on past the context in a sliding window (src/package/sliding-window.ts). */
+  readonly slides?: boolean;
+  /** Transformer caches: the same sequence without its oldest position (its cache is taken over). */
+  dropOldest?(state: SequenceState): SequenceState;
 }
 
 /** Opaque to everyone but the decoder that made it. */
@@ -55,6 +60,8 @@ export interface DecoderOptions {
    * Off where the runtime keeps the cache better itself (WebGPU buffers in the browser).
    */
   ownCache?: boolean;
+  /** Go on past the context (Transformers): roll the cache or re-encode the window. */
+  slide?: SlideMode;
 }
 
 /**
@@ -73,11 +80,11 @@ export function createDecoder(session: Session, state: StateSpec, vocabSize: num
     });
   }
   if (state.kind === 'lstm') return createLstmDecoder(session, state.layers, state.hiddenSize, vocabSize);
-  if (options.ownCache && keepsCacheItself(contextLength, session.outputNames)) {
-    // keepsCacheItself holds only with a context length.
-    return createSlabKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength!);
-  }
-  return createKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
+  // keepsCacheItself holds only with a context length.
+  const decoder = options.ownCache && keepsCacheItself(contextLength, session.outputNames)
+    ? createSlabKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength!)
+    : createKvDecoder(session, state.layers, state.heads, state.headDim, vocabSize, contextLength);
+  return options.slide && contextLength !== null ? slidingWindow(decoder, options.slide) : decoder;
 }
 
 export function logitsOf(outputs: NamedTensors, rows: number, vocabSize: number): Float32Array {
@@ -173,8 +180,12 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
   const { past: inputNames, present: outputNames } = transformerNames(numLayers);
   const emptyPast = firstPast(session, inputNames, heads, headDim);
 
+  // A rolling window leaves masked positions at the left of a steady batch's past: it is laid
+  // out anew once that past reaches twice the context, so a step's cost stays bounded.
+  const pastLimit = contextLength === null ? Infinity : 2 * contextLength;
+
   function gather(states: readonly BlockState[]): { past: number; tensors: readonly Float32Array[] } {
-    const same = takeSameBlock(states);
+    const same = states[0]!.block.past < pastLimit ? takeSameBlock(states) : undefined;
     if (same) return same;
     const past = Math.max(...states.map((s) => s.length));
     const tensors = inputNames.map((_, i) => {
@@ -236,5 +247,7 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
       }));
     },
     step: (batch) => run(batch.map((b) => b.token), batch.map((b) => b.state as BlockState), 1, batch.map(() => 1)),
+    // The oldest of a row's positions becomes left padding, masked from then on.
+    dropOldest: (state) => ({ ...(state as BlockState), length: state.length - 1 }),
   };
 }

@@ -247,7 +247,22 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
     return { logits, states };
   }
 
-  return { vocabSize, contextLength, prefill, step };
+  /** Shifts the row's positions down by one (per cache input and head), dropping position 0. */
+  function dropOldest(state: SequenceState): SequenceState {
+    const { lineage } = state as SlabState;
+    if (lineage.row < 0 || lineage.length !== state.length) throw new Error('only the latest state of a sequence can drop its oldest position');
+    for (const view of slab) {
+      for (let h = 0; h < heads; h++) {
+        const start = lineage.row * rowSize + h * headSize;
+        view.copyWithin(start, start + headDim, start + lineage.length * headDim);
+      }
+    }
+    lineage.length--;
+    const dropped: SlabState = { length: lineage.length, lineage };
+    return dropped;
+  }
+
+  return { vocabSize, contextLength, prefill, step, dropOldest };
 }
 
 /** Granularity of the past fed to a step: fewer distinct shapes, and a new layout only every so many tokens. */

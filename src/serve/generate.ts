@@ -62,15 +62,11 @@ export async function generateText(dir: string, fields: Record<string, unknown>,
     const prompt = typeof parsed.data.prompt === 'string' ? parsed.data.prompt : '';
     if (options.stream) options.write(prompt);
     let text = '';
-    let generated = 0;
+    // A Transformer goes on past its context in a sliding window: only --max-tokens or the end-of-text token stop it.
     for await (const event of model.scheduler.submit(request!)) {
-      if (event.type === 'text') {
-        text += event.text;
-        generated += event.tokens;
-        if (options.stream) options.write(event.text);
-      } else if (event.type === 'finish' && event.reason === 'length' && generated < request!.maxTokens) {
-        options.log(`stopped after ${generated} tokens: the model's context holds ${model.contextLength} tokens, the prompt's included`);
-      }
+      if (event.type !== 'text') continue;
+      text += event.text;
+      if (options.stream) options.write(event.text);
     }
     options.write(options.stream ? '\n' : `${prompt}${text}\n`);
     return text;

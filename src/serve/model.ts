@@ -6,6 +6,7 @@ import { loadPackage, type ModelPackage } from './package.ts';
 import { keepOutputs } from './prune-outputs.ts';
 import type { Runtime } from './runtime/types.ts';
 import { createScheduler, type Scheduler } from './scheduler.ts';
+import { slideModeOf } from '../package/sliding-window.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 
 /** Everything the HTTP layer and `ferry generate` need to know about one loaded model. */
@@ -52,7 +53,7 @@ export async function openModel(dir: string, options: OpenModelOptions): Promise
   const session = await options.runtime.createSession(model, { cpuOnlyNodes: pkg.manifest.cpuOnlyNodes, intraOpThreads: options.threads });
   const lanes = Math.max(1, Math.min(options.lanes ?? 1, options.maxBatch));
   const schedulers = await Promise.all(Array.from({ length: lanes }, async () => {
-    const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache: true });
+    const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache: true, slide: slideModeOf(pkg.manifest.model) });
     await warmUp(decoder);
     return createScheduler(decoder, pkg.tokenizer, { maxBatch: Math.ceil(options.maxBatch / lanes), maxQueue: Math.ceil(options.maxQueue / lanes) });
   }));

@@ -264,7 +264,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     s.job.channel.push({ type: 'text', index: s.index, text: delta.text, logprobs: delta.logprobs, tokens: 1 });
     if (s.text.stopped) return 'stop';
     if (s.generated >= request.maxTokens) return 'length';
-    if (decoder.contextLength !== null && s.state.length + 1 >= decoder.contextLength) return 'length';
+    if (decoder.contextLength !== null && !decoder.slides && s.state.length + 1 >= decoder.contextLength) return 'length';
     s.lastToken = token;
     return undefined;
   }

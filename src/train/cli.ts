@@ -24,6 +24,7 @@ const HYPERPARAMETER_OF_OPTION = {
   steps: 'steps', batchSize: 'batchSize', lr: 'lr', minLr: 'minLr', warmup: 'warmupSteps', decaySteps: 'decaySteps',
   weightDecay: 'weightDecay', beta1: 'beta1', beta2: 'beta2', gradClip: 'gradClip', evalInterval: 'evalInterval',
   evalIters: 'evalIters', patience: 'patience', seed: 'seed', valFraction: 'valFraction', logInterval: 'logInterval',
+  stateful: 'stateful',
 } as const;
 
 function numeric(flags: string, description: string, rule: NumberRule, defaultValue?: number): Option {
@@ -62,7 +63,7 @@ function registerTrain(program: Command): void {
     .addOption(numeric('--heads <n>', 'attention heads, must divide --embd (default: the preset\'s)', POSITIVE_INT))
     .addOption(numeric('--block-size <n>', 'context length in tokens (default: the preset\'s)', POSITIVE_INT))
     .addOption(numeric('--dropout <p>', 'dropout rate in [0, 1) (default: the preset\'s)', UNIT_INTERVAL))
-    .addOption(new Option('--positional <kind>', 'Transformer positions: learned | sinusoidal (default: the preset\'s)'))
+    .addOption(new Option('--positional <kind>', 'Transformer positions: learned | sinusoidal | rope | alibi (default: the preset\'s)'))
     .addOption(new Option('--tie-weights', 'share the embedding with the output layer'))
     .addOption(new Option('--no-tie-weights', 'separate output layer'))
     .addOption(numeric('--steps <n>', 'total optimizer steps', POSITIVE_INT, DEFAULTS.steps))
@@ -84,6 +85,7 @@ function registerTrain(program: Command): void {
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .addOption(numeric('--threads <n>', 'threads that share the work of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
       'cores are idle and the model is big enough to gain, else 1). It never changes the result: a seed alone fixes the run', POSITIVE_INT))
+    .addOption(new Option('--stateful', 'LSTM: truncated BPTT, consecutive windows of each of --batch-size streams carry the state across steps (one thread)'))
     .addOption(new Option('--resume', 'continue the run in --out from its last/ checkpoint'))
     .addOption(new Option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)'))
     .action(async (flags: Record<string, unknown>, command: Command) => {
@@ -212,15 +214,23 @@ function registerSample(program: Command): void {
 function registerEval(program: Command): void {
   program
     .command('eval')
-    .description('Perplexity of a checkpoint (a run dir means its best/) on a corpus; every token after the first is scored once.')
-    .argument('<dir>', 'checkpoint dir, or a run dir')
+    .description('Perplexity of a checkpoint (a run dir means its best/) on a corpus; every token after the first is scored once. ' +
+      'With --by-position: the mean loss at each position of context windows (a checkpoint, run dir or exported package), as a table, PREFIX.jsonl and PREFIX.svg.')
+    .argument('<dir>', 'checkpoint dir, or a run dir (with --by-position also an ONNX package dir)')
     .requiredOption('--corpus <path>', 'text to score: a UTF-8 file, a .gz file or a directory of .txt and .md files, gzipped or not, subfolders included')
     .addOption(numeric('--batch-size <n>', 'windows per forward pass', POSITIVE_INT, 16))
     .option('--json', 'print the result as one JSON object')
     .option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)')
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
+    .option('--by-position', 'mean loss at each position of windows that start from an empty context (held-out text in --corpus)')
+    .addOption(numeric('--window <n>', 'with --by-position: tokens per window (default: the model\'s block size)', POSITIVE_INT))
+    .option('--out <prefix>', 'with --by-position: write PREFIX.jsonl and PREFIX.svg', 'by-position')
     .action(async (dir: string, options: Record<string, unknown>) => {
       rejectInvalidFlags(options, 'eval');
+      if (options.byPosition) {
+        await evalByPosition(dir, options);
+        return;
+      }
       const { selectBackend } = await import('./backend.ts');
       await selectBackend(options.backend as string);
       const { evaluateCheckpoint } = await import('./evaluate.ts');
@@ -243,4 +253,24 @@ function registerEval(program: Command): void {
           `(${result.bitsPerToken.toFixed(4)} bits), perplexity ${result.perplexity.toFixed(3)} [${result.seconds.toFixed(1)} s]`,
       );
     });
+}
+
+async function evalByPosition(dir: string, options: Record<string, unknown>): Promise<void> {
+  const { defaultCacheDir } = await import('./evaluate.ts');
+  const scoring = { batchSize: options.batchSize as number, window: options.window as number | undefined, cacheDir: (options.cacheDir as string | undefined) ?? defaultCacheDir() };
+  // Exported packages are scored by their ONNX graph (onnxruntime), checkpoints by tfjs.
+  const onnx = await import('../export/position-loss.ts');
+  let report;
+  if (await onnx.isOnnxPackage(dir)) {
+    report = await onnx.positionLossOfPackage(dir, options.corpus as string, scoring);
+  } else {
+    const { selectBackend } = await import('./backend.ts');
+    await selectBackend(options.backend as string);
+    const { positionLossOfCheckpoint } = await import('./evaluate.ts');
+    report = await positionLossOfCheckpoint(dir, options.corpus as string, scoring);
+  }
+  const { formatPositionTable, writePositionReport } = await import('./position-loss.ts');
+  const written = writePositionReport(options.out as string, report);
+  if (options.json) console.log(JSON.stringify({ ...report, files: written }));
+  else process.stdout.write(`${formatPositionTable(report)}wrote ${written.join(', ')}\n`);
 }

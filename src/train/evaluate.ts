@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { prepareTokens, type TokenSource } from './data/index.ts';
+import { checkWindow, positionLosses, type PositionLossReport, windowStarts } from './position-loss.ts';
 
 export interface EvaluationResult {
   checkpointDir: string;
@@ -34,6 +35,46 @@ export interface EvaluationOptions {
 /** Where tokenized corpora are cached unless told otherwise: $FERRY_CACHE_DIR or ~/.cache/ferry. */
 export function defaultCacheDir(): string {
   return process.env.FERRY_CACHE_DIR ?? join(homedir(), '.cache', 'ferry');
+}
+
+export interface PositionLossOptions extends EvaluationOptions {
+  /** Tokens per window (default: the model's block size). */
+  window?: number;
+}
+
+/** Mean loss at each position of windows of a checkpoint's context over `corpusPath` (docs/FORMATS.md). */
+export async function positionLossOfCheckpoint(path: string, corpusPath: string, options: PositionLossOptions): Promise<PositionLossReport> {
+  const { dir, model, tokenizer, manifest } = await loadCheckpoint(path);
+  try {
+    const prepared = await prepareTokens({ corpusPath, tokenizer, cacheDir: options.cacheDir ?? defaultCacheDir() });
+    const window = checkWindow(manifest.model, options.window ?? manifest.model.blockSize);
+    const starts = windowStarts(prepared.tokens.length, window);
+    const sums = new Float64Array(window);
+    for (let first = 0; first < starts.length; first += options.batchSize) {
+      const batch = starts.slice(first, first + options.batchSize);
+      const inputs = new Int32Array(batch.length * window);
+      const targets = new Int32Array(batch.length * window);
+      batch.forEach((start, row) => {
+        const ids = prepared.tokens.slice(start, start + window + 1);
+        inputs.set(ids.subarray(0, window), row * window);
+        targets.set(ids.subarray(1), row * window);
+      });
+      const perPosition = tf.tidy(() => {
+        const logits = model.predict(tf.tensor2d(inputs, [batch.length, window], 'int32')) as tf.Tensor;
+        const labels = tf.oneHot(tf.tensor2d(targets, [batch.length, window], 'int32'), logits.shape[2]!);
+        return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), labels), [0, 2]));
+      });
+      (await perPosition.data()).forEach((loss, position) => (sums[position]! += loss));
+      perPosition.dispose();
+    }
+    const positions = positionLosses(sums, starts.length);
+    return {
+      model: dir, arch: manifest.model.arch, window, windows: starts.length,
+      loss: positions.reduce((total, p) => total + p.loss, 0) / window, positions,
+    };
+  } finally {
+    model.dispose();
+  }
 }
 
 export async function evaluateCheckpoint(path: string, corpusPath: string, options: EvaluationOptions): Promise<EvaluationResult> {

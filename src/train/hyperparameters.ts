@@ -28,6 +28,8 @@ export interface Hyperparameters {
   valFraction: number;
   /** Steps between log lines and `train` events in metrics.jsonl. */
   logInterval: number;
+  /** LSTM only: consecutive windows of each stream carry the state across steps (src/train/stateful.ts). */
+  stateful: boolean;
 }
 
 export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
@@ -47,6 +49,7 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   seed: 1,
   valFraction: 0.1,
   logInterval: 10,
+  stateful: false,
 };
 
 /** The `ferry train` flag of each hyperparameter: problems are reported in the flags' names. */
@@ -54,6 +57,7 @@ export const HYPERPARAMETER_FLAGS: Readonly<Record<keyof Hyperparameters, string
   steps: '--steps', batchSize: '--batch-size', lr: '--lr', minLr: '--min-lr', warmupSteps: '--warmup', decaySteps: '--decay-steps',
   weightDecay: '--weight-decay', beta1: '--beta1', beta2: '--beta2', gradClip: '--grad-clip', evalInterval: '--eval-interval',
   evalIters: '--eval-iters', patience: '--patience', seed: '--seed', valFraction: '--val-fraction', logInterval: '--log-interval',
+  stateful: '--stateful',
 };
 
 const RULES: Readonly<Partial<Record<keyof Hyperparameters, NumberRule>>> = {
@@ -81,7 +85,8 @@ export interface ResolvedHyperparameters {
  */
 export function resolveHyperparameters(saved: Hyperparameters | undefined, given: Partial<Hyperparameters>): ResolvedHyperparameters {
   const defined = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as Partial<Hyperparameters>;
-  const h: Hyperparameters = { ...(saved ?? DEFAULT_HYPERPARAMETERS), ...defined };
+  // Runs from before --stateful have no such key: they were stateless.
+  const h: Hyperparameters = { ...DEFAULT_HYPERPARAMETERS, ...saved, ...defined };
   const problems: string[] = [];
   const notes: string[] = [];
   const flag = HYPERPARAMETER_FLAGS;
@@ -90,6 +95,10 @@ export function resolveHyperparameters(saved: Hyperparameters | undefined, given
     if (!(Number.isFinite(value) && (!rule.integer || Number.isInteger(value)) && rule.accept(value))) {
       problems.push(`${flag[key]} must be ${rule.expected}, got ${value}`);
     }
+  }
+  if (typeof h.stateful !== 'boolean') problems.push(`${flag.stateful} is a switch, got ${JSON.stringify(h.stateful)}`);
+  if (saved && defined.stateful !== undefined && defined.stateful !== (saved.stateful ?? false)) {
+    problems.push(`cannot resume a ${saved.stateful ? 'stateful' : 'stateless'} run ${defined.stateful ? 'with' : 'without'} ${flag.stateful}: a resumed run keeps how it was batched`);
   }
   if (h.minLr !== null && !(h.minLr >= 0 && h.minLr <= h.lr)) {
     problems.push(`${flag.minLr} ${h.minLr} must lie between 0 and ${flag.lr} ${h.lr} (leave it out for lr / 10)`);

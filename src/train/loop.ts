@@ -18,6 +18,7 @@ import { mixSeed } from './parallel/shard.ts';
 import { formatDuration, type ProgressReporter } from './progress.ts';
 import { OPTIMIZER_FILE, STATE_FILE, type StopReason, type TrainState } from './run-dir.ts';
 import { createCosineSchedule } from './schedule.ts';
+import { isStateful, statefulBatch } from './stateful.ts';
 
 export interface TrainResult {
   runDir: string;
@@ -74,7 +75,7 @@ export function createTrainingLoop(parts: LoopParts) {
   const losses: number[] = [];
 
   async function trainStep(lr: number): Promise<{ loss: number; gradNorm: number }> {
-    const batch = sampleBatch(parts.trainTokens, batchShape, rng);
+    const batch = h.stateful ? statefulBatch(parts.trainTokens, batchShape, state.step) : sampleBatch(parts.trainTokens, batchShape, rng);
     const { loss, grads } = await gradients.compute(batch, mixSeed(h.seed, state.step));
     const clip = gradientClip(grads, h.gradClip);
     optimizer.applyGradients(grads, lr, clip.scale);
@@ -103,6 +104,7 @@ export function createTrainingLoop(parts: LoopParts) {
 
   async function save(name: 'last' | 'best'): Promise<void> {
     state.rngState = rng.getState();
+    if (isStateful(gradients)) state.carriedState = gradients.carried();
     state.seconds = elapsed();
     await saveCheckpoint(join(runDir, name), {
       model,

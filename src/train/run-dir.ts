@@ -39,6 +39,8 @@ export interface TrainState {
    * keeps it. Absent in runs from before shards, which split each batch by `threads`.
    */
   shards?: number;
+  /** `stateful` runs: the LSTM state carried into the next step, h then c per layer ([batchSize * hiddenSize] each). */
+  carriedState?: number[][];
 }
 
 export const STATE_FILE = 'state.json';

@@ -24,6 +24,7 @@ import { createAdamW, DEFAULT_ADAMW, type Parameter } from './optimizer.ts';
 import { createStepGradients, type StepGradients } from './parallel/gradients.ts';
 import { withSeededRandom } from './parallel/shard.ts';
 import { checkThreads, planShards, planThreads } from './parallel/threads.ts';
+import { createStatefulGradients } from './stateful.ts';
 import { createLineReporter, type ProgressReporter } from './progress.ts';
 import { inspectRunDir, readResumePoint, type ResumePoint, type TrainState } from './run-dir.ts';
 import { buildTokenizer, modelProblems, presetVocabSize, problemOf, resolveConfig, resolveTokenizerKind } from './run-options.ts';
@@ -106,6 +107,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       reporter.message(`warning: the corpus changed since the run started (${resumed.state.corpusHash} -> ${prepared.corpusHash})`);
     }
     const config = resumed?.config ?? resolveConfig(options, tokenizer.vocabSize, undefined);
+    if (hyperparameters.stateful && config.arch !== 'lstm') {
+      throw new FerryError('INVALID_HYPERPARAMETER', `--stateful carries an LSTM's state across batches; this is a ${config.arch}.`, { hint: 'Drop --stateful, or train --arch lstm.' });
+    }
+    if (hyperparameters.stateful && (options.threads ?? 1) > 1) {
+      throw new FerryError('INVALID_HYPERPARAMETER', `--stateful trains on one thread, not --threads ${options.threads}.`, { hint: 'Drop --threads.' });
+    }
     const { train: trainTokens, val: valTokens } = splitTrainVal(prepared.tokens, hyperparameters.valFraction, config.blockSize);
     if (options.signal?.aborted) {
       throw new FerryError('INTERRUPTED', 'Interrupted before training started; nothing was written.');
@@ -115,7 +122,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model ??= withSeededRandom(hyperparameters.seed, () => createModel(config));
     return await runTraining({
       runDir, reporter, resumed, model, hyperparameters, corpus, corpusHash: prepared.corpusHash, tokenizer, config, backend,
-      requestedThreads: options.threads, requestedShards: options.shards, trainTokens, valTokens, signal: options.signal,
+      requestedThreads: hyperparameters.stateful ? 1 : options.threads, requestedShards: hyperparameters.stateful ? 1 : options.shards, trainTokens, valTokens, signal: options.signal,
     });
   } finally {
     model?.dispose();
@@ -226,7 +233,14 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
   state.shards = shards;
   let gradients: StepGradients | undefined;
   try {
-    gradients = await createStepGradients({ model, variables: parameters.map(({ variable }) => variable), config, backend, threads, shards });
+    const variables = parameters.map(({ variable }) => variable);
+    if (hyperparameters.stateful && config.arch === 'lstm') {
+      const stateful = createStatefulGradients(model, variables, config, hyperparameters.batchSize);
+      if (state.carriedState) stateful.restore(state.carriedState);
+      gradients = stateful;
+    } else {
+      gradients = await createStepGradients({ model, variables, config, backend, threads, shards });
+    }
     const session = createTrainingLoop({
       model, config, tokenizer, optimizer, gradients, rng, metrics, state, backend, runDir, reporter,
       trainTokens, valTokens, signal: plan.signal,

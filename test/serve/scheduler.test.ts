@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { FerryError } from '../../src/errors.ts';
 import { GREEDY } from '../../src/serve/sampling.ts';
 import { createScheduler, type GenerationEvent, type GenerationRequest } from '../../src/serve/scheduler.ts';
+import { slidingWindow } from '../../src/package/sliding-window.ts';
 import { createFakeDecoder, letterTokens } from './fakes.ts';
 
 const tokens = letterTokens();
@@ -93,6 +94,14 @@ test('generation stops at the context length with finish_reason length', async (
   assert.equal(out.texts[0]!.length, 4);
   assert.deepEqual(out.finish, ['length']);
   assert.throws(() => scheduler.submit(request({ prompt: tokens.encode('abcdefg'), promptText: 'abcdefg' })), /context holds 7/);
+});
+
+test('over a sliding decoder generation goes past the context, and finish_reason length means max_tokens', async () => {
+  const scheduler = createScheduler(slidingWindow(createFakeDecoder({ vocab: 26, contextLength: 7 }), 'reencode'), tokens, { maxBatch: 4, maxQueue: 4 });
+  const out = await collect(scheduler.submit(request({ maxTokens: 30 })));
+  assert.equal(out.texts[0]!.length, 30);
+  assert.deepEqual(out.finish, ['length']);
+  assert.throws(() => scheduler.submit(request({ prompt: tokens.encode('abcdefg'), promptText: 'abcdefg' })), /context holds 7/, 'a prompt must still fit the window');
 });
 
 test('the end-of-text token stops a choice with finish_reason stop and is not shown', async () => {

@@ -187,6 +187,9 @@ test('one training step of each tiny model on wasm equals the step on cpu (all g
     ['lstm tied', resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { tieWeights: true, hiddenSize: 16 }, vocabSize: 11 })],
     ['transformer', resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: {}, vocabSize: 11 })],
     ['transformer tied sinusoidal', resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: { tieWeights: true, positional: 'sinusoidal' }, vocabSize: 11 })],
+    // RoPE rotates q and k ahead of ferry's fused attention kernel; ALiBi takes the plain ops.
+    ['transformer rope', resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'rope' }, vocabSize: 11 })],
+    ['transformer alibi', resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'alibi' }, vocabSize: 11 })],
   ];
   for (const [label, config] of configs) {
     const initial = await onBackend('cpu', () => {

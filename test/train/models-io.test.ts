@@ -35,6 +35,7 @@ test('save writes model.json + one weights.bin, and loading gives identical logi
   for (const [name, arch, overrides] of [
     ['lstm', 'lstm', {}], ['lstm-tied', 'lstm', { tieWeights: true, hiddenSize: 16 }],
     ['gpt', 'transformer', {}], ['gpt-sin-tied', 'transformer', { positional: 'sinusoidal', tieWeights: true }],
+    ['gpt-rope', 'transformer', { positional: 'rope' }], ['gpt-alibi', 'transformer', { positional: 'alibi' }],
   ] as const) {
     const { model, dir } = await savedTinyModel(name, arch, overrides);
     assert.deepEqual((await readdir(dir)).sort(), ['model.json', 'weights.bin']);

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { alibiSlopes, ropeTables } from '../../src/train/models/positions.ts';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -24,6 +25,8 @@ function tinyConfigs(): [string, ModelConfig][] {
     ['transformer sinusoidal', transformer({ positional: 'sinusoidal' })],
     ['transformer tied', transformer({ tieWeights: true })],
     ['transformer sinusoidal tied', transformer({ tieWeights: true, positional: 'sinusoidal', nHead: 4 })],
+    ['transformer rope', transformer({ positional: 'rope' })],
+    ['transformer alibi tied', transformer({ positional: 'alibi', tieWeights: true })],
   ];
 }
 
@@ -233,7 +236,8 @@ test('bad configs are FerryErrors that name the problem', () => {
   fails({ arch: 'lstm', preset: 'tiny', overrides: { numLayers: 1.5 }, vocabSize: 10 }, 'invalid-model-config', /numLayers must be a positive integer, got 1.5/);
   fails({ arch: 'lstm', preset: 'tiny', vocabSize: 0 }, 'invalid-model-config', /vocabSize must be a positive integer/);
   fails({ arch: 'transformer', preset: 'tiny', overrides: { dropout: 1 }, vocabSize: 10 }, 'invalid-model-config', /dropout must be a number in \[0, 1\), got 1/);
-  fails({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'rope' }, vocabSize: 10 }, 'invalid-model-config', /positional must be "learned" or "sinusoidal", got "rope"/);
+  fails({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'xpos' }, vocabSize: 10 }, 'invalid-model-config', /positional must be "learned", "sinusoidal", "rope", "alibi", got "xpos"/);
+  fails({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'rope', nEmbd: 18, nHead: 2 }, vocabSize: 10 }, 'invalid-model-config', /RoPE rotates pairs of features, and the head size 9 is odd/);
   fails({ arch: 'transformer', preset: 'tiny', overrides: { hiddenSize: 8 }, vocabSize: 10 }, 'invalid-model-config', /unknown transformer hyperparameter hiddenSize[^]*nLayer, nHead, nEmbd/);
   assert.throws(() => validateModelConfig({ arch: 'lstm', vocabSize: 3 }), /missing embeddingDim, hiddenSize, numLayers, dropout, tieWeights, blockSize/);
   assert.deepEqual(resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { hiddenSize: undefined, dropout: 0.25 }, vocabSize: 10 }).dropout, 0.25);
@@ -291,4 +295,29 @@ test('FerryLayerNormalization equals tfjs LayerNormalization in outputs and grad
   gradients(ours).forEach((values, i) => assert.ok(maxAbsDiff(values, expected[i]!) < 1e-4, `output ${i}`));
   assert.equal(ours.getClassName(), 'LayerNormalization');
   assert.deepEqual(ours.getConfig(), { ...reference.getConfig(), name: ours.name });
+});
+
+test('RoPE tables pair column i with i + hd/2 at angle p / 10000^(2i/hd); ALiBi slopes follow Press et al. (HF Bloom) for any head count', () => {
+  const { cos, sin } = ropeTables(8, 4);
+  assert.equal(cos[5 * 4 + 1], Math.fround(Math.cos(5 / 100)));
+  assert.equal(cos[5 * 4 + 3], Math.fround(Math.cos(5 / 100)));
+  assert.equal(sin[5 * 4 + 0], Math.fround(Math.sin(5)));
+  assert.equal(sin[5 * 4 + 2], Math.fround(Math.sin(5)));
+  assert.deepEqual(alibiSlopes(8), [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128, 1 / 256]);
+  assert.deepEqual(alibiSlopes(6), [1 / 4, 1 / 16, 1 / 64, 1 / 256, 1 / 2, 1 / 8]);
+});
+
+test('RoPE and ALiBi blocks equal the position-free block at position 0 and differ after it; they add no weights', () => {
+  const input = tf.randomNormal([1, 5, 8], 0, 1, 'float32', 7);
+  const outputs = [undefined, 'rope', 'alibi'].map((positional) => {
+    const block = new FerryTransformerBlock({ dim: 8, numHeads: 2, mlpDim: 16, dropout: 0, seed: 5, initStd: 0.5, positional: positional as 'rope' | undefined, maxLength: 8 });
+    const out = (block.apply(input) as tf.Tensor).arraySync() as number[][][];
+    assert.equal(block.weights.length, 12);
+    return out[0]!;
+  });
+  const [plain, rope, alibi] = outputs as [number[][], number[][], number[][]];
+  for (const other of [rope, alibi]) {
+    assert.ok(maxAbsDiff(plain[0]!, other[0]!) < 1e-6, 'position 0 sees only itself: no rotation, no bias');
+    assert.ok(maxAbsDiff(plain[4]!, other[4]!) > 1e-3, 'later positions weigh their past by distance');
+  }
 });

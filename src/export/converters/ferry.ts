@@ -4,6 +4,7 @@ import { sinusoidTable } from '../../train/models/layers.ts';
 import { BLOCK_WEIGHTS as W, EMBEDDINGS_WEIGHT } from '../../train/models/weight-names.ts';
 import { attr } from '../graph.ts';
 import { attend } from '../lm/attention.ts';
+import { relativePositions } from '../lm/positions.ts';
 import { layerNorm } from './core.ts';
 import { gatherRows } from './embedding.ts';
 import { gelu, weight } from './support.ts';
@@ -53,11 +54,21 @@ const transformerBlock: Converter = (call, [x], ctx) => {
     return g.op('Add', [g.op('MatMul', [input, g.float(kernelName, kernel.shape, kernel.data)]), g.float(biasName, bias.shape, bias.data)]);
   };
 
+  const positional = call.config.positional as 'rope' | 'alibi' | undefined;
+  if (positional !== undefined && attention.form !== 'decomposed') {
+    throw new FerryError('EXPORT_POSITIONAL_FORM', `layer ${call.name} uses ${positional === 'rope' ? 'RoPE' : 'ALiBi'} positions, which only the decomposed attention form carries (got --attention ${attention.form})`, {
+      hint: 'Export with --attention decomposed (the default).',
+      status: 422,
+    });
+  }
+  const positions = positional === undefined
+    ? undefined
+    : relativePositions(g, attention, { kind: positional, heads, headDim: d / heads, maxLength: (call.config.maxLength as number | undefined) ?? 0 });
   const block = ctx.counters.block++;
   const h1 = g.inScope('ln1', () => layerNorm(ctx, x!.name, w(W.ln1Gamma).data, w(W.ln1Beta).data, epsilon));
   const [q, k, v] = g.node('Split', [linear(h1, W.qkvKernel, W.qkvBias), g.int64('split', [d, d, d])], { axis: attr.int(-1) }, { outputs: 3 });
   const firstAttentionNode = g.nodes.length;
-  const context = g.inScope('attn', () => attend(g, attention, block, q!, k!, v!, { heads, headDim: d / heads }));
+  const context = g.inScope('attn', () => attend(g, attention, block, q!, k!, v!, { heads, headDim: d / heads }, positions));
   if (ctx.target === 'webgpu' && attention.form === 'attention23') {
     // Both WebGPU builds of onnxruntime-web run opset-23 Attention on CPU (docs/ARCHITECTURE.md, "Runtime facts").
     ctx.cpuOnlyNodes.push(...g.nodes.slice(firstAttentionNode).filter((n) => n.opType === 'Attention').map((n) => n.name));

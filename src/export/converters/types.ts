@@ -47,6 +47,8 @@ export interface AttentionIO {
   allowed: string;
   /** Int64 [batch, seq]. */
   positionIds: string;
+  /** The graph input `attention_mask`, int64 [batch, past + seq] (relative positions derive key positions from it). */
+  attentionMask: string;
   /**
    * Past K/V inputs of block `i` ([batch, heads, past, headDim]) and the present K/V outputs;
    * `fresh` is the K/V of this call's tokens alone ([batch, heads, seq, headDim]), where the form

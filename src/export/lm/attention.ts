@@ -5,6 +5,7 @@
  */
 import { attr, type Graph, LOWEST_FLOAT32, MICROSOFT_DOMAIN } from '../graph.ts';
 import type { AttentionForm, AttentionIO } from '../converters/types.ts';
+import type { RelativePositions } from './positions.ts';
 
 export interface AttentionHeads {
   heads: number;
@@ -12,7 +13,7 @@ export interface AttentionHeads {
 }
 
 /** The mask inputs every block shares, built once from the ids and the attention mask inputs (only what `form` uses). */
-export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string, form: AttentionForm): Omit<AttentionIO, 'form' | 'newKeyValues' | 'positionIds' | 'past' | 'present'> {
+export function buildAttentionMask(g: Graph, inputIds: string, attentionMask: string, form: AttentionForm): Omit<AttentionIO, 'form' | 'newKeyValues' | 'positionIds' | 'attentionMask' | 'past' | 'present'> {
   const seq = g.op('Shape', [inputIds], { start: attr.int(1), end: attr.int(2) });
   const total = g.op('Shape', [attentionMask], { start: attr.int(1), end: attr.int(2) });
   const past = g.op('Sub', [total, seq]);
@@ -41,15 +42,17 @@ function splitHeads(g: Graph, x: string, { heads, headDim }: AttentionHeads): st
 
 /**
  * Attention of q, k, v ([B, T, d] each, d = heads * headDim) over the cached past of block
- * `block`; registers the present K/V and returns the merged heads [B, T, d].
+ * `block`; registers the present K/V and returns the merged heads [B, T, d]. `positions` (RoPE,
+ * ALiBi) only in the decomposed form: the fused ones would cache rotated keys or know no bias.
  */
-export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads): string {
+export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads, positions?: RelativePositions): string {
+  if (io.form === 'decomposed') {
+    return io.newKeyValues ? attendToPastApart(g, io, block, q, k, v, shape, positions) : attendThroughPresent(g, io, block, q, k, v, shape, positions);
+  }
   const past = io.past(block);
   const scale = 1 / Math.sqrt(shape.headDim);
   const common = { scale: attr.float(scale) };
   switch (io.form) {
-    case 'decomposed':
-      return io.newKeyValues ? attendToPastApart(g, io, block, q, k, v, shape) : attendThroughPresent(g, io, block, q, k, v, shape);
     case 'mha': {
       const [y, key, value] = g.node('MultiHeadAttention', [q, k, v, '', '', io.maskBias!, past.key, past.value], {
         num_heads: attr.int(shape.heads),
@@ -80,13 +83,15 @@ export function attend(g: Graph, io: AttentionIO, block: number, q: string, k: s
 }
 
 /** Decomposed attention over the present (past + new) K/V, as HF exports have it. */
-function attendThroughPresent(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads): string {
+function attendThroughPresent(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads, positions?: RelativePositions): string {
   const past = io.past(block);
   const key = g.op('Concat', [past.key, splitHeads(g, k, shape)], { axis: attr.int(2) });
   const value = g.op('Concat', [past.value, splitHeads(g, v, shape)], { axis: attr.int(2) });
   io.present(block, key, value);
-  const scores = g.op('Mul', [g.op('MatMul', [splitHeads(g, q, shape), g.transpose(key, [0, 1, 3, 2])]), g.scalarFloat('scale', 1 / Math.sqrt(shape.headDim))]);
-  return mergeHeads(g, g.op('MatMul', [softmaxAllowed(g, io, scores), value]), shape);
+  const query = splitHeads(g, q, shape);
+  const [rotatedQuery, rotatedKey] = positions ? [positions.rotateNew(query), positions.rotateAll(key)] : [query, key];
+  const scores = g.op('Mul', [g.op('MatMul', [rotatedQuery, g.transpose(rotatedKey, [0, 1, 3, 2])]), g.scalarFloat('scale', 1 / Math.sqrt(shape.headDim))]);
+  return mergeHeads(g, g.op('MatMul', [softmaxAllowed(g, io, withBias(g, scores, positions)), value]), shape);
 }
 
 /**
@@ -94,21 +99,28 @@ function attendThroughPresent(g: Graph, io: AttentionIO, block: number, q: strin
  * the cache is only read: the present Concat feeds nothing but its graph output, and a runtime
  * that fetches the new K/V outputs instead never pays for copying the cache.
  */
-function attendToPastApart(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads): string {
+function attendToPastApart(g: Graph, io: AttentionIO, block: number, q: string, k: string, v: string, shape: AttentionHeads, positions?: RelativePositions): string {
   const past = io.past(block);
-  const query = splitHeads(g, q, shape);
   const newKey = splitHeads(g, k, shape);
   const newValue = splitHeads(g, v, shape);
   const present = (cached: string, fresh: string) => g.op('Concat', [cached, fresh], { axis: attr.int(2) });
   io.present(block, present(past.key, newKey), present(past.value, newValue), { key: newKey, value: newValue });
+  const rotateNew = positions?.rotateNew ?? ((x: string) => x);
+  const query = rotateNew(splitHeads(g, q, shape));
+  const pastKey = positions ? positions.rotatePast(past.key) : past.key;
   const scoresOf = (key: string) => g.op('MatMul', [query, g.transpose(key, [0, 1, 3, 2])]);
-  const scores = g.op('Mul', [g.op('Concat', [scoresOf(past.key), scoresOf(newKey)], { axis: attr.int(-1) }), g.scalarFloat('scale', 1 / Math.sqrt(shape.headDim))]);
-  const probs = softmaxAllowed(g, io, scores);
+  const scores = g.op('Mul', [g.op('Concat', [scoresOf(pastKey), scoresOf(rotateNew(newKey))], { axis: attr.int(-1) }), g.scalarFloat('scale', 1 / Math.sqrt(shape.headDim))]);
+  const probs = softmaxAllowed(g, io, withBias(g, scores, positions));
   const pastLength = g.op('Shape', [past.key], { start: attr.int(2), end: attr.int(3) });
   const lastAxis = g.int64('last_axis', [3]);
   const probsPast = g.op('Slice', [probs, g.int64('from_start', [0]), pastLength, lastAxis]);
   const probsNew = g.op('Slice', [probs, pastLength, g.int64('to_end', [Number.MAX_SAFE_INTEGER]), lastAxis]);
   return mergeHeads(g, g.op('Add', [g.op('MatMul', [probsPast, past.value]), g.op('MatMul', [probsNew, newValue])]), shape);
+}
+
+function withBias(g: Graph, scores: string, positions: RelativePositions | undefined): string {
+  const bias = positions?.scoreBias();
+  return bias === undefined ? scores : g.op('Add', [scores, bias]);
 }
 
 function softmaxAllowed(g: Graph, io: AttentionIO, scores: string): string {

@@ -54,6 +54,7 @@ export function transformerLanguageModelIO(shape: TransformerShape, form: Attent
         ...mask,
         newKeyValues: options.newKeyValues ?? false,
         positionIds,
+        attentionMask,
         past: (block) => pasts[block]!,
         present(block, key, value, fresh) {
           graph!.addOutput(key, presentKeyValue(block, 'key'), 'float32', presentShape);

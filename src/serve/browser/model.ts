@@ -5,6 +5,7 @@ import type { ServedModel } from '../model.ts';
 import { parseLanguageModelManifest } from '../../package/index.ts';
 import type { Runtime } from '../runtime/types.ts';
 import { createScheduler } from '../scheduler.ts';
+import { slideModeOf } from '../../package/sliding-window.ts';
 
 /** An ONNX package dir's files already in memory: fetched over HTTP, or bundled into a worker. */
 export interface PackageFiles {
@@ -42,7 +43,7 @@ export async function openModelFromFiles(files: PackageFiles, options: OpenFiles
     throw new FerryError('bad_tokenizer', `${files.source}/tokenizer.json: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   const session = await options.runtime.createSession(files.model, { cpuOnlyNodes: manifest.cpuOnlyNodes });
-  const decoder = createDecoder(session, manifest.state, manifest.model.vocabSize, manifest.contextLength);
+  const decoder = createDecoder(session, manifest.state, manifest.model.vocabSize, manifest.contextLength, { slide: slideModeOf(manifest.model) });
   await warmUp(decoder);
   return {
     id: manifest.name,

@@ -22,9 +22,13 @@ export type TransformerConfig = {
   nHead: number;
   nEmbd: number;
   dropout: number;
-  positional: 'learned' | 'sinusoidal';
+  /** Added to the input (learned, sinusoidal) or applied in every block's attention (rope, alibi). */
+  positional: Positional;
   tieWeights: boolean;
 };
+
+export const POSITIONALS = ['learned', 'sinusoidal', 'rope', 'alibi'] as const;
+export type Positional = (typeof POSITIONALS)[number];
 
 export type ModelConfig = LstmConfig | TransformerConfig;
 export type Arch = ModelConfig['arch'];
@@ -199,9 +203,9 @@ export function validateModelConfig(value: unknown): ModelConfig {
     }
     return config;
   }
-  const positional = record.positional;
-  if (positional !== 'learned' && positional !== 'sinusoidal') {
-    throw invalid(`positional must be "learned" or "sinusoidal", got ${JSON.stringify(positional)}`);
+  const positional = record.positional as Positional;
+  if (!POSITIONALS.includes(positional)) {
+    throw invalid(`positional must be ${POSITIONALS.map((p) => `"${p}"`).join(', ')}, got ${JSON.stringify(positional)}`);
   }
   const config: TransformerConfig = {
     arch: 'transformer', vocabSize, blockSize, nLayer: positiveInt('nLayer'), nHead: positiveInt('nHead'),
@@ -210,6 +214,10 @@ export function validateModelConfig(value: unknown): ModelConfig {
   if (config.nEmbd % config.nHead !== 0) {
     throw invalid(`${config.nHead} heads do not divide the model width ${config.nEmbd}`,
       'Choose nEmbd a multiple of nHead (e.g. nEmbd 128 with 4 heads).');
+  }
+  if (positional === 'rope' && (config.nEmbd / config.nHead) % 2 !== 0) {
+    throw invalid(`RoPE rotates pairs of features, and the head size ${config.nEmbd / config.nHead} is odd`,
+      'Choose nEmbd / nHead even.');
   }
   return config;
 }

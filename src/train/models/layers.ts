@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../../errors.ts';
 import { fusedCausalAttention, gelu, hasFusedAttention, layerNorm } from './fused.ts';
 import { BLOCK_WEIGHTS as W, EMBEDDINGS_WEIGHT } from './weight-names.ts';
+import { alibiSlopes, type BlockPositional, ropeTables } from './positions.ts';
 
 type Shape = (number | null)[];
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -199,6 +200,10 @@ export type FerryTransformerBlockArgs = LayerArgs & {
   projInitStd?: number;
   /** The four kernels draw from seed, seed + 1, seed + 2, seed + 3. */
   seed?: number;
+  /** Relative positions applied in the attention itself: rotary q/k or ALiBi score biases (absent: none). */
+  positional?: BlockPositional;
+  /** RoPE only: the most positions the rotation table covers (the context length). */
+  maxLength?: number;
 };
 
 /**
@@ -216,6 +221,10 @@ export class FerryTransformerBlock extends tf.layers.Layer {
   private readonly initStd: number;
   private readonly projInitStd: number;
   private readonly seed: number | undefined;
+  readonly positional: BlockPositional | undefined;
+  readonly maxLength: number | undefined;
+  private readonly rope: { cos: Float32Array; sin: Float32Array } | null;
+  private readonly slopes: number[] | null;
   private weightsByName: Record<string, LayerVariable> = {};
 
   constructor(args: FerryTransformerBlockArgs) {
@@ -223,6 +232,17 @@ export class FerryTransformerBlock extends tf.layers.Layer {
     if (args.dim % args.numHeads !== 0) {
       throw new FerryError('invalid-model-config', `${args.numHeads} heads do not divide the model width ${args.dim}.`);
     }
+    if (args.positional !== undefined && args.positional !== 'rope' && args.positional !== 'alibi') {
+      throw new FerryError('invalid-model-config', `Unknown block positional scheme "${String(args.positional)}".`, { hint: 'Use "rope" or "alibi".' });
+    }
+    const headDim = args.dim / args.numHeads;
+    if (args.positional === 'rope' && (headDim % 2 !== 0 || !(args.maxLength! > 0))) {
+      throw new FerryError('invalid-model-config', `RoPE needs an even head size and a maxLength, got head size ${headDim} and maxLength ${args.maxLength}.`);
+    }
+    this.positional = args.positional;
+    this.maxLength = args.positional === 'rope' ? args.maxLength : undefined;
+    this.rope = args.positional === 'rope' ? ropeTables(args.maxLength!, headDim) : null;
+    this.slopes = args.positional === 'alibi' ? alibiSlopes(args.numHeads) : null;
     this.dim = args.dim;
     this.numHeads = args.numHeads;
     this.mlpDim = args.mlpDim;
@@ -282,24 +302,64 @@ export class FerryTransformerBlock extends tf.layers.Layer {
     const [batch, length] = h.shape as [number, number, number];
     const heads = this.numHeads;
     const headDim = this.dim / heads;
-    const qkv = dense(h, w(W.qkvKernel), w(W.qkvBias));
-    if (hasFusedAttention(qkv) && !(training && this.dropout > 0)) {
+    const projected = dense(h, w(W.qkvKernel), w(W.qkvBias));
+    const qkv = this.rope ? this.rotateQueriesAndKeys(projected) : projected;
+    // ferry's fused kernel knows only the causal mask: ALiBi's biases take the plain ops.
+    if (hasFusedAttention(qkv) && this.slopes === null && !(training && this.dropout > 0)) {
       return dense(fusedCausalAttention(qkv, heads), w(W.projKernel), w(W.projBias));
     }
     const perHead = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, headDim]), [0, 2, 1, 3]);
     const [q, k, v] = tf.split(perHead, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(headDim)), k, false, true), causalMask(length));
+    const bias = this.slopes ? alibiCausalBias(this.slopes, length) : causalMask(length);
+    const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(headDim)), k, false, true), bias);
     const weights = maybeDropout(tf.softmax(scores, -1), this.dropout, training);
     const mixed = tf.transpose(tf.matMul(weights, v), [0, 2, 1, 3]);
     return dense(tf.reshape(mixed, [batch, length, this.dim]), w('attn/proj/kernel'), w('attn/proj/bias'));
+  }
+
+  /**
+   * RoPE on the q and k columns of qkv [B, T, 3d] at positions 0..T-1, per head:
+   * x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1] for the halves x1, x2 of the head.
+   */
+  private rotateQueriesAndKeys(qkv: tf.Tensor): tf.Tensor {
+    const [batch, length] = qkv.shape as [number, number, number];
+    if (length > this.maxLength!) {
+      throw new FerryError('sequence-too-long', `A sequence of ${length} tokens is longer than the model's context of ${this.maxLength}.`, {
+        hint: `Feed at most ${this.maxLength} tokens at a time.`,
+      });
+    }
+    const heads = this.numHeads;
+    const headDim = this.dim / heads;
+    const table = (values: Float32Array) => tf.tensor3d(values.subarray(0, length * headDim), [length, 1, headDim]);
+    const [qk, v] = tf.split(tf.reshape(qkv, [batch, length, 3 * heads, headDim]), [2 * heads, heads], 2);
+    const [first, second] = tf.split(qk!, 2, -1);
+    const rotated = tf.add(tf.mul(qk!, table(this.rope!.cos)), tf.mul(tf.concat([tf.neg(second!), first!], -1), table(this.rope!.sin)));
+    return tf.reshape(tf.concat([rotated, v!], 2), [batch, length, 3 * this.dim]);
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
       dim: this.dim, numHeads: this.numHeads, mlpDim: this.mlpDim, dropout: this.dropout, epsilon: this.epsilon,
+      ...(this.positional === undefined ? {} : { positional: this.positional }),
+      ...(this.maxLength === undefined ? {} : { maxLength: this.maxLength }),
     };
   }
+}
+
+/**
+ * [H, T, T] additive scores: -slope_h * (t - s) where query t may see key s (s <= t), MASKED_SCORE
+ * elsewhere. Each bias is float32(slope) times an integer, rounded once, as the ONNX graph computes it.
+ */
+function alibiCausalBias(slopes: number[], length: number): tf.Tensor3D {
+  const values = new Float32Array(slopes.length * length * length).fill(MASKED_SCORE);
+  slopes.forEach((slope, h) => {
+    const negated = Math.fround(-slope);
+    for (let t = 0; t < length; t++) {
+      for (let s = 0; s <= t; s++) values[(h * length + t) * length + s] = negated * (t - s);
+    }
+  });
+  return tf.tensor3d(values, [slopes.length, length, length]);
 }
 
 tf.serialization.registerClass(FerryTiedEmbedding);

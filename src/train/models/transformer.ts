@@ -1,6 +1,7 @@
 /**
  * The GPT-style Transformer language model, as a tfjs functional model (docs/FORMATS.md):
  * token embedding -> position embedding -> dropout -> pre-LN blocks -> final LayerNorm -> head.
+ * RoPE and ALiBi have no position embedding: each block applies them in its attention.
  * Initialisation follows GPT-2 / nanoGPT: N(0, 0.02), output projections N(0, 0.02/sqrt(2 * nLayer)).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -27,9 +28,13 @@ export function createTransformerLM(config: TransformerConfig, options: { seed?:
     inputDim: vocabSize, outputDim: nEmbd, embeddingsInitializer: init.normal(INIT_STD), name: 'token_embedding',
   });
   let x = tokenEmbedding.apply(inputIds) as tf.SymbolicTensor;
-  x = new FerryPositionEmbedding({
-    maxLength: blockSize, outputDim: nEmbd, kind: config.positional, initStd: INIT_STD, seed: init.seed(), name: 'position_embedding',
-  }).apply(x) as tf.SymbolicTensor;
+  const positional = config.positional;
+  const inBlocks = positional === 'rope' || positional === 'alibi';
+  if (!inBlocks) {
+    x = new FerryPositionEmbedding({
+      maxLength: blockSize, outputDim: nEmbd, kind: positional, initStd: INIT_STD, seed: init.seed(), name: 'position_embedding',
+    }).apply(x) as tf.SymbolicTensor;
+  }
   x = tf.layers.dropout({ rate: dropout, seed: init.seed(), name: 'embedding_dropout' }).apply(x) as tf.SymbolicTensor;
 
   for (let layer = 0; layer < nLayer; layer++) {
@@ -37,6 +42,7 @@ export function createTransformerLM(config: TransformerConfig, options: { seed?:
     x = new FerryTransformerBlock({
       dim: nEmbd, numHeads: nHead, mlpDim: 4 * nEmbd, dropout, epsilon: LAYER_NORM_EPSILON, initStd: INIT_STD,
       projInitStd: INIT_STD / Math.sqrt(2 * nLayer), seed: seed === undefined ? undefined : seed * BLOCK_SEEDS, name: `block_${layer}`,
+      ...(inBlocks ? { positional, maxLength: positional === 'rope' ? blockSize : undefined } : {}),
     }).apply(x) as tf.SymbolicTensor;
   }
   x = new FerryLayerNormalization({ axis: -1, epsilon: LAYER_NORM_EPSILON, name: 'final_norm' }).apply(x) as tf.SymbolicTensor;
