@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
-import { timingSafeEqual } from 'hono/utils/buffer';
+import { HTTPException } from 'hono/http-exception';
 import { completeJson, completeStream, parseCompletionBody, type CompletionLimits, type EventFrames } from './completions.ts';
+import { guards, routeOf } from './guard.ts';
 import { createMetrics } from './metrics.ts';
 import type { ServedModel } from './model.ts';
 import { ApiError, errorResponse, toApiError } from './openai-error.ts';
@@ -10,8 +11,19 @@ import { concatBytes } from '../tokenizer/utf8.ts';
 export interface AppOptions {
   /** The models to serve; while the promise is pending /readyz says 503 and so do completions. */
   models: readonly ServedModel[] | Promise<readonly ServedModel[]>;
-  /** When set, every route but /healthz and /readyz needs `Authorization: Bearer <apiKey>`. */
+  /**
+   * When set, every route but /healthz and /readyz needs `Authorization: Bearer <apiKey>`: the
+   * API, /metrics and the playground's package list and files. The playground page and its code
+   * (`/`, `/ferry/playground.js`, `/ferry/ort/*`) stay open so that a browser can load the page
+   * and type the key into it.
+   */
   apiKey?: string;
+  /** With a key set, leave the whole playground open, package files (weights) included. */
+  publicPlayground?: boolean;
+  /** Origins a browser page may call the API from, or `*`; no CORS headers when empty (default). */
+  corsOrigins?: readonly string[];
+  /** When set, a request whose Host header names another hostname is refused (403). */
+  allowedHosts?: readonly string[];
   /** Largest request body in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Largest max_tokens a request may ask for (default 4096). */
@@ -27,6 +39,10 @@ export interface AppOptions {
    */
   sendEvents?: (c: Context, frames: EventFrames) => Response | undefined;
 }
+
+const PROBES = new Set(['/healthz', '/readyz']);
+// The playground's page and code hold no model data; its package list and files do.
+const PLAYGROUND_CODE = /^\/(ferry\/playground\.js|ferry\/ort\/[^/]+)?$/;
 
 /**
  * The OpenAI-compatible HTTP API over a set of loaded models. It runs anywhere Hono does: it
@@ -57,23 +73,11 @@ export function createApp(options: AppOptions) {
 
   app.use(async (c, next) => {
     await next();
-    metrics.requests.inc({ route: c.req.routePath === '/*' ? 'unmatched' : c.req.routePath, status: String(c.res.status) });
+    metrics.requests.inc({ route: routeOf(c) ?? 'unmatched', status: String(c.res.status) });
   });
 
-  if (options.apiKey !== undefined) {
-    const expected = options.apiKey;
-    app.use(async (c, next) => {
-      if (c.req.path === '/healthz' || c.req.path === '/readyz') return next();
-      // The playground page and its static files are public; the page sends the key with its API calls.
-      if (c.req.method === 'GET' && (c.req.path === '/' || c.req.path.startsWith('/ferry/'))) return next();
-      const header = c.req.header('authorization') ?? '';
-      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (!(await timingSafeEqual(given, expected))) {
-        throw new ApiError(401, 'invalid_api_key', 'a valid API key is required: send `Authorization: Bearer <key>`');
-      }
-      return next();
-    });
-  }
+  const isPublic = (path: string) => PROBES.has(path) || PLAYGROUND_CODE.test(path) || (options.publicPlayground === true && (path === '/' || path.startsWith('/ferry/')));
+  for (const guard of guards(app, { apiKey: options.apiKey, isPublic, corsOrigins: options.corsOrigins, allowedHosts: options.allowedHosts })) app.use(guard);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
@@ -114,6 +118,7 @@ export function createApp(options: AppOptions) {
   app.notFound((c) => errorResponse(new ApiError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`)));
 
   app.onError((error) => {
+    if (error instanceof HTTPException) return error.getResponse();
     const apiError = toApiError(error);
     if (apiError.status >= 500 && apiError.code === 'internal_error') console.error(error);
     return errorResponse(apiError);

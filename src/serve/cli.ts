@@ -22,7 +22,10 @@ export function registerServeCommands(program: Command): void {
     .argument('[dirs...]', 'ONNX package dirs, or folders holding them', [])
     .option('--port <port>', 'port to listen on', process.env.PORT ?? '8080')
     .option('--host <host>', 'address to bind (0.0.0.0 for every interface)', '127.0.0.1')
-    .option('--api-key <key>', 'require `Authorization: Bearer <key>` (default: $FERRY_API_KEY)')
+    .option('--api-key <key>', 'require `Authorization: Bearer <key>` on every route but /healthz and /readyz (default: $FERRY_API_KEY)')
+    .option('--public-playground', 'with --api-key, leave the playground and its package files (the weights) open to anyone')
+    .option('--cors-origin <origins>', 'origins (comma-separated, or *) whose pages may call the API (default: none)')
+    .option('--allow-host <hosts>', 'hostnames (comma-separated) accepted in the Host header on loopback without --api-key, besides localhost')
     .option('--max-batch <n>', 'most sequences decoded together per model', '32')
     .option('--max-queue <n>', 'most requests waiting per model before 429', '64')
     .option('--device <device>', 'auto, cpu, cuda, webgpu or wasm', 'auto')
@@ -35,13 +38,16 @@ export function registerServeCommands(program: Command): void {
     .option('--verbose', 'also log why a device was not used')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
       const { startServer } = await import('./node.ts');
-      const apiKey = options.apiKey ?? process.env.FERRY_API_KEY;
+      const apiKey = bearerKey(options.apiKey ?? process.env.FERRY_API_KEY);
       const log = (message: string) => console.error(`ferry: ${message}`);
       const server = await startServer({
         dirs: dirs.length ? dirs : ['models'],
         port: integer(options.port!, '--port', 0, 65535),
         host: options.host!,
         apiKey,
+        publicPlayground: options.publicPlayground !== undefined,
+        corsOrigins: list(options.corsOrigin),
+        allowHosts: list(options.allowHost),
         maxBatch: integer(options.maxBatch!, '--max-batch', 1, 4096),
         maxQueue: integer(options.maxQueue!, '--max-queue', 0, 1_000_000),
         device: options.device!,
@@ -101,6 +107,17 @@ export function registerServeCommands(program: Command): void {
       verbose: options.verbose ? (message) => console.error(`ferry: ${message}`) : undefined,
     });
   });
+}
+
+/** `a, b` -> ['a', 'b']; undefined stays undefined. */
+function list(value: string | undefined): string[] | undefined {
+  return value?.split(',').map((item) => item.trim()).filter(Boolean);
+}
+
+/** A key a client can send: the characters of an RFC 6750 bearer token. */
+function bearerKey(key: string | undefined): string | undefined {
+  if (key === undefined || /^[A-Za-z0-9._~+/-]+=*$/.test(key)) return key;
+  throw new FerryError('bad_flag', '--api-key (or $FERRY_API_KEY) may hold only letters, digits and ._~+/- (then = padding)', { hint: 'e.g. `openssl rand -hex 32`' });
 }
 
 function camel(flag: string): string {

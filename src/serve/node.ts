@@ -16,6 +16,12 @@ export interface ServeOptions {
   port: number;
   host: string;
   apiKey?: string;
+  /** With a key, leave the playground and its package files open (AppOptions.publicPlayground). */
+  publicPlayground?: boolean;
+  /** Origins browsers may call the API from, or `*` (AppOptions.corsOrigins). */
+  corsOrigins?: readonly string[];
+  /** Hostnames accepted in the Host header besides loopback's, when on loopback without a key. */
+  allowHosts?: readonly string[];
   maxBatch: number;
   maxQueue: number;
   device: string;
@@ -50,7 +56,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Models load once the port is ours: a port in use ends the start before any model loads or logs.
   const models = new Promise<boolean>((resolve) => (listening = resolve)).then((ok) => (ok ? loadModels(dirs, options) : []));
   const app = createApp({
-    models, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
+    models, apiKey: options.apiKey, publicPlayground: options.publicPlayground, corsOrigins: options.corsOrigins,
+    allowedHosts: allowedHosts(options), maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
     sendEvents: (c, frames) => {
       const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
       return outgoing instanceof ServerResponse ? sendEventsToNode(frames, outgoing) : undefined;
@@ -87,6 +94,20 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       for (const model of loaded) await model.close();
     },
   };
+}
+
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
+
+/**
+ * A server on loopback without a key trusts whoever can reach it, which a page on any site can
+ * by DNS rebinding (its own hostname re-pointed at 127.0.0.1): such a server answers only
+ * requests whose Host is loopback's, or one allowed with --allow-host. Elsewhere, or with a
+ * key, any Host is fine.
+ */
+function allowedHosts(options: ServeOptions): string[] | undefined {
+  const loopback = LOOPBACK_NAMES.includes(options.host.toLowerCase()) || /^127\.\d+\.\d+\.\d+$/.test(options.host);
+  if (!loopback || options.apiKey !== undefined) return undefined;
+  return [...new Set([...LOOPBACK_NAMES, options.host, ...(options.allowHosts ?? [])].map((h) => h.toLowerCase()))];
 }
 
 async function loadModels(dirs: string[], options: ServeOptions): Promise<ServedModel[]> {
