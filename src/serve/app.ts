@@ -1,6 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { completeJson, completeStream, parseCompletionBody, type CompletionLimits, type EventFrames } from './completions.ts';
+import { clientClosed, completeJson, completeStream, parseCompletionBody, type CompletionLimits, type EventFrames } from './completions.ts';
 import { guards, routeOf } from './guard.ts';
 import { createMetrics } from './metrics.ts';
 import type { ServedModel } from './model.ts';
@@ -71,9 +71,11 @@ export function createApp(options: AppOptions) {
 
   const app = new Hono();
 
+  // A stream is counted when it ends, with how it ended (200, 499 when the client left, a late error's status).
+  const countedAtEnd = new WeakSet<Request>();
   app.use(async (c, next) => {
     await next();
-    metrics.requests.inc({ route: routeOf(c) ?? 'unmatched', status: String(c.res.status) });
+    if (!countedAtEnd.has(c.req.raw)) metrics.requests.inc({ route: routeOf(c) ?? 'unmatched', status: String(c.res.status) });
   });
 
   const isPublic = (path: string) => PROBES.has(path) || PLAYGROUND_CODE.test(path) || (options.publicPlayground === true && (path === '/' || path.startsWith('/ferry/')));
@@ -109,7 +111,8 @@ export function createApp(options: AppOptions) {
       throw new ApiError(404, 'model_not_found', `no model named "${body.model}"; GET /v1/models lists them`, { param: 'model' });
     }
     if (body.stream) {
-      const frames = completeStream(body, model, limits, metrics, c.req.raw.signal);
+      const frames = completeStream(body, model, limits, metrics, c.req.raw.signal, (status) => metrics.requests.inc({ route: '/v1/completions', status: String(status) }));
+      countedAtEnd.add(c.req.raw);
       return options.sendEvents?.(c, frames) ?? eventStreamResponse(frames);
     }
     return c.json(await completeJson(body, model, limits, metrics, c.req.raw.signal));
@@ -145,7 +148,10 @@ async function readJsonText(c: Context, maxBytes: number): Promise<string> {
   const tooLarge = () => new ApiError(413, 'body_too_large', `the request body exceeds ${maxBytes} bytes`);
   const declared = c.req.header('transfer-encoding') === undefined ? c.req.header('content-length') : undefined;
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge();
-  const bytes = declared !== undefined ? await c.req.arrayBuffer() : await readCounted(c.req.raw.body, maxBytes, tooLarge);
+  const bytes = await (declared !== undefined ? c.req.arrayBuffer() : readCounted(c.req.raw.body, maxBytes, tooLarge)).catch((error: unknown) => {
+    // Anything but our own 413 is the upload breaking off: the client went away.
+    throw error instanceof ApiError ? error : clientClosed();
+  });
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     throw new ApiError(415, 'unsupported_media_type', `the body must be application/json, not ${type || 'untyped'}`);
