@@ -24,6 +24,8 @@ export interface AppOptions {
   corsOrigins?: readonly string[];
   /** When set, a request whose Host header names another hostname is refused (403). */
   allowedHosts?: readonly string[];
+  /** True once the server is shutting down: /readyz and new completions say 503, running ones finish. */
+  draining?: () => boolean;
   /** Largest request body in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Largest max_tokens a request may ask for (default 4096). */
@@ -84,6 +86,7 @@ export function createApp(options: AppOptions) {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', (c) => {
+    if (options.draining?.()) return c.json({ status: 'draining' }, 503);
     if (models) return c.json({ status: 'ready', models: [...models.keys()] });
     return c.json({ status: loadError ? 'failed' : 'loading', ...(loadError ? { error: loadError } : {}) }, 503);
   });
@@ -105,6 +108,9 @@ export function createApp(options: AppOptions) {
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
   app.post('/v1/completions', async (c) => {
+    if (options.draining?.()) {
+      throw new ApiError(503, 'draining', 'this server is shutting down; send the request to another replica', { headers: { 'Retry-After': '1', Connection: 'close' } });
+    }
     const body = parseCompletionBody(await readJsonText(c, maxBodyBytes));
     const model = ready().get(body.model);
     if (!model) {

@@ -34,12 +34,14 @@ export function registerServeCommands(program: Command): void {
     .option('--max-prompt-tokens <n>', 'longest prompt in tokens', '8192')
     .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
     .option('--threads <n>', 'intra-op threads per model (0: onnxruntime decides)', '0')
+    .option('--drain-seconds <seconds>', 'on SIGTERM or SIGINT, how long running requests may take to finish (/readyz and new requests answer 503 meanwhile)', '30')
     .option('--lanes <n>', 'batches per model decoded in turn, so sampling and streaming overlap the model runs (--max-batch and --max-queue are split between them)', '1')
     .option('--verbose', 'also log why a device was not used')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
       const { startServer } = await import('./node.ts');
       const apiKey = bearerKey(options.apiKey ?? process.env.FERRY_API_KEY);
       const log = (message: string) => console.error(`ferry: ${message}`);
+      const drainMs = integer(options.drainSeconds!, '--drain-seconds', 0, 86_400) * 1000;
       const server = await startServer({
         dirs: dirs.length ? dirs : ['models'],
         port: integer(options.port!, '--port', 0, 65535),
@@ -60,6 +62,12 @@ export function registerServeCommands(program: Command): void {
         log,
         verbose: options.verbose ? log : undefined,
       });
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => {
+          log(`${signal}: draining (up to ${drainMs / 1000} s for running requests), then exiting`);
+          void server.close(drainMs).then(() => process.exit(0));
+        });
+      }
       log(`listening on ${server.url} (loading models; /readyz turns 200 when they are warm)`);
       const models = await server.models.catch(async (error: unknown) => {
         await server.close();
@@ -69,12 +77,6 @@ export function registerServeCommands(program: Command): void {
       const auth = apiKey ? ` -H 'authorization: Bearer ${apiKey}'` : '';
       console.log(`ferry: serving ${models.map((m) => m.id).join(', ')} at ${server.url}/v1`);
       console.log(`try:\n  curl ${server.url}/v1/completions -H 'content-type: application/json'${auth} \\\n    -d '{"model": "${first.id}", "prompt": "ROMEO:", "max_tokens": 60}'`);
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-        process.once(signal, () => {
-          log(`${signal}: shutting down`);
-          void server.close().then(() => process.exit(0));
-        });
-      }
     });
 
   const generate = program

@@ -43,6 +43,11 @@ export interface ServeOptions {
 export interface RunningServer {
   readonly url: string;
   readonly models: Promise<readonly ServedModel[]>;
+  /**
+   * Drains and stops: /readyz and new completions answer 503 at once (a load balancer stops
+   * sending requests, a proxy retries them elsewhere), running generations finish for up to
+   * `graceMs`, then the listener closes, the rest are cut and the models closed.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -55,7 +60,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let listening!: (ok: boolean) => void;
   // Models load once the port is ours: a port in use ends the start before any model loads or logs.
   const models = new Promise<boolean>((resolve) => (listening = resolve)).then((ok) => (ok ? loadModels(dirs, options) : []));
+  let draining = false;
   const app = createApp({
+    draining: () => draining,
     models, apiKey: options.apiKey, publicPlayground: options.publicPlayground, corsOrigins: options.corsOrigins,
     allowedHosts: allowedHosts(options), maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
     sendEvents: (c, frames) => {
@@ -74,6 +81,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         : error);
     });
   });
+  let inFlight = 0;
+  server.on('request', (_request, response: ServerResponse) => {
+    inFlight++;
+    response.once('close', () => inFlight--);
+  });
   listening(true);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -81,15 +93,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     models,
-    /** Stops accepting, lets running generations finish for up to `graceMs`, then cuts the rest. */
     async close(graceMs = 5000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      const http = server as ServerType & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
-      http.closeIdleConnections?.();
+      draining = true;
       const loaded = await models.catch(() => []);
-      const drained = Promise.all(loaded.map((m) => m.scheduler.idle()));
-      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
-      http.closeAllConnections?.();
+      // Every answer written to its end (a stream's [DONE] included), or the grace period is over.
+      const deadline = Date.now() + graceMs;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      (server as ServerType & { closeAllConnections?: () => void }).closeAllConnections?.();
       await closed;
       for (const model of loaded) await model.close();
     },
