@@ -154,7 +154,8 @@ export async function findPackages(dirs: readonly string[]): Promise<string[]> {
       found.push(dir);
       continue;
     }
-    const children = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name)).sort();
+    // Hidden dirs are an export's unfinished temp dirs (`.name.tmp-*`), never packages.
+    const children = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => path.join(dir, e.name)).sort();
     const packages = [];
     for (const child of children) if (await exists(path.join(child, 'ferry.json'))) packages.push(child);
     if (!packages.length) {
