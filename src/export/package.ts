@@ -1,6 +1,6 @@
 /** Writes an ONNX package dir all at once: a temp dir beside it, renamed into place. */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../errors.ts';
 
@@ -17,6 +17,31 @@ async function writeChunks(file: string, data: Uint8Array | Uint8Array[] | strin
   }
 }
 
+/**
+ * Undoes what an export killed mid-write (kill -9, power loss) left beside the package: its temp
+ * dir goes, and a package it had moved aside to swap in the new one comes back. Only dirs of
+ * processes no longer running are touched.
+ */
+async function recoverKilledWrite(parent: string, base: string): Promise<void> {
+  const prefix = `.${base}.tmp-`;
+  const leftovers = (await readdir(parent)).filter((name) => name.startsWith(prefix) && !isRunning(Number(name.slice(prefix.length).split('-')[0])));
+  const targetMissing = !(await stat(path.join(parent, base)).then(() => true, () => false));
+  for (const name of leftovers.sort()) {
+    if (targetMissing && name.endsWith('.old')) await rename(path.join(parent, name), path.join(parent, base));
+    else await rm(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function writePackageDir(outDir: string, files: PackageFiles): Promise<void> {
   const target = path.resolve(outDir);
   const parent = path.dirname(target);
@@ -27,8 +52,9 @@ export async function writePackageDir(outDir: string, files: PackageFiles): Prom
   let temp: string;
   try {
     await mkdir(parent, { recursive: true });
+    await recoverKilledWrite(parent, path.basename(target));
     // mkdir, not mkdtemp: the package dir gets the user's umask (mkdtemp's 0700 would survive the rename).
-    temp = path.join(parent, `.${path.basename(target)}.tmp-${randomUUID()}`);
+    temp = path.join(parent, `.${path.basename(target)}.tmp-${process.pid}-${randomUUID()}`);
     await mkdir(temp);
   } catch (error) {
     throw new FerryError('EXPORT_OUT_NOT_WRITABLE', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {

@@ -66,6 +66,7 @@ export function layersOf(topology: unknown): { name: string; className: string }
     const className = layer.class_name ?? layer.className ?? '?';
     const config = layer.config ?? {};
     if (className === 'Sequential' || className === 'Model' || className === 'Functional') {
+      if (className !== 'Sequential') checkLayerGraph(config);
       const inner = Array.isArray(config) ? (config as LayerJson[]) : config.layers ?? [];
       inner.forEach(visit);
       return;
@@ -84,6 +85,56 @@ function checkTopology(topology: unknown): void {
   }
 }
 
+/**
+ * A functional model's layer graph must name only layers it has: tfjs waits forever for a layer
+ * an inbound node names but the model lacks (or whose name is not a string).
+ */
+function checkLayerGraph(config: Record<string, unknown>): void {
+  const refuse = (what: string) => new FerryError('invalid-model-json', `model.json's layer graph is damaged: ${what}`, {
+    hint: 'Save or convert the model again: model.json must come whole from tfjs or the tfjs converter.',
+  });
+  const layers = config.layers;
+  if (!Array.isArray(layers)) throw refuse('config.layers is not a list of layers');
+  // Each layer's node count: an InputLayer makes its one node itself, the others one per inbound node.
+  const nodeCounts = new Map<string, number>();
+  for (const [i, layer] of layers.entries()) {
+    const { name, class_name: className, inbound_nodes: inbound } = (layer ?? {}) as { name?: unknown; class_name?: unknown; inbound_nodes?: unknown };
+    if (typeof name !== 'string' || nodeCounts.has(name)) throw refuse(`layer ${i} has ${typeof name === 'string' ? `the name "${name}" of an earlier layer` : 'no name'}`);
+    nodeCounts.set(name, className === 'InputLayer' ? 1 : Array.isArray(inbound) ? inbound.length : 0);
+  }
+  const checkRef = (ref: unknown, where: string): string => {
+    if (!Array.isArray(ref) || typeof ref[0] !== 'string' || !Number.isInteger(ref[1]) || !Number.isInteger(ref[2])) throw refuse(`${where} is not [layer name, node index, tensor index]`);
+    const count = nodeCounts.get(ref[0]);
+    if (count === undefined) throw refuse(`${where} names the layer "${ref[0]}", which the model does not have`);
+    if (ref[1] < 0 || ref[1] >= count) throw refuse(`${where} names node ${ref[1]} of layer "${ref[0]}", which has ${count}`);
+    return ref[0];
+  };
+  for (const key of ['input_layers', 'output_layers'] as const) {
+    const refs = config[key];
+    if (!Array.isArray(refs)) throw refuse(`config.${key} is not a list`);
+    refs.forEach((ref, i) => checkRef(ref, `config.${key}[${i}]`));
+  }
+  const inputsOf = new Map<string, string[]>();
+  for (const layer of layers as { name: string; inbound_nodes?: unknown }[]) {
+    const nodes = layer.inbound_nodes ?? [];
+    if (!Array.isArray(nodes)) throw refuse(`the inbound_nodes of layer "${layer.name}" are not a list`);
+    inputsOf.set(layer.name, nodes.flatMap((node, n) => {
+      if (!Array.isArray(node)) throw refuse(`inbound node ${n} of layer "${layer.name}" is not a list`);
+      return node.map((ref, r) => checkRef(ref, `inbound node ${n}[${r}] of layer "${layer.name}"`));
+    }));
+  }
+  // A cycle would have tfjs wait forever too.
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string): void => {
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting') throw refuse(`layer "${name}" depends on itself`);
+    state.set(name, 'visiting');
+    for (const input of inputsOf.get(name) ?? []) visit(input);
+    state.set(name, 'done');
+  };
+  for (const name of inputsOf.keys()) visit(name);
+}
+
 async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel; notes: string[] }> {
   const json = await readModelJson(modelJsonPath);
   checkTopology(json.modelTopology);
@@ -94,7 +145,8 @@ async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel
     model = await tf.loadLayersModel(withResetAfterGrus(fileSystemIO(modelJsonPath), resetAfterGrus));
   } catch (error) {
     if (error instanceof FerryError) throw error;
-    throw new FerryError('EXPORT_MODEL_UNREADABLE', `tfjs cannot load ${modelJsonPath}: ${(error as Error).message}`, {
+    // tfjs's messages may span lines; a FerryError is one.
+    throw new FerryError('EXPORT_MODEL_UNREADABLE', `tfjs cannot load ${modelJsonPath}: ${String((error as Error).message).replace(/\s*\n\s*/g, ' ')}`, {
       hint: 'Check that model.json and its weight files come from the same tfjs Layers model.',
       cause: error,
     });

@@ -1,7 +1,8 @@
 import { Hono, type Context } from 'hono';
-import { timingSafeEqual } from 'hono/utils/buffer';
+import { HTTPException } from 'hono/http-exception';
 import { readBody } from './body.ts';
 import { completeJson, completeStream, parseCompletionBody, type CompletionLimits, type EventFrames } from './completions.ts';
+import { guards, routeOf } from './guard.ts';
 import { createMetrics } from './metrics.ts';
 import type { ServedModel } from './model.ts';
 import { ApiError, errorResponse, toApiError } from './openai-error.ts';
@@ -12,8 +13,21 @@ import { mountInferenceProtocol } from './v2/routes.ts';
 export interface AppOptions {
   /** The models to serve; while the promise is pending /readyz says 503 and so do completions. */
   models: readonly ServedModel[] | Promise<readonly ServedModel[]>;
-  /** When set, every route but /healthz and /readyz needs `Authorization: Bearer <apiKey>`. */
+  /**
+   * When set, every route but /healthz and /readyz needs `Authorization: Bearer <apiKey>`: the
+   * API, /metrics and the playground's package list and files. The playground page and its code
+   * (`/`, `/ferry/playground.js`, `/ferry/ort/*`) stay open so that a browser can load the page
+   * and type the key into it.
+   */
   apiKey?: string;
+  /** With a key set, leave the whole playground open, package files (weights) included. */
+  publicPlayground?: boolean;
+  /** Origins a browser page may call the API from, or `*`; no CORS headers when empty (default). */
+  corsOrigins?: readonly string[];
+  /** When set, a request whose Host header names another hostname is refused (403). */
+  allowedHosts?: readonly string[];
+  /** True once the server is shutting down: /readyz and new completions say 503, running ones finish. */
+  draining?: () => boolean;
   /** Largest request body in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Largest max_tokens a request may ask for (default 4096). */
@@ -33,6 +47,10 @@ export interface AppOptions {
   /** Largest /v2 inference body in bytes (default 64 MiB). */
   maxInferBodyBytes?: number;
 }
+
+const PROBES = new Set(['/healthz', '/readyz']);
+// The playground's page and code hold no model data; its package list and files do.
+const PLAYGROUND_CODE = /^\/(ferry\/playground\.js|ferry\/ort\/[^/]+)?$/;
 
 /**
  * The OpenAI-compatible HTTP API over a set of loaded models. It runs anywhere Hono does: it
@@ -61,29 +79,20 @@ export function createApp(options: AppOptions) {
 
   const app = new Hono();
 
+  // A stream is counted when it ends, with how it ended (200, 499 when the client left, a late error's status).
+  const countedAtEnd = new WeakSet<Request>();
   app.use(async (c, next) => {
     await next();
-    metrics.requests.inc({ route: c.req.routePath === '/*' ? 'unmatched' : c.req.routePath, status: String(c.res.status) });
+    if (!countedAtEnd.has(c.req.raw)) metrics.requests.inc({ route: routeOf(c) ?? 'unmatched', status: String(c.res.status) });
   });
 
-  if (options.apiKey !== undefined) {
-    const expected = options.apiKey;
-    app.use(async (c, next) => {
-      if (c.req.path === '/healthz' || c.req.path === '/readyz') return next();
-      // The playground page and its static files are public; the page sends the key with its API calls.
-      if (c.req.method === 'GET' && (c.req.path === '/' || c.req.path.startsWith('/ferry/'))) return next();
-      const header = c.req.header('authorization') ?? '';
-      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (!(await timingSafeEqual(given, expected))) {
-        throw new ApiError(401, 'invalid_api_key', 'a valid API key is required: send `Authorization: Bearer <key>`');
-      }
-      return next();
-    });
-  }
+  const isPublic = (path: string) => PROBES.has(path) || PLAYGROUND_CODE.test(path) || (options.publicPlayground === true && (path === '/' || path.startsWith('/ferry/')));
+  for (const guard of guards(app, { apiKey: options.apiKey, isPublic, corsOrigins: options.corsOrigins, allowedHosts: options.allowedHosts })) app.use(guard);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', (c) => {
+    if (options.draining?.()) return c.json({ status: 'draining' }, 503);
     if (models) return c.json({ status: 'ready', models: [...models.keys()] });
     return c.json({ status: loadError ? 'failed' : 'loading', ...(loadError ? { error: loadError } : {}) }, 503);
   });
@@ -105,13 +114,17 @@ export function createApp(options: AppOptions) {
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
   app.post('/v1/completions', async (c) => {
+    if (options.draining?.()) {
+      throw new ApiError(503, 'draining', 'this server is shutting down; send the request to another replica', { headers: { 'Retry-After': '1', Connection: 'close' } });
+    }
     const body = parseCompletionBody(await readJsonText(c, maxBodyBytes));
     const model = ready().get(body.model);
     if (!model) {
       throw new ApiError(404, 'model_not_found', `no model named "${body.model}"; GET /v1/models lists them`, { param: 'model' });
     }
     if (body.stream) {
-      const frames = completeStream(body, model, limits, metrics, c.req.raw.signal);
+      const frames = completeStream(body, model, limits, metrics, c.req.raw.signal, (status) => metrics.requests.inc({ route: '/v1/completions', status: String(status) }));
+      countedAtEnd.add(c.req.raw);
       return options.sendEvents?.(c, frames) ?? eventStreamResponse(frames);
     }
     return c.json(await completeJson(body, model, limits, metrics, c.req.raw.signal));
@@ -125,6 +138,7 @@ export function createApp(options: AppOptions) {
   app.notFound((c) => errorResponse(new ApiError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`)));
 
   app.onError((error) => {
+    if (error instanceof HTTPException) return error.getResponse();
     const apiError = toApiError(error);
     if (apiError.status >= 500 && apiError.code === 'internal_error') console.error(error);
     return errorResponse(apiError);

@@ -22,7 +22,10 @@ export function registerServeCommands(program: Command): void {
     .argument('[dirs...]', 'ONNX package dirs, or folders holding them', [])
     .option('--port <port>', 'port to listen on', process.env.PORT ?? '8080')
     .option('--host <host>', 'address to bind (0.0.0.0 for every interface)', '127.0.0.1')
-    .option('--api-key <key>', 'require `Authorization: Bearer <key>` (default: $FERRY_API_KEY)')
+    .option('--api-key <key>', 'require `Authorization: Bearer <key>` on every route but /healthz and /readyz (default: $FERRY_API_KEY)')
+    .option('--public-playground', 'with --api-key, leave the playground and its package files (the weights) open to anyone')
+    .option('--cors-origin <origins>', 'origins (comma-separated, or *) whose pages may call the API (default: none)')
+    .option('--allow-host <hosts>', 'hostnames (comma-separated) accepted in the Host header on loopback without --api-key, besides localhost')
     .option('--max-batch <n>', 'most sequences decoded together per model', '32')
     .option('--max-queue <n>', 'most requests waiting per model before 429', '64')
     .option('--device <device>', 'auto, cpu, cuda, webgpu or wasm', 'auto')
@@ -32,17 +35,22 @@ export function registerServeCommands(program: Command): void {
     .option('--timeout <seconds>', 'longest a request may take, queue time included', '300')
     .option('--threads <n>', 'intra-op threads per model (0: onnxruntime decides)', '0')
     .option('--batch-delay-ms <ms>', 'longest a /v2 inference request waits for others to share its run (plain models)', '2')
+    .option('--drain-seconds <seconds>', 'on SIGTERM or SIGINT, how long running requests may take to finish (/readyz and new requests answer 503 meanwhile)', '30')
     .option('--lanes <n>', 'batches per model decoded in turn, so sampling and streaming overlap the model runs (--max-batch and --max-queue are split between them)', '1')
     .option('--verbose', 'also log why a device was not used')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
       const { startServer } = await import('./node.ts');
-      const apiKey = options.apiKey ?? process.env.FERRY_API_KEY;
+      const apiKey = bearerKey(options.apiKey ?? process.env.FERRY_API_KEY);
       const log = (message: string) => console.error(`ferry: ${message}`);
+      const drainMs = integer(options.drainSeconds!, '--drain-seconds', 0, 86_400) * 1000;
       const server = await startServer({
         dirs: dirs.length ? dirs : ['models'],
         port: integer(options.port!, '--port', 0, 65535),
         host: options.host!,
         apiKey,
+        publicPlayground: options.publicPlayground !== undefined,
+        corsOrigins: list(options.corsOrigin),
+        allowHosts: list(options.allowHost),
         maxBatch: integer(options.maxBatch!, '--max-batch', 1, 4096),
         maxQueue: integer(options.maxQueue!, '--max-queue', 0, 1_000_000),
         device: options.device!,
@@ -56,6 +64,12 @@ export function registerServeCommands(program: Command): void {
         log,
         verbose: options.verbose ? log : undefined,
       });
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => {
+          log(`${signal}: draining (up to ${drainMs / 1000} s for running requests), then exiting`);
+          void server.close(drainMs).then(() => process.exit(0));
+        });
+      }
       log(`listening on ${server.url} (loading models; /readyz turns 200 when they are warm)`);
       const [models, plainModels] = await Promise.all([server.models, server.plainModels]).catch(async (error: unknown) => {
         await server.close();
@@ -66,12 +80,6 @@ export function registerServeCommands(program: Command): void {
       const first = models[0];
       if (first) console.log(`try:\n  curl ${server.url}/v1/completions -H 'content-type: application/json'${auth} \\\n    -d '{"model": "${first.id}", "prompt": "ROMEO:", "max_tokens": 60}'`);
       else console.log(`try:\n  curl ${server.url}/v2/models/${plainModels[0]!.name}${auth}`);
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-        process.once(signal, () => {
-          log(`${signal}: shutting down`);
-          void server.close().then(() => process.exit(0));
-        });
-      }
     });
 
   program
@@ -117,6 +125,17 @@ export function registerServeCommands(program: Command): void {
       verbose: options.verbose ? (message) => console.error(`ferry: ${message}`) : undefined,
     });
   });
+}
+
+/** `a, b` -> ['a', 'b']; undefined stays undefined. */
+function list(value: string | undefined): string[] | undefined {
+  return value?.split(',').map((item) => item.trim()).filter(Boolean);
+}
+
+/** A key a client can send: the characters of an RFC 6750 bearer token. */
+function bearerKey(key: string | undefined): string | undefined {
+  if (key === undefined || /^[A-Za-z0-9._~+/-]+=*$/.test(key)) return key;
+  throw new FerryError('bad_flag', '--api-key (or $FERRY_API_KEY) may hold only letters, digits and ._~+/- (then = padding)', { hint: 'e.g. `openssl rand -hex 32`' });
 }
 
 function camel(flag: string): string {

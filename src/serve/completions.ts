@@ -5,7 +5,8 @@ import { ApiError, toApiError } from './openai-error.ts';
 import type { SamplingParams } from './sampling.ts';
 import type { GenerationEvent, GenerationRequest } from './scheduler.ts';
 import { completionRequestSchema, fieldPath, mostSpecificIssue, type CompletionRequest } from './schema.ts';
-import type { TokenLogprob } from './text.ts';
+import { wellFormed, type TokenLogprob } from './text.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
 
 export interface CompletionLimits {
   /** Largest `max_tokens` a request may ask for. */
@@ -14,6 +15,11 @@ export interface CompletionLimits {
   maxPromptTokens?: number;
   /** Milliseconds a request may take, queue time included. */
   timeoutMs: number;
+}
+
+/** What a request whose client went away is counted as (nginx's 499: nobody reads the answer). */
+export function clientClosed(): ApiError {
+  return new ApiError(499, 'client_closed', 'the client closed the connection before the answer was complete');
 }
 
 /** Body text -> a validated request, or a 400 naming the offending field. */
@@ -40,10 +46,34 @@ interface PreparedPrompt {
   text: string;
 }
 
-function preparePrompts(body: CompletionRequest, model: ServedModel): PreparedPrompt[] {
+const unitsPerTokenOf = new WeakMap<Tokenizer, number>();
+
+/**
+ * The most UTF-16 units one token stands for: its UTF-8 bytes, as no unit takes fewer. A word
+ * vocabulary's `<unk>` stands for any unknown word, so it has no bound.
+ */
+function unitsPerToken(tokenizer: Tokenizer): number {
+  let most = unitsPerTokenOf.get(tokenizer);
+  if (most === undefined) {
+    most = 1;
+    if (tokenizer.kind === 'word') most = Infinity;
+    else for (let id = 0; id < tokenizer.vocabSize; id++) most = Math.max(most, tokenizer.tokenBytes(id).length);
+    unitsPerTokenOf.set(tokenizer, most);
+  }
+  return most;
+}
+
+function preparePrompts(body: CompletionRequest, model: ServedModel, maxPromptTokens: number): PreparedPrompt[] {
   const { tokenizer } = model;
   const raw = body.prompt;
   const prompts: (string | number[])[] = typeof raw === 'string' ? [raw] : typeof raw[0] === 'number' ? [raw as number[]] : (raw as (string | number[])[]);
+  // Refused before any tokenizing (which takes ~150 ms for a million characters): a text
+  // longer than the longest prompt's tokens could spell.
+  const mostUnits = maxPromptTokens * unitsPerToken(tokenizer);
+  const long = prompts.findIndex((prompt) => typeof prompt === 'string' && prompt.length > mostUnits);
+  if (long >= 0) {
+    throw new ApiError(400, 'context_length_exceeded', `the prompt is ${prompts[long]!.length} characters, more than ${maxPromptTokens} tokens of ${model.id} can hold`, { param: 'prompt' });
+  }
   return prompts.map((prompt, p) => {
     const param = typeof raw === 'string' || typeof raw[0] === 'number' ? 'prompt' : `prompt[${p}]`;
     if (typeof prompt !== 'string') {
@@ -57,7 +87,8 @@ function preparePrompts(body: CompletionRequest, model: ServedModel): PreparedPr
       }
       return { ids: [tokenizer.eosId], text: '' };
     }
-    return { ids: tokenizer.encode(prompt), text: prompt };
+    const text = wellFormed(prompt);
+    return { ids: tokenizer.encode(text), text };
   });
 }
 
@@ -100,13 +131,19 @@ export function buildRequests(body: CompletionRequest, model: ServedModel, limit
   const sampling = samplingOf(body, model);
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const deadline = Date.now() + limits.timeoutMs;
-  const prompts = preparePrompts(body, model);
   const maxPromptTokens = limits.maxPromptTokens ?? Number.MAX_SAFE_INTEGER;
+  const promptCount = typeof body.prompt === 'string' || typeof body.prompt[0] === 'number' ? 1 : body.prompt.length;
+  const capacity = model.scheduler.capacity(n);
+  if (capacity > 0 && promptCount > capacity) {
+    throw new ApiError(400, 'too_many_prompts', `${promptCount} prompts of n=${n} can never be queued at once: ${model.id} takes at most ${capacity} requests of n=${n} (--max-batch and --max-queue); send fewer prompts per request`, { param: 'prompt' });
+  }
+  const prompts = preparePrompts(body, model, maxPromptTokens);
   const tooLong = prompts.findIndex((p) => p.ids.length > maxPromptTokens);
   if (tooLong >= 0) {
     throw new ApiError(400, 'context_length_exceeded', `the prompt is ${prompts[tooLong]!.ids.length} tokens; this server takes at most ${maxPromptTokens}`, { param: 'prompt' });
   }
-  return prompts.map((prompt) => ({
+  const signals = splitSignal(signal, prompts.length);
+  return prompts.map((prompt, p) => ({
     prompt: prompt.ids,
     promptText: prompt.text,
     n,
@@ -118,19 +155,31 @@ export function buildRequests(body: CompletionRequest, model: ServedModel, limit
     echo: body.echo ?? false,
     ignoreEos: body.ignore_eos ?? false,
     deadline,
-    signal,
+    signal: signals[p]!,
   }));
+}
+
+/** One signal per prompt that aborts with `signal`, which then has one listener however many prompts there are. */
+function splitSignal(signal: AbortSignal, count: number): AbortSignal[] {
+  const controllers = Array.from({ length: count }, () => new AbortController());
+  const abortAll = () => {
+    for (const controller of controllers) controller.abort();
+  };
+  if (signal.aborted) abortAll();
+  else signal.addEventListener('abort', abortAll, { once: true });
+  return controllers.map((c) => c.signal);
 }
 
 /**
  * Queues one generation per prompt. Throws 400/429 before anything is sent; on a 429 for the
  * k-th prompt the earlier ones are cancelled.
  */
-function submit(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, abort: AbortController): Channel<GenerationEvent>[] {
+function submit(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, metrics: Metrics, abort: AbortController): Channel<GenerationEvent>[] {
   const requests = buildRequests(body, model, limits, abort.signal);
   const streams: Channel<GenerationEvent>[] = [];
   try {
     for (const request of requests) streams.push(model.scheduler.submit(request));
+    metrics.promptTokens.inc({ model: model.id }, requests.reduce((sum, r) => sum + r.prompt.length, 0));
   } catch (error) {
     abort.abort();
     const apiError = toApiError(error);
@@ -178,13 +227,15 @@ function toOpenAILogprobs(entries: readonly TokenLogprob[]): OpenAILogprobs {
   };
 }
 
-/** Times a request's tokens and counts them into the metrics as events pass. */
+/** Times a request's tokens and counts them into the metrics as they pass, so that a request cut short counts what it generated. */
 function observe(metrics: Metrics, model: string, started: number) {
   let firstToken = true;
   const lastTokenAt = new Map<number, number>();
   const interToken = metrics.interToken.labels({ model });
+  const completionTokens = metrics.completionTokens.labels({ model });
   return (event: IndexedEvent, n: number) => {
     if (event.type === 'text' && event.tokens > 0) {
+      completionTokens.inc(event.tokens);
       const now = performance.now();
       if (firstToken) metrics.timeToFirstToken.observe({ model }, (now - started) / 1000);
       firstToken = false;
@@ -192,9 +243,6 @@ function observe(metrics: Metrics, model: string, started: number) {
       const last = lastTokenAt.get(index);
       if (last !== undefined) interToken.observe((now - last) / 1000);
       lastTokenAt.set(index, now);
-    } else if (event.type === 'usage') {
-      metrics.promptTokens.inc({ model }, event.promptTokens);
-      metrics.completionTokens.inc({ model }, event.completionTokens);
     }
   };
 }
@@ -203,7 +251,7 @@ export async function completeJson(body: CompletionRequest, model: ServedModel, 
   const started = performance.now();
   const abort = new AbortController();
   signal.addEventListener('abort', () => abort.abort(), { once: true });
-  const streams = submit(body, model, limits, abort);
+  const streams = submit(body, model, limits, metrics, abort);
   const n = body.n ?? 1;
   const record = observe(metrics, model.id, started);
   const choices = Array.from({ length: streams.length * n }, (_, index) => ({
@@ -225,6 +273,7 @@ export async function completeJson(body: CompletionRequest, model: ServedModel, 
       choice.finish_reason = event.reason;
     }
   }
+  if (signal.aborted) throw clientClosed();
   metrics.requestDuration.observe({ model: model.id }, (performance.now() - started) / 1000);
   usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
   return {
@@ -261,11 +310,11 @@ const frame = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`;
  * the first byte become one error chunk followed by `[DONE]`. Cancelling (client gone) cancels
  * the generation.
  */
-export function completeStream(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, metrics: Metrics, signal: AbortSignal): EventFrames {
+export function completeStream(body: CompletionRequest, model: ServedModel, limits: CompletionLimits, metrics: Metrics, signal: AbortSignal, onEnd: (status: number) => void = () => {}): EventFrames {
   const started = performance.now();
   const abort = new AbortController();
   signal.addEventListener('abort', () => abort.abort(), { once: true });
-  const streams = submit(body, model, limits, abort);
+  const streams = submit(body, model, limits, metrics, abort);
   const n = body.n ?? 1;
   const includeUsage = body.stream_options?.include_usage === true;
   const wantLogprobs = body.logprobs != null;
@@ -298,6 +347,7 @@ export function completeStream(body: CompletionRequest, model: ServedModel, limi
 
   function end(): string {
     ended = true;
+    onEnd(200);
     metrics.requestDuration.observe({ model: model.id }, (performance.now() - started) / 1000);
     if (!includeUsage) return DONE;
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
@@ -318,13 +368,16 @@ export function completeStream(body: CompletionRequest, model: ServedModel, limi
         }
       } catch (error) {
         ended = true;
-        return frames + frame(toApiError(error).body) + DONE;
+        const apiError = toApiError(error);
+        onEnd(apiError.status);
+        return frames + frame(apiError.body) + DONE;
       }
       return frames || undefined;
     },
     cancel() {
       if (ended) return;
       ended = true;
+      onEnd(clientClosed().status);
       abort.abort();
       void events.return?.();
     },

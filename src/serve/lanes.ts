@@ -42,5 +42,8 @@ export function createLanes(lanes: readonly Scheduler[]): Scheduler {
     onStep(listener) {
       for (const lane of lanes) lane.onStep(listener);
     },
+    capacity(n) {
+      return lanes.reduce((sum, lane) => sum + lane.capacity(n), 0);
+    },
   };
 }

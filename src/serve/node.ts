@@ -19,6 +19,12 @@ export interface ServeOptions {
   port: number;
   host: string;
   apiKey?: string;
+  /** With a key, leave the playground and its package files open (AppOptions.publicPlayground). */
+  publicPlayground?: boolean;
+  /** Origins browsers may call the API from, or `*` (AppOptions.corsOrigins). */
+  corsOrigins?: readonly string[];
+  /** Hostnames accepted in the Host header besides loopback's, when on loopback without a key. */
+  allowHosts?: readonly string[];
   maxBatch: number;
   maxQueue: number;
   device: string;
@@ -44,6 +50,11 @@ export interface RunningServer {
   readonly models: Promise<readonly ServedModel[]>;
   /** The plain models, served over /v2 only. */
   readonly plainModels: Promise<readonly ServedPlainModel[]>;
+  /**
+   * Drains and stops: /readyz and new completions answer 503 at once (a load balancer stops
+   * sending requests, a proxy retries them elsewhere), running generations finish for up to
+   * `graceMs`, then the listener closes, the rest are cut and the models closed.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -59,8 +70,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const loading = new Promise<boolean>((resolve) => (listening = resolve)).then((ok) => (ok ? loadModels(dirs, manifests, options) : { languageModels: [], plainModels: [] }));
   const models = loading.then((loaded) => loaded.languageModels);
   const plainModels = loading.then((loaded) => loaded.plainModels);
+  let draining = false;
   const app = createApp({
-    models, inferenceModels: plainModels, apiKey: options.apiKey, maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
+    draining: () => draining,
+    models, inferenceModels: plainModels, apiKey: options.apiKey, publicPlayground: options.publicPlayground, corsOrigins: options.corsOrigins,
+    allowedHosts: allowedHosts(options), maxTokens: options.maxTokens, maxPromptTokens: options.maxPromptTokens, timeoutMs: options.timeoutMs,
     sendEvents: (c, frames) => {
       const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
       return outgoing instanceof ServerResponse ? sendEventsToNode(frames, outgoing) : undefined;
@@ -77,6 +91,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         : error);
     });
   });
+  let inFlight = 0;
+  server.on('request', (_request, response: ServerResponse) => {
+    inFlight++;
+    response.once('close', () => inFlight--);
+  });
   listening(true);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -85,20 +104,33 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     models,
     plainModels,
-    /** Stops accepting, lets running generations finish for up to `graceMs`, then cuts the rest. */
     async close(graceMs = 5000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      const http = server as ServerType & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
-      http.closeIdleConnections?.();
+      draining = true;
       const loaded = await models.catch(() => []);
-      const drained = Promise.all(loaded.map((m) => m.scheduler.idle()));
-      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
-      http.closeAllConnections?.();
+      // Every answer written to its end (a stream's [DONE] included), or the grace period is over.
+      const deadline = Date.now() + graceMs;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      (server as ServerType & { closeAllConnections?: () => void }).closeAllConnections?.();
       await closed;
       for (const model of loaded) await model.close();
       for (const model of await plainModels.catch(() => [])) await model.close();
     },
   };
+}
+
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
+
+/**
+ * A server on loopback without a key trusts whoever can reach it, which a page on any site can
+ * by DNS rebinding (its own hostname re-pointed at 127.0.0.1): such a server answers only
+ * requests whose Host is loopback's, or one allowed with --allow-host. Elsewhere, or with a
+ * key, any Host is fine.
+ */
+function allowedHosts(options: ServeOptions): string[] | undefined {
+  const loopback = LOOPBACK_NAMES.includes(options.host.toLowerCase()) || /^127\.\d+\.\d+\.\d+$/.test(options.host);
+  if (!loopback || options.apiKey !== undefined) return undefined;
+  return [...new Set([...LOOPBACK_NAMES, options.host, ...(options.allowHosts ?? [])].map((h) => h.toLowerCase()))];
 }
 
 async function loadModels(dirs: string[], manifests: Manifest[], options: ServeOptions): Promise<{ languageModels: ServedModel[]; plainModels: ServedPlainModel[] }> {
@@ -142,7 +174,8 @@ export async function findPackages(dirs: readonly string[]): Promise<string[]> {
       found.push(dir);
       continue;
     }
-    const children = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name)).sort();
+    // Hidden dirs are an export's unfinished temp dirs (`.name.tmp-*`), never packages.
+    const children = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => path.join(dir, e.name)).sort();
     const packages = [];
     for (const child of children) if (await exists(path.join(child, 'ferry.json'))) packages.push(child);
     if (!packages.length) {

@@ -11,6 +11,7 @@ const typeByStatus: Record<number, string> = {
   413: 'invalid_request_error',
   415: 'invalid_request_error',
   429: 'rate_limit_error',
+  499: 'invalid_request_error',
   503: 'service_unavailable_error',
   504: 'timeout_error',
 };

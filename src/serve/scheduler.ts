@@ -2,7 +2,7 @@ import { FerryError } from '../errors.ts';
 import { Channel } from './channel.ts';
 import type { Decoder, SequenceState } from '../package/decoder.ts';
 import { countTokens, createRandom, logSoftmax, sampleToken, topLogprobs, type Random, type SamplingParams, type TokenCounts } from './sampling.ts';
-import { TextAssembler, type TokenLogprob } from './text.ts';
+import { TextAssembler, Utf8Stream, type TokenLogprob } from './text.ts';
 
 export interface GenerationRequest {
   /** Prompt token ids (at least one). */
@@ -54,6 +54,8 @@ export interface Scheduler {
   idle(): Promise<void>;
   /** Calls `listener` after every decode step with the number of sequences it ran. */
   onStep(listener: (batchSize: number) => void): void;
+  /** The most requests of `n` choices each that an idle scheduler takes at once (running and waiting). */
+  capacity(n: number): number;
 }
 
 interface Job {
@@ -87,6 +89,8 @@ const yieldToIo = (): Promise<void> => new Promise((resolve) => (globalThis.setI
 export function createScheduler(decoder: Decoder, tokens: Tokens, options: SchedulerOptions): Scheduler {
   const queue: Job[] = [];
   let sequences: Sequence[] = [];
+  // Slots of requests taken off the queue whose prompts are being prefilled: neither waiting nor in the batch yet.
+  let admitting = 0;
   let running: Promise<void> | undefined;
   const stepListeners = new Set<(batchSize: number) => void>();
 
@@ -97,8 +101,10 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     if (request.prompt.length === 0) {
       throw new FerryError('empty_prompt', 'the prompt is empty and this model has no <|endoftext|> token to start from', { status: 400 });
     }
-    if (decoder.contextLength !== null && request.prompt.length >= decoder.contextLength) {
-      throw new FerryError('context_length_exceeded', `the prompt is ${request.prompt.length} tokens; this model's context holds ${decoder.contextLength}, including at least one generated token`, {
+    // Scoring a prompt (echo, max_tokens 0) generates nothing, so it may fill the whole context.
+    const room = request.maxTokens === 0 ? decoder.contextLength : decoder.contextLength === null ? null : decoder.contextLength - 1;
+    if (room !== null && request.prompt.length > room) {
+      throw new FerryError('context_length_exceeded', `the prompt is ${request.prompt.length} tokens; this model's context holds ${decoder.contextLength}, including at least one generated token unless max_tokens is 0`, {
         hint: 'shorten the prompt',
         status: 400,
       });
@@ -129,7 +135,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
 
   /** Queued requests that will not fit into the next step's free slots. */
   function waiting(): number {
-    let free = options.maxBatch - sequences.length;
+    let free = freeSlots();
     let count = 0;
     for (const job of queue) {
       if (count === 0 && job.request.n <= free) free -= job.request.n;
@@ -138,9 +144,13 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     return count;
   }
 
+  function freeSlots(): number {
+    return options.maxBatch - sequences.length - admitting;
+  }
+
+  /** Whether a new request of n choices would wait, rather than join the next admission. */
   function mustWait(n: number): boolean {
-    const free = options.maxBatch - sequences.length - queue.reduce((sum, job) => sum + job.request.n, 0);
-    return n > free;
+    return n > freeSlots() - queue.reduce((sum, job) => sum + job.request.n, 0);
   }
 
   function cancel(job: Job): void {
@@ -193,7 +203,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
   /** Moves waiting requests into the batch while slots last, prefilling their prompts together. */
   async function admit(): Promise<void> {
     const admitted: Job[] = [];
-    let slots = options.maxBatch - sequences.length;
+    let slots = freeSlots();
     while (queue.length && queue[0]!.request.n <= slots) {
       const job = queue.shift()!;
       slots -= job.request.n;
@@ -205,12 +215,16 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
       }
     }
     if (!admitted.length) return;
+    const reserved = options.maxBatch - sequences.length - slots;
+    admitting += reserved;
     let prefilled: { logits: Float32Array; state: SequenceState }[];
     try {
       prefilled = await decoder.prefill(admitted.map((job) => job.request.prompt));
     } catch (error) {
       for (const job of admitted) fail(job, error);
       return;
+    } finally {
+      admitting -= reserved;
     }
     admitted.forEach((job, i) => {
       if (job.cancelled) return;
@@ -269,28 +283,34 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     return undefined;
   }
 
+  /** The token's logprob and the `alternatives` likeliest, plus the token itself when it is not among them (as OpenAI lists it). */
   function logprobEntry(logits: Float32Array, token: number, alternatives: number): Omit<TokenLogprob, 'offset'> {
     const logprobs = logSoftmax(logits);
+    const top = alternatives > 0 ? topLogprobs(logprobs, alternatives) : [];
+    if (top.length && !top.some((t) => t.id === token)) top.push({ id: token, logprob: logprobs[token]! });
     return {
       token: tokens.decode([token]),
       logprob: logprobs[token]!,
-      top: alternatives > 0 ? Object.fromEntries(topLogprobs(logprobs, alternatives).map((t) => [tokens.decode([t.id]), t.logprob])) : null,
+      top: top.length ? Object.fromEntries(top.map((t) => [tokens.decode([t.id]), t.logprob])) : null,
     };
   }
 
   function echoLogprobs(request: GenerationRequest, logits: Float32Array, vocab: number): TokenLogprob[] {
     if (request.logprobs === null) return [];
     const entries: TokenLogprob[] = [];
+    // Offsets index the echoed text in UTF-16 units, as JavaScript reads it: the characters
+    // decoded before each token, so every token of a character split over several starts where it does.
+    const utf8 = new Utf8Stream();
     let offset = 0;
     request.prompt.forEach((id, i) => {
-      const token = tokens.decode([id]);
+      const at = Math.min(offset, request.promptText.length);
       if (i === 0) {
-        entries.push({ token, logprob: null, top: null, offset });
+        entries.push({ token: tokens.decode([id]), logprob: null, top: null, offset: at });
       } else {
         const entry = logprobEntry(logits.subarray((i - 1) * vocab, i * vocab), id, request.logprobs!);
-        entries.push({ ...entry, offset });
+        entries.push({ ...entry, offset: at });
       }
-      offset += token.length;
+      offset += utf8.push(tokens.tokenBytes(id)).length;
     });
     return entries;
   }
@@ -333,6 +353,9 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     },
     onStep(listener) {
       stepListeners.add(listener);
+    },
+    capacity(n) {
+      return n > options.maxBatch ? 0 : Math.floor(options.maxBatch / n) + options.maxQueue;
     },
   };
 }

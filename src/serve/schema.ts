@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
-const tokenIds = z.array(z.number().int().nonnegative().max(MAX_SAFE)).min(1);
+const tokenIds = z.array(z.number().int().nonnegative().max(MAX_SAFE)).min(1, 'a list of token ids needs at least one');
+const NO_PROMPTS = 'an empty list holds no prompt: send a string, a list of strings, a list of token ids or a list of those';
 
 /**
  * The body of POST /v1/completions: OpenAI's fields plus the extensions top_k, min_p,
@@ -11,7 +12,7 @@ const tokenIds = z.array(z.number().int().nonnegative().max(MAX_SAFE)).min(1);
  */
 export const completionRequestSchema = z.strictObject({
   model: z.string().min(1).max(256),
-  prompt: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)]).default(''),
+  prompt: z.union([z.string(), z.array(z.string()).min(1, NO_PROMPTS), tokenIds.min(1, NO_PROMPTS), z.array(tokenIds).min(1, NO_PROMPTS)]).default(''),
   max_tokens: z.number().int().min(0).max(MAX_SAFE).nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
@@ -22,7 +23,7 @@ export const completionRequestSchema = z.strictObject({
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   presence_penalty: z.number().min(-2).max(2).nullish(),
   logit_bias: z.record(z.string().regex(/^\d+$/, 'logit_bias keys are token ids'), z.number().min(-100).max(100)).nullish(),
-  stop: z.union([z.string(), z.array(z.string()).max(4)]).nullish(),
+  stop: z.union([z.string(), z.array(z.string()).max(4, 'at most 4 stop sequences')]).nullish(),
   seed: z.number().int().min(-MAX_SAFE).max(MAX_SAFE).nullish(),
   n: z.number().int().min(1).max(128).nullish(),
   best_of: z.number().int().min(1).max(128).nullish(),
@@ -30,7 +31,7 @@ export const completionRequestSchema = z.strictObject({
   echo: z.boolean().nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.strictObject({ include_usage: z.boolean().nullish() }).nullish(),
-  suffix: z.null().optional(),
+  suffix: z.null({ error: 'not supported: ferry completes text after the prompt only (no insertion); leave suffix out' }).optional(),
   user: z.string().max(256).nullish(),
 });
 
@@ -48,10 +49,13 @@ export function mostSpecificIssue(issue: Issue): Issue {
   for (const branch of issue.errors) {
     for (const inner of branch) {
       const candidate = mostSpecificIssue(inner);
-      if (!best || candidate.path.length > best.path.length) best = candidate;
+      // The deepest issue; at equal depth one that says what is wrong with the value over "expected another type".
+      const deeper = !best || candidate.path.length > best.path.length;
+      const sharper = best !== undefined && candidate.path.length === best.path.length && best.code === 'invalid_type' && candidate.code !== 'invalid_type';
+      if (deeper || sharper) best = candidate;
     }
   }
-  if (!best || best.path.length === 0) return issue;
+  if (!best || (best.path.length === 0 && best.code === 'invalid_type')) return issue;
   return { ...best, path: [...issue.path, ...best.path] };
 }
 

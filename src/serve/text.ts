@@ -9,6 +9,16 @@ export interface TokenBytes {
   tokenBytes(id: number): Uint8Array;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * The text with each lone surrogate (valid in JSON, not in UTF-8) as U+FFFD, which is what its
+ * UTF-8 encoding turns it into: the text the model reads, and so the text to echo back.
+ */
+export function wellFormed(text: string): string {
+  return text.replace(LONE_SURROGATE, '\ufffd');
+}
+
 export class Utf8Stream {
   readonly #decoder = new TextDecoder('utf-8', { fatal: false });
 

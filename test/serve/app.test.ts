@@ -112,7 +112,8 @@ for (const arch of ['lstm', 'transformer'] as const) {
     assert.equal(choice.logprobs!.tokens!.length, ids.length);
     assert.equal(choice.logprobs!.token_logprobs![0], null);
     assert.ok(choice.logprobs!.token_logprobs!.slice(1).every((lp) => lp! < 0));
-    assert.ok(choice.logprobs!.top_logprobs!.slice(1).every((top) => Object.keys(top!).length >= 1 && Object.keys(top!).length <= 3));
+    // The three likeliest, and the prompt's own token when it is not among them (as OpenAI lists it).
+    assert.ok(choice.logprobs!.top_logprobs!.slice(1).every((top, i) => Object.keys(top!).length >= 1 && Object.keys(top!).length <= 4 && top![choice.logprobs!.tokens![i + 1]!] !== undefined));
     const greedy = await client.completions.create({ model: id, prompt, max_tokens: 5, temperature: 0, logprobs: 1 });
     const lp = greedy.choices[0]!.logprobs!;
     assert.equal(lp.tokens!.length, 5);
@@ -165,30 +166,14 @@ test('/readyz says 503 until the models are loaded, and completions wait with 50
   assert.match((await readyz.json()).error, /weights are corrupt/);
 });
 
-test('an API key guards every route but /healthz and /readyz with 401', async () => {
+test('an API key guards the API with 401 (security.test.ts covers every route)', async () => {
   const guarded = createApp({ models, apiKey: 'sesame' });
-  assert.equal((await guarded.request('/healthz')).status, 200);
-  assert.equal((await guarded.request('/readyz')).status, 200);
-  for (const path of ['/v1/models', '/metrics', '/nowhere']) {
-    const res = await guarded.request(path);
-    assert.equal(res.status, 401, path);
-    assert.equal((await res.json()).error.code, 'invalid_api_key');
-  }
   const denied = await post(guarded, { model: 'tiny-lstm', prompt: 'x' }, { authorization: 'Bearer wrong' });
   assert.equal(denied.status, 401);
+  assert.equal((await denied.json()).error.code, 'invalid_api_key');
   await assert.rejects(clientFor(guarded, 'wrong').models.list(), OpenAI.AuthenticationError);
   const ok = await clientFor(guarded, 'sesame').completions.create({ model: 'tiny-lstm', prompt: 'x', max_tokens: 2 });
   assert.equal(ok.choices.length, 1);
-});
-
-test('with an API key the playground (GET / and /ferry/*) stays public; other methods there still need the key', async () => {
-  const guarded = createApp({ models, apiKey: 'sesame' });
-  guarded.get('/', (c) => c.text('page'));
-  guarded.get('/ferry/models', (c) => c.json([]));
-  assert.equal((await guarded.request('/')).status, 200);
-  assert.equal((await guarded.request('/ferry/models')).status, 200);
-  assert.equal((await guarded.request('/ferry/models', { method: 'POST' })).status, 401);
-  assert.equal((await guarded.request('/ferryman')).status, 401);
 });
 
 test('errors are OpenAI error objects: 400 with param, 404, 413, 415', async () => {

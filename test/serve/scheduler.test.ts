@@ -138,7 +138,7 @@ test('echo with logprobs scores the prompt: first token null, others the model\'
   if (echoed.type !== 'text') return;
   assert.deepEqual(echoed.logprobs.map((e) => e.token), ['a', 'b', 'c']);
   assert.equal(echoed.logprobs[0]!.logprob, null);
-  assert.ok(echoed.logprobs.slice(1).every((e) => e.logprob! < 0 && Object.keys(e.top!).length === 2));
+  assert.ok(echoed.logprobs.slice(1).every((e) => e.logprob! < 0 && Object.keys(e.top!).length >= 2 && Object.keys(e.top!).length <= 3 && e.top![e.token] === e.logprob));
   assert.deepEqual(echoed.logprobs.map((e) => e.offset), [0, 1, 2]);
 });
 
@@ -147,4 +147,37 @@ test('a failing model step fails the requests in that batch, and the scheduler k
   await assert.rejects(collect(scheduler.submit(request())), /fell over/);
   assert.equal(scheduler.active, 0);
   assert.equal((await collect(scheduler.submit(request()))).texts[0]!.length, 12);
+});
+
+test('--max-queue is exact: requests arriving while others are being prefilled count against it', async () => {
+  const scheduler = createScheduler(createFakeDecoder({ vocab: 26, stepMs: 20 }), tokens, { maxBatch: 2, maxQueue: 3 });
+  const accepted = [scheduler.submit(request({ maxTokens: 50 })), scheduler.submit(request({ maxTokens: 50 }))];
+  // Let the loop take the first two off the queue; their prefill now takes 20 ms.
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const refusals: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    try {
+      accepted.push(scheduler.submit(request({ maxTokens: 5 })));
+    } catch (error) {
+      assert.ok(error instanceof FerryError && error.status === 429);
+      refusals.push(error.message);
+    }
+  }
+  assert.equal(accepted.length, 5, 'two in the batch, three waiting');
+  assert.equal(refusals.length, 7);
+  assert.ok(refusals.every((m) => m.includes('3 requests are already waiting')), refusals[0]);
+  await Promise.all(accepted.map(collect));
+  assert.equal(scheduler.capacity(1), 5);
+  assert.equal(scheduler.capacity(2), 4);
+  assert.equal(scheduler.capacity(3), 0);
+});
+
+test('a prompt of exactly the context length can be scored (echo, max_tokens 0) but not continued', async () => {
+  const scheduler = createScheduler(createFakeDecoder({ vocab: 26, contextLength: 7 }), tokens, { maxBatch: 4, maxQueue: 4 });
+  const full = { prompt: tokens.encode('abcdefg'), promptText: 'abcdefg' };
+  const scored = await collect(scheduler.submit(request({ ...full, maxTokens: 0, echo: true, logprobs: 0 })));
+  assert.deepEqual(scored.texts, ['abcdefg']);
+  assert.deepEqual(scored.finish, ['length']);
+  assert.throws(() => scheduler.submit(request({ ...full, maxTokens: 1 })), /context holds 7/);
+  assert.throws(() => scheduler.submit(request({ prompt: tokens.encode('abcdefgh'), promptText: 'abcdefgh', maxTokens: 0 })), /context holds 7/);
 });

@@ -40,6 +40,8 @@ export interface LoadOptions {
   threads?: number;
   onProgress?: (progress: Progress) => void;
   log?: (message: string) => void;
+  /** Sent with every request for the package's files (e.g. `authorization` for a server with a key). */
+  headers?: Record<string, string>;
 }
 
 export interface BrowserModel {
@@ -60,13 +62,13 @@ export interface BrowserModel {
 export async function loadBrowserModel(baseUrl: string, options: LoadOptions = {}): Promise<BrowserModel> {
   const base = baseUrl.replace(/\/+$/, '');
   const log = options.log ?? (() => {});
-  const [rawManifest, tokenizer] = await Promise.all([fetchJson(`${base}/ferry.json`), fetchJson(`${base}/tokenizer.json`)]);
+  const [rawManifest, tokenizer] = await Promise.all([fetchJson(`${base}/ferry.json`, options.headers), fetchJson(`${base}/tokenizer.json`, options.headers)]);
   const manifest = parseLanguageModelManifest(rawManifest, `${base}/ferry.json`);
   const file = modelFileOf(manifest, options.precision ?? 'fp32', base);
 
   const { runtime, threads, isolated } = pageRuntime(options, log);
 
-  const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: await fetchBytes(`${base}/${file}`, options.onProgress) };
+  const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: await fetchBytes(`${base}/${file}`, options.headers, options.onProgress) };
   const model = await openModelFromFiles(files, { runtime, maxBatch: 4, maxQueue: 8 });
   const device = runtime.device as 'webgpu' | 'wasm';
   log(`onnxruntime-web ${device}${device === 'wasm' ? `, ${threads} thread${threads > 1 ? 's' : ''}` : ''}`);
@@ -101,12 +103,12 @@ function pageRuntime(options: LoadOptions, log: (message: string) => void) {
 export async function loadBrowserPlainModel(baseUrl: string, options: LoadOptions = {}) {
   const base = baseUrl.replace(/\/+$/, '');
   const log = options.log ?? (() => {});
-  const manifest = parseManifest(await fetchJson(`${base}/ferry.json`), `${base}/ferry.json`);
+  const manifest = parseManifest(await fetchJson(`${base}/ferry.json`, options.headers), `${base}/ferry.json`);
   if (isLanguageModel(manifest)) {
     throw new FerryError('not_plain', `${base} is a ${manifest.arch} language model`, { hint: 'load it with loadBrowserModel and generate text with generateInBrowser' });
   }
   const { runtime } = pageRuntime(options, log);
-  const model = await fetchBytes(`${base}/${modelFileOf(manifest, options.precision ?? 'fp32', base)}`, options.onProgress);
+  const model = await fetchBytes(`${base}/${modelFileOf(manifest, options.precision ?? 'fp32', base)}`, options.headers, options.onProgress);
   return openPlainModelFromFiles({ source: base, manifest, model }, { runtime });
 }
 
@@ -145,8 +147,8 @@ export async function generateInBrowser(model: ServedModel, fields: Record<strin
   return { text, tokens, seconds: (performance.now() - started) / 1000 };
 }
 
-async function fetchJson(url: string): Promise<unknown> {
-  const response = await fetchOk(url);
+async function fetchJson(url: string, headers?: Record<string, string>): Promise<unknown> {
+  const response = await fetchOk(url, headers);
   try {
     return await response.json();
   } catch (cause) {
@@ -155,8 +157,8 @@ async function fetchJson(url: string): Promise<unknown> {
 }
 
 /** The body as bytes, reporting progress as chunks arrive. */
-async function fetchBytes(url: string, onProgress?: (progress: Progress) => void): Promise<Uint8Array> {
-  const response = await fetchOk(url);
+async function fetchBytes(url: string, headers?: Record<string, string>, onProgress?: (progress: Progress) => void): Promise<Uint8Array> {
+  const response = await fetchOk(url, headers);
   const length = Number(response.headers.get('content-length'));
   const total = Number.isFinite(length) && length > 0 ? length : null;
   if (!response.body) return new Uint8Array(await response.arrayBuffer());
@@ -174,8 +176,11 @@ async function fetchBytes(url: string, onProgress?: (progress: Progress) => void
   return concatBytes(chunks);
 }
 
-async function fetchOk(url: string): Promise<Response> {
-  const response = await fetch(url);
+async function fetchOk(url: string, headers?: Record<string, string>): Promise<Response> {
+  const response = await fetch(url, { headers });
+  if (response.status === 401) {
+    throw new FerryError('invalid_api_key', `GET ${url} answered 401`, { hint: 'the server has an API key: send it (the playground\'s "API key" field)', status: 401 });
+  }
   if (!response.ok) {
     throw new FerryError('not_a_package', `GET ${url} answered ${response.status}`, {
       hint: 'the URL must be an ONNX package dir served over HTTP (it holds ferry.json, tokenizer.json and onnx/model.onnx)',

@@ -65,7 +65,8 @@ export async function mountPlayground(app: Hono, options: PlaygroundOptions): Pr
 
   app.get('/ferry/models/:id/*', async (c) => {
     const pkg = packages.get(c.req.param('id'));
-    const rest = decodeURIComponent(c.req.path.slice(`/ferry/models/${encodeURIComponent(c.req.param('id'))}/`.length));
+    // Decoded once from the raw path (c.req.path is decoded already; a second pass would turn %2541 into A).
+    const rest = new URL(c.req.url).pathname.split('/').slice(4).map(decodeURIComponent).join('/');
     const modelFiles = Object.values(pkg?.manifest.files ?? {}).filter((f): f is string => typeof f === 'string');
     if (!pkg || !(PACKAGE_FILES.has(rest) || modelFiles.includes(rest))) return c.notFound();
     return sendFile(path.join(pkg.dir, rest), 'no-cache');

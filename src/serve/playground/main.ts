@@ -28,6 +28,12 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const models = new Map<string, ModelInfo>();
 let loaded: { key: string; browser: BrowserModel } | undefined;
 
+/** The key typed into the page, as headers for every request to a server that has one. */
+function authorization(): Record<string, string> {
+  const key = $<HTMLInputElement>('api_key').value;
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 /** The request's fields; an empty number box is left out, so the model's default applies (not 0). */
 function fields(): Record<string, unknown> {
   const request: Record<string, unknown> = { prompt: $<HTMLTextAreaElement>('prompt').value };
@@ -73,6 +79,7 @@ async function load(id: string, device: BrowserDevice, threads: number): Promise
     device,
     precision,
     threads,
+    headers: authorization(),
     onProgress: ({ loaded: done, total }) => {
       progress.max = total ?? Math.max(done, 1);
       progress.value = done;
@@ -107,12 +114,11 @@ async function runServer(overrides: Record<string, unknown> = {}): Promise<RunRe
   clearError();
   const output = $('output');
   output.textContent = '';
-  const key = $<HTMLInputElement>('api_key').value;
   const started = performance.now();
   $('status').textContent = `${$<HTMLSelectElement>('model').value}: generating on the server…`;
   const response = await fetch('/v1/completions', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    headers: { 'content-type': 'application/json', ...authorization() },
     body: JSON.stringify({ model: $<HTMLSelectElement>('model').value, ...fields(), ...overrides, stream: true, stream_options: { include_usage: true } }),
   }).catch((error: unknown) => fail(new Error(`the server did not answer: ${error instanceof Error ? error.message : String(error)}`)));
   if (!response.ok || !response.body) {
@@ -163,7 +169,7 @@ async function showModel(info: ModelInfo): Promise<void> {
     ? `<table><tr><th>file</th><th>largest logit difference vs tfjs</th><th>allowed</th><th>perplexity</th><th>size</th></tr>${Object.entries(parity).map(([file, p]) =>
       `<tr><td>${file}</td><td>${scientific(p.maxAbsDiff)}</td><td>${scientific(p.tolerance)}</td><td>${perplexity(p.perplexity, p.perplexityChange)}</td><td>${megabytes(p.bytes ?? (file === 'fp32' ? fp32Bytes : undefined))}</td></tr>`).join('')}</table>`
     : 'exported without verification';
-  const metrics = info.hasMetrics ? await fetch(`${info.url}/metrics.jsonl`) : undefined;
+  const metrics = info.hasMetrics ? await fetch(`${info.url}/metrics.jsonl`, { headers: authorization() }) : undefined;
   const points = metrics?.ok
     ? (await metrics.text()).split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; step: number; loss?: number; valLoss?: number })
     : [];
@@ -188,17 +194,31 @@ function megabytes(bytes: number | undefined): string {
   return bytes === undefined ? '' : `${(bytes / 1e6).toFixed(2)} MB`;
 }
 
-async function start(): Promise<void> {
-  const list = (await (await fetch('/ferry/models')).json()) as { models: ModelInfo[] };
+/** Lists the server's packages; with an API key the list needs it, so typing the key lists them again. */
+async function listModels(): Promise<void> {
+  const response = await fetch('/ferry/models', { headers: authorization() });
+  if (response.status === 401) {
+    $('status').textContent = 'this server has an API key: type it into the "API key" field';
+    return;
+  }
+  const list = (await response.json()) as { models: ModelInfo[] };
+  $('status').textContent = list.models.length ? '' : 'the server has no models';
   const select = $<HTMLSelectElement>('model');
+  select.replaceChildren();
+  models.clear();
   for (const info of list.models) {
     models.set(info.id, info);
     select.add(new Option(`${info.id} (${info.arch})`, info.id));
   }
-  if (!list.models.length) $('status').textContent = 'the server has no models';
   clearError();
-  select.addEventListener('change', () => void showModel(models.get(select.value)!));
   if (list.models[0]) await showModel(list.models[0]);
+}
+
+async function start(): Promise<void> {
+  await listModels();
+  const select = $<HTMLSelectElement>('model');
+  $('api_key').addEventListener('change', () => void listModels().catch(fail));
+  select.addEventListener('change', () => void showModel(models.get(select.value)!));
   $('run_browser').addEventListener('click', () => void runBrowser().catch(() => {}));
   $('run_server').addEventListener('click', () => void runServer().catch(() => {}));
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { FerryError } from '../../errors.ts';
 import { bufferOf, type NamedTensors, type Session } from '../../package/session.ts';
 
 // onnxruntime-node runs a session synchronously on the calling thread, so a session on the main
@@ -49,60 +50,102 @@ interface Reply {
   outputs?: NamedTensors;
 }
 
-/** Opens an onnxruntime-node session in a worker thread of its own. */
-export async function openSessionInWorker(model: string | Uint8Array, options: object, provider: string): Promise<Session> {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath: createRequire(import.meta.url).resolve('onnxruntime-node') } });
-  const pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
-  let nextId = 0;
-  let dead: Error | undefined;
-  // Only in-flight calls keep the process alive; an idle session never does.
-  worker.unref();
+/** A session in a worker thread that can be stopped as a crash would stop it. */
+export interface WorkerSession extends Session {
+  /** Terminates the thread without releasing the session: what a crash does (tests, a watchdog). */
+  crash(): Promise<void>;
+}
 
-  const failAll = (error: Error) => {
-    dead ??= error;
-    for (const { reject } of pending.values()) reject(error);
-    pending.clear();
-  };
-  worker.on('message', (reply: Reply) => {
-    const call = pending.get(reply.id);
-    if (!call) return;
-    pending.delete(reply.id);
-    if (!pending.size) worker.unref();
-    if (reply.error !== undefined) call.reject(new Error(reply.error));
-    else call.resolve(reply);
-  });
-  worker.on('error', failAll);
-  worker.on('exit', (code) => failAll(new Error(`the onnxruntime worker exited with code ${code}`)));
+interface Thread {
+  worker: Worker;
+  call(message: object, transfer?: ArrayBuffer[]): Promise<Reply>;
+  created: Reply;
+}
 
-  const call = (message: object, transfer: ArrayBuffer[] = []): Promise<Reply> => {
-    if (dead) return Promise.reject(dead);
-    const id = nextId++;
-    worker.ref();
-    return new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ ...message, id }, transfer);
+/**
+ * Opens an onnxruntime-node session in a worker thread of its own. When the thread dies (ORT
+ * aborts, memory runs out, it is terminated), the runs on it fail with a 503 that says so and a
+ * new thread re-opens the session at once, so that the model serves again by itself. A model
+ * that cannot be opened at all throws here, as before.
+ */
+export async function openSessionInWorker(model: string | Uint8Array, options: object, provider: string): Promise<WorkerSession> {
+  const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+  let released = false;
+  let current: Promise<Thread> = startThread();
+  const first = await current;
+
+  function startThread(): Promise<Thread> {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath } });
+    const pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
+    let nextId = 0;
+    let dead: Error | undefined;
+    // A thread replaces a dead one only once it opened the session (a model that cannot be opened does not loop).
+    let ready = false;
+    // Only in-flight calls keep the process alive; an idle session never does.
+    worker.unref();
+
+    const die = (reason: string) => {
+      if (dead) return;
+      dead = new FerryError('worker_died', `the onnxruntime worker of this model (${provider}) stopped: ${reason}`, {
+        hint: 'the requests it was running failed; the session is re-opened in a new worker, so retry',
+        status: 503,
+      });
+      for (const { reject } of pending.values()) reject(dead);
+      pending.clear();
+      if (!released && ready) current = startThread();
+    };
+    worker.on('message', (reply: Reply) => {
+      const call = pending.get(reply.id);
+      if (!call) return;
+      pending.delete(reply.id);
+      if (!pending.size) worker.unref();
+      if (reply.error !== undefined) call.reject(new FerryError('model_failed', `onnxruntime could not run this model (${provider}): ${reply.error.split('\n')[0]}`, { status: 503 }));
+      else call.resolve(reply);
     });
-  };
+    worker.on('error', (error) => die(error.message));
+    worker.on('exit', (code) => die(`the thread exited with code ${code}`));
 
-  let created: Reply;
-  try {
-    created = await call({ type: 'create', model, options });
-  } catch (error) {
-    await worker.terminate();
-    throw error;
+    const call = (message: object, transfer: ArrayBuffer[] = []): Promise<Reply> => {
+      if (dead) return Promise.reject(dead);
+      const id = nextId++;
+      worker.ref();
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ ...message, id }, transfer);
+      });
+    };
+
+    return call({ type: 'create', model, options }).then(
+      (created) => {
+        ready = true;
+        return { worker, call, created };
+      },
+      async (error: unknown) => {
+        await worker.terminate();
+        throw error;
+      },
+    );
   }
+
   return {
     provider,
-    inputNames: created.inputNames!,
-    outputNames: created.outputNames!,
-    async run(feeds, options) {
-      const moved = options?.giveUpFeeds ? Object.values(feeds) : (options?.lendFeeds ?? []).map((name) => feeds[name]!);
+    inputNames: first.created.inputNames!,
+    outputNames: first.created.outputNames!,
+    async run(feeds, runOptions) {
+      const thread = await current;
+      const moved = runOptions?.giveUpFeeds ? Object.values(feeds) : (runOptions?.lendFeeds ?? []).map((name) => feeds[name]!);
       const transfer = [...new Set(moved.map(bufferOf).filter((buffer) => buffer !== undefined))];
-      return (await call({ type: 'run', feeds, fetch: options?.fetch, lend: options?.lendFeeds }, transfer)).outputs!;
+      return (await thread.call({ type: 'run', feeds, fetch: runOptions?.fetch, lend: runOptions?.lendFeeds }, transfer)).outputs!;
     },
     async release() {
-      await call({ type: 'release' }).catch(() => {});
-      await worker.terminate();
+      released = true;
+      const thread = await current.catch(() => undefined);
+      if (!thread) return;
+      await thread.call({ type: 'release' }).catch(() => {});
+      await thread.worker.terminate();
+    },
+    async crash() {
+      await (await current).worker.terminate();
     },
   };
 }
