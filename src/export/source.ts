@@ -65,7 +65,7 @@ export function layersOf(topology: unknown): { name: string; className: string }
   const visit = (layer: LayerJson) => {
     const className = layer.class_name ?? layer.className ?? '?';
     const config = layer.config ?? {};
-    if (className === 'Sequential' || className === 'Model' || className === 'Functional') {
+    if (NESTED_MODELS.has(className)) {
       if (className !== 'Sequential') checkLayerGraph(config);
       const inner = Array.isArray(config) ? (config as LayerJson[]) : config.layers ?? [];
       inner.forEach(visit);
@@ -89,25 +89,30 @@ function checkTopology(topology: unknown): void {
  * A functional model's layer graph must name only layers it has: tfjs waits forever for a layer
  * an inbound node names but the model lacks (or whose name is not a string).
  */
+const NESTED_MODELS = new Set(['Sequential', 'Model', 'Functional']);
+
 function checkLayerGraph(config: Record<string, unknown>): void {
   const refuse = (what: string) => new FerryError('invalid-model-json', `model.json's layer graph is damaged: ${what}`, {
     hint: 'Save or convert the model again: model.json must come whole from tfjs or the tfjs converter.',
   });
   const layers = config.layers;
   if (!Array.isArray(layers)) throw refuse('config.layers is not a list of layers');
-  // Each layer's node count: an InputLayer makes its one node itself, the others one per inbound node.
+  // Each layer's node count: an InputLayer makes its one node itself, the others one per inbound
+  // node; a model used as a layer also has the node it made when it was built (its node 0).
   const nodeCounts = new Map<string, number>();
   for (const [i, layer] of layers.entries()) {
     const { name, class_name: className, inbound_nodes: inbound } = (layer ?? {}) as { name?: unknown; class_name?: unknown; inbound_nodes?: unknown };
     if (typeof name !== 'string' || nodeCounts.has(name)) throw refuse(`layer ${i} has ${typeof name === 'string' ? `the name "${name}" of an earlier layer` : 'no name'}`);
-    nodeCounts.set(name, className === 'InputLayer' ? 1 : Array.isArray(inbound) ? inbound.length : 0);
+    const calls = Array.isArray(inbound) ? inbound.length : 0;
+    nodeCounts.set(name, className === 'InputLayer' ? 1 : NESTED_MODELS.has(String(className)) ? calls + 1 : calls);
   }
+  // A reference names a node of a layer: "layer#index" (a shared layer has one node per call).
   const checkRef = (ref: unknown, where: string): string => {
     if (!Array.isArray(ref) || typeof ref[0] !== 'string' || !Number.isInteger(ref[1]) || !Number.isInteger(ref[2])) throw refuse(`${where} is not [layer name, node index, tensor index]`);
     const count = nodeCounts.get(ref[0]);
     if (count === undefined) throw refuse(`${where} names the layer "${ref[0]}", which the model does not have`);
     if (ref[1] < 0 || ref[1] >= count) throw refuse(`${where} names node ${ref[1]} of layer "${ref[0]}", which has ${count}`);
-    return ref[0];
+    return `${ref[0]}#${ref[1]}`;
   };
   for (const key of ['input_layers', 'output_layers'] as const) {
     const refs = config[key];
@@ -115,24 +120,25 @@ function checkLayerGraph(config: Record<string, unknown>): void {
     refs.forEach((ref, i) => checkRef(ref, `config.${key}[${i}]`));
   }
   const inputsOf = new Map<string, string[]>();
-  for (const layer of layers as { name: string; inbound_nodes?: unknown }[]) {
+  for (const layer of layers as { name: string; class_name?: unknown; inbound_nodes?: unknown }[]) {
     const nodes = layer.inbound_nodes ?? [];
     if (!Array.isArray(nodes)) throw refuse(`the inbound_nodes of layer "${layer.name}" are not a list`);
-    inputsOf.set(layer.name, nodes.flatMap((node, n) => {
+    const first = NESTED_MODELS.has(String(layer.class_name)) ? 1 : 0;
+    nodes.forEach((node, n) => {
       if (!Array.isArray(node)) throw refuse(`inbound node ${n} of layer "${layer.name}" is not a list`);
-      return node.map((ref, r) => checkRef(ref, `inbound node ${n}[${r}] of layer "${layer.name}"`));
-    }));
+      inputsOf.set(`${layer.name}#${first + n}`, node.map((ref, r) => checkRef(ref, `inbound node ${n}[${r}] of layer "${layer.name}"`)));
+    });
   }
   // A cycle would have tfjs wait forever too.
   const state = new Map<string, 'visiting' | 'done'>();
-  const visit = (name: string): void => {
-    if (state.get(name) === 'done') return;
-    if (state.get(name) === 'visiting') throw refuse(`layer "${name}" depends on itself`);
-    state.set(name, 'visiting');
-    for (const input of inputsOf.get(name) ?? []) visit(input);
-    state.set(name, 'done');
+  const visit = (node: string): void => {
+    if (state.get(node) === 'done') return;
+    if (state.get(node) === 'visiting') throw refuse(`layer "${node.slice(0, node.lastIndexOf('#'))}" depends on itself`);
+    state.set(node, 'visiting');
+    for (const input of inputsOf.get(node) ?? []) visit(input);
+    state.set(node, 'done');
   };
-  for (const name of inputsOf.keys()) visit(name);
+  for (const node of inputsOf.keys()) visit(node);
 }
 
 async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel; notes: string[] }> {
