@@ -12,15 +12,21 @@ const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 ort.env.logLevel = 'fatal';
 let session;
+// Releasing a session while a run is in flight aborts the process (a Napi::Error thrown in
+// onnxruntime's callback), so a release waits for the runs it finds.
+const running = new Set();
 parentPort.on('message', async ({ id, type, model, options, feeds, fetch, lend }) => {
   try {
     if (type === 'create') {
       session = await ort.InferenceSession.create(model, options);
       parentPort.postMessage({ id, inputNames: session.inputNames, outputNames: session.outputNames });
     } else if (type === 'run') {
+      if (!session) throw new Error('the session was released');
       const inputs = {};
       for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.dtype, t.data, t.dims);
-      const results = fetch ? await session.run(inputs, fetch) : await session.run(inputs);
+      const run = fetch ? session.run(inputs, fetch) : session.run(inputs);
+      running.add(run);
+      const results = await run.finally(() => running.delete(run));
       const outputs = {};
       const buffers = new Set();
       for (const [name, t] of Object.entries(results)) {
@@ -33,7 +39,10 @@ parentPort.on('message', async ({ id, type, model, options, feeds, fetch, lend }
       }
       parentPort.postMessage({ id, outputs }, [...buffers]);
     } else if (type === 'release') {
-      await session?.release();
+      const released = session;
+      session = undefined;
+      await Promise.allSettled([...running]);
+      await released?.release();
       parentPort.postMessage({ id });
     }
   } catch (error) {
