@@ -4,27 +4,21 @@ import OpenAI from 'openai';
 import { createApp } from '../../src/serve/app.ts';
 import { openModel, type ServedModel } from '../../src/serve/model.ts';
 import { openRuntime } from '../../src/serve/runtime/index.ts';
-import { buildPackages, type TestPackages } from './packages.ts';
+import { buildPackages, openAIClientFor, openTestModels, type TestPackages } from './packages.ts';
 
 let packages: TestPackages;
 let models: ServedModel[];
 let app: ReturnType<typeof createApp>;
 let client: OpenAI;
 
-const clientFor = (target: { request: typeof app.request }, apiKey = 'unused') =>
-  new OpenAI({ baseURL: 'http://ferry.test/v1', apiKey, maxRetries: 0, fetch: (url, init) => Promise.resolve(target.request(String(url), init as RequestInit)) });
 const post = (target: { request: typeof app.request }, body: unknown, headers: Record<string, string> = {}) =>
   target.request('/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
 before(async () => {
   packages = await buildPackages();
-  const runtime = await openRuntime('cpu', () => {});
-  models = [
-    await openModel(packages.lstm, { runtime, maxBatch: 8, maxQueue: 16 }),
-    await openModel(packages.transformer, { runtime, maxBatch: 8, maxQueue: 16 }),
-  ];
+  models = await openTestModels(packages);
   app = createApp({ models });
-  client = clientFor(app);
+  client = openAIClientFor(app);
 });
 
 after(async () => {
@@ -171,8 +165,8 @@ test('an API key guards the API with 401 (security.test.ts covers every route)',
   const denied = await post(guarded, { model: 'tiny-lstm', prompt: 'x' }, { authorization: 'Bearer wrong' });
   assert.equal(denied.status, 401);
   assert.equal((await denied.json()).error.code, 'invalid_api_key');
-  await assert.rejects(clientFor(guarded, 'wrong').models.list(), OpenAI.AuthenticationError);
-  const ok = await clientFor(guarded, 'sesame').completions.create({ model: 'tiny-lstm', prompt: 'x', max_tokens: 2 });
+  await assert.rejects(openAIClientFor(guarded, 'wrong').models.list(), OpenAI.AuthenticationError);
+  const ok = await openAIClientFor(guarded, 'sesame').completions.create({ model: 'tiny-lstm', prompt: 'x', max_tokens: 2 });
   assert.equal(ok.choices.length, 1);
 });
 

@@ -3,10 +3,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import OpenAI from 'openai';
 import { createApp } from '../../src/serve/app.ts';
-import { openModel, type ServedModel } from '../../src/serve/model.ts';
+import type { ServedModel } from '../../src/serve/model.ts';
 import { startServer } from '../../src/serve/node.ts';
-import { openRuntime } from '../../src/serve/runtime/index.ts';
-import { buildPackages, type TestPackages } from './packages.ts';
+import { buildPackages, openAIClientFor, openTestModels, type TestPackages } from './packages.ts';
 
 let packages: TestPackages;
 let models: ServedModel[];
@@ -15,13 +14,9 @@ let client: OpenAI;
 
 before(async () => {
   packages = await buildPackages();
-  const runtime = await openRuntime('cpu', () => {});
-  models = [
-    await openModel(packages.lstm, { runtime, maxBatch: 8, maxQueue: 16 }),
-    await openModel(packages.transformer, { runtime, maxBatch: 8, maxQueue: 16 }),
-  ];
+  models = await openTestModels(packages);
   app = createApp({ models });
-  client = new OpenAI({ baseURL: 'http://ferry.test/v1', apiKey: 'unused', maxRetries: 0, fetch: (url, init) => Promise.resolve(app.request(String(url), init as RequestInit)) });
+  client = openAIClientFor(app);
 });
 
 after(async () => {

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { exportModel } from '../../src/export/index.ts';
+import OpenAI from 'openai';
+import { openModel, type ServedModel } from '../../src/serve/model.ts';
+import { openRuntime } from '../../src/serve/runtime/index.ts';
 import { createRandom } from '../../src/serve/sampling.ts';
 import { trainTokenizer } from '../../src/tokenizer/index.ts';
 import { saveCheckpoint } from '../../src/train/checkpoint.ts';
@@ -59,3 +62,16 @@ export async function buildPackages(options: { weightScale?: number; seed?: numb
   }
   return { root, lstm: dirs.lstm!, transformer: dirs.transformer!, remove: () => rm(root, { recursive: true, force: true }) };
 }
+
+/** Both test packages opened on the CPU runtime, as the app tests serve them. */
+export async function openTestModels(packages: TestPackages): Promise<ServedModel[]> {
+  const runtime = await openRuntime('cpu', () => {});
+  return [
+    await openModel(packages.lstm, { runtime, maxBatch: 8, maxQueue: 16 }),
+    await openModel(packages.transformer, { runtime, maxBatch: 8, maxQueue: 16 }),
+  ];
+}
+
+/** The openai client talking to a Hono app in-process. */
+export const openAIClientFor = (target: { request: (url: string, init?: RequestInit) => Response | Promise<Response> }, apiKey = 'unused') =>
+  new OpenAI({ baseURL: 'http://ferry.test/v1', apiKey, maxRetries: 0, fetch: (url, init) => Promise.resolve(target.request(String(url), init as RequestInit)) });
