@@ -24,7 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as ortWeb from 'onnxruntime-web';
 import { exportModel } from '../src/export/index.ts';
 import { createSession, initialState, runStep } from '../src/export/runner.ts';
-import type { LanguageModelSpec } from '../src/export/lm/spec.ts';
+import { languageModelSpec, type LanguageModelSpec } from '../src/export/lm/spec.ts';
 import { trainTokenizer } from '../src/tokenizer/index.ts';
 import { selectBackend } from '../src/train/backend.ts';
 import { countParameters, createModel, PRESETS, type ModelConfig } from '../src/train/models/index.ts';
@@ -44,7 +44,9 @@ async function checkpoint(config: ModelConfig): Promise<{ dir: string; model: tf
   const model = createModel(full);
   await model.save(fileSystemIO(dir));
   await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
-  await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({ format: 'ferry-checkpoint', version: 1, model: full, tokenizer: { kind: 'char' }, training: {} }));
+  await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({ format: 'ferry-checkpoint', version: 1, model: full, tokenizer: { kind: 'char' },
+    training: { step: 0, corpusHash: 'sha256:bench', backend: 'untrained', seed: 1, valLoss: null, seconds: 0, hyperparameters: {} },
+  }));
   return { dir, model };
 }
 
@@ -150,9 +152,7 @@ for (const [name, config] of [['transformer', transformerConfig], ['lstm', lstmC
   const params = countParameters({ ...config, vocabSize: model.outputs[0]!.shape[2]! } as ModelConfig);
   const exported = await exportInChild(dir);
   const c = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')).model as ModelConfig;
-  const spec: LanguageModelSpec = c.arch === 'lstm'
-    ? { arch: 'lstm', vocabSize: c.vocabSize, layers: c.numLayers, hiddenSize: c.hiddenSize, withCell: true }
-    : { arch: 'transformer', vocabSize: c.vocabSize, layers: c.nLayer, heads: c.nHead, headDim: c.nEmbd / c.nHead, contextLength: c.blockSize };
+  const spec = languageModelSpec(c);
   const weightsMB = (params * 4) / 2 ** 20;
   results[name] = {
     params,

@@ -17,10 +17,13 @@ export type VariantKey = 'int8' | 'fp16';
  * int8 quantizes activations with one scale per call (DynamicQuantizeLinear over the whole
  * input), so a one-token call rounds differently from a full sequence: the shipped Transformer's
  * int8 file differs from its fp32 file by 2.2% of the logits' scale and from its own full run by
- * 1.5%. fp16 only rounds weights, and decodes token by token exactly as it runs a sequence.
+ * 1.5%; an untrained 10.8M-parameter Transformer (6 layers, d 384, logits' scale 1.75) by 5.5%
+ * from fp32. The bounds catch a broken copy (wrong scales, saturated integer products: errors of
+ * the size of the logits), not quantization noise. fp16 only rounds weights, and decodes token
+ * by token exactly as it runs a sequence.
  */
 export const VARIANT_BOUNDS: Record<VariantKey, VariantBounds> = {
-  int8: { relativeToFp32: 0.05, incremental: 0.03 },
+  int8: { relativeToFp32: 0.1, incremental: 0.05 },
   fp16: { relativeToFp32: 1e-3, incremental: 1e-5 },
 };
 
