@@ -52,7 +52,7 @@ function registerTrain(program: Command): void {
         'and exits with 130 or 143; a second Ctrl-C quits at once. --resume continues exactly where the run stopped.',
     )
     .addOption(new Option('--arch <arch>', `model architecture: ${ARCHS.join(' | ')} (default: the preset's)`))
-    .addOption(new Option('--corpus <path>', 'training text: a UTF-8 file, a .gz file or a directory of .txt and .md files, gzipped or not, subfolders included (on --resume: the run\'s)'))
+    .addOption(new Option('--corpus <path>', 'training text: a UTF-8 file, a .gz file, a .jsonl file (each line\'s "text") or a directory of .txt, .md and .jsonl files, gzipped or not, subfolders included (on --resume: the run\'s)'))
     .requiredOption('--out <dir>', 'run dir: new or empty, or an earlier run with --resume')
     .addOption(new Option('--preset <name>', `model size: ${presetList} (default: nanogpt-cpu for transformer, lstm-char for lstm)`))
     .addOption(new Option('--tokenizer <kind>', 'char | word | bpe (default: the preset\'s, else char)'))
@@ -217,7 +217,7 @@ function registerEval(program: Command): void {
     .description('Perplexity of a checkpoint (a run dir means its best/) on a corpus; every token after the first is scored once. ' +
       'With --by-position: the mean loss at each position of context windows (a checkpoint, run dir or exported package), as a table, PREFIX.jsonl and PREFIX.svg.')
     .argument('<dir>', 'checkpoint dir, or a run dir (with --by-position also an ONNX package dir)')
-    .requiredOption('--corpus <path>', 'text to score: a UTF-8 file, a .gz file or a directory of .txt and .md files, gzipped or not, subfolders included')
+    .requiredOption('--corpus <path>', 'text to score: a UTF-8 file, a .gz file, a .jsonl file (each line\'s "text") or a directory of .txt, .md and .jsonl files, gzipped or not, subfolders included')
     .addOption(numeric('--batch-size <n>', 'windows per forward pass', POSITIVE_INT, 16))
     .option('--json', 'print the result as one JSON object')
     .option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)')

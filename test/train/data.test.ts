@@ -69,7 +69,7 @@ describe('readCorpus', () => {
     assert.equal(await hashCorpus(join(dir, 'parts')), hash);
   });
 
-  it('reads .txt and .md files, gzipped or not, in subfolders too, by path; says what it read and skipped', async () => {
+  it('reads .txt, .md and .jsonl files, gzipped or not, in subfolders too, by path; says what it read and skipped', async () => {
     const tree = join(dir, 'tree');
     await mkdir(join(tree, 'b', 'deep'), { recursive: true });
     await mkdir(join(tree, '.git'));
@@ -79,10 +79,28 @@ describe('readCorpus', () => {
     await writeFile(join(tree, 'b', 'rows.jsonl'), '{"text":"x"}\n');
     await writeFile(join(tree, 'logo.png'), Buffer.from([0x89, 0x50]));
     await writeFile(join(tree, '.git', 'HEAD'), 'ref');
-    assert.equal(await text(tree), 'one two three ');
+    assert.equal(await text(tree), 'one two three x\n');
     assert.equal(await describeCorpus(tree),
-      `corpus ${tree}: read 3 files (a.txt, b/a.md.gz, b/deep/c.md); skipped 3 (.git/, b/rows.jsonl, logo.png), which are not .txt or .md`);
+      `corpus ${tree}: read 4 files (a.txt, b/a.md.gz, b/deep/c.md, b/rows.jsonl); skipped 2 (.git/, logo.png), which are not .txt, .md or .jsonl`);
     assert.equal(await describeCorpus(join(dir, 'plain.txt')), undefined);
+  });
+
+  it('reads the text field of each JSON line, across chunks and gzipped, and names the file and line of a bad one', async () => {
+    const rows = Array.from({ length: 40_000 }, (_, i) => ({ text: `row ${i} ünïcode 😀`, id: i }));
+    const jsonl = `${rows.map((row) => JSON.stringify(row)).join('\n')}\n\n`;
+    assert.ok(Buffer.byteLength(jsonl) > 1 << 20, 'more than one read chunk');
+    await writeFile(join(dir, 'rows.jsonl'), jsonl);
+    await writeFile(join(dir, 'rows.jsonl.gz'), gzipSync(jsonl));
+    const expected = rows.map((row) => `${row.text}\n`).join('');
+    assert.equal(await text(join(dir, 'rows.jsonl')), expected);
+    assert.equal(await text(join(dir, 'rows.jsonl.gz')), expected);
+    await writeFile(join(dir, 'no-newline.jsonl'), '{"text":"a"}\n{"text":"b"}');
+    assert.equal(await text(join(dir, 'no-newline.jsonl')), 'a\nb\n');
+    for (const [body, problem] of [['{"text":"a"}\n{"text": 3}\n', 'line 2: the line has no "text" string field'], ['{"text":"a"}\n\n{oops\n', 'line 3: the line is not JSON']] as const) {
+      const file = join(dir, 'bad.jsonl');
+      await writeFile(file, body);
+      await assert.rejects(text(file), (error: unknown) => error instanceof FerryError && error.code === 'corpus_bad_jsonl' && error.message === `${file}, ${problem}`);
+    }
   });
 
   it('follows symbolic links to files in a corpus directory', async () => {
@@ -112,7 +130,7 @@ describe('readCorpus', () => {
     await rejectsWith(text(join(dir, 'empty.txt')), 'corpus_empty', /empty\.txt is empty/);
     await mkdir(join(dir, 'no-text'));
     await writeFile(join(dir, 'no-text', 'a.csv'), 'x');
-    await rejectsWith(text(join(dir, 'no-text')), 'corpus_empty', /has no \.txt or \.md files \(it holds a\.csv\)/);
+    await rejectsWith(text(join(dir, 'no-text')), 'corpus_empty', /has no \.txt, \.md or \.jsonl files \(it holds a\.csv\)/);
     await writeFile(join(dir, 'fake.gz'), 'not gzip at all');
     await rejectsWith(text(join(dir, 'fake.gz')), 'corpus_unreadable', /fake\.gz is not a valid gzip file/);
   });

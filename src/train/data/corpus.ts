@@ -13,21 +13,30 @@ export interface CorpusFile {
   readonly gzip: boolean;
 }
 
+/** JSON Lines (one `{"text": ...}` object per line, as Hugging Face datasets export them), gzipped or not. */
+const JSON_LINES = /\.jsonl(\.gz)?$/i;
+
 /**
- * A corpus as a stream of text: a text file, a `.gz` file, or a directory whose `.txt` and `.md`
- * files (gzipped or not, subfolders included; see listCorpus) are read in path order and joined as they are. Never holds more than a chunk.
- * Invalid UTF-8 and a missing, unreadable or empty corpus are FerryErrors.
+ * A corpus as a stream of text: a text file, a `.gz` file, a `.jsonl` file (the `text` field of
+ * each line, a newline after each), or a directory whose `.txt`, `.md` and `.jsonl` files
+ * (gzipped or not, subfolders included; see listCorpus) are read in path order and joined as
+ * they are. Never holds more than a chunk. Invalid UTF-8, a JSON line without a `text` string
+ * and a missing, unreadable or empty corpus are FerryErrors.
  */
 export async function* readCorpus(path: string): AsyncGenerator<string> {
   let characters = 0;
   for (const file of await corpusFiles(path)) {
     const decoder = createUtf8StreamDecoder(file.gzip ? `${file.path} (decompressed)` : file.path);
+    const texts = JSON_LINES.test(file.path) ? jsonLinesText(file.path) : undefined;
     for await (const chunk of fileBytes(file)) {
-      const text = decoder.write(chunk);
+      const text = texts ? texts.write(decoder.write(chunk)) : decoder.write(chunk);
       characters += text.length;
       if (text !== '') yield text;
     }
     decoder.end();
+    const rest = texts?.end() ?? '';
+    characters += rest.length;
+    if (rest !== '') yield rest;
   }
   if (characters === 0) {
     throw new FerryError('corpus_empty', `the corpus ${path} is empty`, { hint: 'Give a corpus with some text in it.' });
@@ -43,8 +52,45 @@ export async function hashCorpus(path: string): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** Files a corpus dir's text is read from: plain text and Markdown, gzipped or not. */
-const TEXT_FILE = /\.(txt|md)(\.gz)?$/i;
+/**
+ * The text of JSON Lines fed in pieces: each complete line's `text` field and a newline; blank
+ * lines are skipped. A line that is not an object with a `text` string names its file and line.
+ */
+function jsonLinesText(path: string): { write(piece: string): string; end(): string } {
+  let partial = '';
+  let lineNumber = 0;
+  const textOf = (line: string): string => {
+    lineNumber++;
+    if (line.trim() === '') return '';
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw badLine(`is not JSON`);
+    }
+    const text = (value as { text?: unknown } | null)?.text;
+    if (typeof text !== 'string') throw badLine('has no "text" string field');
+    return `${text}\n`;
+  };
+  const badLine = (problem: string) => new FerryError('corpus_bad_jsonl', `${path}, line ${lineNumber}: the line ${problem}`, {
+    hint: 'A .jsonl corpus holds one JSON object per line with the text in "text", e.g. {"text": "..."}.',
+  });
+  return {
+    write(piece) {
+      const lines = (partial + piece).split('\n');
+      partial = lines.pop()!;
+      return lines.map(textOf).join('');
+    },
+    end() {
+      const last = partial;
+      partial = '';
+      return textOf(last);
+    },
+  };
+}
+
+/** Files a corpus dir's text is read from: plain text, Markdown and JSON Lines, gzipped or not. */
+const TEXT_FILE = /\.(txt|md|jsonl)(\.gz)?$/i;
 
 /** What a corpus dir holds: the files read, in path order, and the entries skipped (paths relative to the dir). */
 export interface CorpusListing {
@@ -57,8 +103,8 @@ async function corpusFiles(path: string): Promise<CorpusFile[]> {
 }
 
 /**
- * The files of a corpus: the path itself when it is a file; for a directory, every .txt and .md
- * (and .txt.gz, .md.gz) file in it and its subfolders, by path. Hidden entries, other files and
+ * The files of a corpus: the path itself when it is a file; for a directory, every .txt, .md and .jsonl
+ * (and .txt.gz, .md.gz, .jsonl.gz) file in it and its subfolders, by path. Hidden entries, other files and
  * links to folders are skipped (and listed as such).
  */
 export async function listCorpus(path: string): Promise<CorpusListing> {
@@ -88,8 +134,8 @@ export async function listCorpus(path: string): Promise<CorpusListing> {
   files.sort(byPath);
   skipped.sort(byPath);
   if (files.length === 0) {
-    throw new FerryError('corpus_empty', `the corpus directory ${path} has no .txt or .md files${skipped.length ? ` (it holds ${listed(skipped)})` : ''}`, {
-      hint: 'Put the corpus in .txt or .md files (gzipped or not), in the directory or its subfolders, or give the path of one file.',
+    throw new FerryError('corpus_empty', `the corpus directory ${path} has no .txt, .md or .jsonl files${skipped.length ? ` (it holds ${listed(skipped)})` : ''}`, {
+      hint: 'Put the corpus in .txt, .md or .jsonl files (gzipped or not), in the directory or its subfolders, or give the path of one file.',
     });
   }
   return { files: files.map((name) => ({ path: join(path, name), gzip: name.toLowerCase().endsWith('.gz') })), skipped };
@@ -102,7 +148,7 @@ export async function describeCorpus(path: string): Promise<string | undefined> 
   const { files, skipped } = await listCorpus(path);
   const names = files.map((file) => relative(path, file.path).split(sep).join('/'));
   return `corpus ${path}: read ${files.length} file${files.length === 1 ? '' : 's'} (${listed(names)})` +
-    (skipped.length ? `; skipped ${skipped.length} (${listed(skipped)}), which are not .txt or .md` : '');
+    (skipped.length ? `; skipped ${skipped.length} (${listed(skipped)}), which are not .txt, .md or .jsonl` : '');
 }
 
 function listed(names: readonly string[]): string {
