@@ -9,6 +9,7 @@ import { ApiError, errorResponse, toApiError } from './openai-error.ts';
 import { eventStreamResponse } from './sse.ts';
 import type { InferenceModel } from './v2/model.ts';
 import { mountInferenceProtocol } from './v2/routes.ts';
+import { isProtocolPath, protocolErrorOfException, protocolErrorResponse } from './v2/errors.ts';
 
 export interface AppOptions {
   /** The models to serve; while the promise is pending /readyz says 503 and so do completions. */
@@ -137,7 +138,9 @@ export function createApp(options: AppOptions) {
 
   app.notFound((c) => errorResponse(new ApiError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`)));
 
-  app.onError((error) => {
+  app.onError((error, c) => {
+    // Auth, Host and path checks run before the /v2 routes: their refusals take the protocol's shape there.
+    if (isProtocolPath(c.req.path)) return error instanceof HTTPException ? protocolErrorOfException(error) : protocolErrorResponse(error);
     if (error instanceof HTTPException) return error.getResponse();
     const apiError = toApiError(error);
     if (apiError.status >= 500 && apiError.code === 'internal_error') console.error(error);

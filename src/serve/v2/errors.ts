@@ -1,4 +1,5 @@
 /** The protocol's error shape, `{"error": "..."}`, for every failure on a /v2 route. */
+import type { HTTPException } from 'hono/http-exception';
 import { FerryError } from '../../errors.ts';
 import { ApiError } from '../openai-error.ts';
 
@@ -22,4 +23,24 @@ export function protocolErrorResponse(error: unknown): Response {
     console.error(error);
   }
   return new Response(JSON.stringify({ error: message }), { status, headers: { 'content-type': 'application/json', ...headers } });
+}
+
+/** Paths the protocol answers, whose errors take its shape even when middleware raised them. */
+export function isProtocolPath(path: string): boolean {
+  return path === '/v2' || path.startsWith('/v2/');
+}
+
+/**
+ * A middleware's HTTPException (hono's bearer-auth answers 401 with OpenAI's error object) in the
+ * protocol's shape, keeping its status and headers (WWW-Authenticate).
+ */
+export async function protocolErrorOfException(exception: HTTPException): Promise<Response> {
+  const response = exception.getResponse();
+  const body = await response.json().catch(() => undefined) as { error?: { message?: unknown } } | undefined;
+  const message = typeof body?.error?.message === 'string' ? body.error.message : exception.message || `HTTP ${response.status}`;
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== 'content-type' && name !== 'content-length') headers[name] = value;
+  });
+  return protocolErrorResponse(new ApiError(response.status, 'inference_protocol', message, { headers }));
 }

@@ -226,3 +226,26 @@ test('a 100 MB body streamed without a length is cut off at the limit with 413',
   await assertProtocolError(response, 413);
   assert.ok(sent < 100e6, `stopped reading after ${sent} bytes`);
 });
+
+test('with an API key, refusals on /v2 routes (no key, a wrong key, a foreign Host) take the protocol error shape', async () => {
+  const guarded = createApp({
+    models: [lm],
+    inferenceModels: [createPlainModel(classifier.spec, sessions[0]!, options)],
+    apiKey: 'sesame',
+  });
+  const missing = await guarded.request('/v2/models/classifier');
+  assert.match(await assertProtocolError(missing, 401, 'metadata_model_error_response'), /API key is required/);
+  assert.match(missing.headers.get('www-authenticate') ?? '', /Bearer/);
+  const wrong = await guarded.request('/v2/models/classifier/infer', { method: 'POST', headers: { authorization: 'Bearer nope', 'content-type': 'application/json' }, body: '{}' });
+  assert.match(await assertProtocolError(wrong, 401), /not valid/);
+  const ok = await guarded.request('/v2/models/classifier', { headers: { authorization: 'Bearer sesame' } });
+  assert.equal(ok.status, 200);
+  assertMatches('metadata_model_response', await ok.json());
+  // Outside /v2 the same refusal keeps OpenAI's shape.
+  const openai = await guarded.request('/v1/models');
+  assert.equal(openai.status, 401);
+  assert.equal(typeof ((await openai.json()) as { error: { message: string } }).error.message, 'string');
+
+  const loopback = createApp({ models: [lm], inferenceModels: [], allowedHosts: ['127.0.0.1'] });
+  await assertProtocolError(await loopback.request('http://evil.example/v2'), 403, 'metadata_server_error_response');
+});
