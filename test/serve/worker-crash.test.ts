@@ -49,11 +49,12 @@ async function readUntil(reader: ReadableStreamDefaultReader<string>, chunks: nu
 
 test('a dying onnxruntime worker fails only the requests on it with a 503 that says why; its session re-opens and the model serves again', async () => {
   assert.equal(sessions.length, 2);
-  const app = createApp({ models });
+  // Streams long enough that neither can finish before the crash, however fast this machine is.
+  const app = createApp({ models, maxTokens: 1_000_000 });
   const greedy = { prompt: 'to be', max_tokens: 24, temperature: 0, ignore_eos: true };
   const before = (await (await post(app, { model: 'tiny-lstm', ...greedy })).json()).choices[0].text;
 
-  const open = async (model: string) => (await post(app, { model, prompt: 'to be', max_tokens: 4000, ignore_eos: true, stream: true }))
+  const open = async (model: string) => (await post(app, { model, prompt: 'to be', max_tokens: 1_000_000, ignore_eos: true, stream: true }))
     .body!.pipeThrough(new TextDecoderStream()).getReader();
   const [lstm, transformer] = await Promise.all([open('tiny-lstm'), open('tiny-transformer')]);
   await Promise.all([readUntil(lstm, 3), readUntil(transformer, 3)]);

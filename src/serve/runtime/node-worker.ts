@@ -12,12 +12,20 @@ const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 ort.env.logLevel = 'fatal';
 let session;
-// Releasing a session while a run is in flight aborts the process (a Napi::Error thrown in
-// onnxruntime's callback), so a release waits for the runs it finds.
+// Releasing a session, or ending the thread, while a run is in flight aborts the whole process
+// (a Napi::Error thrown in onnxruntime's callback into a torn-down environment), so a release
+// and a crash wait for the runs they find.
 const running = new Set();
+let dying = false;
 parentPort.on('message', async ({ id, type, model, options, feeds, fetch, lend }) => {
+  if (dying) return;
   try {
-    if (type === 'create') {
+    if (type === 'crash') {
+      // A fatal error in this thread, raised between runs: nothing in flight answers any more.
+      dying = true;
+      await Promise.allSettled([...running]);
+      process.exit(70);
+    } else if (type === 'create') {
       session = await ort.InferenceSession.create(model, options);
       parentPort.postMessage({ id, inputNames: session.inputNames, outputNames: session.outputNames });
     } else if (type === 'run') {
@@ -27,6 +35,7 @@ parentPort.on('message', async ({ id, type, model, options, feeds, fetch, lend }
       const run = fetch ? session.run(inputs, fetch) : session.run(inputs);
       running.add(run);
       const results = await run.finally(() => running.delete(run));
+      if (dying) return;
       const outputs = {};
       const buffers = new Set();
       for (const [name, t] of Object.entries(results)) {
@@ -61,7 +70,11 @@ interface Reply {
 
 /** A session in a worker thread that can be stopped as a crash would stop it. */
 export interface WorkerSession extends Session {
-  /** Terminates the thread without releasing the session: what a crash does (tests, a watchdog). */
+  /**
+   * Ends the thread without releasing the session or answering the runs sent to it, as a fatal
+   * error in the thread would (for tests). It waits for the run onnxruntime is inside of, since
+   * terminating a thread mid-run aborts the whole process; resolves once the thread has exited.
+   */
   crash(): Promise<void>;
 }
 
@@ -72,8 +85,8 @@ interface Thread {
 }
 
 /**
- * Opens an onnxruntime-node session in a worker thread of its own. When the thread dies (ORT
- * aborts, memory runs out, it is terminated), the runs on it fail with a 503 that says so and a
+ * Opens an onnxruntime-node session in a worker thread of its own. When the thread dies (an
+ * uncaught error in it, its heap runs out), the runs on it fail with a 503 that says so and a
  * new thread re-opens the session at once, so that the model serves again by itself. A model
  * that cannot be opened at all throws here, as before.
  */
@@ -154,7 +167,10 @@ export async function openSessionInWorker(model: string | Uint8Array, options: o
       await thread.worker.terminate();
     },
     async crash() {
-      await (await current).worker.terminate();
+      const { worker } = await current;
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      worker.postMessage({ type: 'crash' });
+      await exited;
     },
   };
 }
