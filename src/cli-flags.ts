@@ -50,7 +50,7 @@ export function withoutInvalidFlags(options: Record<string, unknown>): Record<st
 /** One error for every problem of a command's flags; `command` names the --help to read. */
 export function invalidOptions(problems: readonly string[], command: string): FerryError {
   const message = problems.length === 1 ? `${problems[0]}.` : `${problems.length} options are invalid:\n  - ${problems.join('\n  - ')}`;
-  return new FerryError('INVALID_FLAG', message, { hint: `Run \`ferry ${command} --help\` for the options.` });
+  return new FerryError('invalid_flag', message, { hint: `Run \`ferry ${command} --help\` for the options.` });
 }
 
 /** Throws one error naming every refused flag, if any. */

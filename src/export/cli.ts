@@ -8,7 +8,7 @@ const ATTENTION_FORMS = ['decomposed', 'mha', 'gqa', 'attention23'];
 function opsetFlag(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n)) {
-    throw new FerryError('INVALID_FLAG', `--opset must be a whole number, got "${value}".`, { hint: 'Run `ferry export --help` for the options.' });
+    throw new FerryError('invalid_flag', `--opset must be a whole number, got "${value}".`, { hint: 'Run `ferry export --help` for the options.' });
   }
   return n;
 }
@@ -63,7 +63,7 @@ function asUserError(error: unknown, verbose: boolean): FerryError {
   if (verbose && error instanceof Error) console.error(error.stack);
   if (error instanceof FerryError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new FerryError('EXPORT_INTERNAL', `export failed: ${message.split('\n')[0]!.slice(0, 300)}`, {
+  return new FerryError('export_internal', `export failed: ${message.split('\n')[0]!.slice(0, 300)}`, {
     hint: verbose ? 'This is a ferry bug: please report it with the model.json and the trace above.' : 'This is a ferry bug: run again with --verbose for the full trace, and report it with the model.json.',
     cause: error,
   });

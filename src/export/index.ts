@@ -64,7 +64,7 @@ interface ResolvedOptions {
 }
 
 function badOption(message: string, hint: string): FerryError {
-  return new FerryError('EXPORT_BAD_OPTIONS', message, { hint });
+  return new FerryError('export_bad_options', message, { hint });
 }
 
 /** Checks that need no model: names, opset range, combinations. */

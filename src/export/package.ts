@@ -47,7 +47,7 @@ export async function writePackageDir(outDir: string, files: PackageFiles): Prom
   const parent = path.dirname(target);
   const existing = await stat(target).catch(() => undefined);
   if (existing && !existing.isDirectory()) {
-    throw new FerryError('EXPORT_OUT_NOT_DIR', `${outDir} exists and is not a directory`, { hint: 'Choose another --out path.' });
+    throw new FerryError('export_out_not_dir', `${outDir} exists and is not a directory`, { hint: 'Choose another --out path.' });
   }
   let temp: string;
   try {
@@ -57,7 +57,7 @@ export async function writePackageDir(outDir: string, files: PackageFiles): Prom
     temp = path.join(parent, `.${path.basename(target)}.tmp-${process.pid}-${randomUUID()}`);
     await mkdir(temp);
   } catch (error) {
-    throw new FerryError('EXPORT_OUT_NOT_WRITABLE', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+    throw new FerryError('export_out_not_writable', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
       hint: 'Choose an --out path in a directory you can write to.',
       cause: error,
     });
@@ -79,7 +79,7 @@ export async function writePackageDir(outDir: string, files: PackageFiles): Prom
     }
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
-    throw new FerryError('EXPORT_OUT_NOT_WRITABLE', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+    throw new FerryError('export_out_not_writable', `cannot write the package dir ${outDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
       hint: 'Check free disk space and permissions of the --out path.',
       cause: error,
     });

@@ -20,7 +20,7 @@ export interface ConverterPlugin {
 }
 
 function badPlugin(file: string, problem: string, cause?: unknown): FerryError {
-  return new FerryError('EXPORT_BAD_PLUGIN', `--plugin ${file}: ${problem}`, {
+  return new FerryError('export_bad_plugin', `--plugin ${file}: ${problem}`, {
     hint: 'A plugin exports `converters` ({ ClassName: (call, inputs, ctx) => outputs }) and optionally `tfjsLayers(tf)`; see docs/EXPORT.md, "Plugins".',
     cause,
   });

@@ -28,7 +28,7 @@ export async function isOnnxPackage(dir: string): Promise<boolean> {
 export async function positionLossOfPackage(dir: string, corpusPath: string, options: PositionLossOptions & { cacheDir: string }): Promise<PositionLossReport> {
   const manifest = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')) as { name: string; model: unknown; files: { fp32: string } };
   if (manifest.model === null) {
-    throw new FerryError('EVAL_NOT_A_LANGUAGE_MODEL', `${dir} holds a foreign model, not a ferry language model.`, { hint: 'Loss by position needs an LSTM or Transformer package.' });
+    throw new FerryError('eval_not_a_language_model', `${dir} holds a foreign model, not a ferry language model.`, { hint: 'Loss by position needs an LSTM or Transformer package.' });
   }
   const config = validateModelConfig(manifest.model);
   const spec = languageModelSpec(config);

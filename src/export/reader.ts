@@ -25,7 +25,7 @@ const ARRAYS: Partial<Record<DType, (buffer: ArrayBuffer) => TensorData>> = {
 };
 
 function unsupported(what: string): FerryError {
-  return new FerryError('ONNX_UNSUPPORTED', `the ONNX file has ${what}, which ferry cannot read back`, {
+  return new FerryError('onnx_unsupported', `the ONNX file has ${what}, which ferry cannot read back`, {
     hint: 'Only files that ferry wrote can be read back; export the model again from its checkpoint.',
   });
 }
@@ -83,7 +83,7 @@ export function readModel(bytes: Uint8Array): ReadModel {
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (error) {
-    throw new FerryError('ONNX_UNREADABLE', `the file is not an ONNX model (${(error as Error).message})`, { hint: 'Check that the package files are complete.', cause: error });
+    throw new FerryError('onnx_unreadable', `the file is not an ONNX model (${(error as Error).message})`, { hint: 'Check that the package files are complete.', cause: error });
   }
   const source = model.graph;
   if (!source) throw unsupported('no graph');

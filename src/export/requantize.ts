@@ -19,7 +19,7 @@ import { serializeModelChunks } from './writer.ts';
 const INT8_FILE = 'onnx/model_quantized.onnx';
 
 function notALanguageModelPackage(dir: string, why: string): FerryError {
-  return new FerryError('QUANTIZE_BAD_PACKAGE', `${dir} is not a ferry language-model package: ${why}`, {
+  return new FerryError('quantize_bad_package', `${dir} is not a ferry language-model package: ${why}`, {
     hint: 'Pass a package dir written by `ferry export` (it holds ferry.json and onnx/model.onnx).',
   });
 }

@@ -34,7 +34,7 @@ export interface ExportSource {
 async function locate(source: string): Promise<{ dir: string; modelJsonPath: string; checkpoint: boolean }> {
   const kind = await inspectDir(source);
   if (kind === 'missing') {
-    throw new FerryError('EXPORT_SOURCE_NOT_FOUND', `${source} does not exist`, {
+    throw new FerryError('export_source_not_found', `${source} does not exist`, {
       hint: 'Give a checkpoint dir (model.json, weights.bin, ferry.json), a training run dir, or a tfjs model.json.',
       status: 404,
     });
@@ -92,7 +92,7 @@ function checkTopology(topology: unknown): void {
 const NESTED_MODELS = new Set(['Sequential', 'Model', 'Functional']);
 
 function checkLayerGraph(config: Record<string, unknown>): void {
-  const refuse = (what: string) => new FerryError('invalid-model-json', `model.json's layer graph is damaged: ${what}`, {
+  const refuse = (what: string) => new FerryError('invalid_model_json', `model.json's layer graph is damaged: ${what}`, {
     hint: 'Save or convert the model again: model.json must come whole from tfjs or the tfjs converter.',
   });
   const layers = config.layers;
@@ -152,7 +152,7 @@ async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel
   } catch (error) {
     if (error instanceof FerryError) throw error;
     // tfjs's messages may span lines; a FerryError is one.
-    throw new FerryError('EXPORT_MODEL_UNREADABLE', `tfjs cannot load ${modelJsonPath}: ${String((error as Error).message).replace(/\s*\n\s*/g, ' ')}`, {
+    throw new FerryError('export_model_unreadable', `tfjs cannot load ${modelJsonPath}: ${String((error as Error).message).replace(/\s*\n\s*/g, ' ')}`, {
       hint: 'Check that model.json and its weight files come from the same tfjs Layers model.',
       cause: error,
     });
@@ -161,7 +161,7 @@ async function loadModel(modelJsonPath: string): Promise<{ model: tf.LayersModel
     const data = v.read().dataSync();
     const bad = data.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) {
-      throw new FerryError('EXPORT_NONFINITE_WEIGHTS', `weight ${v.originalName} holds ${data[bad]} at index ${bad}`, {
+      throw new FerryError('export_nonfinite_weights', `weight ${v.originalName} holds ${data[bad]} at index ${bad}`, {
         hint: 'The checkpoint diverged or is damaged: export an earlier checkpoint (e.g. best/), or retrain with a lower learning rate.',
       });
     }
@@ -184,7 +184,7 @@ export async function readExportSource(source: string): Promise<ExportSource> {
   if (!checkpoint) return { dir, modelJsonPath, model, notes };
   const tokenizerPath = path.join(dir, TOKENIZER_JSON);
   if (!(await stat(tokenizerPath).then(() => true, () => false))) {
-    throw new FerryError('EXPORT_BAD_CHECKPOINT', `${dir} has a ferry.json but no tokenizer.json`, {
+    throw new FerryError('export_bad_checkpoint', `${dir} has a ferry.json but no tokenizer.json`, {
       hint: 'A language-model package needs its tokenizer: copy tokenizer.json from the training run, or export model.json alone as a plain graph.',
     });
   }

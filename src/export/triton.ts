@@ -47,7 +47,7 @@ export function tritonConfigText(model: TritonModel, options: TritonOptions = {}
   const tensors = (field: 'input' | 'output', list: readonly TritonTensor[]) => {
     const entries = list.map((t) => {
       const type = TRITON_TYPES[t.dtype];
-      if (!type) throw new FerryError('TRITON_UNSUPPORTED_TYPE', `${model.name}: tensor ${t.name} has dtype ${t.dtype}, which Triton has no type for`, { hint: 'Export the model with tensors of standard ONNX types.' });
+      if (!type) throw new FerryError('triton_unsupported_type', `${model.name}: tensor ${t.name} has dtype ${t.dtype}, which Triton has no type for`, { hint: 'Export the model with tensors of standard ONNX types.' });
       const dims = (batching ? t.shape.slice(1) : t.shape).map((d) => (typeof d === 'number' ? d : -1));
       return `  {\n    name: ${JSON.stringify(t.name)}\n    data_type: ${type}\n    dims: [ ${dims.join(', ')} ]\n  }`;
     });
@@ -70,7 +70,7 @@ export async function writeTritonRepo(packageDir: string, repoDir: string, optio
   const manifestPath = path.join(packageDir, 'ferry.json');
   const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as TritonModel & { files: { fp32: string } };
   if (!/^[\w.-]+$/.test(manifest.name)) {
-    throw new FerryError('TRITON_BAD_NAME', `${manifestPath}: the model name "${manifest.name}" cannot be a Triton model directory`, { hint: 'Export with --name made of letters, digits, "_", "-" and "."' });
+    throw new FerryError('triton_bad_name', `${manifestPath}: the model name "${manifest.name}" cannot be a Triton model directory`, { hint: 'Export with --name made of letters, digits, "_", "-" and "."' });
   }
   const files: PackageFiles = {
     'config.pbtxt': tritonConfigText(manifest, options),

@@ -88,7 +88,7 @@ function finish(cases: ParityCase[], tolerance: number, log: (line: string) => v
   const relative = Math.max(...cases.map(relativeDiff));
   if (!(relative <= tolerance)) {
     const bad = cases.filter((c) => !(relativeDiff(c) <= tolerance)).map((c) => `${c.name}: ${c.maxAbsDiff.toExponential(2)}`);
-    throw new FerryError('EXPORT_PARITY', `${what} differs from the tfjs model by more than ${tolerance}: ${bad.join('; ')}`, {
+    throw new FerryError('export_parity', `${what} differs from the tfjs model by more than ${tolerance}: ${bad.join('; ')}`, {
       hint: 'This is an exporter bug for this model: please report it with the model.json. Use --no-verify to write the file anyway.',
       status: 500,
     });
@@ -278,7 +278,7 @@ function tfjsPredict(model: tf.LayersModel, tensors: { shape: number[]; data: Fl
       return (Array.isArray(result) ? result : [result]).map((r) => r.dataSync() as Float32Array);
     });
   } catch (error) {
-    throw new FerryError('EXPORT_TFJS_FAILED', `tfjs cannot run the model for verification (${what}): ${(error as Error).message.split('\n')[0]}`, {
+    throw new FerryError('export_tfjs_failed', `tfjs cannot run the model for verification (${what}): ${(error as Error).message.split('\n')[0]}`, {
       hint: 'Check that the model runs in tfjs (LayersModel.predict) on inputs of this shape, or pass --no-verify to write the file unverified.',
       status: 422,
       cause: error,
@@ -353,7 +353,7 @@ export async function verifyVariant(
     !(parity.incrementalMaxAbsDiff <= parity.incrementalTolerance) && `token-by-token decoding differs from its own full-sequence logits by ${parity.incrementalMaxAbsDiff.toExponential(2)} (bound ${parity.incrementalTolerance.toExponential(2)})`,
   ].filter(Boolean);
   if (failures.length) {
-    throw new FerryError('EXPORT_PARITY', `The ${label} copy fails its parity check: ${failures.join('; ')}`, {
+    throw new FerryError('export_parity', `The ${label} copy fails its parity check: ${failures.join('; ')}`, {
       hint: `Export without the ${label} copy, or report this model: the file was not written.`,
       status: 500,
     });

@@ -1,4 +1,4 @@
-import { FerryError } from '../errors.ts';
+import { type ErrorCode, FerryError } from '../errors.ts';
 
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -19,11 +19,11 @@ const typeByStatus: Record<number, string> = {
 /** An HTTP error as OpenAI writes it, with the status and headers to send it with. */
 export class ApiError extends Error {
   readonly status: number;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly param: string | null;
   readonly headers: Record<string, string>;
 
-  constructor(status: number, code: string, message: string, options: { param?: string | null; headers?: Record<string, string> } = {}) {
+  constructor(status: number, code: ErrorCode, message: string, options: { param?: string | null; headers?: Record<string, string> } = {}) {
     super(message);
     this.status = status;
     this.code = code;

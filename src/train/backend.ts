@@ -28,7 +28,7 @@ type Attempt = { ok: true; detail: string } | { ok: false; missing: boolean; rea
 /** Activates the requested backend (or the fastest that works for 'auto') and says which runs. */
 export async function selectBackend(requested: BackendRequest | string = 'auto'): Promise<SelectedBackend> {
   if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
-    throw new FerryError('unknown-backend', `Unknown backend "${requested}".`, { hint: `Valid backends: ${BACKEND_REQUESTS.join(', ')}.` });
+    throw new FerryError('unknown_backend', `Unknown backend "${requested}".`, { hint: `Valid backends: ${BACKEND_REQUESTS.join(', ')}.` });
   }
   if (requested !== 'auto') {
     const name = requested as BackendName;
@@ -44,7 +44,7 @@ export async function selectBackend(requested: BackendRequest | string = 'auto')
     }
     skipped.push(`${name} (${attempt.reason})`);
   }
-  throw new FerryError('no-backend', `No tfjs backend could start (${skipped.join('; ')}).`, { status: 500 });
+  throw new FerryError('no_backend', `No tfjs backend could start (${skipped.join('; ')}).`, { status: 500 });
 }
 
 async function activate(name: BackendName): Promise<Attempt> {
@@ -113,7 +113,7 @@ function unavailable(name: BackendName, attempt: Extract<Attempt, { ok: false }>
     ? 'Install it with `npm install @tensorflow/tfjs-backend-wasm`, or use --backend cpu.'
     : `Install it with \`npm install ${NATIVE_PACKAGES[name as 'tfjs-node']}\` on a machine that can reach its binary host `
       + '(it downloads libtensorflow while installing), or use --backend wasm.');
-  return new FerryError('backend-unavailable', `The ${name} backend is ${attempt.missing ? 'not installed' : `unavailable: ${attempt.reason}`}.`, {
+  return new FerryError('backend_unavailable', `The ${name} backend is ${attempt.missing ? 'not installed' : `unavailable: ${attempt.reason}`}.`, {
     hint: installHint,
   });
 }

@@ -67,7 +67,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   await recoverInterruptedSave(parent, base);
   const kind = await inspectDir(target);
   if (kind !== 'missing' && kind !== 'empty' && kind !== 'checkpoint') {
-    throw new FerryError('not-a-checkpoint', `${target} exists and is not a ferry checkpoint, so it is not overwritten.`, {
+    throw new FerryError('not_a_checkpoint', `${target} exists and is not a ferry checkpoint, so it is not overwritten.`, {
       hint: 'Choose a new output directory, or remove that one.',
     });
   }
@@ -121,7 +121,7 @@ async function recoverInterruptedSave(parent: string, base: string): Promise<voi
 
 function checkExtraFileName(name: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || RESERVED_FILES.includes(name)) {
-    throw new FerryError('invalid-checkpoint-file', `"${name}" cannot be an extra checkpoint file.`, {
+    throw new FerryError('invalid_checkpoint_file', `"${name}" cannot be an extra checkpoint file.`, {
       hint: `Use a plain file name other than ${RESERVED_FILES.join(', ')}.`, status: 500,
     });
   }
@@ -136,7 +136,7 @@ export function checkConsistency(where: string, manifest: CheckpointManifest, mo
     tokenizer.kind !== manifest.tokenizer.kind && `the tokenizer is ${tokenizer.kind} but ferry.json says ${manifest.tokenizer.kind}`,
   ].filter((problem): problem is string => typeof problem === 'string');
   if (problems.length > 0) {
-    throw new FerryError('inconsistent-checkpoint', `In ${where}, ${problems.join('; ')}.`, {
+    throw new FerryError('inconsistent_checkpoint', `In ${where}, ${problems.join('; ')}.`, {
       hint: 'The files of a checkpoint must come from one training run.',
     });
   }
@@ -174,11 +174,11 @@ export async function resolveCheckpointDir(dir: string, which: 'best' | 'last' =
       const sub = path.join(dir, candidate);
       if ((await inspectDir(sub)) === 'checkpoint') return sub;
     }
-    throw new FerryError('checkpoint-not-found', `The run dir ${dir} has no ${which}/ checkpoint.`, {
+    throw new FerryError('checkpoint_not_found', `The run dir ${dir} has no ${which}/ checkpoint.`, {
       hint: 'Leave out the choice of checkpoint to use best/.', status: 404,
     });
   }
-  throw new FerryError(kind === 'missing' ? 'checkpoint-not-found' : 'not-a-checkpoint',
+  throw new FerryError(kind === 'missing' ? 'checkpoint_not_found' : 'not_a_checkpoint',
     kind === 'missing' ? `No checkpoint at ${dir}: it does not exist.` : `${dir} is not a ferry checkpoint (it has no ${FERRY_JSON}).`, {
       hint: 'Give the directory written by `ferry train --out DIR` (or its best/ or last/).',
       status: kind === 'missing' ? 404 : 400,
@@ -193,16 +193,16 @@ export async function readCheckpointManifest(dir: string): Promise<CheckpointMan
     json = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new FerryError(missing ? 'not-a-checkpoint' : 'invalid-checkpoint',
+    throw new FerryError(missing ? 'not_a_checkpoint' : 'invalid_checkpoint',
       missing ? `${dir} is not a ferry checkpoint (it has no ${FERRY_JSON}).` : `${file} is not readable JSON: ${(error as Error).message}.`, {
         hint: 'Give the directory written by `ferry train --out DIR` (or its best/ or last/).', cause: error,
       });
   }
   const record = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
-  const bad = (problem: string) => new FerryError('invalid-checkpoint', `${file}: ${problem}.`, { hint: 'The checkpoint is damaged; train again or restore it.' });
+  const bad = (problem: string) => new FerryError('invalid_checkpoint', `${file}: ${problem}.`, { hint: 'The checkpoint is damaged; train again or restore it.' });
   if (record.format !== CHECKPOINT_FORMAT) throw bad(`format is ${JSON.stringify(record.format)}, not "${CHECKPOINT_FORMAT}"`);
   if (record.version !== CHECKPOINT_VERSION) {
-    throw new FerryError('unsupported-checkpoint-version', `${file} has version ${JSON.stringify(record.version)}; this ferry reads version ${CHECKPOINT_VERSION}.`, {
+    throw new FerryError('unsupported_checkpoint_version', `${file} has version ${JSON.stringify(record.version)}; this ferry reads version ${CHECKPOINT_VERSION}.`, {
       hint: 'Use the ferry version that wrote it.',
     });
   }
@@ -260,7 +260,7 @@ function checkpointFiles(dir: string): CheckpointFiles {
     try {
       return new Uint8Array(await readFile(path.join(dir, name)));
     } catch (error) {
-      throw new FerryError('checkpoint-file-missing', `The checkpoint ${dir} has no readable ${name}.`, {
+      throw new FerryError('checkpoint_file_missing', `The checkpoint ${dir} has no readable ${name}.`, {
         hint: 'It was written without trainer state; start a new run instead of resuming.', cause: error,
       });
     }

@@ -131,7 +131,7 @@ function registerTrain(program: Command): void {
         await train({ ...trainOptions, reporter: createProgressReporter(), signal: controller.signal });
       } catch (error) {
         // A signal before the first step stops the run with nothing written: still the signal's exit code.
-        if (!(received && error instanceof FerryError && error.code === 'INTERRUPTED')) throw error;
+        if (!(received && error instanceof FerryError && error.code === 'interrupted')) throw error;
         process.stderr.write(`ferry: ${error.message}\n`);
       } finally {
         process.off('SIGINT', onSignal);

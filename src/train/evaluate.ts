@@ -83,7 +83,7 @@ export async function evaluateCheckpoint(path: string, corpusPath: string, optio
   try {
     const prepared = await prepareTokens({ corpusPath, tokenizer, cacheDir: options.cacheDir ?? defaultCacheDir() });
     if (prepared.tokens.length < 2) {
-      throw new FerryError('CORPUS_TOO_SHORT', `${corpusPath} holds ${prepared.tokens.length} token(s); perplexity needs at least 2.`, {
+      throw new FerryError('corpus_too_short', `${corpusPath} holds ${prepared.tokens.length} token(s); perplexity needs at least 2.`, {
         hint: 'Evaluate on a longer corpus.',
       });
     }

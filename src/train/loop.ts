@@ -193,7 +193,7 @@ export function createTrainingLoop(parts: LoopParts) {
         const { loss, gradNorm } = await trainStep(lr);
         const stepSeconds = (performance.now() - stepStarted) / 1000;
         if (!Number.isFinite(loss)) {
-          throw new FerryError('TRAINING_DIVERGED', `The training loss became ${loss} at step ${state.step + 1}.`, {
+          throw new FerryError('training_diverged', `The training loss became ${loss} at step ${state.step + 1}.`, {
             hint: `Lower --lr (now ${h.lr}) or keep --grad-clip on; ${join(runDir, 'last')} holds the last good checkpoint, if any.`,
           });
         }

@@ -132,7 +132,7 @@ export function createAdamW(parameters: readonly Parameter[], options: AdamWOpti
     const saved = header.parameters as { name: string; shape: number[] }[];
     if (saved.length !== parameters.length) {
       throw new FerryError(
-        'OPTIMIZER_STATE_MISMATCH',
+        'optimizer_state_mismatch',
         `optimizer state holds ${saved.length} parameters but the model has ${parameters.length}`,
         { hint: 'resume from a checkpoint of the same model configuration' },
       );
@@ -142,7 +142,7 @@ export function createAdamW(parameters: readonly Parameter[], options: AdamWOpti
       const shape = saved[index]!.shape;
       if (shape.join('x') !== variable.shape.join('x')) {
         throw new FerryError(
-          'OPTIMIZER_STATE_MISMATCH',
+          'optimizer_state_mismatch',
           `optimizer state for ${name} has shape [${shape}] but the model's is [${variable.shape}]`,
           { hint: 'resume from a checkpoint of the same model configuration' },
         );
@@ -210,7 +210,7 @@ function encodeState(header: object, arrays: Float32Array[]): Uint8Array {
 
 function decodeState(bytes: Uint8Array): { header: Record<string, unknown>; data: Float32Array } {
   const corrupt = (why: string) =>
-    new FerryError('OPTIMIZER_STATE_CORRUPT', `optimizer.bin is not a ferry AdamW state: ${why}`, {
+    new FerryError('optimizer_state_corrupt', `optimizer.bin is not a ferry AdamW state: ${why}`, {
       hint: 'resume from an intact checkpoint (DIR/last), or start a new run',
     });
   if (bytes.length < MAGIC.length + 4 || new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) {

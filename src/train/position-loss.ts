@@ -36,7 +36,7 @@ export interface PositionLossReport {
  */
 export function checkWindow(config: ModelConfig, window: number): number {
   if (config.arch === 'transformer' && config.positional !== 'alibi' && window > config.blockSize) {
-    throw new FerryError('WINDOW_TOO_LONG', `--window ${window} is longer than this Transformer's context of ${config.blockSize} (its ${config.positional} positions end there).`, {
+    throw new FerryError('window_too_long', `--window ${window} is longer than this Transformer's context of ${config.blockSize} (its ${config.positional} positions end there).`, {
       hint: `Pass --window ${config.blockSize} or less.`,
     });
   }
@@ -47,7 +47,7 @@ export function checkWindow(config: ModelConfig, window: number): number {
 export function windowStarts(tokens: number, window: number): number[] {
   const count = Math.floor((tokens - 1) / window);
   if (count < 1) {
-    throw new FerryError('CORPUS_TOO_SHORT', `The corpus holds ${tokens} token(s); loss by position needs at least ${window + 1} (one window and its next token).`, {
+    throw new FerryError('corpus_too_short', `The corpus holds ${tokens} token(s); loss by position needs at least ${window + 1} (one window and its next token).`, {
       hint: 'Evaluate on a longer held-out text, or pass a smaller --window.',
     });
   }
@@ -90,7 +90,7 @@ export function writePositionReport(prefix: string, report: PositionLossReport):
       writeFileSync(temporary, text);
       renameSync(temporary, path);
     } catch (error) {
-      throw new FerryError('OUTPUT_NOT_WRITABLE', `Cannot write ${path}: ${(error as Error).message}.`, { hint: 'Pass --out with a prefix in a writable directory.' });
+      throw new FerryError('output_not_writable', `Cannot write ${path}: ${(error as Error).message}.`, { hint: 'Pass --out with a prefix in a writable directory.' });
     }
   }
   return files.map(([path]) => path);

@@ -52,35 +52,35 @@ export type RunKind = 'new' | 'resume';
 export function inspectRunDir(runDir: string, resume: boolean): RunKind {
   if (!existsSync(runDir)) {
     if (resume) {
-      throw new FerryError('NOTHING_TO_RESUME', `Cannot resume: ${runDir} does not exist.`, {
+      throw new FerryError('nothing_to_resume', `Cannot resume: ${runDir} does not exist.`, {
         hint: 'Pass the --out of an earlier `ferry train` run, or drop --resume to start a new run.',
       });
     }
     return 'new';
   }
   if (!statSync(runDir).isDirectory()) {
-    throw new FerryError('OUTPUT_NOT_A_RUN', `--out ${runDir} is a file, not a directory.`, { hint: 'Choose a new directory for --out.' });
+    throw new FerryError('output_not_a_run', `--out ${runDir} is a file, not a directory.`, { hint: 'Choose a new directory for --out.' });
   }
   const entries = readdirSync(runDir);
   if (entries.length === 0 && !resume) return 'new';
   if (entries.includes('ferry.json')) {
-    throw new FerryError('OUTPUT_IS_CHECKPOINT', `--out ${runDir} is a checkpoint dir, not a run dir.`, {
+    throw new FerryError('output_is_checkpoint', `--out ${runDir} is a checkpoint dir, not a run dir.`, {
       hint: `A run dir holds last/ and best/; pass its parent (${resolve(runDir, '..')}) or a new directory.`,
     });
   }
   const isRun = existsSync(join(runDir, 'last', 'ferry.json')) || entries.includes('metrics.jsonl');
   if (!isRun) {
-    throw new FerryError('OUTPUT_NOT_A_RUN', `--out ${runDir} exists and is not a ferry run (it holds ${describeEntries(entries)}).`, {
+    throw new FerryError('output_not_a_run', `--out ${runDir} exists and is not a ferry run (it holds ${describeEntries(entries)}).`, {
       hint: 'Choose a new or empty directory for --out; ferry does not write into other directories.',
     });
   }
   if (!resume) {
-    throw new FerryError('RUN_EXISTS', `--out ${runDir} already holds a ferry run.`, {
+    throw new FerryError('run_exists', `--out ${runDir} already holds a ferry run.`, {
       hint: 'Pass --resume to continue it, or choose another --out.',
     });
   }
   if (!existsSync(join(runDir, 'last', 'ferry.json'))) {
-    throw new FerryError('NOTHING_TO_RESUME', `Cannot resume: ${runDir} has no checkpoint yet (no last/ferry.json).`, {
+    throw new FerryError('nothing_to_resume', `Cannot resume: ${runDir} has no checkpoint yet (no last/ferry.json).`, {
       hint: 'Start it again without --resume in a new --out.',
     });
   }
@@ -106,7 +106,7 @@ export async function readResumePoint(runDir: string): Promise<ResumePoint> {
   try {
     const state = JSON.parse(await checkpoint.extraFiles.readText(STATE_FILE)) as TrainState;
     if (state.format !== 'ferry-train-state' || state.version !== 1) {
-      throw new FerryError('CHECKPOINT_INCOMPLETE', `Cannot resume: ${join(checkpoint.dir, STATE_FILE)} is not a ferry trainer state.`, {
+      throw new FerryError('checkpoint_incomplete', `Cannot resume: ${join(checkpoint.dir, STATE_FILE)} is not a ferry trainer state.`, {
         hint: 'Start a new run in another --out.',
       });
     }

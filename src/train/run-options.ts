@@ -15,11 +15,11 @@ export interface ModelChoice {
 /** The tokenizer a run uses: --tokenizer, else the preset's, else char; on resume the run's, which --tokenizer may only repeat. */
 export function resolveTokenizerKind(given: string | undefined, presetName: string | undefined, saved: TokenizerKind | undefined): TokenizerKind {
   if (given !== undefined && !(TOKENIZER_KINDS as readonly string[]).includes(given)) {
-    throw new FerryError('UNKNOWN_TOKENIZER', `Unknown tokenizer "${given}".`, { hint: `Valid tokenizers: ${TOKENIZER_KINDS.join(', ')}.` });
+    throw new FerryError('unknown_tokenizer', `Unknown tokenizer "${given}".`, { hint: `Valid tokenizers: ${TOKENIZER_KINDS.join(', ')}.` });
   }
   if (saved !== undefined) {
     if (given !== undefined && given !== saved) {
-      throw new FerryError('RESUME_MISMATCH', `Cannot resume with --tokenizer ${given}: the run was trained with a ${saved} tokenizer.`, {
+      throw new FerryError('resume_mismatch', `Cannot resume with --tokenizer ${given}: the run was trained with a ${saved} tokenizer.`, {
         hint: 'Drop --tokenizer, or start a new run in another --out.',
       });
     }
@@ -44,7 +44,7 @@ export function resolveConfig(options: ModelChoice, vocabSize: number, saved: Mo
     return resolveModelConfig({ arch: options.arch, preset: options.preset, overrides, vocabSize });
   }
   if (options.arch !== undefined && options.arch !== saved.arch) {
-    throw new FerryError('RESUME_MISMATCH', `Cannot resume a ${saved.arch} checkpoint as --arch ${options.arch}.`, {
+    throw new FerryError('resume_mismatch', `Cannot resume a ${saved.arch} checkpoint as --arch ${options.arch}.`, {
       hint: `The run in ${options.out} is a ${saved.arch} model; drop --arch, or start a new run in another --out.`,
     });
   }
@@ -54,7 +54,7 @@ export function resolveConfig(options: ModelChoice, vocabSize: number, saved: Mo
   const differing = (Object.keys(saved) as (keyof ModelConfig)[]).filter((key) => wanted[key] !== saved[key]);
   if (differing.length > 0) {
     const describe = differing.map((key) => `${key} ${String(saved[key])} -> ${String(wanted[key])}`).join(', ');
-    throw new FerryError('RESUME_MISMATCH', `Cannot resume with a different model: ${describe}.`, {
+    throw new FerryError('resume_mismatch', `Cannot resume with a different model: ${describe}.`, {
       hint: 'A resumed run keeps its model; drop those flags, or start a new run in another --out.',
     });
   }

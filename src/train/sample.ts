@@ -102,7 +102,7 @@ export async function sampleFromCheckpoint(
     const promptIds = tokenizer.encode(prompt);
     if (promptIds.length === 0) {
       if (tokenizer.eosId === undefined) {
-        throw new FerryError('EMPTY_PROMPT', 'The prompt is empty and this tokenizer has no end-of-text token to start from.', {
+        throw new FerryError('empty_prompt', 'The prompt is empty and this tokenizer has no end-of-text token to start from.', {
           hint: 'Pass --prompt TEXT with at least one character.',
         });
       }

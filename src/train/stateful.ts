@@ -28,7 +28,7 @@ export function statefulBatch(tokens: TokenSource, shape: { blockSize: number; b
   const streamLength = Math.floor((tokens.length - 1) / batchSize);
   const windows = Math.floor(streamLength / blockSize);
   if (windows < 1) {
-    throw new FerryError('CORPUS_TOO_SHORT', `--stateful cuts the ${tokens.length} training tokens into ${batchSize} streams of ${streamLength}, shorter than one window of ${blockSize}.`, {
+    throw new FerryError('corpus_too_short', `--stateful cuts the ${tokens.length} training tokens into ${batchSize} streams of ${streamLength}, shorter than one window of ${blockSize}.`, {
       hint: 'Lower --batch-size or --block-size, or train on more text.',
     });
   }
@@ -122,7 +122,7 @@ export function createStatefulGradients(model: tf.LayersModel, variables: readon
     carried: () => states.map((s) => Array.from(s.dataSync())),
     restore(values) {
       if (values.length !== states.length || values.some((v) => v.length !== shape[0] * shape[1])) {
-        throw new FerryError('CHECKPOINT_INCOMPLETE', `The checkpoint's carried LSTM state does not fit ${config.numLayers} layers of ${batchSize} x ${config.hiddenSize}.`, {
+        throw new FerryError('checkpoint_incomplete', `The checkpoint's carried LSTM state does not fit ${config.numLayers} layers of ${batchSize} x ${config.hiddenSize}.`, {
           hint: 'Resume with the batch size the run was started with, or start a new run.',
         });
       }

@@ -26,7 +26,7 @@ export function fileSystemIO(target: string): tf.io.IOHandler {
 
   async function save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
     if (!(artifacts.modelTopology instanceof Object) || artifacts.modelTopology instanceof ArrayBuffer) {
-      throw new FerryError('unsupported-model', 'Only tfjs Layers models (JSON topology) can be saved to files.');
+      throw new FerryError('unsupported_model', 'Only tfjs Layers models (JSON topology) can be saved to files.');
     }
     const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
     const modelJson: ModelJSON = {
@@ -77,7 +77,7 @@ export async function readModelJson(modelJsonPath: string): Promise<ModelJSON> {
   try {
     text = await readFile(modelJsonPath, 'utf8');
   } catch (error) {
-    throw new FerryError('model-not-found', `Cannot read ${modelJsonPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}.`, {
+    throw new FerryError('model_not_found', `Cannot read ${modelJsonPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}.`, {
       hint: 'Point at a tfjs Layers model: a directory holding model.json and its weight files, or the model.json itself.',
       status: 404, cause: error,
     });
@@ -86,18 +86,18 @@ export async function readModelJson(modelJsonPath: string): Promise<ModelJSON> {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new FerryError('invalid-model-json', `${modelJsonPath} is not valid JSON: ${(error as Error).message}.`, { cause: error });
+    throw new FerryError('invalid_model_json', `${modelJsonPath} is not valid JSON: ${(error as Error).message}.`, { cause: error });
   }
   const record = json as Partial<ModelJSON> | null;
   if (typeof record !== 'object' || record === null || typeof record.modelTopology !== 'object' || record.modelTopology === null) {
-    throw new FerryError('invalid-model-json', `${modelJsonPath} has no modelTopology: it is not a tfjs model.json.`);
+    throw new FerryError('invalid_model_json', `${modelJsonPath} has no modelTopology: it is not a tfjs model.json.`);
   }
   const manifest = record.weightsManifest;
   const wellFormed = Array.isArray(manifest) && manifest.every((group) =>
     typeof group === 'object' && group !== null && Array.isArray(group.paths) && group.paths.every((p) => typeof p === 'string')
     && Array.isArray(group.weights) && group.weights.every((w) => typeof w?.name === 'string' && Array.isArray(w.shape) && typeof w.dtype === 'string'));
   if (!wellFormed) {
-    throw new FerryError('invalid-model-json', `${modelJsonPath} has no valid weightsManifest (groups of {paths, weights}).`);
+    throw new FerryError('invalid_model_json', `${modelJsonPath} has no valid weightsManifest (groups of {paths, weights}).`);
   }
   return record as ModelJSON;
 }
@@ -107,7 +107,7 @@ export function weightFilePath(dir: string, file: string): string {
   const resolved = path.resolve(dir, file);
   const relative = path.relative(path.resolve(dir), resolved);
   if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
-    throw new FerryError('invalid-model-json', `model.json lists the weight file "${file}", which is outside ${dir}.`, {
+    throw new FerryError('invalid_model_json', `model.json lists the weight file "${file}", which is outside ${dir}.`, {
       hint: 'Weight files must sit in the directory of model.json (or below it).',
     });
   }
@@ -118,7 +118,7 @@ export async function readWeightFile(file: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (error) {
-    throw new FerryError('weights-not-found', `Cannot read the weight file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}.`, {
+    throw new FerryError('weights_not_found', `Cannot read the weight file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}.`, {
       hint: 'Keep the weight files listed in model.json next to it.', status: 404, cause: error,
     });
   }
@@ -134,7 +134,7 @@ function checkGroupSize(group: tf.io.WeightsManifestConfig[number], sizes: numbe
   const actual = sizes.reduce((a, b) => a + b, 0);
   if (actual !== expected) {
     const files = group.paths.map((file, i) => `${path.join(dir, file)} (${sizes[i]} bytes)`).join(', ');
-    throw new FerryError('weights-size-mismatch',
+    throw new FerryError('weights_size_mismatch',
       `The weight file${group.paths.length > 1 ? 's' : ''} ${files} hold${group.paths.length > 1 ? '' : 's'} ${actual} bytes, `
       + `but model.json's manifest describes ${expected} bytes (${group.weights.length} weights).`, {
         hint: actual < expected ? 'The file looks truncated: copy or convert the model again.' : 'The weight files do not belong to this model.json.',

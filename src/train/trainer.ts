@@ -91,7 +91,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     // Absolute, so that `--resume` finds it from any working directory.
     const corpus = options.corpus === undefined ? resumed?.state.corpus : resolve(options.corpus);
     if (corpus === undefined) {
-      throw new FerryError('MISSING_CORPUS', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt or .md files).' });
+      throw new FerryError('missing_corpus', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt or .md files).' });
     }
     reporter.message(`backend: ${selected.detail}`);
     for (const note of notes) reporter.message(note);
@@ -108,14 +108,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     const config = resumed?.config ?? resolveConfig(options, tokenizer.vocabSize, undefined);
     if (hyperparameters.stateful && config.arch !== 'lstm') {
-      throw new FerryError('INVALID_HYPERPARAMETER', `--stateful carries an LSTM's state across batches; this is a ${config.arch}.`, { hint: 'Drop --stateful, or train --arch lstm.' });
+      throw new FerryError('invalid_hyperparameter', `--stateful carries an LSTM's state across batches; this is a ${config.arch}.`, { hint: 'Drop --stateful, or train --arch lstm.' });
     }
     if (hyperparameters.stateful && (options.threads ?? 1) > 1) {
-      throw new FerryError('INVALID_HYPERPARAMETER', `--stateful trains on one thread, not --threads ${options.threads}.`, { hint: 'Drop --threads.' });
+      throw new FerryError('invalid_hyperparameter', `--stateful trains on one thread, not --threads ${options.threads}.`, { hint: 'Drop --threads.' });
     }
     const { train: trainTokens, val: valTokens } = splitTrainVal(prepared.tokens, hyperparameters.valFraction, config.blockSize);
     if (options.signal?.aborted) {
-      throw new FerryError('INTERRUPTED', 'Interrupted before training started; nothing was written.');
+      throw new FerryError('interrupted', 'Interrupted before training started; nothing was written.');
     }
     // Everything the user can get wrong has been checked: only now does the run dir appear.
     await mkdir(runDir, { recursive: true });
@@ -223,7 +223,7 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
   // Runs from before shards split each batch by their thread count.
   const shards = resumed ? (resumed.state.shards ?? resumed.state.threads ?? 1) : Math.min(plan.requestedShards ?? planShards(flopsPerStep, hyperparameters.batchSize), hyperparameters.batchSize);
   if (resumed && plan.requestedShards !== undefined && plan.requestedShards !== shards) {
-    throw new FerryError('RESUME_MISMATCH', `Cannot resume with ${plan.requestedShards} shards: the run splits each batch into ${shards}.`, {
+    throw new FerryError('resume_mismatch', `Cannot resume with ${plan.requestedShards} shards: the run splits each batch into ${shards}.`, {
       hint: 'Leave shards out on resume.',
     });
   }

@@ -44,30 +44,30 @@ async function expectRefused(options: Omit<ExportOptions, 'outDir'>, code: strin
 }
 
 test('missing source, missing model.json, malformed model.json', async () => {
-  await expectRefused({ source: '/nonexistent/ferry/ckpt' }, 'EXPORT_SOURCE_NOT_FOUND', /does not exist/);
+  await expectRefused({ source: '/nonexistent/ferry/ckpt' }, 'export_source_not_found', /does not exist/);
   const empty = await tempDir();
-  await expectRefused({ source: empty }, 'model-not-found', /model\.json/);
+  await expectRefused({ source: empty }, 'model_not_found', /model\.json/);
   const notJson = await damagedCopy(lstmDir, (dir) => writeFile(path.join(dir, 'model.json'), '{"modelTopology": '));
-  await expectRefused({ source: notJson }, 'invalid-model-json', /not valid JSON/);
+  await expectRefused({ source: notJson }, 'invalid_model_json', /not valid JSON/);
   const noTopology = await damagedCopy(lstmDir, (dir) => writeFile(path.join(dir, 'model.json'), '{"weightsManifest": []}'));
-  await expectRefused({ source: noTopology }, 'invalid-model-json', /modelTopology/);
+  await expectRefused({ source: noTopology }, 'invalid_model_json', /modelTopology/);
 });
 
 test('a checkpoint without its tokenizer, with one of another size, or of another format or version', async () => {
   const noTokenizer = await damagedCopy(lstmDir, (dir) => rm(path.join(dir, 'tokenizer.json')));
-  await expectRefused({ source: noTokenizer }, 'EXPORT_BAD_CHECKPOINT', /has a ferry\.json but no tokenizer\.json/);
+  await expectRefused({ source: noTokenizer }, 'export_bad_checkpoint', /has a ferry\.json but no tokenizer\.json/);
   const otherVocab = await damagedCopy(lstmDir, async (dir) => {
     const ferry = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8'));
     await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify((await trainTokenizer('char', ['abc'], { byteFallback: false })).toJSON()));
     await writeFile(path.join(dir, 'ferry.json'), JSON.stringify(ferry));
   });
-  await expectRefused({ source: otherVocab }, 'inconsistent-checkpoint', /the tokenizer has \d+ tokens but the model config says \d+/);
+  await expectRefused({ source: otherVocab }, 'inconsistent_checkpoint', /the tokenizer has \d+ tokens but the model config says \d+/);
   const rewrite = (change: Record<string, unknown>) => damagedCopy(lstmDir, async (dir) => {
     const ferry = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8'));
     await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({ ...ferry, ...change }));
   });
-  await expectRefused({ source: await rewrite({ version: 2 }) }, 'unsupported-checkpoint-version', /has version 2; this ferry reads version 1/);
-  await expectRefused({ source: await rewrite({ format: 'ferry-onnx' }) }, 'invalid-checkpoint', /format is "ferry-onnx", not "ferry-checkpoint"/);
+  await expectRefused({ source: await rewrite({ version: 2 }) }, 'unsupported_checkpoint_version', /has version 2; this ferry reads version 1/);
+  await expectRefused({ source: await rewrite({ format: 'ferry-onnx' }) }, 'invalid_checkpoint', /format is "ferry-onnx", not "ferry-checkpoint"/);
 });
 
 test('a run dir exports best/, or last/ before any evaluation wrote best/, and the log names the checkpoint', async () => {
@@ -86,9 +86,9 @@ test('a run dir exports best/, or last/ before any evaluation wrote best/, and t
 test('weights shorter or longer than the manifest says', async () => {
   const weights = await readFile(path.join(lstmDir, 'weights.bin'));
   const short = await damagedCopy(lstmDir, (dir) => writeFile(path.join(dir, 'weights.bin'), weights.subarray(0, weights.length - 8)));
-  await expectRefused({ source: short }, 'weights-size-mismatch', new RegExp(`${weights.length - 8} bytes`));
+  await expectRefused({ source: short }, 'weights_size_mismatch', new RegExp(`${weights.length - 8} bytes`));
   const long = await damagedCopy(lstmDir, (dir) => writeFile(path.join(dir, 'weights.bin'), Buffer.concat([weights, Buffer.alloc(12)])));
-  await expectRefused({ source: long }, 'weights-size-mismatch', new RegExp(`${weights.length + 12} bytes`));
+  await expectRefused({ source: long }, 'weights_size_mismatch', new RegExp(`${weights.length + 12} bytes`));
 });
 
 test('NaN weights are named', async () => {
@@ -98,7 +98,7 @@ test('NaN weights are named', async () => {
     floats[3] = Number.NaN;
     await writeFile(path.join(dir, 'weights.bin'), weights);
   });
-  await expectRefused({ source: nan }, 'EXPORT_NONFINITE_WEIGHTS', /weight token_embedding\/embeddings holds NaN at index 3/);
+  await expectRefused({ source: nan }, 'export_nonfinite_weights', /weight token_embedding\/embeddings holds NaN at index 3/);
 });
 
 test('an unknown layer and an unsupported option name the layer, its class and what is supported', async () => {
@@ -107,7 +107,7 @@ test('an unknown layer and an unsupported option name the layer, its class and w
     json.modelTopology.config.layers[2].class_name = 'ConvLSTM2D';
     await writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
   });
-  const error = await expectRefused({ source: unknown }, 'EXPORT_UNSUPPORTED_LAYER', /layer lstm_0 \(ConvLSTM2D\) has no ONNX converter/);
+  const error = await expectRefused({ source: unknown }, 'export_unsupported_layer', /layer lstm_0 \(ConvLSTM2D\) has no ONNX converter/);
   assert.match(error.hint!, /Supported layers: .*Bidirectional.*LSTM/);
 
   const masked = await damagedCopy(lstmDir, async (dir) => {
@@ -115,16 +115,16 @@ test('an unknown layer and an unsupported option name the layer, its class and w
     json.modelTopology.config.layers[1].config.mask_zero = true;
     await writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
   });
-  await expectRefused({ source: masked }, 'EXPORT_UNSUPPORTED_OPTION', /layer token_embedding \(Embedding\): maskZero: true is not supported/);
+  await expectRefused({ source: masked }, 'export_unsupported_option', /layer token_embedding \(Embedding\): maskZero: true is not supported/);
 });
 
 test('unsupported option combinations', async () => {
-  await expectRefused({ source: lstmDir, attention: 'mha' }, 'EXPORT_BAD_OPTIONS', /applies only to ferry Transformer/);
-  await expectRefused({ source: transformerDir, quantize: 'int8', target: 'webgpu' }, 'EXPORT_BAD_OPTIONS', /int8 with --target webgpu/);
-  await expectRefused({ source: transformerDir, attention: 'attention23', opset: 17 }, 'EXPORT_BAD_OPTIONS', /needs opset 23/);
-  await expectRefused({ source: transformerDir, attention: 'gqa' }, 'EXPORT_BAD_OPTIONS', /multiple of 8 \(this model's is 4\)/);
-  await expectRefused({ source: transformerDir, opset: 12 }, 'EXPORT_BAD_OPTIONS', /opset 12 is not supported/);
-  await expectRefused({ source: transformerDir, target: 'tpu' as 'cpu' }, 'EXPORT_BAD_OPTIONS', /unknown target "tpu"/);
+  await expectRefused({ source: lstmDir, attention: 'mha' }, 'export_bad_options', /applies only to ferry Transformer/);
+  await expectRefused({ source: transformerDir, quantize: 'int8', target: 'webgpu' }, 'export_bad_options', /int8 with --target webgpu/);
+  await expectRefused({ source: transformerDir, attention: 'attention23', opset: 17 }, 'export_bad_options', /needs opset 23/);
+  await expectRefused({ source: transformerDir, attention: 'gqa' }, 'export_bad_options', /multiple of 8 \(this model's is 4\)/);
+  await expectRefused({ source: transformerDir, opset: 12 }, 'export_bad_options', /opset 12 is not supported/);
+  await expectRefused({ source: transformerDir, target: 'tpu' as 'cpu' }, 'export_bad_options', /unknown target "tpu"/);
 });
 
 test('an output dir that cannot be written; a failed export leaves an existing package untouched', async () => {
@@ -133,7 +133,7 @@ test('an output dir that cannot be written; a failed export leaves an existing p
   await writeFile(file, 'x');
   const error = await exportModel({ source: lstmDir, outDir: path.join(file, 'pkg') }).then(() => undefined, (e: unknown) => e);
   assert.ok(error instanceof FerryError);
-  assert.equal(error.code, 'EXPORT_OUT_NOT_WRITABLE');
+  assert.equal(error.code, 'export_out_not_writable');
   assert.match(error.message, /ENOTDIR|EEXIST/);
   assert.deepEqual(await readdir(parent), ['a-file']);
 
@@ -155,7 +155,7 @@ test('a graph that differs from tfjs fails verification with the figures of each
   const spec = { arch: 'lstm', vocabSize: a.config.vocabSize, layers: 2, hiddenSize: 12, withCell: true } as const;
   const error = await verifyLanguageModel(a.model, serializeModel(graph), spec).then(() => undefined, (e: unknown) => e);
   assert.ok(error instanceof FerryError);
-  assert.equal(error.code, 'EXPORT_PARITY');
+  assert.equal(error.code, 'export_parity');
   assert.match(error.message, /differs from the tfjs model by more than 0\.0001: random ids, batch 1, length 5: \d\.\d\de-\d+/);
   assert.match(error.hint!, /--no-verify/);
 });

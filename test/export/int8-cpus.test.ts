@@ -80,7 +80,7 @@ test('an int8 copy that strays from its fp32 file is refused with the figures', 
   for (const init of broken.initializers.filter((i) => i.name.includes('weight_scale'))) init.data = (init.data as Float32Array).map((x) => x * 2);
   const bad = await createSession(serializeModel(broken));
   await assert.rejects(verifyVariant('int8', bad, fp32, spec, text, bounds), (error: unknown) => {
-    assert.ok(error instanceof FerryError && error.code === 'EXPORT_PARITY', String(error));
+    assert.ok(error instanceof FerryError && error.code === 'export_parity', String(error));
     assert.match(error.message, /int8 copy fails its parity check: its logits differ from the fp32 file's by [0-9.e+-]+ \(bound/);
     return true;
   });

@@ -47,7 +47,7 @@ test('ferry quantize refuses a dir that is not a language-model package and leav
   const dir = await tempDir();
   await writeFile(path.join(dir, 'ferry.json'), JSON.stringify({ format: 'ferry-checkpoint', version: 1 }));
   await assert.rejects(requantizePackage(dir), (error: unknown) => {
-    assert.ok(error instanceof FerryError && error.code === 'QUANTIZE_BAD_PACKAGE');
+    assert.ok(error instanceof FerryError && error.code === 'quantize_bad_package');
     assert.match(error.message, /is not a ferry language-model package: .*ferry\.json: field "format"/);
     return true;
   });

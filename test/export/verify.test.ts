@@ -28,7 +28,7 @@ test('a graph whose new K/V break the slab layout fails export verification on t
   const producers = ['key', 'value'].map((part) => broken.nodes.find((n) => n.outputs.includes(`new_key_values.0.${part}`))!);
   [producers[0]!.inputs, producers[1]!.inputs] = [producers[1]!.inputs, producers[0]!.inputs];
   await assert.rejects(verifyLanguageModel(model, serializeModel(broken), spec), (error: unknown) => {
-    assert.ok(error instanceof FerryError && error.code === 'EXPORT_PARITY', String(error));
+    assert.ok(error instanceof FerryError && error.code === 'export_parity', String(error));
     const failing = error.message.split(': ').slice(1).join(': ');
     assert.match(failing, /^server slab cache decode, 3 sequences, \d+ tokens: [^;]*$/, 'only the slab decoder case fails');
     return true;

@@ -32,14 +32,14 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 test('unknown and missing backends are FerryErrors that say what to do', async () => {
-  await assert.rejects(selectBackend('tpu'), ferryError('unknown-backend', /Unknown backend "tpu"[^]*auto, tfjs-node-gpu, tfjs-node, wasm, cpu, webgpu/));
+  await assert.rejects(selectBackend('tpu'), ferryError('unknown_backend', /Unknown backend "tpu"[^]*auto, tfjs-node-gpu, tfjs-node, wasm, cpu, webgpu/));
   if (nativeInstalled) {
     console.log('# @tensorflow/tfjs-node is installed here: its missing-package message is not tested');
   } else {
     await assert.rejects(selectBackend('tfjs-node'),
-      ferryError('backend-unavailable', /tfjs-node backend is not installed[^]*npm install @tensorflow\/tfjs-node` on a machine that can reach its binary host/));
+      ferryError('backend_unavailable', /tfjs-node backend is not installed[^]*npm install @tensorflow\/tfjs-node` on a machine that can reach its binary host/));
   }
-  await assert.rejects(selectBackend('tfjs-node-gpu'), ferryError('backend-unavailable', /npm install @tensorflow\/tfjs-node-gpu/));
+  await assert.rejects(selectBackend('tfjs-node-gpu'), ferryError('backend_unavailable', /npm install @tensorflow\/tfjs-node-gpu/));
 });
 
 test('auto picks the fastest backend that starts and names the ones it skipped', async () => {

@@ -60,7 +60,7 @@ test('a saved checkpoint loads back with identical logits, tokenizer, manifest a
     assert.deepEqual(Array.from(await loaded.extraFiles.read('optimizer.bin')), [1, 2, 3]);
     assert.equal(await loaded.extraFiles.readText('state.json'), '{"step":12}');
     assert.equal(await loaded.extraFiles.has('rng.json'), false);
-    await assert.rejects(loaded.extraFiles.read('rng.json'), ferryError('checkpoint-file-missing', /has no readable rng\.json/));
+    await assert.rejects(loaded.extraFiles.read('rng.json'), ferryError('checkpoint_file_missing', /has no readable rng\.json/));
   }
   assert.deepEqual((await readdir(root)).filter((name) => name.startsWith('.')), [], 'no temp dirs left');
 });
@@ -88,9 +88,9 @@ test('a failed first save leaves no directory at all', async () => {
   await assert.rejects(saveCheckpoint(dir, { model, tokenizer: throwingTokenizer, manifest: { model: config, training } }), /disk full/);
   assert.equal(await inspectDir(dir), 'missing');
   await assert.rejects(saveCheckpoint(dir, { model, tokenizer, manifest: { model: config, training }, extraFiles: { '../escape': 'x' } }),
-    ferryError('invalid-checkpoint-file', /"\.\.\/escape" cannot be an extra checkpoint file/));
+    ferryError('invalid_checkpoint_file', /"\.\.\/escape" cannot be an extra checkpoint file/));
   await assert.rejects(saveCheckpoint(dir, { model, tokenizer, manifest: { model: { ...config, vocabSize: 99 }, training } }),
-    ferryError('inconsistent-checkpoint', new RegExp(`tokenizer has ${tokenizer.vocabSize} tokens but the model config says 99`)));
+    ferryError('inconsistent_checkpoint', new RegExp(`tokenizer has ${tokenizer.vocabSize} tokens but the model config says 99`)));
   assert.equal(await inspectDir(dir), 'missing');
   assert.deepEqual((await readdir(root)).filter((name) => name.startsWith('.')), []);
 });
@@ -115,10 +115,10 @@ test('a directory that is not a checkpoint is never overwritten', async () => {
   await writeFile(path.join(dir, 'thesis.txt'), 'do not delete');
   const { model, config } = tiny('lstm');
   await assert.rejects(saveCheckpoint(dir, { model, tokenizer, manifest: { model: config, training } }),
-    ferryError('not-a-checkpoint', /precious exists and is not a ferry checkpoint/));
+    ferryError('not_a_checkpoint', /precious exists and is not a ferry checkpoint/));
   assert.deepEqual(await readdir(dir), ['thesis.txt']);
   await writeFile(path.join(root, 'a-file'), 'x');
-  await assert.rejects(saveCheckpoint(path.join(root, 'a-file'), { model, tokenizer, manifest: { model: config, training } }), ferryError('not-a-checkpoint', /a-file exists/));
+  await assert.rejects(saveCheckpoint(path.join(root, 'a-file'), { model, tokenizer, manifest: { model: config, training } }), ferryError('not_a_checkpoint', /a-file exists/));
   const empty = path.join(root, 'empty');
   await mkdir(empty);
   await saveCheckpoint(empty, { model, tokenizer, manifest: { model: config, training } });
@@ -141,15 +141,15 @@ test('a run dir resolves to best/, or last/ when asked or when best/ does not ex
   const loadedLast = await loadCheckpoint(run, { which: 'last' });
   assert.equal(loadedLast.manifest.training.step, 30);
   assert.deepEqual(logitsOf(loadedLast.model), logitsOf(last.model));
-  await assert.rejects(saveCheckpoint(run, { model: best.model, tokenizer, manifest: { model: best.config, training } }), ferryError('not-a-checkpoint', /is not a ferry checkpoint/));
+  await assert.rejects(saveCheckpoint(run, { model: best.model, tokenizer, manifest: { model: best.config, training } }), ferryError('not_a_checkpoint', /is not a ferry checkpoint/));
 });
 
 test('loading a missing, foreign or damaged checkpoint is a FerryError naming the problem', async () => {
-  await assert.rejects(loadCheckpoint(path.join(root, 'nothing-here')), ferryError('checkpoint-not-found', /nothing-here: it does not exist/));
+  await assert.rejects(loadCheckpoint(path.join(root, 'nothing-here')), ferryError('checkpoint_not_found', /nothing-here: it does not exist/));
   const plain = path.join(root, 'plain');
   await mkdir(plain);
   await writeFile(path.join(plain, 'notes.txt'), 'hi');
-  await assert.rejects(loadCheckpoint(plain), ferryError('not-a-checkpoint', /plain is not a ferry checkpoint \(it has no ferry\.json\)/));
+  await assert.rejects(loadCheckpoint(plain), ferryError('not_a_checkpoint', /plain is not a ferry checkpoint \(it has no ferry\.json\)/));
 
   const dir = path.join(root, 'damaged');
   const { model, config } = tiny('lstm');
@@ -158,15 +158,15 @@ test('loading a missing, foreign or damaged checkpoint is a FerryError naming th
   const good = JSON.parse(await readFile(ferryJson, 'utf8'));
   const withJson = async (json: unknown) => writeFile(ferryJson, typeof json === 'string' ? json : JSON.stringify(json));
   await withJson('{ not json');
-  await assert.rejects(loadCheckpoint(dir), ferryError('invalid-checkpoint', /ferry\.json is not readable JSON/));
+  await assert.rejects(loadCheckpoint(dir), ferryError('invalid_checkpoint', /ferry\.json is not readable JSON/));
   await withJson({ ...good, version: 7 });
-  await assert.rejects(loadCheckpoint(dir), ferryError('unsupported-checkpoint-version', /has version 7; this ferry reads version 1/));
+  await assert.rejects(loadCheckpoint(dir), ferryError('unsupported_checkpoint_version', /has version 7; this ferry reads version 1/));
   await withJson({ ...good, format: 'ferry-onnx' });
-  await assert.rejects(loadCheckpoint(dir), ferryError('invalid-checkpoint', /format is "ferry-onnx", not "ferry-checkpoint"/));
+  await assert.rejects(loadCheckpoint(dir), ferryError('invalid_checkpoint', /format is "ferry-onnx", not "ferry-checkpoint"/));
   await withJson({ ...good, model: { ...good.model, hiddenSize: -1 } });
-  await assert.rejects(loadCheckpoint(dir), ferryError('invalid-checkpoint', /model: Invalid model config: hiddenSize must be a positive integer/));
+  await assert.rejects(loadCheckpoint(dir), ferryError('invalid_checkpoint', /model: Invalid model config: hiddenSize must be a positive integer/));
   await withJson({ ...good, model: { ...good.model, vocabSize: good.model.vocabSize + 1 } });
-  await assert.rejects(loadCheckpoint(dir), ferryError('inconsistent-checkpoint', /tokenizer has \d+ tokens but the model config says \d+; the model outputs/));
+  await assert.rejects(loadCheckpoint(dir), ferryError('inconsistent_checkpoint', /tokenizer has \d+ tokens but the model config says \d+; the model outputs/));
   await withJson(good);
   await rm(path.join(dir, 'tokenizer.json'));
   await assert.rejects(loadCheckpoint(dir), (error: unknown) => error instanceof FerryError && /tokenizer\.json/.test(error.message));

@@ -67,28 +67,28 @@ test('loads weights sharded over several files as tensorflowjs_converter writes 
 
 test('missing or malformed model.json and missing, short or long weight files are FerryErrors naming the file', async () => {
   await assert.rejects(tf.loadLayersModel(fileSystemIO(path.join(root, 'nowhere'))),
-    ferryError('model-not-found', /nowhere\/model\.json: ENOENT/));
+    ferryError('model_not_found', /nowhere\/model\.json: ENOENT/));
 
   const { dir } = await savedTinyModel('broken', 'lstm');
   const modelJson = path.join(dir, 'model.json');
   const good = await readFile(modelJson, 'utf8');
   await writeFile(modelJson, '{"modelTopology": ');
-  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid-model-json', /model\.json is not valid JSON/));
+  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid_model_json', /model\.json is not valid JSON/));
   await writeFile(modelJson, '{"weightsManifest": []}');
-  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid-model-json', /has no modelTopology/));
+  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid_model_json', /has no modelTopology/));
   await writeFile(modelJson, JSON.stringify({ ...JSON.parse(good), weightsManifest: [{ paths: 'weights.bin' }] }));
-  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid-model-json', /no valid weightsManifest/));
+  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid_model_json', /no valid weightsManifest/));
   await writeFile(modelJson, JSON.stringify({ ...JSON.parse(good), weightsManifest: [{ ...JSON.parse(good).weightsManifest[0], paths: ['../lstm/weights.bin'] }] }));
-  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid-model-json', /weight file "\.\.\/lstm\/weights\.bin", which is outside/));
+  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('invalid_model_json', /weight file "\.\.\/lstm\/weights\.bin", which is outside/));
   await writeFile(modelJson, good);
 
   const weights = path.join(dir, 'weights.bin');
   const size = (await readFile(weights)).byteLength;
   await appendFile(weights, new Uint8Array(8));
   await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)),
-    ferryError('weights-size-mismatch', new RegExp(`broken/weights\\.bin \\(${size + 8} bytes\\) holds ${size + 8} bytes, but model\\.json's manifest describes ${size} bytes`)));
+    ferryError('weights_size_mismatch', new RegExp(`broken/weights\\.bin \\(${size + 8} bytes\\) holds ${size + 8} bytes, but model\\.json's manifest describes ${size} bytes`)));
   await truncate(weights, size - 4);
-  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('weights-size-mismatch', new RegExp(`holds ${size - 4} bytes.*describes ${size} bytes`)));
+  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('weights_size_mismatch', new RegExp(`holds ${size - 4} bytes.*describes ${size} bytes`)));
   await rm(weights);
-  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('weights-not-found', /broken\/weights\.bin: ENOENT/));
+  await assert.rejects(tf.loadLayersModel(fileSystemIO(dir)), ferryError('weights_not_found', /broken\/weights\.bin: ENOENT/));
 });

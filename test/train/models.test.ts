@@ -174,7 +174,7 @@ test('sinusoidal positions follow sin/cos(p / 10000^(2i/d)) and learned position
 test('a sequence longer than the context is a FerryError', () => {
   const model = createModel(resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: { blockSize: 4 }, vocabSize: VOCAB }));
   assert.throws(() => predict(model, [[1, 2, 3, 4, 5]]), (error: unknown) => error instanceof FerryError
-    && error.code === 'sequence-too-long' && /5 tokens.*context of 4/.test(error.message));
+    && error.code === 'sequence_too_long' && /5 tokens.*context of 4/.test(error.message));
   model.dispose();
 });
 
@@ -226,19 +226,19 @@ test('bad configs are FerryErrors that name the problem', () => {
       assert.match(error.toUserMessage(), pattern);
       return true;
     });
-  fails({ arch: 'transformer', preset: 'tiny', overrides: { nHead: 3 }, vocabSize: 10 }, 'invalid-model-config', /3 heads do not divide the model width 16/);
-  fails({ arch: 'gru', vocabSize: 10 }, 'unknown-arch', /Unknown architecture "gru".*\n.*lstm, transformer/);
-  fails({ arch: 'lstm', preset: 'huge', vocabSize: 10 }, 'unknown-preset', /Unknown preset "huge"[^]*tiny \(lstm\/transformer\), nanogpt-cpu \(transformer\), lstm-char \(lstm\), lstm-classic \(lstm\)/);
-  fails({ arch: 'lstm', preset: 'nanogpt-cpu', vocabSize: 10 }, 'preset-arch-mismatch', /no lstm model[^]*tiny, lstm-char, lstm-classic/);
-  fails({ preset: 'tiny', vocabSize: 10 }, 'missing-arch', /several architectures[^]*--arch lstm\|transformer/);
-  fails({ arch: 'lstm', preset: 'tiny', overrides: { tieWeights: true }, vocabSize: 10 }, 'invalid-model-config', /hiddenSize == embeddingDim, got 32 and 16/);
-  fails({ arch: 'lstm', preset: 'tiny', overrides: { hiddenSize: 0 }, vocabSize: 10 }, 'invalid-model-config', /hiddenSize must be a positive integer, got 0/);
-  fails({ arch: 'lstm', preset: 'tiny', overrides: { numLayers: 1.5 }, vocabSize: 10 }, 'invalid-model-config', /numLayers must be a positive integer, got 1.5/);
-  fails({ arch: 'lstm', preset: 'tiny', vocabSize: 0 }, 'invalid-model-config', /vocabSize must be a positive integer/);
-  fails({ arch: 'transformer', preset: 'tiny', overrides: { dropout: 1 }, vocabSize: 10 }, 'invalid-model-config', /dropout must be a number in \[0, 1\), got 1/);
-  fails({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'xpos' }, vocabSize: 10 }, 'invalid-model-config', /positional must be "learned", "sinusoidal", "rope", "alibi", got "xpos"/);
-  fails({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'rope', nEmbd: 18, nHead: 2 }, vocabSize: 10 }, 'invalid-model-config', /RoPE rotates pairs of features, and the head size 9 is odd/);
-  fails({ arch: 'transformer', preset: 'tiny', overrides: { hiddenSize: 8 }, vocabSize: 10 }, 'invalid-model-config', /unknown transformer hyperparameter hiddenSize[^]*nLayer, nHead, nEmbd/);
+  fails({ arch: 'transformer', preset: 'tiny', overrides: { nHead: 3 }, vocabSize: 10 }, 'invalid_model_config', /3 heads do not divide the model width 16/);
+  fails({ arch: 'gru', vocabSize: 10 }, 'unknown_arch', /Unknown architecture "gru".*\n.*lstm, transformer/);
+  fails({ arch: 'lstm', preset: 'huge', vocabSize: 10 }, 'unknown_preset', /Unknown preset "huge"[^]*tiny \(lstm\/transformer\), nanogpt-cpu \(transformer\), lstm-char \(lstm\), lstm-classic \(lstm\)/);
+  fails({ arch: 'lstm', preset: 'nanogpt-cpu', vocabSize: 10 }, 'preset_arch_mismatch', /no lstm model[^]*tiny, lstm-char, lstm-classic/);
+  fails({ preset: 'tiny', vocabSize: 10 }, 'missing_arch', /several architectures[^]*--arch lstm\|transformer/);
+  fails({ arch: 'lstm', preset: 'tiny', overrides: { tieWeights: true }, vocabSize: 10 }, 'invalid_model_config', /hiddenSize == embeddingDim, got 32 and 16/);
+  fails({ arch: 'lstm', preset: 'tiny', overrides: { hiddenSize: 0 }, vocabSize: 10 }, 'invalid_model_config', /hiddenSize must be a positive integer, got 0/);
+  fails({ arch: 'lstm', preset: 'tiny', overrides: { numLayers: 1.5 }, vocabSize: 10 }, 'invalid_model_config', /numLayers must be a positive integer, got 1.5/);
+  fails({ arch: 'lstm', preset: 'tiny', vocabSize: 0 }, 'invalid_model_config', /vocabSize must be a positive integer/);
+  fails({ arch: 'transformer', preset: 'tiny', overrides: { dropout: 1 }, vocabSize: 10 }, 'invalid_model_config', /dropout must be a number in \[0, 1\), got 1/);
+  fails({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'xpos' }, vocabSize: 10 }, 'invalid_model_config', /positional must be "learned", "sinusoidal", "rope", "alibi", got "xpos"/);
+  fails({ arch: 'transformer', preset: 'tiny', overrides: { positional: 'rope', nEmbd: 18, nHead: 2 }, vocabSize: 10 }, 'invalid_model_config', /RoPE rotates pairs of features, and the head size 9 is odd/);
+  fails({ arch: 'transformer', preset: 'tiny', overrides: { hiddenSize: 8 }, vocabSize: 10 }, 'invalid_model_config', /unknown transformer hyperparameter hiddenSize[^]*nLayer, nHead, nEmbd/);
   assert.throws(() => validateModelConfig({ arch: 'lstm', vocabSize: 3 }), /missing embeddingDim, hiddenSize, numLayers, dropout, tieWeights, blockSize/);
   assert.deepEqual(resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { hiddenSize: undefined, dropout: 0.25 }, vocabSize: 10 }).dropout, 0.25);
 });

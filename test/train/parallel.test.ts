@@ -49,7 +49,7 @@ test('thread plan: auto takes a second core on wasm for big steps when 2 cores a
   assert.equal(native.threads, 1);
   assert.match(native.note!, /applies to the wasm and cpu backends; tfjs-node runs its own threads/);
   for (const bad of [0, 1.5, -2]) {
-    await assert.rejects(plan({ requested: bad }), (error: unknown) => error instanceof FerryError && error.code === 'INVALID_OPTION');
+    await assert.rejects(plan({ requested: bad }), (error: unknown) => error instanceof FerryError && error.code === 'invalid_option');
   }
   const measured = await measureIdleCores(50);
   assert.ok(measured >= 0 && measured <= availableParallelism() + 1e-9, `idle cores ${measured}`);
@@ -103,14 +103,14 @@ test('a worker whose model differs, one that fails a step and one that dies beco
   const { config, model, variables, batch } = await fixture(4);
   await assert.rejects(
     createStepGradients({ model, variables, config: { ...config, nEmbd: 8 } as ModelConfig, backend: 'wasm', threads: 2, shards: 2 }),
-    (error: unknown) => error instanceof FerryError && error.code === 'TRAINING_THREAD_FAILED' && /Training thread 1 failed: the worker's model has weights/.test(error.message),
+    (error: unknown) => error instanceof FerryError && error.code === 'training_thread_failed' && /Training thread 1 failed: the worker's model has weights/.test(error.message),
   );
 
   const gradients = await createStepGradients({ model, variables, config, backend: 'wasm', threads: 2, shards: 2 });
   try {
     // The worker's rows are one id short: its step throws, the main thread's share is fine.
     const short = { ...batch, inputs: batch.inputs.subarray(0, batch.inputs.length - 1) };
-    await assert.rejects(gradients.compute(short, 1), (error: unknown) => error instanceof FerryError && error.code === 'TRAINING_THREAD_FAILED');
+    await assert.rejects(gradients.compute(short, 1), (error: unknown) => error instanceof FerryError && error.code === 'training_thread_failed');
     const next = await gradients.compute(batch, 1);
     assert.ok(Number.isFinite(next.loss), 'the worker answers again after a failed step');
     tf.dispose(next.grads);

@@ -39,7 +39,7 @@ const transformerBlock: Converter = (call, [x], ctx) => {
   const g = ctx.graph;
   const attention = ctx.lm?.attention;
   if (!attention) {
-    throw new FerryError('EXPORT_BLOCK_OUTSIDE_LM', `layer ${call.name} (FerryTransformerBlock) converts only inside a ferry language model`, {
+    throw new FerryError('export_block_outside_lm', `layer ${call.name} (FerryTransformerBlock) converts only inside a ferry language model`, {
       hint: 'Export the checkpoint directory (with its ferry.json), not the bare model.json.',
       status: 422,
     });
@@ -56,7 +56,7 @@ const transformerBlock: Converter = (call, [x], ctx) => {
 
   const positional = call.config.positional as 'rope' | 'alibi' | undefined;
   if (positional !== undefined && attention.form !== 'decomposed') {
-    throw new FerryError('EXPORT_POSITIONAL_FORM', `layer ${call.name} uses ${positional === 'rope' ? 'RoPE' : 'ALiBi'} positions, which only the decomposed attention form carries (got --attention ${attention.form})`, {
+    throw new FerryError('export_positional_form', `layer ${call.name} uses ${positional === 'rope' ? 'RoPE' : 'ALiBi'} positions, which only the decomposed attention form carries (got --attention ${attention.form})`, {
       hint: 'Export with --attention decomposed (the default).',
       status: 422,
     });

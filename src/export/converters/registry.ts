@@ -28,7 +28,7 @@ const pluginConverters = new Map<string, { converter: Converter; origin: string 
 export function registerConverters(converters: Record<string, Converter>, origin: string): void {
   for (const [className, converter] of Object.entries(converters)) {
     if (className in CONVERTERS) {
-      throw new FerryError('EXPORT_BAD_PLUGIN', `${origin} registers a converter for ${className}, which ferry converts itself`, {
+      throw new FerryError('export_bad_plugin', `${origin} registers a converter for ${className}, which ferry converts itself`, {
         hint: 'A plugin adds converters for classes ferry does not know; remove this one from the plugin.',
       });
     }
@@ -40,7 +40,7 @@ const PLUGIN_HINT = 'Write a converter for it in a module and pass it with `ferr
 
 /** A class in model.json that neither tfjs nor ferry knows (a package's own layer). */
 export function unknownCustomLayer(call: Pick<LayerCall, 'name' | 'className'>): FerryError {
-  return new FerryError('EXPORT_UNKNOWN_CUSTOM_LAYER', `layer ${call.name} uses the custom class ${call.className}, which neither tfjs nor ferry knows`, {
+  return new FerryError('export_unknown_custom_layer', `layer ${call.name} uses the custom class ${call.className}, which neither tfjs nor ferry knows`, {
     hint: `${PLUGIN_HINT}; the plugin also gives tfjs the layer class, to load the model and to verify the export.`,
     status: 422,
   });
@@ -53,7 +53,7 @@ export function hasConverter(className: string): boolean {
 export function converterFor(call: Pick<LayerCall, 'name' | 'className'>): Converter {
   const converter = CONVERTERS[call.className] ?? pluginConverters.get(call.className)?.converter;
   if (!converter) {
-    throw new FerryError('EXPORT_UNSUPPORTED_LAYER', `layer ${call.name} (${call.className}) has no ONNX converter`, {
+    throw new FerryError('export_unsupported_layer', `layer ${call.name} (${call.className}) has no ONNX converter`, {
       hint: `Supported layers: ${Object.keys(CONVERTERS).filter((k) => k !== 'InputLayer').sort().join(', ')}. ${PLUGIN_HINT}.`,
       status: 422,
     });

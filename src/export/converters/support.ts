@@ -4,7 +4,7 @@ import type { LayerCall, LayerWeight } from './types.ts';
 
 /** A layer option the exporter cannot express exactly: refuse rather than emit a different graph. */
 export function unsupportedOption(call: LayerCall, option: string, hint?: string): FerryError {
-  return new FerryError('EXPORT_UNSUPPORTED_OPTION', `layer ${call.name} (${call.className}): ${option} is not supported by the ONNX exporter`, {
+  return new FerryError('export_unsupported_option', `layer ${call.name} (${call.className}): ${option} is not supported by the ONNX exporter`, {
     hint: hint ?? 'Rebuild the model without this option, or open an issue with the model.json.',
     status: 422,
   });
@@ -12,7 +12,7 @@ export function unsupportedOption(call: LayerCall, option: string, hint?: string
 
 export function weight(call: LayerCall, suffix: string): LayerWeight {
   const w = call.weights.find((v) => v.name === suffix || v.name.endsWith(`/${suffix}`));
-  if (!w) throw new FerryError('EXPORT_MISSING_WEIGHT', `layer ${call.name} (${call.className}) has no weight ${suffix}`, { status: 422 });
+  if (!w) throw new FerryError('export_missing_weight', `layer ${call.name} (${call.className}) has no weight ${suffix}`, { status: 422 });
   return w;
 }
 

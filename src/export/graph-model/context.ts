@@ -23,7 +23,7 @@ export class OpContext {
 
   /** A refusal naming the node and its op. */
   refuse(why: string, hint?: string): FerryError {
-    return new FerryError('EXPORT_UNSUPPORTED_OP', `node ${this.node.name} (${this.node.op}): ${why}`, {
+    return new FerryError('export_unsupported_op', `node ${this.node.name} (${this.node.op}): ${why}`, {
       hint: hint ?? 'ferry cannot convert this node yet: open an issue with the model.json, or export the model from TensorFlow without it.',
       status: 422,
     });

@@ -51,7 +51,7 @@ function reachableInOrder(byName: Map<string, TfNode>, outputs: string[]): TfNod
   const stack: { node: TfNode; next: number }[] = [];
   const push = (name: string) => {
     const node = byName.get(name);
-    if (!node) throw new FerryError('EXPORT_BAD_GRAPH', `the graph refers to node ${name}, which it does not define`, { hint: 'model.json is damaged: convert the model again.', status: 422 });
+    if (!node) throw new FerryError('export_bad_graph', `the graph refers to node ${name}, which it does not define`, { hint: 'model.json is damaged: convert the model again.', status: 422 });
     if (state.has(name)) return;
     state.set(name, 'open');
     stack.push({ node, next: 0 });
@@ -82,7 +82,7 @@ const hasConverter = (op: string) => WALK_OPS.has(op) || OP_CONVERTERS[op] !== u
 function unsupported(nodes: TfNode[]): FerryError | undefined {
   const loop = nodes.find((n) => TF1_CONTROL_FLOW.includes(n.op));
   if (loop) {
-    return new FerryError('EXPORT_CONTROL_FLOW', `node ${loop.name} (${loop.op}) is TF1 control flow (a while loop or cond: ${TF1_CONTROL_FLOW.join('/')}), which ferry does not convert to ONNX Loop/If yet`, {
+    return new FerryError('export_control_flow', `node ${loop.name} (${loop.op}) is TF1 control flow (a while loop or cond: ${TF1_CONTROL_FLOW.join('/')}), which ferry does not convert to ONNX Loop/If yet`, {
       hint: 'Export the model from TensorFlow without the loop (e.g. without its non-max suppression post-processing) and run that step outside the graph.',
       status: 422,
     });
@@ -91,7 +91,7 @@ function unsupported(nodes: TfNode[]): FerryError | undefined {
   for (const n of nodes) if (!hasConverter(n.op) && !missing.has(n.op)) missing.set(n.op, n.name);
   if (missing.size === 0) return undefined;
   const list = [...missing].map(([op, node]) => `${op} (node ${node})`).join(', ');
-  return new FerryError('EXPORT_UNSUPPORTED_OP', `the graph model uses ops ferry cannot convert yet: ${list}`, {
+  return new FerryError('export_unsupported_op', `the graph model uses ops ferry cannot convert yet: ${list}`, {
     hint: 'Run `ferry inspect model.json` for the full list; open an issue with the model.json to get them added.',
     status: 422,
   });
@@ -121,9 +121,9 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
   const signatureShapes = new Map(Object.values(json.signature?.inputs ?? {}).map((e) => [parseTensorRef(e.name).node, shapeOf(e.tensorShape)]));
   for (const input of io.inputs) {
     const { dtype, tfName } = attrType(input.node, 'dtype');
-    if (!dtype) throw new FerryError('EXPORT_UNKNOWN_DTYPE', `input ${input.name} has dtype ${tfName}, which ferry cannot feed`, { hint: 'Inputs ferry exports: float32, float16, int32, int64, int8, uint8, bool.', status: 422 });
+    if (!dtype) throw new FerryError('export_unknown_dtype', `input ${input.name} has dtype ${tfName}, which ferry cannot feed`, { hint: 'Inputs ferry exports: float32, float16, int32, int64, int8, uint8, bool.', status: 422 });
     const shape = signatureShapes.get(input.node.name) ?? attrShape(input.node, 'shape');
-    if (!shape) throw new FerryError('EXPORT_UNKNOWN_SHAPE', `input ${input.name} has no known rank`, { hint: 'Convert the model with a fixed-rank input signature.', status: 422 });
+    if (!shape) throw new FerryError('export_unknown_shape', `input ${input.name} has no known rank`, { hint: 'Convert the model with a fixed-rank input signature.', status: 422 });
     values.set(input.node.name, [{ name: graph.addInput(input.name, dtype, symbolic(shape, input.name)), dtype, shape }]);
   }
   for (const node of order) {
@@ -131,14 +131,14 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
     if (node.op === 'Const') {
       const tensor = weights.get(node.name);
       if (!tensor) {
-        throw new FerryError('EXPORT_MISSING_WEIGHT', `node ${node.name} (Const) has no weight in the manifest`, { hint: 'model.json and its weight files do not belong together: convert the model again.', status: 422 });
+        throw new FerryError('export_missing_weight', `node ${node.name} (Const) has no weight in the manifest`, { hint: 'model.json and its weight files do not belong together: convert the model again.', status: 422 });
       }
       values.set(node.name, [constantValue(tensor)]);
       continue;
     }
     const inputs = (node.input ?? []).map(parseTensorRef).filter((r) => !r.control).map((r) => {
       const value = values.get(r.node)?.[r.index];
-      if (!value) throw new FerryError('EXPORT_BAD_GRAPH', `node ${node.name} (${node.op}) reads ${r.node}:${r.index}, which no converted node gives`, { hint: 'ferry converts only the first output of some ops: open an issue with the model.json.', status: 422 });
+      if (!value) throw new FerryError('export_bad_graph', `node ${node.name} (${node.op}) reads ${r.node}:${r.index}, which no converted node gives`, { hint: 'ferry converts only the first output of some ops: open an issue with the model.json.', status: 422 });
       return value;
     });
     const op = new OpContext(graph, node, inputs);
@@ -147,9 +147,9 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
   for (const output of io.outputs) {
     const ref = parseTensorRef(output.tensor);
     const value = values.get(ref.node)?.[ref.index];
-    if (!value) throw new FerryError('EXPORT_BAD_GRAPH', `output ${output.tensor} is not produced by the graph`, { hint: 'model.json is damaged: convert the model again.', status: 422 });
+    if (!value) throw new FerryError('export_bad_graph', `output ${output.tensor} is not produced by the graph`, { hint: 'model.json is damaged: convert the model again.', status: 422 });
     const source = new OpContext(graph, byName.get(ref.node)!, [value]).name(0);
-    if (!value.shape) throw new FerryError('EXPORT_UNKNOWN_SHAPE', `output ${output.name}: ferry could not infer its rank`, { hint: 'Open an issue with the model.json.', status: 422 });
+    if (!value.shape) throw new FerryError('export_unknown_shape', `output ${output.name}: ferry could not infer its rank`, { hint: 'Open an issue with the model.json.', status: 422 });
     graph.addOutput(source, output.name, value.dtype, symbolic(value.shape, output.name));
   }
   cancelTransposes(graph);

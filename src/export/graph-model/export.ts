@@ -28,7 +28,7 @@ export interface GraphModelExportOptions {
 export function refuseLanguageModelOptions(options: { quantize?: string; fp16?: boolean; attention?: string }): void {
   const given = [options.quantize && '--quantize', options.fp16 && '--fp16', options.attention && options.attention !== 'decomposed' && '--attention'].filter(Boolean);
   if (given.length) {
-    throw new FerryError('EXPORT_BAD_OPTIONS', `${given.join(', ')} apply only to ferry language-model checkpoints, not to a tfjs graph model`, { hint: 'Leave the option out for this model.' });
+    throw new FerryError('export_bad_options', `${given.join(', ')} apply only to ferry language-model checkpoints, not to a tfjs graph model`, { hint: 'Leave the option out for this model.' });
   }
 }
 

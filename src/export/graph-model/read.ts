@@ -23,7 +23,7 @@ async function readGroup(dir: string, group: GraphModelJson['weightsManifest'][n
   const actual = contents.reduce((n, c) => n + c.byteLength, 0);
   if (actual !== expected) {
     const sizes = files.map((file, i) => `${file} (${contents[i]!.byteLength} bytes)`).join(', ');
-    throw new FerryError('EXPORT_WEIGHTS_SIZE', `${sizes}: ${actual} bytes, but model.json's manifest describes ${expected} bytes for ${group.weights.length} weights`, {
+    throw new FerryError('export_weights_size', `${sizes}: ${actual} bytes, but model.json's manifest describes ${expected} bytes for ${group.weights.length} weights`, {
       hint: actual < expected ? 'The shard looks truncated: copy or convert the model again.' : 'The weight files do not belong to this model.json.',
       status: 422,
     });
@@ -34,7 +34,7 @@ async function readGroup(dir: string, group: GraphModelJson['weightsManifest'][n
 export async function readGraphModel(modelJsonPath: string): Promise<GraphModelFiles> {
   const json = await readModelJson(modelJsonPath);
   if (!isGraphModelJson(json)) {
-    throw new FerryError('EXPORT_NOT_GRAPH_MODEL', `${modelJsonPath} is not a tfjs graph model (its format is ${JSON.stringify((json as { format?: unknown }).format)})`, { status: 422 });
+    throw new FerryError('export_not_graph_model', `${modelJsonPath} is not a tfjs graph model (its format is ${JSON.stringify((json as { format?: unknown }).format)})`, { status: 422 });
   }
   const dir = path.dirname(modelJsonPath);
   const groups: WeightGroup[] = [];

@@ -121,7 +121,7 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
   const worst = Math.max(...cases.map((c) => c.relative));
   if (!(worst <= tolerance)) {
     const bad = cases.filter((c) => !(c.relative <= tolerance)).map((c) => `${c.name}: ${c.relative.toExponential(2)}`);
-    throw new FerryError('EXPORT_PARITY', `The ONNX graph differs from tfjs (cpu) by more than ${tolerance} relative to the output's scale: ${bad.join('; ')}`, {
+    throw new FerryError('export_parity', `The ONNX graph differs from tfjs (cpu) by more than ${tolerance} relative to the output's scale: ${bad.join('; ')}`, {
       hint: 'This is an exporter bug for this model: please report it with the model.json. Use --no-verify to write the file anyway.',
       status: 500,
     });

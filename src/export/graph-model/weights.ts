@@ -21,7 +21,7 @@ function storedDtype(spec: WeightSpec): string {
 
 function unknownDtype(spec: WeightSpec, file: string): FerryError {
   const kind = spec.quantization ? `quantization dtype ${JSON.stringify(spec.quantization.dtype)}` : `dtype ${JSON.stringify(spec.dtype)}`;
-  return new FerryError('EXPORT_UNKNOWN_DTYPE', `${file}: weight ${spec.name} has ${kind}, which ferry cannot read`, {
+  return new FerryError('export_unknown_dtype', `${file}: weight ${spec.name} has ${kind}, which ferry cannot read`, {
     hint: `Weight dtypes ferry reads: ${Object.keys(STORED_BYTES).join(', ')} (uint8/uint16/float16 as quantization).`,
     status: 422,
   });

@@ -18,13 +18,16 @@ let session;
 const running = new Set();
 let dying = false;
 parentPort.on('message', async ({ id, type, model, options, feeds, fetch, lend }) => {
-  if (dying) return;
+  if (dying) process.exit(70);
   try {
     if (type === 'crash') {
-      // A fatal error in this thread, raised between runs: nothing in flight answers any more.
+      // A fatal error in this thread during a run: the run in flight, else the next one sent,
+      // never answers.
       dying = true;
-      await Promise.allSettled([...running]);
-      process.exit(70);
+      if (running.size) {
+        await Promise.allSettled([...running]);
+        process.exit(70);
+      }
     } else if (type === 'create') {
       session = await ort.InferenceSession.create(model, options);
       parentPort.postMessage({ id, inputNames: session.inputNames, outputNames: session.outputNames });
@@ -71,9 +74,10 @@ interface Reply {
 /** A session in a worker thread that can be stopped as a crash would stop it. */
 export interface WorkerSession extends Session {
   /**
-   * Ends the thread without releasing the session or answering the runs sent to it, as a fatal
-   * error in the thread would (for tests). It waits for the run onnxruntime is inside of, since
-   * terminating a thread mid-run aborts the whole process; resolves once the thread has exited.
+   * Ends the thread during a run (the one in flight, else the next one sent) without releasing
+   * the session or answering that run, as a fatal error in the thread would (for tests). The
+   * thread exits once onnxruntime has returned, since terminating a thread mid-run aborts the
+   * whole process. Resolves once the thread has exited.
    */
   crash(): Promise<void>;
 }

@@ -105,13 +105,13 @@ export function mergeModelShape(options: ResolveModelConfigOptions): Record<stri
   const presetName = options.preset ?? DEFAULT_PRESETS[arch];
   const preset = PRESETS[presetName];
   if (preset === undefined) {
-    throw new FerryError('unknown-preset', `Unknown preset "${presetName}".`, {
+    throw new FerryError('unknown_preset', `Unknown preset "${presetName}".`, {
       hint: `Valid presets: ${describePresets()}.`,
     });
   }
   const shape = preset[arch];
   if (shape === undefined) {
-    throw new FerryError('preset-arch-mismatch', `Preset "${presetName}" has no ${arch} model.`, {
+    throw new FerryError('preset_arch_mismatch', `Preset "${presetName}" has no ${arch} model.`, {
       hint: `Presets for ${arch}: ${presetNamesFor(arch).join(', ')}.`,
     });
   }
@@ -119,7 +119,7 @@ export function mergeModelShape(options: ResolveModelConfigOptions): Record<stri
     Object.entries(options.overrides ?? {}).filter(([, value]) => value !== undefined),
   );
   if ('arch' in overrides && overrides.arch !== arch) {
-    throw new FerryError('invalid-model-config', `The override arch "${String(overrides.arch)}" contradicts arch "${arch}".`);
+    throw new FerryError('invalid_model_config', `The override arch "${String(overrides.arch)}" contradicts arch "${arch}".`);
   }
   return { ...shape, ...overrides, vocabSize: options.vocabSize };
 }
@@ -127,17 +127,17 @@ export function mergeModelShape(options: ResolveModelConfigOptions): Record<stri
 function resolveArch(arch: string | undefined, presetName: string | undefined): Arch {
   if (arch !== undefined) {
     if (!(ARCHS as readonly string[]).includes(arch)) {
-      throw new FerryError('unknown-arch', `Unknown architecture "${arch}".`, { hint: `Valid architectures: ${ARCHS.join(', ')}.` });
+      throw new FerryError('unknown_arch', `Unknown architecture "${arch}".`, { hint: `Valid architectures: ${ARCHS.join(', ')}.` });
     }
     return arch as Arch;
   }
   const preset = presetName === undefined ? undefined : PRESETS[presetName];
   if (presetName !== undefined && preset === undefined) {
-    throw new FerryError('unknown-preset', `Unknown preset "${presetName}".`, { hint: `Valid presets: ${describePresets()}.` });
+    throw new FerryError('unknown_preset', `Unknown preset "${presetName}".`, { hint: `Valid presets: ${describePresets()}.` });
   }
   const archs = preset === undefined ? [] : ARCHS.filter((candidate) => preset[candidate] !== undefined);
   if (archs.length !== 1) {
-    throw new FerryError('missing-arch', presetName === undefined
+    throw new FerryError('missing_arch', presetName === undefined
       ? 'No architecture given.'
       : `Preset "${presetName}" exists for several architectures (${archs.join(', ')}).`, {
       hint: `Pass --arch ${ARCHS.join('|')}.`,
@@ -167,7 +167,7 @@ export function validateModelConfig(value: unknown): ModelConfig {
   const record = value as Record<string, unknown>;
   const arch = record.arch;
   if (typeof arch !== 'string' || !(ARCHS as readonly string[]).includes(arch)) {
-    throw new FerryError('unknown-arch', `Unknown architecture "${String(arch)}".`, { hint: `Valid architectures: ${ARCHS.join(', ')}.` });
+    throw new FerryError('unknown_arch', `Unknown architecture "${String(arch)}".`, { hint: `Valid architectures: ${ARCHS.join(', ')}.` });
   }
   const keys = CONFIG_KEYS[arch as Arch];
   const unknown = Object.keys(record).filter((key) => !keys.includes(key));
@@ -223,7 +223,7 @@ export function validateModelConfig(value: unknown): ModelConfig {
 }
 
 function invalid(problem: string, hint?: string): FerryError {
-  return new FerryError('invalid-model-config', `Invalid model config: ${problem}.`, { hint });
+  return new FerryError('invalid_model_config', `Invalid model config: ${problem}.`, { hint });
 }
 
 /** Number of trainable parameters a config gives (for logs; equals model.countParams()). */

@@ -127,7 +127,7 @@ export class FerryPositionEmbedding extends tf.layers.Layer {
   constructor(args: FerryPositionEmbeddingArgs) {
     super(args);
     if (args.kind !== 'learned' && args.kind !== 'sinusoidal') {
-      throw new FerryError('invalid-model-config', `Unknown position embedding kind "${String(args.kind)}".`, {
+      throw new FerryError('invalid_model_config', `Unknown position embedding kind "${String(args.kind)}".`, {
         hint: 'Use "learned" or "sinusoidal".',
       });
     }
@@ -141,7 +141,7 @@ export class FerryPositionEmbedding extends tf.layers.Layer {
   override build(inputShape: Shape | Shape[]): void {
     const width = singleShape(inputShape).at(-1);
     if (width !== this.outputDim) {
-      throw new FerryError('invalid-model-config', `${this.name} expects features of width ${this.outputDim}, got ${width}.`);
+      throw new FerryError('invalid_model_config', `${this.name} expects features of width ${this.outputDim}, got ${width}.`);
     }
     if (this.kind === 'learned') {
       this.embeddings = this.addWeight(EMBEDDINGS_WEIGHT, [this.maxLength, this.outputDim], 'float32',
@@ -161,7 +161,7 @@ export class FerryPositionEmbedding extends tf.layers.Layer {
       const x = single(inputs);
       const length = x.shape[1]!;
       if (length > this.maxLength) {
-        throw new FerryError('sequence-too-long', `A sequence of ${length} tokens is longer than the model's context of ${this.maxLength}.`, {
+        throw new FerryError('sequence_too_long', `A sequence of ${length} tokens is longer than the model's context of ${this.maxLength}.`, {
           hint: `Feed at most ${this.maxLength} tokens at a time.`,
         });
       }
@@ -230,14 +230,14 @@ export class FerryTransformerBlock extends tf.layers.Layer {
   constructor(args: FerryTransformerBlockArgs) {
     super(args);
     if (args.dim % args.numHeads !== 0) {
-      throw new FerryError('invalid-model-config', `${args.numHeads} heads do not divide the model width ${args.dim}.`);
+      throw new FerryError('invalid_model_config', `${args.numHeads} heads do not divide the model width ${args.dim}.`);
     }
     if (args.positional !== undefined && args.positional !== 'rope' && args.positional !== 'alibi') {
-      throw new FerryError('invalid-model-config', `Unknown block positional scheme "${String(args.positional)}".`, { hint: 'Use "rope" or "alibi".' });
+      throw new FerryError('invalid_model_config', `Unknown block positional scheme "${String(args.positional)}".`, { hint: 'Use "rope" or "alibi".' });
     }
     const headDim = args.dim / args.numHeads;
     if (args.positional === 'rope' && (headDim % 2 !== 0 || !(args.maxLength! > 0))) {
-      throw new FerryError('invalid-model-config', `RoPE needs an even head size and a maxLength, got head size ${headDim} and maxLength ${args.maxLength}.`);
+      throw new FerryError('invalid_model_config', `RoPE needs an even head size and a maxLength, got head size ${headDim} and maxLength ${args.maxLength}.`);
     }
     this.positional = args.positional;
     this.maxLength = args.positional === 'rope' ? args.maxLength : undefined;
@@ -256,7 +256,7 @@ export class FerryTransformerBlock extends tf.layers.Layer {
   override build(inputShape: Shape | Shape[]): void {
     const width = singleShape(inputShape).at(-1);
     if (width !== this.dim) {
-      throw new FerryError('invalid-model-config', `${this.name} expects features of width ${this.dim}, got ${width}.`);
+      throw new FerryError('invalid_model_config', `${this.name} expects features of width ${this.dim}, got ${width}.`);
     }
     const d = this.dim;
     const ones = 'ones';
@@ -324,7 +324,7 @@ export class FerryTransformerBlock extends tf.layers.Layer {
   private rotateQueriesAndKeys(qkv: tf.Tensor): tf.Tensor {
     const [batch, length] = qkv.shape as [number, number, number];
     if (length > this.maxLength!) {
-      throw new FerryError('sequence-too-long', `A sequence of ${length} tokens is longer than the model's context of ${this.maxLength}.`, {
+      throw new FerryError('sequence_too_long', `A sequence of ${length} tokens is longer than the model's context of ${this.maxLength}.`, {
         hint: `Feed at most ${this.maxLength} tokens at a time.`,
       });
     }

@@ -168,7 +168,7 @@ function startWorker(index: number, entry: URL, setup: WorkerSetup): GradientWor
   // Once a worker has failed it never answers again: later steps fail at once instead of waiting.
   let dead: Error | undefined;
   const failure = (problem: string) =>
-    new FerryError('TRAINING_THREAD_FAILED', `Training thread ${index} failed: ${problem}`, {
+    new FerryError('training_thread_failed', `Training thread ${index} failed: ${problem}`, {
       hint: 'Run again with --threads 1; if that works, the error is in ferry\'s threading (please report it).',
       status: 500,
     });

@@ -22,7 +22,7 @@ const IDLE_CORES_FOR_TWO = 1.5;
 /** Refuses a thread count that is not a whole number above 0 (undefined means auto). */
 export function checkThreads(requested: number | undefined): void {
   if (requested !== undefined && !(Number.isInteger(requested) && requested > 0)) {
-    throw new FerryError('INVALID_OPTION', `threads must be a whole number above 0, got ${requested}.`, {
+    throw new FerryError('invalid_option', `threads must be a whole number above 0, got ${requested}.`, {
       hint: 'Pass --threads 1 for one thread, or leave it out to let ferry choose.',
     });
   }

@@ -40,34 +40,34 @@ test('a good graph model exports; the same model with a truncated shard is refus
   assert.deepEqual((await readdir(path.join(parent, 'pkg'))).sort(), ['ferry.json', 'onnx']);
   const shard = path.join(path.dirname(file), 'group1-shard1of1.bin');
   await truncate(shard, 100);
-  await expectRefused(file, 'EXPORT_WEIGHTS_SIZE', /group1-shard1of1\.bin \(100 bytes\): 100 bytes, but model\.json's manifest describes 432 bytes/);
+  await expectRefused(file, 'export_weights_size', /group1-shard1of1\.bin \(100 bytes\): 100 bytes, but model\.json's manifest describes 432 bytes/);
 });
 
 test('a manifest naming a missing shard', async () => {
   const file = await writeModel((b) => smallConvNet(b));
   await rm(path.join(path.dirname(file), 'group1-shard1of1.bin'));
-  await expectRefused(file, 'weights-not-found', /group1-shard1of1\.bin/);
+  await expectRefused(file, 'weights_not_found', /group1-shard1of1\.bin/);
 });
 
 test('a weight of an unknown dtype, and an input of one', async () => {
   const file = await writeModel((b) => smallConvNet(b));
   await editJson(file, (json) => { json.weightsManifest[0].weights[0].dtype = 'complex64'; });
-  await expectRefused(file, 'EXPORT_UNKNOWN_DTYPE', /weight w has dtype "complex64"/);
+  await expectRefused(file, 'export_unknown_dtype', /weight w has dtype "complex64"/);
   const quantized = await writeModel((b) => smallConvNet(b));
   await editJson(quantized, (json) => { json.weightsManifest[0].weights[0].quantization = { dtype: 'int4', scale: 1, min: 0 }; });
-  await expectRefused(quantized, 'EXPORT_UNKNOWN_DTYPE', /quantization dtype "int4"/);
+  await expectRefused(quantized, 'export_unknown_dtype', /quantization dtype "int4"/);
   const input = await writeModel((b) => smallConvNet(b));
   await editJson(input, (json) => { json.modelTopology.node.find((n: { op: string }) => n.op === 'Placeholder').attr.dtype.type = 'DT_COMPLEX64'; });
-  await expectRefused(input, 'EXPORT_UNKNOWN_DTYPE', /input image has dtype DT_COMPLEX64/);
+  await expectRefused(input, 'export_unknown_dtype', /input image has dtype DT_COMPLEX64/);
 });
 
 test('an op with an attribute ferry does not support, an unknown op, and TF1 control flow, each named with its node', async () => {
-  await expectRefused(await writeModel((b) => smallConvNet(b, 'NCHW')), 'EXPORT_UNSUPPORTED_OP', /node conv \(Conv2D\): attribute data_format NCHW is not supported/);
+  await expectRefused(await writeModel((b) => smallConvNet(b, 'NCHW')), 'export_unsupported_op', /node conv \(Conv2D\): attribute data_format NCHW is not supported/);
   const unknown = await writeModel((b) => {
     const x = b.placeholder('x', [2, 3]);
     b.output(b.node('Bucketize', 'buckets', [x], { boundaries: { list: { f: [0, 1] } } }));
   });
-  await expectRefused(unknown, 'EXPORT_UNSUPPORTED_OP', /Bucketize \(node buckets\)/);
+  await expectRefused(unknown, 'export_unsupported_op', /Bucketize \(node buckets\)/);
   const loop = await writeModel((b) => {
     const x = b.placeholder('x', [2, 3]);
     const enter = b.node('Enter', 'while/Enter', [x], { frame_name: a.s('while') });
@@ -76,7 +76,7 @@ test('an op with an attribute ferry does not support, an unknown op, and TF1 con
     void next;
     b.output(b.node('Exit', 'while/Exit', [merge]));
   });
-  await expectRefused(loop, 'EXPORT_CONTROL_FLOW', /node while\/(Exit|Merge|Enter|NextIteration) \((Exit|Merge|Enter|NextIteration)\) is TF1 control flow/);
+  await expectRefused(loop, 'export_control_flow', /node while\/(Exit|Merge|Enter|NextIteration) \((Exit|Merge|Enter|NextIteration)\) is TF1 control flow/);
 });
 
 test('a Const node with no weight in the manifest names the node', async () => {
@@ -85,7 +85,7 @@ test('a Const node with no weight in the manifest names the node', async () => {
     json.weightsManifest[0].weights = [];
   });
   await writeFile(path.join(path.dirname(file), 'group1-shard1of1.bin'), new Uint8Array(0));
-  await expectRefused(file, 'EXPORT_MISSING_WEIGHT', /node w \(Const\)/);
+  await expectRefused(file, 'export_missing_weight', /node w \(Const\)/);
 });
 
 test('language-model options on a graph model are refused by name', async () => {
@@ -93,7 +93,7 @@ test('language-model options on a graph model are refused by name', async () => 
   const parent = await tempDir();
   const error = await exportModel({ source: file, outDir: path.join(parent, 'pkg'), quantize: 'int8' }).then(() => undefined, (e: unknown) => e);
   assert.ok(error instanceof FerryError);
-  assert.equal(error.code, 'EXPORT_BAD_OPTIONS');
+  assert.equal(error.code, 'export_bad_options');
   assert.match(error.message, /--quantize apply only to ferry language-model checkpoints/);
   assert.deepEqual(await readdir(parent), []);
 });

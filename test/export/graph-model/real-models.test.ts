@@ -40,7 +40,7 @@ test('faceboxes (an SSD-style detector with a TF1 while loop) is refused naming 
   const parent = await tempDir();
   const error = await exportModel({ source: path.join(MODELS, 'faceboxes.json'), outDir: path.join(parent, 'pkg') }).then(() => undefined, (e: unknown) => e);
   assert.ok(error instanceof FerryError);
-  assert.equal(error.code, 'EXPORT_CONTROL_FLOW');
+  assert.equal(error.code, 'export_control_flow');
   assert.match(error.message, /node nms\/map\/while\/\S+ \((Enter|Exit|Switch|Merge|LoopCond|NextIteration)\) is TF1 control flow/);
   assert.deepEqual(await readdir(parent), []);
 });
