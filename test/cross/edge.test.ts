@@ -1,6 +1,9 @@
 // The edge worker (src/serve/edge.ts bundled by scripts/build-edge.ts) in real workerd through
 // miniflare: the same completions and the same error objects as the Node server.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -65,6 +68,20 @@ describe('edge: the worker in workerd (miniflare)', () => {
     assert.ok(js!.bytes < 1_500_000 && js!.gzipBytes < js!.bytes, `worker.mjs is ${js!.bytes} bytes`);
     assert.ok(wasm!.bytes > 5_000_000 && wasm!.gzipBytes < wasm!.bytes / 2);
     assert.equal(build.total.gzipBytes, build.sizes.reduce((s, f) => s + f.gzipBytes, 0));
+  });
+
+  test("Cloudflare's own deploy tool accepts the build: `wrangler deploy --dry-run` finds every module and the upload size build-edge reported", async () => {
+    const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
+    const { stdout } = await promisify(execFile)(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', path.join(outDir, 'dry-run')], {
+      cwd: build.outDir,
+      env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
+    });
+    for (const file of build.sizes.slice(1).map((s) => s.file)) assert.ok(stdout.includes(file), `wrangler lists ${file}:\n${stdout}`);
+    const [, total, gzip] = stdout.match(/Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/) ?? [];
+    assert.ok(total && gzip, `wrangler printed its upload size:\n${stdout}`);
+    // Its gzip level and framing differ a little from ours; the figures a user is warned with must still be its figures.
+    assert.ok(Math.abs(Number(total) * 1024 / build.total.bytes - 1) < 0.01, `wrangler ${total} KiB, build-edge ${build.total.bytes} bytes`);
+    assert.ok(Math.abs(Number(gzip) * 1024 / build.total.gzipBytes - 1) < 0.02, `wrangler gzip ${gzip} KiB, build-edge ${build.total.gzipBytes} bytes`);
   });
 
   for (const model of ['tiny-lstm', 'tiny-transformer']) {
