@@ -19,7 +19,7 @@ export interface CharVocabulary {
   readonly unkToken: string | null;
 }
 
-function byteToken(byte: number): string {
+export function byteToken(byte: number): string {
   return `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
 }
 

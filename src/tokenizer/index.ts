@@ -7,3 +7,4 @@ export { DEFAULT_WORD_VOCAB_SIZE } from './word.ts';
 export { loadTokenizer } from './load.ts';
 export { tokenizerConfigJson } from './config.ts';
 export { textInSafePieces } from './stream.ts';
+export { asT5Tokenizer, T5_TOKENS, t5TokenizerFiles, trainT5Tokenizer, type TrainT5TokenizerOptions } from './t5.ts';

@@ -62,7 +62,7 @@ async function* plainSegments(texts: AsyncIterable<string> | Iterable<string>): 
   }
 }
 
-function checkKind(kind: string): TokenizerKind {
+export function checkKind(kind: string): TokenizerKind {
   if ((TOKENIZER_KINDS as readonly string[]).includes(kind)) return kind as TokenizerKind;
   throw new FerryError('unknown_tokenizer', `unknown tokenizer "${kind}"`, {
     hint: `Use one of: ${TOKENIZER_KINDS.join(', ')}.`,

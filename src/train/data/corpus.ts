@@ -156,7 +156,8 @@ function listed(names: readonly string[]): string {
   return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
-async function* fileBytes(file: CorpusFile): AsyncGenerator<Uint8Array> {
+/** The bytes of a corpus file, decompressed when gzipped; read errors are FerryErrors naming the file. */
+export async function* fileBytes(file: CorpusFile): AsyncGenerator<Uint8Array> {
   const raw = createReadStream(file.path, { highWaterMark: CHUNK_BYTES });
   const stream = file.gzip ? raw.pipe(createGunzip({ chunkSize: CHUNK_BYTES })) : raw;
   if (file.gzip) raw.on('error', (error) => stream.destroy(error));

@@ -4,3 +4,8 @@ export { arrayTokenSource, fileTokenSource, subTokenSource, type TokenSource } f
 export { splitTrainVal, checkHoldsBlock } from './split.ts';
 export { createRng, type Rng, type RngState } from './rng.ts';
 export { sampleBatch, sequentialBatches, type Batch, type BatchShape } from './batches.ts';
+export { newPairSkips, pairTexts, readPairs, type Pair, type PairInput, type PairSkips } from './pairs.ts';
+export { describePairSkips, encodeWithEos, loadPairSet, type EncodedPair, type PairSet, type PairSetOptions } from './pair-set.ts';
+export { pairBatch, sequentialPairBatches, shuffledPairBatches, type PairBatchOptions, type PairLengths } from './pair-batches.ts';
+export { isHeldOut } from './pair-split.ts';
+export type { PairBatch } from './pair-batch.ts';
