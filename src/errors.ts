@@ -24,14 +24,15 @@ export const ERROR_CODES = [
   'n_too_large', 'no_backend', 'no_models', 'not_a_checkpoint', 'not_a_package', 'not_found',
   'not_generative', 'not_plain', 'nothing_to_resume', 'onnx_unreadable', 'onnx_unsupported',
   'optimizer_state_corrupt', 'optimizer_state_mismatch', 'output_is_checkpoint', 'output_not_a_run',
-  'output_not_writable', 'port_in_use', 'preset_arch_mismatch', 'quantize_bad_package', 'queue_full',
+  'output_not_writable', 'pairs_bad_line', 'pairs_empty', 'pairs_invalid_utf8', 'pairs_misaligned',
+  'pairs_no_validation', 'port_in_use', 'preset_arch_mismatch', 'quantize_bad_package', 'queue_full',
   'resume_mismatch', 'run_exists', 'sequence_too_long', 'token_out_of_range', 'tokenizer_invalid',
-  'tokenizer_not_found', 'tokenizer_unreadable', 'tokenizer_unsupported', 'too_many_prompts',
-  'training_checkpoint', 'training_diverged', 'training_thread_failed', 'triton_bad_name',
-  'triton_unsupported_type', 'unknown_arch', 'unknown_backend', 'unknown_input', 'unknown_output',
-  'unknown_parameter', 'unknown_preset', 'unknown_tokenizer', 'unsupported_checkpoint_version',
-  'unsupported_media_type', 'unsupported_model', 'weights_not_found', 'weights_size_mismatch',
-  'window_too_long', 'worker_died',
+  'tokenizer_not_found', 'tokenizer_not_t5', 'tokenizer_unreadable', 'tokenizer_unsupported',
+  'too_many_prompts', 'training_checkpoint', 'training_diverged', 'training_thread_failed',
+  'triton_bad_name', 'triton_unsupported_type', 'unknown_arch', 'unknown_backend', 'unknown_input',
+  'unknown_output', 'unknown_parameter', 'unknown_preset', 'unknown_tokenizer',
+  'unsupported_checkpoint_version', 'unsupported_media_type', 'unsupported_model', 'weights_not_found',
+  'weights_size_mismatch', 'window_too_long', 'worker_died',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
