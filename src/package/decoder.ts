@@ -7,11 +7,13 @@ import { slidingWindow, type SlideMode } from './sliding-window.ts';
 import { createSlabKvDecoder } from './slab-decoder.ts';
 
 /**
- * A language model as the scheduler sees it: a prompt goes in whole, then every active sequence
- * advances one token per step in one batched run. A prefilled prompt can be shared by the `n`
- * choices of one request. A state lives as long as steps advance it: a step may drop what the
- * states it does not advance hold, and a prefill what the previous prefill's unstepped states
- * hold (the scheduler steps every live sequence every time, so nothing it keeps is dropped).
+ * A language model as the scheduler sees it: a prompt goes in whole (or in parts, `extend`),
+ * then every active sequence advances one token per step in one batched run. A prefilled prompt
+ * can be shared by the `n` choices of one request. A state lives as long as steps advance it: a
+ * step may drop what the states it does not advance hold, and a prefill what the unstepped states
+ * of earlier prefills and last parts hold (the scheduler steps every live sequence every time,
+ * and prefills new prompts before it extends long ones, so nothing it keeps is dropped). A state
+ * of a prompt's part before the last is held: nothing drops it until it is extended or released.
  */
 export interface Decoder {
   readonly vocabSize: number;
@@ -19,6 +21,14 @@ export interface Decoder {
   readonly contextLength: number | null;
   /** Runs prompts, batched where the model allows; each `logits` holds one row per prompt token. */
   prefill(prompts: readonly (readonly number[])[]): Promise<{ logits: Float32Array; state: SequenceState }[]>;
+  /**
+   * Chunked prefill: feeds the next part of one prompt after `state` (null for its first part),
+   * positions continuing; `logits` holds one row per token of the part. Unless `last`, the state
+   * returned is held (see above); the last part's state lives like a prefill's.
+   */
+  extend(state: SequenceState | null, tokens: readonly number[], last: boolean): Promise<{ logits: Float32Array; state: SequenceState }>;
+  /** Gives up a held state (a prompt cancelled between its parts). */
+  release(state: SequenceState): void;
   /** Feeds one token to each sequence; `logits` holds one row per sequence. */
   step(batch: readonly { state: SequenceState; token: number }[]): Promise<{ logits: Float32Array; states: SequenceState[] }>;
   /** Whether sequences go on past the context in a sliding window (src/package/sliding-window.ts). */
@@ -166,6 +176,14 @@ function createLstmDecoder(session: Session, numLayers: number, hidden: number, 
       }
       return results;
     },
+    async extend(state, tokens) {
+      // Fresh zeros: a run may take its feeds' buffers.
+      const from: BlockState = (state as BlockState | null) ?? { length: 0, block: { tensors: zeros.map(() => new Float32Array(hidden)), rows: 1, past: 0 }, row: 0 };
+      const { logits, states } = await run(tokens, 1, tokens.length, [from]);
+      return { logits, state: states[0]! };
+    },
+    // A state is its block's tensors: whatever nobody refers to is garbage.
+    release: () => {},
     step: (batch) => run(batch.map((b) => b.token), batch.length, 1, batch.map((b) => b.state as BlockState)),
   };
 }
@@ -246,6 +264,12 @@ function createKvDecoder(session: Session, numLayers: number, heads: number, hea
         state: states[r]!,
       }));
     },
+    async extend(state, tokens) {
+      const from: BlockState = (state as BlockState | null) ?? { length: 0, block: empty, row: 0 };
+      const { logits, states } = await run(tokens, [from], tokens.length, [tokens.length]);
+      return { logits, state: states[0]! };
+    },
+    release: () => {},
     step: (batch) => run(batch.map((b) => b.token), batch.map((b) => b.state as BlockState), 1, batch.map(() => 1)),
     // The oldest of a row's positions becomes left padding, masked from then on.
     dropOldest: (state) => ({ ...(state as BlockState), length: state.length - 1 }),

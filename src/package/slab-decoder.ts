@@ -19,7 +19,8 @@ import { bufferOf, float32, int64, type NamedTensors, type Session } from './ses
  * The cache of a state lives as long as a step advances it: a step drops the rows of every
  * state it does not advance, and a prefill drops those of the previous prefill that no step
  * took. The n choices of one prompt share its prefilled state; the first to step takes the
- * row, the others get copies.
+ * row, the others get copies. The parts of a prompt fed by `extend` before its last are held:
+ * their row stays (above the batch's rows, within the span) through the steps between parts.
  */
 export function createSlabKvDecoder(session: Session, numLayers: number, heads: number, headDim: number, vocabSize: number, contextLength: number): Decoder {
   const { past: pastNames, newKeyValues: freshNames } = transformerNames(numLayers, { newKeyValues: true });
@@ -164,6 +165,52 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
     });
   }
 
+  /** The next part of one prompt: its row's positions so far are the past, the part's K/V go after them. */
+  async function extend(state: SequenceState | null, tokens: readonly number[], last: boolean): Promise<{ logits: Float32Array; state: SequenceState }> {
+    const lineage: Lineage = state ? (state as SlabState).lineage : { row: -1, length: 0 };
+    if (state && (lineage.row < 0 || lineage.length !== state.length)) throw new Error('only the latest state of a held prompt can be extended');
+    if (!state) place(lineage, freeRow());
+    const seq = tokens.length;
+    if (lineage.length + seq > contextLength) {
+      throw new FerryError('context_length_exceeded', `a prompt reached this model's context of ${contextLength} tokens`, { status: 400 });
+    }
+    const { past, tensors } = lineage.length ? { past: lineage.length, tensors: slab.map((view) => pastOf(view, lineage)) } : emptyPast(1);
+    const total = past + seq;
+    const mask = new BigInt64Array(total).fill(1n, total - seq - lineage.length);
+    const positions = BigInt64Array.from(tokens, (_, t) => BigInt(lineage.length + t));
+    const feeds: NamedTensors = {
+      [INPUT_IDS]: int64([1, seq], tokens),
+      [ATTENTION_MASK]: { dtype: 'int64', dims: [1, total], data: mask },
+      [POSITION_IDS]: { dtype: 'int64', dims: [1, seq], data: positions },
+    };
+    pastNames.forEach((name, i) => (feeds[name] = float32([1, heads, past, headDim], tensors[i]!)));
+    const outputs = await session.run(feeds, { fetch, giveUpFeeds: true });
+    if (lineage.row < 0) throw new Error('a held prompt was released while its part ran');
+    respan(Math.max(span, spanFor(lineage.length + seq)));
+    write(freshOutputs(outputs), 0, seq, 0, seq, lineage.row, lineage.length);
+    lineage.length += seq;
+    lineage.held = !last;
+    if (last) pending.push(lineage);
+    const next: SlabState = { length: lineage.length, lineage };
+    return { logits: logitsOf(outputs, seq, vocabSize), state: next };
+  }
+
+  /** A row's first `lineage.length` positions, [heads, length, headDim]: the past of its next part. */
+  function pastOf(view: Float32Array, lineage: Lineage): Float32Array {
+    const past = new Float32Array(heads * lineage.length * headDim);
+    for (let h = 0; h < heads; h++) {
+      const start = lineage.row * rowSize + h * headSize;
+      past.set(view.subarray(start, start + lineage.length * headDim), h * lineage.length * headDim);
+    }
+    return past;
+  }
+
+  function release(state: SequenceState): void {
+    const { lineage } = state as SlabState;
+    lineage.held = false;
+    drop(lineage);
+  }
+
   /** Decides each entry's row: the batch's sequences end up in rows 0..batch-1, in any order. */
   function arrange(states: readonly SlabState[]): Lineage[] {
     const taken = new Set<Lineage>();
@@ -176,6 +223,7 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       }
       if (lineage.length === state.length && !taken.has(lineage)) {
         taken.add(lineage);
+        lineage.held = false;
         return lineage;
       }
       forks.push({ index, source: lineage, length: state.length });
@@ -188,10 +236,21 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
       lineages[fork.index] = copy;
       taken.add(copy);
     }
-    for (const lineage of owners) if (lineage && !taken.has(lineage)) drop(lineage);
+    for (const lineage of owners) if (lineage && !taken.has(lineage) && !lineage.held) drop(lineage);
     pending = [];
-    // Compact: rows past the batch move into the holes below it.
     const batch = states.length;
+    // Held rows leave the rows a step feeds; then rows past the batch move into the holes below it.
+    for (const lineage of owners) {
+      if (!lineage?.held || lineage.row >= batch) continue;
+      let above = owners.indexOf(undefined, batch);
+      if (above < 0) {
+        above = owners.length;
+        grow(above + 1);
+      }
+      copyRow(lineage.row, above);
+      owners[lineage.row] = undefined;
+      place(lineage, above);
+    }
     for (const lineage of lineages) {
       if (lineage.row < batch) continue;
       const hole = owners.indexOf(undefined);
@@ -204,7 +263,7 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
 
   async function step(batch: readonly { state: SequenceState; token: number }[]): Promise<{ logits: Float32Array; states: SequenceState[] }> {
     const lineages = arrange(batch.map((b) => b.state as SlabState));
-    respan(spanFor(Math.max(...lineages.map((lineage) => lineage.length))));
+    respan(spanFor(Math.max(...owners.map((lineage) => lineage?.length ?? 0))));
     const rows = batch.length;
     const total = span + 1;
     const ids = new Array<number>(rows);
@@ -262,7 +321,7 @@ export function createSlabKvDecoder(session: Session, numLayers: number, heads: 
     return dropped;
   }
 
-  return { vocabSize, contextLength, prefill, step, dropOldest };
+  return { vocabSize, contextLength, prefill, extend, release, step, dropOldest };
 }
 
 /** Granularity of the past fed to a step: fewer distinct shapes, and a new layout only every so many tokens. */
@@ -273,6 +332,8 @@ interface Lineage {
   /** -1 once dropped. */
   row: number;
   length: number;
+  /** A prompt part before the last: no step or prefill drops it. */
+  held?: boolean;
 }
 
 interface SlabState extends SequenceState {

@@ -32,6 +32,9 @@ function rolling(decoder: Decoder): Decoder {
     contextLength: window,
     slides: true,
     prefill: (prompts) => decoder.prefill(prompts),
+    // A prompt fits the window (the scheduler refuses longer ones), so its parts never roll.
+    extend: (state, tokens, last) => decoder.extend(state, tokens, last),
+    release: (state) => decoder.release(state),
     step: (batch) => decoder.step(batch.map(({ state, token }) => ({ state: state.length >= window ? dropOldest(state) : state, token }))),
   };
 }
@@ -54,6 +57,12 @@ function reencoding(decoder: Decoder): Decoder {
       const results = await decoder.prefill(prompts);
       return results.map(({ logits, state }, i) => ({ logits, state: wrap(state, prompts[i]!) }));
     },
+    async extend(state, tokens, last) {
+      const before = state as WindowState | null;
+      const { logits, state: inner } = await decoder.extend(before?.inner ?? null, tokens, last);
+      return { logits, state: wrap(inner, [...(before?.tokens ?? []), ...tokens]) };
+    },
+    release: (state) => decoder.release((state as WindowState).inner),
     async step(batch) {
       const entries = batch.map(({ state, token }) => ({ state: state as WindowState, token }));
       const full = entries.flatMap((entry, index) => (entry.state.length >= window ? [index] : []));

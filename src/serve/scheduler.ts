@@ -43,7 +43,16 @@ export interface SchedulerOptions {
   maxBatch: number;
   /** Most requests waiting for a slot; one more is refused with 429. */
   maxQueue: number;
+  /**
+   * Longest prompt, in tokens, prefilled in one run; a longer one enters in parts of this many,
+   * one part between two decode steps, so that running streams keep streaming meanwhile.
+   * Default DEFAULT_PREFILL_CHUNK.
+   */
+  prefillChunk?: number;
 }
+
+/** Tokens per prefill part (--prefill-chunk): bench/prefill-gap.ts measures the gap it leaves running streams. */
+export const DEFAULT_PREFILL_CHUNK = 256;
 
 export interface Scheduler {
   /** Queues a request, or throws a 429 FerryError at once when the queue is full. */
@@ -66,6 +75,15 @@ interface Job {
   completionTokens: number;
 }
 
+/** A long prompt entering in parts: `state` holds the `done` tokens fed so far. */
+interface Chunked {
+  job: Job;
+  state: SequenceState | null;
+  done: number;
+  /** Each part's logits, kept only to score an echoed prompt. */
+  parts: Float32Array[];
+}
+
 interface Sequence {
   job: Job;
   index: number;
@@ -82,13 +100,17 @@ interface Sequence {
 const yieldToIo = (): Promise<void> => new Promise((resolve) => (globalThis.setImmediate ?? setTimeout)(resolve));
 
 /**
- * Continuous batching for one model. Each turn of the loop admits waiting requests (prefill,
- * one prompt at a time), samples one token for every active sequence, then advances all of
- * them with one batched decoder step. Requests join and leave between steps.
+ * Continuous batching for one model. Each turn of the loop admits waiting requests (short
+ * prompts prefilled together, then one part of the oldest long prompt), samples one token for
+ * every active sequence, then advances all of them with one batched decoder step. Requests join
+ * and leave between steps.
  */
 export function createScheduler(decoder: Decoder, tokens: Tokens, options: SchedulerOptions): Scheduler {
+  const chunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
   const queue: Job[] = [];
   let sequences: Sequence[] = [];
+  /** Long prompts being fed part by part, oldest first; their slots count in `admitting`. */
+  const chunking: Chunked[] = [];
   // Slots of requests taken off the queue whose prompts are being prefilled: neither waiting nor in the batch yet.
   let admitting = 0;
   let running: Promise<void> | undefined;
@@ -164,9 +186,11 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
   async function loop(): Promise<void> {
     // Requests that arrive in the same tick share the first prefill.
     await yieldToIo();
-    while (queue.length || sequences.length) {
+    while (queue.length || sequences.length || chunking.length) {
       expireWaiting();
+      // New prompts before parts: a prefill may drop what an earlier last part left unstepped.
       await admit();
+      await feedPart();
       sampleAll();
       const batch = sequences;
       if (!batch.length) continue;
@@ -214,36 +238,91 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
         fail(job, error);
       }
     }
-    if (!admitted.length) return;
-    const reserved = options.maxBatch - sequences.length - slots;
+    for (const job of admitted.filter((job) => job.request.prompt.length > chunk)) {
+      chunking.push({ job, state: null, done: 0, parts: [] });
+      admitting += job.request.n;
+    }
+    const whole = admitted.filter((job) => job.request.prompt.length <= chunk);
+    if (!whole.length) return;
+    const reserved = whole.reduce((sum, job) => sum + job.request.n, 0);
     admitting += reserved;
     let prefilled: { logits: Float32Array; state: SequenceState }[];
     try {
-      prefilled = await decoder.prefill(admitted.map((job) => job.request.prompt));
+      prefilled = await decoder.prefill(whole.map((job) => job.request.prompt));
     } catch (error) {
-      for (const job of admitted) fail(job, error);
+      for (const job of whole) fail(job, error);
       return;
     } finally {
       admitting -= reserved;
     }
-    admitted.forEach((job, i) => {
-      if (job.cancelled) return;
-      const { request } = job;
-      const { logits, state } = prefilled[i]!;
-      const vocab = decoder.vocabSize;
-      const last = logits.slice((request.prompt.length - 1) * vocab, request.prompt.length * vocab);
-      const echoed = request.echo ? echoLogprobs(request, logits, vocab) : [];
-      const seed = request.seed ?? Math.floor(Math.random() * 2 ** 32);
-      for (let index = 0; index < request.n; index++) {
-        const text = new TextAssembler(tokens, request.stop, request.echo ? request.promptText.length : 0);
-        if (request.echo) job.channel.push({ type: 'text', index, text: request.promptText, logprobs: echoed, tokens: 0 });
-        sequences.push({
-          job, index, state, logits: last, text, generated: 0,
-          counts: countTokens(request.prompt),
-          random: createRandom(seed + index * 0x9e3779b9),
-        });
-      }
+    whole.forEach((job, i) => {
+      if (!job.cancelled) join(job, prefilled[i]!.logits, prefilled[i]!.state);
     });
+  }
+
+  /** Feeds the next part of the oldest long prompt; after its last, its choices join the batch. */
+  async function feedPart(): Promise<void> {
+    const entry = chunking[0];
+    if (!entry) return;
+    const { job } = entry;
+    const { prompt } = job.request;
+    const leave = () => {
+      chunking.shift();
+      admitting -= job.request.n;
+      if (entry.state) decoder.release(entry.state);
+    };
+    if (job.cancelled) return leave();
+    const last = entry.done + chunk >= prompt.length;
+    const part = prompt.slice(entry.done, entry.done + chunk);
+    let fed: { logits: Float32Array; state: SequenceState };
+    try {
+      checkDeadline(job);
+      fed = await decoder.extend(entry.state, part, last);
+    } catch (error) {
+      leave();
+      fail(job, error);
+      return;
+    }
+    entry.state = fed.state;
+    entry.done += part.length;
+    if (job.request.echo && job.request.logprobs !== null) entry.parts.push(fed.logits);
+    if (!last) return;
+    // The last part's state lives like a prefill's: the step of this turn takes it.
+    entry.state = null;
+    leave();
+    if (!job.cancelled) join(job, entry.parts.length ? concat(entry.parts) : fed.logits, fed.state);
+  }
+
+  /**
+   * Puts a prefilled request's choices into the batch. `logits` holds a row per prompt token up
+   * to the last: all of them to score an echoed prompt with logprobs, else at least the last.
+   */
+  function join(job: Job, logits: Float32Array, state: SequenceState): void {
+    const { request } = job;
+    const vocab = decoder.vocabSize;
+    const rows = logits.length / vocab;
+    const last = logits.slice((rows - 1) * vocab, rows * vocab);
+    const echoed = request.echo ? echoLogprobs(request, logits, vocab) : [];
+    const seed = request.seed ?? Math.floor(Math.random() * 2 ** 32);
+    for (let index = 0; index < request.n; index++) {
+      const text = new TextAssembler(tokens, request.stop, request.echo ? request.promptText.length : 0);
+      if (request.echo) job.channel.push({ type: 'text', index, text: request.promptText, logprobs: echoed, tokens: 0 });
+      sequences.push({
+        job, index, state, logits: last, text, generated: 0,
+        counts: countTokens(request.prompt),
+        random: createRandom(seed + index * 0x9e3779b9),
+      });
+    }
+  }
+
+  function concat(parts: readonly Float32Array[]): Float32Array {
+    const all = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      all.set(part, at);
+      at += part.length;
+    }
+    return all;
   }
 
   function sampleAll(): void {

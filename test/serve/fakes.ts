@@ -21,6 +21,10 @@ export interface FakeDecoder extends Decoder {
   /** Sequences per step, and prompts per prefill, in order. */
   readonly batchSizes: number[];
   readonly prefillSizes: number[];
+  /** Every call in order: `prefill 2` (prompts), `extend 16` (tokens), `step 3` (sequences), `release`. */
+  readonly calls: string[];
+  /** States extended but neither extended again, stepped nor released. */
+  readonly held: number;
 }
 
 /** A decoder whose state is the token history; `stepMs` slows each step down. */
@@ -30,12 +34,37 @@ export function createFakeDecoder(options: { vocab: number; contextLength?: numb
   const state = (history: number[]): HistoryState => ({ length: history.length, history });
   const historyOf = (s: SequenceState) => (s as HistoryState).history;
   const delay = () => new Promise((resolve) => setTimeout(resolve, options.stepMs ?? 0));
+  const calls: string[] = [];
+  const held = new Set<SequenceState>();
+  const prefixLogits = (history: readonly number[], from: number) => {
+    const logits = new Float32Array((history.length - from) * options.vocab);
+    for (let i = from; i < history.length; i++) logits.set(historyLogits(history.slice(0, i + 1), options.vocab), (i - from) * options.vocab);
+    return logits;
+  };
   return {
     vocabSize: options.vocab,
     contextLength: options.contextLength ?? null,
     batchSizes,
     prefillSizes: [] as number[],
+    calls,
+    get held() {
+      return held.size;
+    },
+    async extend(before, tokens, last) {
+      calls.push(`extend ${tokens.length}`);
+      if (before) held.delete(before);
+      await delay();
+      const history = [...(before ? historyOf(before) : []), ...tokens];
+      const next = state(history);
+      if (!last) held.add(next);
+      return { logits: prefixLogits(history, history.length - tokens.length), state: next };
+    },
+    release(s) {
+      calls.push('release');
+      held.delete(s);
+    },
     async prefill(prompts) {
+      calls.push(`prefill ${prompts.length}`);
       await delay();
       this.prefillSizes.push(prompts.length);
       return prompts.map((ids) => {
@@ -45,6 +74,8 @@ export function createFakeDecoder(options: { vocab: number; contextLength?: numb
       });
     },
     async step(batch) {
+      calls.push(`step ${batch.length}`);
+      for (const { state: s } of batch) held.delete(s);
       await delay();
       batchSizes.push(batch.length);
       if (options.failAtStep !== undefined && batchSizes.length === options.failAtStep) throw new Error('the accelerator fell over');
