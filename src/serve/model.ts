@@ -40,6 +40,8 @@ export interface OpenModelOptions {
    * `maxQueue` are split between them. Default 1.
    */
   lanes?: number;
+  /** Tokens per part of a long prompt's prefill (SchedulerOptions.prefillChunk). */
+  prefillChunk?: number;
 }
 
 /** Loads a package, opens its session, and warms it up with one prefill and one batched step. */
@@ -55,7 +57,7 @@ export async function openModel(dir: string, options: OpenModelOptions): Promise
   const schedulers = await Promise.all(Array.from({ length: lanes }, async () => {
     const decoder = createDecoder(session, pkg.manifest.state, pkg.manifest.model.vocabSize, pkg.manifest.contextLength, { ownCache: true, slide: slideModeOf(pkg.manifest.model) });
     await warmUp(decoder);
-    return createScheduler(decoder, pkg.tokenizer, { maxBatch: Math.ceil(options.maxBatch / lanes), maxQueue: Math.ceil(options.maxQueue / lanes) });
+    return createScheduler(decoder, pkg.tokenizer, { maxBatch: Math.ceil(options.maxBatch / lanes), maxQueue: Math.ceil(options.maxQueue / lanes), prefillChunk: options.prefillChunk });
   }));
   return {
     id: options.id ?? pkg.id,

@@ -181,3 +181,66 @@ test('a prompt of exactly the context length can be scored (echo, max_tokens 0) 
   assert.throws(() => scheduler.submit(request({ ...full, maxTokens: 1 })), /context holds 7/);
   assert.throws(() => scheduler.submit(request({ prompt: tokens.encode('abcdefgh'), promptText: 'abcdefgh', maxTokens: 0 })), /context holds 7/);
 });
+
+/** Waits for the running stream's first token, then submits `long`: the stream is in the batch while `long` is admitted. */
+async function admitWhileStreaming(scheduler: ReturnType<typeof createScheduler>, long: GenerationRequest) {
+  const events = scheduler.submit(request({ maxTokens: 30 }))[Symbol.asyncIterator]();
+  const first = await events.next();
+  const chunkedRequest = scheduler.submit(long);
+  const rest = collect({ [Symbol.asyncIterator]: () => events });
+  return { first: first.value as GenerationEvent, long: chunkedRequest, rest };
+}
+
+const longPrompt = 'thelongpromptentersinpartsbetweendecodesteps';
+
+test('a long prompt enters in parts with a decode step of the running stream between every two, and both get their texts alone', async () => {
+  const alone = await collect(createScheduler(createFakeDecoder({ vocab: 26 }), tokens, { maxBatch: 4, maxQueue: 4, prefillChunk: 1000 })
+    .submit(request({ prompt: tokens.encode(longPrompt), promptText: longPrompt, n: 2, maxTokens: 5 })));
+  const decoder = createFakeDecoder({ vocab: 26 });
+  const scheduler = createScheduler(decoder, tokens, { maxBatch: 4, maxQueue: 4, prefillChunk: 8 });
+  const { first, long, rest } = await admitWhileStreaming(scheduler, request({ prompt: tokens.encode(longPrompt), promptText: longPrompt, n: 2, maxTokens: 5 }));
+  assert.deepEqual(await collect(long), alone, 'the chunked request (both choices) gets the text of a one-shot prefill');
+  const stream = await rest;
+  assert.equal(first.type === 'text' && first.text + stream.texts[0], (await collect(createScheduler(createFakeDecoder({ vocab: 26 }), tokens, { maxBatch: 1, maxQueue: 1 }).submit(request({ maxTokens: 30 })))).texts[0]);
+  const parts = decoder.calls.filter((call) => call.startsWith('extend'));
+  assert.deepEqual(parts, ['extend 8', 'extend 8', 'extend 8', 'extend 8', 'extend 8', 'extend 4'], `${longPrompt.length} tokens in parts of 8`);
+  const from = decoder.calls.indexOf('extend 8');
+  const to = decoder.calls.lastIndexOf('extend 4');
+  assert.deepEqual(decoder.calls.slice(from, to + 2), [...parts.slice(0, -1).flatMap((part) => [part, 'step 1']), 'extend 4', 'step 3'],
+    'one step of the running stream after every part; after the last, the two choices join it');
+  assert.equal(decoder.held, 0);
+});
+
+test('a long prompt echoed with logprobs scores the same in parts as in one prefill', async () => {
+  const echoed = request({ prompt: tokens.encode(longPrompt), promptText: longPrompt, maxTokens: 3, echo: true, logprobs: 2 });
+  const whole = await collect(createScheduler(createFakeDecoder({ vocab: 26 }), tokens, { maxBatch: 1, maxQueue: 1, prefillChunk: 1000 }).submit(echoed));
+  const events: GenerationEvent[][] = [];
+  for (const prefillChunk of [1000, 7]) {
+    const seen: GenerationEvent[] = [];
+    for await (const event of createScheduler(createFakeDecoder({ vocab: 26 }), tokens, { maxBatch: 1, maxQueue: 1, prefillChunk }).submit(echoed)) seen.push(event);
+    events.push(seen);
+  }
+  assert.deepEqual(events[1], events[0]);
+  assert.equal(whole.texts[0]!.slice(0, longPrompt.length), longPrompt);
+});
+
+test('a long prompt cancelled between its parts frees its slot and its held state at the next turn', async () => {
+  const decoder = createFakeDecoder({ vocab: 26 });
+  // maxQueue 0: a request that must wait for a slot is refused, so a held slot would show as a 429.
+  const scheduler = createScheduler(decoder, tokens, { maxBatch: 2, maxQueue: 0, prefillChunk: 8 });
+  const abort = new AbortController();
+  const released = new Promise<void>((resolve) => scheduler.onStep(() => {
+    if (decoder.calls.filter((call) => call === 'extend 8').length === 2) abort.abort();
+    if (decoder.calls.includes('release')) resolve();
+  }));
+  const { long, rest } = await admitWhileStreaming(scheduler, request({ prompt: tokens.encode(longPrompt), promptText: longPrompt, signal: abort.signal }));
+  assert.throws(() => scheduler.submit(request()), (error: unknown) => error instanceof FerryError && error.status === 429, 'both slots are taken meanwhile');
+  assert.deepEqual((await collect(long)).texts, [], 'the cancelled request streams nothing');
+  await released;
+  assert.deepEqual(decoder.calls.filter((call) => call.startsWith('extend')), ['extend 8', 'extend 8'], 'no part runs after the cancel');
+  assert.equal(decoder.held, 0);
+  const after = collect(scheduler.submit(request({ maxTokens: 3 })));
+  assert.equal((await after).texts[0]!.length, 3, 'the freed slot takes a new request');
+  await rest;
+  assert.equal(scheduler.active, 0);
+});
