@@ -37,6 +37,7 @@ export function registerServeCommands(program: Command): void {
     .option('--batch-delay-ms <ms>', 'longest a /v2 inference request waits for others to share its run (plain models)', '2')
     .option('--drain-seconds <seconds>', 'on SIGTERM or SIGINT, how long running requests may take to finish (/readyz and new requests answer 503 meanwhile)', '30')
     .option('--lanes <n>', 'batches per model decoded in turn, so sampling and streaming overlap the model runs (--max-batch and --max-queue are split between them)', '1')
+    .option('--prefill-chunk <n>', 'a longer prompt is prefilled in parts of this many tokens, between decode steps, so that running streams keep streaming', '256')
     .option('--verbose', 'also log why a device was not used')
     .action(async (dirs: string[], options: Record<string, string | undefined>) => {
       const { startServer } = await import('./node.ts');
@@ -60,6 +61,7 @@ export function registerServeCommands(program: Command): void {
         timeoutMs: integer(options.timeout!, '--timeout', 1, 86_400) * 1000,
         threads: integer(options.threads!, '--threads', 0, 1024) || undefined,
         lanes: integer(options.lanes!, '--lanes', 1, 64),
+        prefillChunk: integer(options.prefillChunk!, '--prefill-chunk', 1, 10_000_000),
         batchDelayMs: integer(options.batchDelayMs!, '--batch-delay-ms', 0, 60_000),
         log,
         verbose: options.verbose ? log : undefined,

@@ -38,6 +38,8 @@ export interface ServeOptions {
   worker?: boolean;
   /** Batches per model decoded in turn, overlapping the worker's runs with sampling (see OpenModelOptions). */
   lanes?: number;
+  /** Tokens per part of a long prompt's prefill (SchedulerOptions.prefillChunk). */
+  prefillChunk?: number;
   /** Longest a /v2 request to a plain model waits for others to share its run (default 2 ms). */
   batchDelayMs?: number;
   log: Logger;
@@ -140,7 +142,7 @@ async function loadModels(dirs: string[], manifests: Manifest[], options: ServeO
   for (const [i, dir] of dirs.entries()) {
     const manifest = manifests[i]!;
     const model = isLanguageModel(manifest)
-      ? await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads, lanes: options.lanes })
+      ? await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads, lanes: options.lanes, prefillChunk: options.prefillChunk })
       : await openPlainPackage(dir, manifest, {
         runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, delayMs: options.batchDelayMs ?? 2, timeoutMs: options.timeoutMs ?? 300_000, precision: options.precision, threads: options.threads,
       });
