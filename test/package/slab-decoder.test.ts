@@ -193,3 +193,28 @@ test('a failed run loses no later work: the next prefill and steps decode correc
   const out = await decoder.step([{ state: b!.state, token: 4 }]);
   assert.deepEqual(out.logits, (await alone([1, 2, 3], [4]))[0]);
 });
+
+test('a held prompt part keeps its row through steps that need the rows below, and continues exactly', async () => {
+  const { decoder } = slabDecoder();
+  const long = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
+  // The held part takes row 0; the two prompts after it step in rows 0 and 1, so it must move above them.
+  const part = await decoder.extend(null, long.slice(0, 4), false);
+  const [a, b] = await decoder.prefill([[7, 8], [2, 2, 2]]);
+  let states = (await decoder.step([{ state: a!.state, token: 1 }, { state: b!.state, token: 2 }])).states;
+  states = (await decoder.step([{ state: states[0]!, token: 3 }, { state: states[1]!, token: 4 }])).states;
+  const rest = await decoder.extend(part.state, long.slice(4), true);
+  const out = await decoder.step([...states.map((state, i) => ({ state, token: 5 + i })), { state: rest.state, token: 0 }]);
+  const wholeDecoder = slabDecoder().decoder;
+  const [whole] = await wholeDecoder.prefill([long]);
+  assert.deepEqual(Float32Array.from([...part.logits, ...rest.logits]), whole!.logits, 'the parts give the one-shot logits');
+  const expected = [await decodeAlone(slabDecoder().decoder, [7, 8], [1, 3, 5]), await decodeAlone(slabDecoder().decoder, [2, 2, 2], [2, 4, 6]), await decodeAlone(slabDecoder().decoder, long, [0])];
+  expected.forEach((alone, i) => assert.deepEqual(out.logits.slice(i * VOCAB, (i + 1) * VOCAB), alone.rows.at(-1), `sequence ${i}`));
+  decoder.release(rest.state);
+});
+
+test('a released held part is dropped: extending it is an error', async () => {
+  const { decoder } = slabDecoder();
+  const part = await decoder.extend(null, [1, 2, 3], false);
+  decoder.release(part.state);
+  await assert.rejects(decoder.extend(part.state, [4], true), /held prompt/);
+});
