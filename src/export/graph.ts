@@ -32,7 +32,9 @@ export type Attribute =
   | { kind: 'strings'; value: string[] }
   | { kind: 'tensor'; value: Initializer }
   /** An element type (Cast's `to`): written as its TensorProto.DataType number by the writer. */
-  | { kind: 'dtype'; value: DType };
+  | { kind: 'dtype'; value: DType }
+  /** A subgraph (If's branches), made with `Graph.branch`; it may read the outer graph's tensors. */
+  | { kind: 'graph'; value: Graph };
 
 export const attr = {
   int: (value: number): Attribute => ({ kind: 'int', value }),
@@ -42,6 +44,7 @@ export const attr = {
   floats: (value: number[]): Attribute => ({ kind: 'floats', value }),
   strings: (value: string[]): Attribute => ({ kind: 'strings', value }),
   dtype: (value: DType): Attribute => ({ kind: 'dtype', value }),
+  graph: (value: Graph): Attribute => ({ kind: 'graph', value }),
 };
 
 export interface GraphNode {
@@ -74,15 +77,24 @@ export class Graph {
   readonly initializers: Initializer[] = [];
   readonly nodes: GraphNode[] = [];
   readonly domains = new Map<string, number>();
-  private readonly used = new Set<string>();
+  private readonly used: Set<string>;
   /** The same typed array (a shared layer's weight) becomes one initializer. */
   private readonly byData = new Map<TensorData, string>();
   private scope = '';
 
-  constructor(name: string, opset: number) {
+  constructor(name: string, opset: number, used = new Set<string>()) {
     this.name = name;
     this.opset = opset;
+    this.used = used;
     this.domains.set('', opset);
+  }
+
+  /**
+   * A subgraph for a control-flow node (If): it shares this graph's names, so that nothing it
+   * defines shadows an outer tensor (ONNX forbids that), and may read every outer tensor.
+   */
+  branch(name: string): Graph {
+    return new Graph(this.uniqueName(name), this.opset, this.used);
   }
 
   /** A name not used yet in this graph, derived from `base`. */

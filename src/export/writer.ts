@@ -51,6 +51,7 @@ function attributeProto(name: string, a: Attribute): proto.IAttributeProto {
     case 'strings': return { name, type: A.STRINGS, strings: a.value.map((s) => new TextEncoder().encode(s)) };
     case 'tensor': return { name, type: A.TENSOR, t: tensorProto(a.value) };
     case 'dtype': return { name, type: A.INT, i: DATA_TYPES[a.value] };
+    case 'graph': return { name, type: A.GRAPH, g: graphProto(a.value) };
   }
 }
 
@@ -64,6 +65,25 @@ function valueInfoProto(v: ValueInfo): proto.IValueInfoProto {
         shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
       },
     },
+  };
+}
+
+/** A GraphProto; the top graph's initializers are appended apart (serializeModelChunks), a subgraph's go inline. */
+function graphProto(graph: Graph, { withInitializers = true } = {}): proto.IGraphProto {
+  return {
+    name: graph.name,
+    input: graph.inputs.map(valueInfoProto),
+    output: graph.outputs.map(valueInfoProto),
+    initializer: withInitializers ? graph.initializers.map(tensorProto) : [],
+    node: graph.nodes.map((n) => ({
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain,
+      input: n.inputs,
+      output: n.outputs,
+      docString: n.doc,
+      attribute: Object.entries(n.attributes).map(([k, a]) => attributeProto(k, a)),
+    })),
   };
 }
 
@@ -110,20 +130,7 @@ export function serializeModelChunks(graph: Graph, metadata: ModelMetadata = {})
       value: typeof value === 'string' ? value : JSON.stringify(value),
     })),
   };
-  const graphHead = onnx.GraphProto.encode({
-    name: graph.name,
-    input: graph.inputs.map(valueInfoProto),
-    output: graph.outputs.map(valueInfoProto),
-    node: graph.nodes.map((n) => ({
-      name: n.name,
-      opType: n.opType,
-      domain: n.domain,
-      input: n.inputs,
-      output: n.outputs,
-      docString: n.doc,
-      attribute: Object.entries(n.attributes).map(([k, a]) => attributeProto(k, a)),
-    })),
-  }).finish();
+  const graphHead = onnx.GraphProto.encode(graphProto(graph, { withInitializers: false })).finish();
   const graphChunks: Uint8Array[] = [graphHead];
   for (const init of graph.initializers) {
     const head = onnx.TensorProto.encode({ name: init.name, dataType: DATA_TYPES[init.dtype], dims: init.dims }).finish();

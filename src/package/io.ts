@@ -77,3 +77,40 @@ export function graphKeepsOwnCache(outputNames: readonly string[]): boolean {
 export function isPresentKeyValue(name: string): boolean {
   return /^present\.\d+\.(key|value)$/.test(name);
 }
+
+/**
+ * T5 encoder (HF Optimum's `encoder_model.onnx`): the source ids and their mask in, the
+ * encoder's output states out.
+ */
+export const LAST_HIDDEN_STATE = 'last_hidden_state';
+export function t5EncoderNames(): GraphNames {
+  return { inputs: [INPUT_IDS, ATTENTION_MASK], outputs: [LAST_HIDDEN_STATE], past: [], present: [] };
+}
+
+export const ENCODER_ATTENTION_MASK = 'encoder_attention_mask';
+export const ENCODER_HIDDEN_STATES = 'encoder_hidden_states';
+export const USE_CACHE_BRANCH = 'use_cache_branch';
+export type Seq2SeqCache = 'decoder' | 'encoder';
+export const SEQ2SEQ_CACHES: readonly Seq2SeqCache[] = ['decoder', 'encoder'];
+export const pastSeq2Seq = (layer: number, cache: Seq2SeqCache, part: KvPart) => `past_key_values.${layer}.${cache}.${part}`;
+export const presentSeq2Seq = (layer: number, cache: Seq2SeqCache, part: KvPart) => `present.${layer}.${cache}.${part}`;
+
+/**
+ * T5 decoder in Optimum's merged form (`decoder_model_merged.onnx`, what transformers.js runs):
+ * the target ids, the encoder's mask and states, per layer the self-attention cache
+ * (`...decoder.key|value`) and the cross-attention cache (`...encoder.key|value`), and
+ * `use_cache_branch` in; `logits` and the presents out. With `use_cache_branch` false (the first
+ * step, every past empty) the graph computes the cross-attention cache from the encoder states;
+ * with it true it passes the past one through.
+ */
+export function t5DecoderNames(layers: number): GraphNames {
+  const kv = (name: typeof pastSeq2Seq) => perLayer(layers, (l) => SEQ2SEQ_CACHES.flatMap((cache) => KV_PARTS.map((part) => name(l, cache, part))));
+  const past = kv(pastSeq2Seq);
+  const present = kv(presentSeq2Seq);
+  return {
+    inputs: [ENCODER_ATTENTION_MASK, INPUT_IDS, ENCODER_HIDDEN_STATES, ...past, USE_CACHE_BRANCH],
+    outputs: [LOGITS, ...present],
+    past,
+    present,
+  };
+}

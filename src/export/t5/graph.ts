@@ -1,0 +1,212 @@
+/**
+ * The T5 encoder and merged decoder graphs, in Hugging Face Optimum's layout (names:
+ * src/package/io.ts `t5EncoderNames`, `t5DecoderNames`), built from the Hugging Face state-dict
+ * names of src/train/models/t5.ts's `t5Weights`, every linear a Dense kernel [in, out]. The math is
+ * src/train/models/t5-config.ts's: pre-norm RMS, no attention scaling, the relative position bias of
+ * the first layer added in every layer, gated GELU (tanh), and the tied head scaled by dModel^-0.5.
+ */
+import { ATTENTION_MASK, ENCODER_ATTENTION_MASK, ENCODER_HIDDEN_STATES, INPUT_IDS, LAST_HIDDEN_STATE, LOGITS, pastSeq2Seq, presentSeq2Seq, USE_CACHE_BRANCH, type KvPart } from '../../package/index.ts';
+import type { T5Config } from '../../train/models/t5-config.ts';
+import { attr, Graph, LOWEST_FLOAT32 } from '../graph.ts';
+import { relativeBiasByDistance } from './buckets.ts';
+
+export type T5WeightMap = ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>;
+
+const EPSILON = 1e-6;
+
+interface KeyValue {
+  key: string;
+  value: string;
+}
+
+function read(weights: T5WeightMap, name: string) {
+  const w = weights.get(name);
+  if (!w) throw new Error(`the T5 weights lack ${name}`);
+  return w;
+}
+
+/** The model's weights as initializers of `g`, each named after its state-dict entry. */
+function weightsOf(g: Graph, weights: T5WeightMap) {
+  return (name: string): string => {
+    const w = read(weights, name);
+    return g.addInitializer(name, 'float32', [...w.shape], w.data);
+  };
+}
+
+/**
+ * The graph-building steps both stacks share: nodes go into `g` (a graph or an If branch),
+ * weights through `weight` (always the outer graph's initializers).
+ */
+function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, read: (name: string) => Float32Array) {
+  const { nHeads, dKv } = config;
+  const scalar = (x: string) => g.squeeze(x, [0]);
+  const dimOf = (x: string, axis: number) => g.op('Shape', [x], { start: attr.int(axis), end: attr.int(axis + 1) });
+
+  const rmsNorm = (x: string, name: string) => {
+    const meanSquare = g.reduce('ReduceMean', g.op('Mul', [x, x]), [-1], true);
+    const inverse = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalarFloat('epsilon', EPSILON)])])]);
+    return g.op('Mul', [g.op('Mul', [x, inverse]), weight(name)]);
+  };
+  const linear = (x: string, name: string) => g.op('MatMul', [x, weight(name)]);
+  /** [B, T, H*dKv] -> [B, H, T, dKv]. */
+  const splitHeads = (x: string) => g.transpose(g.reshape(x, [0, 0, nHeads, dKv]), [0, 2, 1, 3]);
+  const mergeHeads = (x: string) => g.reshape(g.transpose(x, [0, 2, 1, 3]), [0, 0, nHeads * dKv]);
+  /** Softmax over the allowed keys of q k^T (+ bias), no 1/sqrt(dKv): T5 folds it into the weights. */
+  const attention = (query: string, kv: KeyValue, allowed: string, bias?: string) => {
+    const raw = g.op('MatMul', [query, g.transpose(kv.key, [0, 1, 3, 2])]);
+    const scores = bias ? g.op('Add', [raw, bias]) : raw;
+    const masked = g.op('Where', [allowed, scores, g.scalarFloat('lowest', LOWEST_FLOAT32)]);
+    return g.op('MatMul', [g.op('Softmax', [masked], { axis: attr.int(-1) }), kv.value]);
+  };
+  const gatedGelu = (x: string, prefix: string) => {
+    const gate = linear(x, `${prefix}.wi_0.weight`);
+    const cube = g.op('Mul', [g.op('Mul', [gate, gate]), gate]);
+    const inner = g.op('Mul', [g.op('Add', [gate, g.op('Mul', [cube, g.scalarFloat('gelu_cubic', 0.044715)])]), g.scalarFloat('gelu_scale', Math.sqrt(2 / Math.PI))]);
+    const gelu = g.op('Mul', [g.op('Mul', [gate, g.scalarFloat('half', 0.5)]), g.op('Add', [g.op('Tanh', [inner]), g.scalarFloat('one', 1)])]);
+    return linear(g.op('Mul', [gelu, linear(x, `${prefix}.wi_1.weight`)]), `${prefix}.wo.weight`);
+  };
+  /**
+   * The [1, H, queries, keys] bias of queries at `queryPositions` over keys at `keyPositions`:
+   * the relative position, clamped to the table's range, gathers a row of the bias by distance.
+   */
+  const positionBias = (stack: 'encoder' | 'decoder', queryPositions: string, keyPositions: string) => {
+    const { relativeBuckets, relativeMaxDistance: maxDistance } = config;
+    const trained = read(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`);
+    const table = g.float(`${stack}_bias_by_distance`, [2 * maxDistance + 1, nHeads], relativeBiasByDistance(trained, nHeads, stack === 'encoder', relativeBuckets, maxDistance));
+    const relative = g.op('Sub', [g.unsqueeze(keyPositions, [0]), g.unsqueeze(queryPositions, [1])]);
+    const row = g.op('Add', [g.op('Clip', [relative, g.scalarInt64('min_distance', -maxDistance), g.scalarInt64('max_distance', maxDistance)]), g.scalarInt64('offset', maxDistance)]);
+    return g.unsqueeze(g.transpose(g.op('Gather', [table, row]), [2, 0, 1]), [0]);
+  };
+  const positions = (length: string, from?: string) => {
+    const range = g.op('Range', [g.scalarInt64('zero', 0), scalar(length), g.scalarInt64('one', 1)]);
+    return from ? g.op('Add', [range, from]) : range;
+  };
+  /** [B, 1, 1, S] true where the key is a real token. */
+  const keyMask = (mask: string) => g.unsqueeze(g.op('Cast', [mask], { to: attr.dtype('bool') }), [1, 2]);
+  return { rmsNorm, linear, splitHeads, mergeHeads, attention, gatedGelu, positionBias, positions, keyMask, dimOf };
+}
+
+function embed(g: Graph, weight: (name: string) => string, ids: string): string {
+  return g.op('Gather', [weight('shared.weight'), ids]);
+}
+
+/** `onnx/encoder_model.onnx`: input_ids, attention_mask -> last_hidden_state [batch, length, dModel]. */
+export function t5EncoderGraph(config: T5Config, weights: T5WeightMap, opset: number): Graph {
+  const g = new Graph('t5_encoder', opset);
+  const weight = weightsOf(g, weights);
+  const ops = t5Ops(g, config, weight, (name) => read(weights, name).data);
+  const shape = ['batch_size', 'encoder_sequence_length'];
+  const ids = g.addInput(INPUT_IDS, 'int64', shape);
+  const mask = g.addInput(ATTENTION_MASK, 'int64', shape);
+  const allowed = ops.keyMask(mask);
+  const at = ops.positions(ops.dimOf(ids, 1));
+  const bias = g.inScope('position_bias', () => ops.positionBias('encoder', at, at));
+  let h = embed(g, weight, ids);
+  for (let i = 0; i < config.nEncoderLayers; i++) {
+    h = g.inScope(`encoder.block.${i}`, () => {
+      const attn = `encoder.block.${i}.layer.0.SelfAttention`;
+      const x = ops.rmsNorm(h, `encoder.block.${i}.layer.0.layer_norm.weight`);
+      const kv = { key: ops.splitHeads(ops.linear(x, `${attn}.k.weight`)), value: ops.splitHeads(ops.linear(x, `${attn}.v.weight`)) };
+      const context = ops.attention(ops.splitHeads(ops.linear(x, `${attn}.q.weight`)), kv, allowed, bias);
+      const y = g.op('Add', [h, ops.linear(ops.mergeHeads(context), `${attn}.o.weight`)]);
+      return g.op('Add', [y, ops.gatedGelu(ops.rmsNorm(y, `encoder.block.${i}.layer.1.layer_norm.weight`), `encoder.block.${i}.layer.1.DenseReluDense`)]);
+    });
+  }
+  g.addOutput(ops.rmsNorm(h, 'encoder.final_layer_norm.weight'), LAST_HIDDEN_STATE, 'float32', ['batch_size', 'encoder_sequence_length', config.dModel]);
+  return g;
+}
+
+/**
+ * `onnx/decoder_model_merged.onnx`. One If on `use_cache_branch` chooses the caches: true, the
+ * past self-attention and cross-attention caches as fed; false (the first step), an empty
+ * self-attention past (whatever was fed) and cross-attention K/V computed from the encoder
+ * states. Optimum's merged file puts two whole decoders in the branches; only the caches differ
+ * between them, so only the caches are in the branches here.
+ */
+export function t5DecoderGraph(config: T5Config, weights: T5WeightMap, opset: number): Graph {
+  const { nDecoderLayers: layers, nHeads, dKv, dModel, vocabSize } = config;
+  const g = new Graph('t5_decoder_merged', opset);
+  const weight = weightsOf(g, weights);
+  const ops = t5Ops(g, config, weight, (name) => read(weights, name).data);
+  const encoderMask = g.addInput(ENCODER_ATTENTION_MASK, 'int64', ['batch_size', 'encoder_sequence_length']);
+  const ids = g.addInput(INPUT_IDS, 'int64', ['batch_size', 'decoder_sequence_length']);
+  const encoderStates = g.addInput(ENCODER_HIDDEN_STATES, 'float32', ['batch_size', 'encoder_sequence_length', dModel]);
+  const pastShape = { decoder: ['batch_size', nHeads, 'past_decoder_sequence_length', dKv], encoder: ['batch_size', nHeads, 'encoder_sequence_length_out', dKv] };
+  const past = Array.from({ length: layers }, (_, l) => {
+    const input = (cache: 'decoder' | 'encoder', part: KvPart) => g.addInput(pastSeq2Seq(l, cache, part), 'float32', pastShape[cache]);
+    return { decoder: { key: input('decoder', 'key'), value: input('decoder', 'value') }, encoder: { key: input('encoder', 'key'), value: input('encoder', 'value') } };
+  });
+  const useCache = g.addInput(USE_CACHE_BRANCH, 'bool', [1]);
+  const caches = g.inScope('caches', () => chooseCaches(g, config, weights, useCache, encoderStates, past));
+
+  const length = ops.dimOf(ids, 1);
+  const pastLength = ops.dimOf(caches[0]!.decoder.key, 2);
+  const queryAt = ops.positions(length, g.squeeze(pastLength, [0]));
+  const keyAt = ops.positions(g.op('Add', [pastLength, length]));
+  const causal = g.op('LessOrEqual', [g.unsqueeze(keyAt, [0]), g.unsqueeze(queryAt, [1])], {}, { name: 'causal' });
+  const bias = g.inScope('position_bias', () => ops.positionBias('decoder', queryAt, keyAt));
+  const crossAllowed = ops.keyMask(encoderMask);
+  const presentShape = { decoder: ['batch_size', nHeads, 'total_decoder_sequence_length', dKv], encoder: ['batch_size', nHeads, 'encoder_sequence_length_out', dKv] };
+  let h = embed(g, weight, ids);
+  for (let i = 0; i < layers; i++) {
+    h = g.inScope(`decoder.block.${i}`, () => {
+      const block = `decoder.block.${i}`;
+      const self = `${block}.layer.0.SelfAttention`;
+      const x = ops.rmsNorm(h, `${block}.layer.0.layer_norm.weight`);
+      const kv = {
+        key: g.op('Concat', [caches[i]!.decoder.key, ops.splitHeads(ops.linear(x, `${self}.k.weight`))], { axis: attr.int(2) }),
+        value: g.op('Concat', [caches[i]!.decoder.value, ops.splitHeads(ops.linear(x, `${self}.v.weight`))], { axis: attr.int(2) }),
+      };
+      g.addOutput(kv.key, presentSeq2Seq(i, 'decoder', 'key'), 'float32', presentShape.decoder);
+      g.addOutput(kv.value, presentSeq2Seq(i, 'decoder', 'value'), 'float32', presentShape.decoder);
+      const selfContext = ops.attention(ops.splitHeads(ops.linear(x, `${self}.q.weight`)), kv, causal, bias);
+      const y = g.op('Add', [h, ops.linear(ops.mergeHeads(selfContext), `${self}.o.weight`)]);
+      const cross = `${block}.layer.1.EncDecAttention`;
+      const crossQuery = ops.splitHeads(ops.linear(ops.rmsNorm(y, `${block}.layer.1.layer_norm.weight`), `${cross}.q.weight`));
+      const crossContext = ops.attention(crossQuery, caches[i]!.encoder, crossAllowed);
+      const z = g.op('Add', [y, ops.linear(ops.mergeHeads(crossContext), `${cross}.o.weight`)]);
+      return g.op('Add', [z, ops.gatedGelu(ops.rmsNorm(z, `${block}.layer.2.layer_norm.weight`), `${block}.layer.2.DenseReluDense`)]);
+    });
+  }
+  const final = ops.rmsNorm(h, 'decoder.final_layer_norm.weight');
+  const logits = config.tieWeights
+    ? g.op('MatMul', [g.op('Mul', [final, g.scalarFloat('tied_scale', dModel ** -0.5)]), g.transpose(weight('shared.weight'), [1, 0])])
+    : ops.linear(final, 'lm_head.weight');
+  g.addOutput(logits, LOGITS, 'float32', ['batch_size', 'decoder_sequence_length', vocabSize]);
+  for (let i = 0; i < layers; i++) {
+    g.addOutput(caches[i]!.encoder.key, presentSeq2Seq(i, 'encoder', 'key'), 'float32', presentShape.encoder);
+    g.addOutput(caches[i]!.encoder.value, presentSeq2Seq(i, 'encoder', 'value'), 'float32', presentShape.encoder);
+  }
+  // Optimum's order: logits, then per layer decoder key, value, encoder key, value.
+  g.orderOutputs([LOGITS, ...Array.from({ length: layers }, (_, l) => (['decoder', 'encoder'] as const).flatMap((c) => (['key', 'value'] as const).map((p) => presentSeq2Seq(l, c, p)))).flat()]);
+  return g;
+}
+
+type LayerCaches = { decoder: KeyValue; encoder: KeyValue };
+
+/** The If on use_cache_branch: per layer the self-attention past and the cross-attention K/V to use. */
+function chooseCaches(g: Graph, config: T5Config, weights: T5WeightMap, useCache: string, encoderStates: string, past: LayerCaches[]): LayerCaches[] {
+  const { nHeads, dKv, nDecoderLayers: layers } = config;
+  const flat = (c: LayerCaches) => [c.decoder.key, c.decoder.value, c.encoder.key, c.encoder.value];
+  const declare = (branch: Graph, tensors: string[]) => tensors.forEach((t, i) => {
+    const shape = i % 4 < 2 ? ['batch_size', nHeads, `past_decoder_length_${i}`, dKv] : ['batch_size', nHeads, `encoder_length_${i}`, dKv];
+    branch.addOutput(t, `${branch.name}/out_${i}`, 'float32', shape);
+  });
+
+  const withCache = g.branch('with_cache');
+  declare(withCache, past.flatMap(flat));
+
+  const firstStep = g.branch('first_step');
+  const ops = t5Ops(firstStep, config, weightsOf(g, weights), (name) => read(weights, name).data);
+  const emptyPast = (x: string) => firstStep.slice(x, 2, 0, 0);
+  declare(firstStep, past.flatMap((c, i) => {
+    const cross = `decoder.block.${i}.layer.1.EncDecAttention`;
+    return [emptyPast(c.decoder.key), emptyPast(c.decoder.value), ops.splitHeads(ops.linear(encoderStates, `${cross}.k.weight`)), ops.splitHeads(ops.linear(encoderStates, `${cross}.v.weight`))];
+  }));
+
+  const chosen = g.node('If', [useCache], { then_branch: attr.graph(withCache), else_branch: attr.graph(firstStep) }, { outputs: 4 * layers, name: 'use_cache_branch' });
+  return past.map((_, i) => ({
+    decoder: { key: chosen[4 * i]!, value: chosen[4 * i + 1]! },
+    encoder: { key: chosen[4 * i + 2]!, value: chosen[4 * i + 3]! },
+  }));
+}
