@@ -143,6 +143,7 @@ async function layersModel(modelJson: string, result: Result): Promise<Result> {
   try {
     await tf.setBackend('cpu');
     const report = await exportModel({ source: modelJson, outDir });
+    if (report.manifest.arch !== 'model') throw new Error(`${modelJson} exported as a ${report.manifest.arch}, not a plain model`);
     result.parity = (report.parity.fp32 as { maxRelativeDiff: number }).maxRelativeDiff;
     const session = await createSession(await readFile(path.join(outDir, 'onnx/model.onnx')), 1);
     const channels = Number((report.manifest.inputs[0]!.shape as (number | string)[])[3] ?? 3);

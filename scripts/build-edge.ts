@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import type { Plugin } from 'esbuild';
 import { FerryError } from '../src/errors.ts';
 import { findPackages } from '../src/serve/node.ts';
-import { isLanguageModel, modelFileOf, type Precision } from '../src/package/index.ts';
+import { isLanguageModel, modelFileOf, t5NotServed, type Precision } from '../src/package/index.ts';
 import { loadPackage, readManifest } from '../src/serve/package.ts';
 import { nodeBuiltinsAsEmpty, ortDistDir } from '../src/serve/playground/bundle.ts';
 
@@ -57,6 +57,7 @@ export async function buildEdge(options: EdgeBuildOptions): Promise<EdgeBuild> {
   for (const [i, dir] of dirs.entries()) {
     // A plain model travels without a tokenizer; the worker serves it over /v2 only.
     const parsed = await readManifest(dir);
+    if (parsed.arch === 't5') throw t5NotServed(dir, 'the edge worker');
     const pkg = isLanguageModel(parsed)
       ? await loadPackage(dir, { precision: options.precision })
       : { id: parsed.name, modelPath: path.resolve(dir, modelFileOf(parsed, options.precision ?? 'fp32', dir)) };

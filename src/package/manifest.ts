@@ -4,8 +4,9 @@
  * its fields is generated from this file (scripts/formats-doc.ts; a test checks they agree).
  *
  * The schema is a union over `arch`, the package kind: a language model (`lstm`, `transformer`)
- * that ferry's decoders generate text with, or a plain `model` whose tensors go in and out as
- * they are. A new kind is one more member of the union.
+ * that ferry's decoders generate text with, a `t5` encoder-decoder (Optimum's two graphs) that
+ * ferry's seq2seq decoder turns a source text into a target with, or a plain `model` whose
+ * tensors go in and out as they are. A new kind is one more member of the union.
  */
 import { z } from 'zod';
 
@@ -131,7 +132,23 @@ export const plainModelManifestSchema = z.object({
   source: z.string().optional().describe('what was exported, e.g. "tfjs-layers"'),
 }).loose();
 
-export const manifestSchema = z.discriminatedUnion('arch', [lstmManifestSchema, transformerManifestSchema, plainModelManifestSchema]);
+export const t5ManifestSchema = z.object({
+  arch: z.literal('t5').describe('a T5 encoder-decoder: a source text in, a target text out'),
+  ...commonFields,
+  files: filesSchema.describe('the merged decoder (onnx/decoder_model_merged.onnx) of each precision; null where not exported'),
+  encoderFiles: filesSchema.describe('the encoder (onnx/encoder_model.onnx) of each precision; null where not exported'),
+  hfConfig: z.string().min(1).describe("Hugging Face's config.json of the model, relative to the package dir"),
+  model: z.object({
+    vocabSize: z.number().int().positive(),
+    nHeads: z.number().int().positive(),
+    dKv: z.number().int().positive(),
+    nDecoderLayers: z.number().int().positive(),
+    maxSourceLength: z.number().int().positive(),
+  }).loose().describe("the T5Config it was built from (src/train/models/t5-config.ts); maxSourceLength bounds a prompt's tokens, eos included"),
+  generation: generationSchema.default({}).describe('default sampling settings: temperature, topK, topP, maxTokens'),
+}).loose();
+
+export const manifestSchema = z.discriminatedUnion('arch', [lstmManifestSchema, transformerManifestSchema, t5ManifestSchema, plainModelManifestSchema]);
 
 /** A manifest as read (defaults filled in). */
 export type Manifest = z.infer<typeof manifestSchema>;
@@ -139,6 +156,7 @@ export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestInput = z.input<typeof manifestSchema>;
 export type LanguageModelManifest = Extract<Manifest, { arch: 'lstm' | 'transformer' }>;
 export type PlainModelManifest = Extract<Manifest, { arch: 'model' }>;
+export type T5Manifest = Extract<Manifest, { arch: 't5' }>;
 export type PackageArch = Manifest['arch'];
 
 export function isLanguageModel(manifest: Manifest): manifest is LanguageModelManifest {

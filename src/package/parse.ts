@@ -23,12 +23,20 @@ export function parseManifest(raw: unknown, source: string): Manifest {
 export function parseLanguageModelManifest(raw: unknown, source: string): LanguageModelManifest {
   const manifest = parseManifest(raw, source);
   if (!isLanguageModel(manifest)) {
+    if (manifest.arch === 't5') throw t5NotServed(source, 'this decoder');
     throw new FerryError('not_generative', `${source}: a plain model (arch "${manifest.arch}") cannot generate text`, {
       hint: 'use an LSTM or Transformer language model exported by `ferry export`',
     });
   }
   checkStateIo(manifest, source);
   return manifest;
+}
+
+/** What a place that runs no T5 package (the edge worker, the browser client, `ferry infer`) says of one. */
+export function t5NotServed(source: string, where: string): FerryError {
+  return new FerryError('t5_not_served', `${source} is a T5 encoder-decoder (arch "t5"), which ${where} does not run`, {
+    hint: 'serve it with `ferry serve DIR` (POST /v1/completions, the prompt is the source text) or run `ferry generate DIR --prompt TEXT`',
+  });
 }
 
 /** The model file a manifest names for a precision, or a clear error when it has none. */

@@ -183,9 +183,9 @@ function submit(body: CompletionRequest, model: ServedModel, limits: CompletionL
   } catch (error) {
     abort.abort();
     const apiError = toApiError(error);
-    if (apiError.code === 'context_length_exceeded' || apiError.code === 'n_too_large' || apiError.code === 'empty_prompt') {
-      throw new ApiError(400, apiError.code, apiError.message, { param: apiError.code === 'n_too_large' ? 'n' : 'prompt' });
-    }
+    const paramOf: Partial<Record<string, string>> = { context_length_exceeded: 'prompt', empty_prompt: 'prompt', n_too_large: 'n', echo_unsupported: 'echo' };
+    const param = paramOf[apiError.code];
+    if (param) throw new ApiError(400, apiError.code, apiError.message, { param });
     throw apiError;
   }
   return streams;

@@ -8,7 +8,7 @@ import assets from 'ferry:edge-assets';
 import { createApp } from './app.ts';
 import { openPlainModelFromFiles } from './browser/infer.ts';
 import { openModelFromFiles } from './browser/model.ts';
-import { isLanguageModel, parseManifest } from '../package/index.ts';
+import { isLanguageModel, parseManifest, t5NotServed } from '../package/index.ts';
 import type { InferenceModel } from './v2/model.ts';
 import type { ServedModel } from './model.ts';
 import { ortWebBackend, type OrtWeb } from './browser/runtime.ts';
@@ -49,6 +49,7 @@ async function loadModels(): Promise<{ languageModels: ServedModel[]; plainModel
   const plain: InferenceModel[] = [];
   for (const pkg of assets.packages) {
     const manifest = parseManifest(pkg.manifest, `${pkg.source}/ferry.json`);
+    if (manifest.arch === 't5') throw t5NotServed(`${pkg.source}/ferry.json`, 'the edge worker');
     if (!isLanguageModel(manifest)) {
       plain.push(await openPlainModelFromFiles({ source: pkg.source, manifest, model: new Uint8Array(pkg.model) }, { runtime, maxBatch: 8, maxQueue: 16, delayMs: 1, maxModelBytes: assets.maxModelBytes, limitReason: assets.limitReason }));
       continue;

@@ -2,6 +2,8 @@ import { invalidOptions } from '../cli-flags.ts';
 import { FerryError } from '../errors.ts';
 import { buildRequests } from './completions.ts';
 import { openModel } from './model.ts';
+import { readManifest } from './package.ts';
+import { openT5Model } from './t5-model.ts';
 import { ApiError } from './openai-error.ts';
 import type { Precision } from '../package/index.ts';
 import { openRuntime } from './runtime/index.ts';
@@ -47,7 +49,10 @@ export async function generateText(dir: string, fields: Record<string, unknown>,
     throw invalidOptions(problems, 'generate');
   }
   const runtime = await openRuntime(options.device, options.log, { verbose: options.verbose });
-  const model = await openModel(dir, { runtime, maxBatch: 1, maxQueue: 1, precision: options.precision });
+  const manifest = await readManifest(dir);
+  const model = manifest.arch === 't5'
+    ? await openT5Model(dir, manifest, { runtime, maxBatch: 1, maxQueue: 1, precision: options.precision })
+    : await openModel(dir, { runtime, maxBatch: 1, maxQueue: 1, precision: options.precision });
   options.log(`${model.id} (${model.arch}) on ${model.provider}`);
   try {
     const [request] = (() => {
@@ -58,8 +63,9 @@ export async function generateText(dir: string, fields: Record<string, unknown>,
         throw error;
       }
     })();
-    // Like `ferry sample`: the prompt, then its continuation, so the text reads as one.
-    const prompt = typeof parsed.data.prompt === 'string' ? parsed.data.prompt : '';
+    // Like `ferry sample`: the prompt, then its continuation, so the text reads as one; a T5
+    // model's output is a text of its own (the target), printed alone.
+    const prompt = typeof parsed.data.prompt === 'string' && manifest.arch !== 't5' ? parsed.data.prompt : '';
     if (options.stream) options.write(prompt);
     let text = '';
     // A Transformer goes on past its context in a sliding window: only --max-tokens or the end-of-text token stop it.

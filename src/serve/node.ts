@@ -5,6 +5,7 @@ import path from 'node:path';
 import { FerryError } from '../errors.ts';
 import { createApp } from './app.ts';
 import { openModel, type ServedModel } from './model.ts';
+import { openT5Model } from './t5-model.ts';
 import { sendEventsToNode } from './node-sse.ts';
 import type { Precision } from '../package/index.ts';
 import { openRuntime } from './runtime/index.ts';
@@ -143,6 +144,8 @@ async function loadModels(dirs: string[], manifests: Manifest[], options: ServeO
     const manifest = manifests[i]!;
     const model = isLanguageModel(manifest)
       ? await openModel(dir, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads, lanes: options.lanes, prefillChunk: options.prefillChunk })
+      : manifest.arch === 't5'
+      ? await openT5Model(dir, manifest, { runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, precision: options.precision, threads: options.threads })
       : await openPlainPackage(dir, manifest, {
         runtime, maxBatch: options.maxBatch, maxQueue: options.maxQueue, delayMs: options.batchDelayMs ?? 2, timeoutMs: options.timeoutMs ?? 300_000, precision: options.precision, threads: options.threads,
       });

@@ -65,7 +65,7 @@ function trainingCheckpoint(dir: string): FerryError {
   });
 }
 
-async function readJson(file: string, dir: string, what: string): Promise<unknown> {
+export async function readJson(file: string, dir: string, what: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -97,7 +97,28 @@ interface Sequence {
 }
 
 // setImmediate where it exists (Node: no 1 ms timer floor), a zero timeout in browsers and workers.
-const yieldToIo = (): Promise<void> => new Promise((resolve) => (globalThis.setImmediate ?? setTimeout)(resolve));
+export const yieldToIo = (): Promise<void> => new Promise((resolve) => (globalThis.setImmediate ?? setTimeout)(resolve));
+
+/** The token's logprob and the `alternatives` likeliest, plus the token itself when it is not among them (as OpenAI lists it). */
+export function tokenLogprob(tokens: Tokens, logits: Float32Array, token: number, alternatives: number): Omit<TokenLogprob, 'offset'> {
+  const logprobs = logSoftmax(logits);
+  const top = alternatives > 0 ? topLogprobs(logprobs, alternatives) : [];
+  if (top.length && !top.some((t) => t.id === token)) top.push({ id: token, logprob: logprobs[token]! });
+  return {
+    token: tokens.decode([token]),
+    logprob: logprobs[token]!,
+    top: top.length ? Object.fromEntries(top.map((t) => [tokens.decode([t.id]), t.logprob])) : null,
+  };
+}
+
+export function checkRequestDeadline(request: GenerationRequest): void {
+  if (request.deadline !== undefined && Date.now() > request.deadline) {
+    throw new FerryError('deadline_exceeded', 'the request ran past its deadline', {
+      hint: 'ask for fewer tokens, or raise the server\'s --timeout',
+      status: 504,
+    });
+  }
+}
 
 /**
  * Continuous batching for one model. Each turn of the loop admits waiting requests (short
@@ -362,16 +383,8 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
     return undefined;
   }
 
-  /** The token's logprob and the `alternatives` likeliest, plus the token itself when it is not among them (as OpenAI lists it). */
   function logprobEntry(logits: Float32Array, token: number, alternatives: number): Omit<TokenLogprob, 'offset'> {
-    const logprobs = logSoftmax(logits);
-    const top = alternatives > 0 ? topLogprobs(logprobs, alternatives) : [];
-    if (top.length && !top.some((t) => t.id === token)) top.push({ id: token, logprob: logprobs[token]! });
-    return {
-      token: tokens.decode([token]),
-      logprob: logprobs[token]!,
-      top: top.length ? Object.fromEntries(top.map((t) => [tokens.decode([t.id]), t.logprob])) : null,
-    };
+    return tokenLogprob(tokens, logits, token, alternatives);
   }
 
   function echoLogprobs(request: GenerationRequest, logits: Float32Array, vocab: number): TokenLogprob[] {
@@ -411,12 +424,7 @@ export function createScheduler(decoder: Decoder, tokens: Tokens, options: Sched
   }
 
   function checkDeadline(job: Job): void {
-    if (job.request.deadline !== undefined && Date.now() > job.request.deadline) {
-      throw new FerryError('deadline_exceeded', 'the request ran past its deadline', {
-        hint: 'ask for fewer tokens, or raise the server\'s --timeout',
-        status: 504,
-      });
-    }
+    checkRequestDeadline(job.request);
   }
 
   return {

@@ -2,32 +2,17 @@
 // weights offline with pipeline('text2text-generation', dir) and decodes greedily the same token
 // ids as ferry's seq2seq decoder over the same two graphs.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
-import * as ort from 'onnxruntime-node';
-import { writePackageDir } from '../../src/export/package.ts';
-import { createSession } from '../../src/export/runner.ts';
-import { T5_DECODER_FILE, T5_ENCODER_FILE, t5PackageFiles } from '../../src/export/t5/package.ts';
-import { wrapOrtSession } from '../../src/package/ort-session.ts';
-import { createSeq2SeqDecoder, greedySeq2Seq } from '../../src/package/seq2seq.ts';
-import { trainT5Tokenizer } from '../../src/tokenizer/t5.ts';
-import { randomT5Weights, tinyT5Config } from '../export/t5-fixtures.ts';
+import { greedySeq2Seq } from '../../src/package/seq2seq.ts';
+import { buildT5Package } from '../export/t5-package.ts';
 
 const SOURCES = ['the cat', 'a dog sat on the mat', 'cat'];
 
 test('pipeline("text2text-generation", dir) offline gives the greedy ids of ferry\'s seq2seq decoder', async () => {
-  const tokenizer = await trainT5Tokenizer('char', ['the cat sat on the mat', 'a dog', 'der Hund']);
-  const config = tinyT5Config({ vocabSize: tokenizer.vocabSize, tieWeights: true });
-  const weights = randomT5Weights(config, 23);
-  const dir = await mkdtemp(path.join(tmpdir(), 'ferry-t5-'));
+  const pkg = await buildT5Package();
+  const { dir, tokenizer } = pkg;
   try {
-    await writePackageDir(dir, t5PackageFiles(config, weights, tokenizer, 17));
-    const session = async (file: string) => wrapOrtSession(ort.Tensor, await createSession(await readFile(path.join(dir, file))), 'onnxruntime-node cpu');
-    const ours = createSeq2SeqDecoder(await session(T5_ENCODER_FILE), await session(T5_DECODER_FILE), {
-      vocabSize: config.vocabSize, decoderLayers: config.nDecoderLayers, heads: config.nHeads, headDim: config.dKv, startId: 0, eosId: 1, padId: 0,
-    });
+    const ours = await pkg.openDecoder();
     const { pipeline, env } = await import('@huggingface/transformers');
     env.allowRemoteModels = false;
     const generator = await pipeline('text2text-generation', dir, { dtype: 'fp32' });
@@ -46,6 +31,6 @@ test('pipeline("text2text-generation", dir) offline gives the greedy ids of ferr
     assert.ok(produced > 0, 'the random model generated something');
     await generator.dispose();
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await pkg.remove();
   }
 });

@@ -4,7 +4,7 @@ import type { ServedModel } from '../model.ts';
 import { ApiError } from '../openai-error.ts';
 import type { Precision } from '../../package/index.ts';
 import { completionRequestSchema, fieldPath, mostSpecificIssue } from '../schema.ts';
-import { isLanguageModel, modelFileOf, parseLanguageModelManifest, parseManifest } from '../../package/index.ts';
+import { isLanguageModel, modelFileOf, parseLanguageModelManifest, parseManifest, t5NotServed } from '../../package/index.ts';
 import { openPlainModelFromFiles } from './infer.ts';
 import { openModelFromFiles, type PackageFiles } from './model.ts';
 import { ortWebBackend, type OrtWeb } from './runtime.ts';
@@ -104,6 +104,7 @@ export async function loadBrowserPlainModel(baseUrl: string, options: LoadOption
   const base = baseUrl.replace(/\/+$/, '');
   const log = options.log ?? (() => {});
   const manifest = parseManifest(await fetchJson(`${base}/ferry.json`, options.headers), `${base}/ferry.json`);
+  if (manifest.arch === 't5') throw t5NotServed(`${base}/ferry.json`, 'the browser client');
   if (isLanguageModel(manifest)) {
     throw new FerryError('not_plain', `${base} is a ${manifest.arch} language model`, { hint: 'load it with loadBrowserModel and generate text with generateInBrowser' });
   }

@@ -22,6 +22,9 @@ export interface InferCommandOptions {
 /** Returns what to print: the v2 response JSON, or the .npy files written. */
 export async function inferCommand(dir: string, options: InferCommandOptions): Promise<string> {
   const manifest = await readManifest(dir);
+  if (manifest.arch === 't5') {
+    throw new FerryError('not_plain', `${dir} is a T5 encoder-decoder; ferry infer runs plain models`, { hint: `generate its target text with \`ferry generate ${dir} --prompt SOURCE\`` });
+  }
   if (isLanguageModel(manifest)) {
     throw new FerryError('not_plain', `${dir} is a ${manifest.arch} language model; ferry infer runs plain models`, { hint: `generate text with \`ferry generate ${dir} --prompt TEXT\`` });
   }
