@@ -81,3 +81,26 @@ test('parity stays open: a precision may carry figures the schema does not list,
   const read = manifestSchema.parse({ ...transformer, parity });
   assert.deepEqual(read.parity!.int8, { maxAbsDiff: 0.01, tolerance: 0.05, perCpu: { avx2: 0.01 } });
 });
+
+test('a T5 package\'s ferry.json reads back as written; generation refuses it by name; the union checks its fields', async () => {
+  const { buildT5Package } = await import('../export/t5-package.ts');
+  const pkg = await buildT5Package('t5-round-trip');
+  try {
+    const raw = JSON.parse(await readFile(`${pkg.dir}/ferry.json`, 'utf8')) as Record<string, unknown>;
+    const manifest = parseManifest(raw, 'ferry.json');
+    assert.equal(manifest.arch, 't5');
+    if (manifest.arch !== 't5') return;
+    assert.equal(manifest.name, 't5-round-trip');
+    assert.deepEqual(manifest.files, { fp32: 'onnx/decoder_model_merged.onnx', int8: null, fp16: null });
+    assert.deepEqual(manifest.encoderFiles, { fp32: 'onnx/encoder_model.onnx', int8: null, fp16: null });
+    assert.equal(manifest.hfConfig, 'config.json');
+    assert.deepEqual(manifest.model, pkg.config);
+    assert.deepEqual(manifestSchema.parse(JSON.parse(JSON.stringify(manifest))), manifest, 'a read manifest written again reads the same');
+    assert.throws(() => parseLanguageModelManifest(raw, 'x/ferry.json'), (e: unknown) => e instanceof FerryError && e.code === 't5_not_served' && /x\/ferry.json is a T5 encoder-decoder/.test(e.message) && /ferry serve/.test(e.hint ?? ''));
+    const { encoderFiles: _, ...withoutEncoder } = raw;
+    assert.throws(() => parseManifest(withoutEncoder, 'ferry.json'), (e: unknown) => e instanceof FerryError && /field "encoderFiles"/.test(e.message));
+    assert.throws(() => parseManifest({ ...raw, model: { vocabSize: 40 } }, 'ferry.json'), (e: unknown) => e instanceof FerryError && /field "model.nHeads"/.test(e.message));
+  } finally {
+    await pkg.remove();
+  }
+});

@@ -13,6 +13,7 @@ import { createApp } from '../../src/serve/app.ts';
 import type { ServedModel } from '../../src/serve/model.ts';
 import { openRuntime } from '../../src/serve/runtime/index.ts';
 import { openT5Model } from '../../src/serve/t5-model.ts';
+import { startServer } from '../../src/serve/node.ts';
 import { buildT5Package, type T5TestPackage } from '../export/t5-package.ts';
 import { openAIClientFor } from './packages.ts';
 
@@ -116,4 +117,18 @@ test('t5: `ferry generate` prints the target alone, streamed or not', async () =
   const args = [ferry, 'generate', pkg.dir, '--prompt', SOURCES[1]!, '--max-tokens', String(MAX_TOKENS), '--temperature', '0', '--device', 'cpu'];
   assert.equal((await run('node', args)).stdout, `${expected[1]}\n`);
   assert.equal((await run('node', [...args, '--stream'])).stdout, `${expected[1]}\n`);
+});
+
+test('t5: `ferry serve`\'s server loads a T5 package beside nothing else and answers with its target', async () => {
+  const server = await startServer({ dirs: [pkg.dir], port: 0, host: '127.0.0.1', maxBatch: 4, maxQueue: 8, device: 'cpu', log: () => {} });
+  try {
+    assert.deepEqual((await server.models).map((m) => m.arch), ['t5']);
+    const response = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: pkg.name, prompt: SOURCES[0], max_tokens: MAX_TOKENS, temperature: 0 }),
+    });
+    assert.equal(((await response.json()) as OpenAI.Completion).choices[0]!.text, expected[0]);
+  } finally {
+    await server.close();
+  }
 });
