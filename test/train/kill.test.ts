@@ -33,31 +33,29 @@ function lossesOf(run: string): Map<number, number> {
 }
 
 /**
- * Starts `ferry train` and kills it with SIGKILL `delayMs` after its first checkpoint exists, or,
- * with `midCheckpoint`, the moment a checkpoint's temp dir appears.
+ * Starts `ferry train` and kills it with SIGKILL once it logs step `killAtStep` or later, or, with
+ * `midCheckpoint`, the moment a checkpoint's temp dir appears. The moment is a step, not a delay:
+ * on a fast machine the whole run takes less than any delay worth drawing.
  */
-function trainAndKill(args: string[], out: string, delayMs: number, midCheckpoint: boolean): Promise<string> {
+function trainAndKill(args: string[], out: string, killAtStep: number, midCheckpoint: boolean): Promise<string> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['bin/ferry.js', 'train', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
+    const kill = () => child.kill('SIGKILL');
+    child.stdout.on('data', (d) => {
+      output += d;
+      if (midCheckpoint) return;
+      const logged = [...output.matchAll(/^step (\d+)\//gm)].map((match) => Number(match[1]));
+      if (logged.some((step) => step >= killAtStep)) kill();
+    });
     child.stderr.on('data', (d) => (output += d));
     let watcher: ReturnType<typeof watch> | undefined;
-    const kill = () => child.kill('SIGKILL');
     const poll = setInterval(() => {
-      if (!existsSync(out)) return;
+      if (!midCheckpoint || !existsSync(out)) return;
       clearInterval(poll);
-      if (midCheckpoint) {
-        watcher = watch(out, (_event, name) => {
-          if (name?.startsWith('.') && name.includes('.tmp-')) kill();
-        });
-      } else {
-        const waitForCheckpoint = setInterval(() => {
-          if (!existsSync(join(out, 'last'))) return;
-          clearInterval(waitForCheckpoint);
-          setTimeout(kill, delayMs);
-        }, 5);
-      }
+      watcher = watch(out, (_event, name) => {
+        if (name?.startsWith('.') && name.includes('.tmp-')) kill();
+      });
     }, 5);
     child.on('exit', (code, signal) => {
       clearInterval(poll);
@@ -77,10 +75,12 @@ test('kill -9 of ferry train at random moments (and mid-checkpoint) leaves a run
 
   const out = join(dir, 'killed');
   const random = mulberry32(14);
-  const first = await trainAndKill([...TINY, ...QUICK, '--steps', String(STEPS), '--corpus', corpus, '--out', out], out, Math.floor(random() * 400), false);
+  // Killed after the first checkpoint (step 3) and well before the end, so this one is always a kill.
+  const killAt = () => 4 + Math.floor(random() * (STEPS / 2 - 4));
+  const first = await trainAndKill([...TINY, ...QUICK, '--steps', String(STEPS), '--corpus', corpus, '--out', out], out, killAt(), false);
   assert.match(first, /^SIGKILL/, `killed: ${first}`);
   for (const midCheckpoint of [true, false]) {
-    const killed = await trainAndKill(['--resume', '--out', out], out, Math.floor(random() * 400), midCheckpoint);
+    const killed = await trainAndKill(['--resume', '--out', out], out, killAt() + STEPS / 2 - 4, midCheckpoint);
     assert.ok(/^SIGKILL/.test(killed) || /^0:/.test(killed), `resumed run: ${killed}`);
   }
   ferry(['train', '--resume', '--out', out]);
