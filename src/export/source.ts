@@ -126,6 +126,8 @@ function checkLayerGraph(config: Record<string, unknown>): void {
     const first = NESTED_MODELS.has(String(layer.class_name)) ? 1 : 0;
     nodes.forEach((node, n) => {
       if (!Array.isArray(node)) throw refuse(`inbound node ${n} of layer "${layer.name}" is not a list`);
+      // tfjs skips a node with no inputs without making it, so whatever reads it waits forever.
+      if (node.length === 0) throw refuse(`inbound node ${n} of layer "${layer.name}" has no inputs`);
       inputsOf.set(`${layer.name}#${first + n}`, node.map((ref, r) => checkRef(ref, `inbound node ${n}[${r}] of layer "${layer.name}"`)));
     });
   }
