@@ -2,10 +2,9 @@
 // kernels [in, out], as src/train/models/t5.ts's t5Weights gives them), and a reference forward
 // pass in plain TypeScript, written from src/train/models/t5-config.ts's math, that the ONNX
 // graphs are checked against.
-import { relativePositionBucket } from '../../src/export/t5/buckets.ts';
 import type { T5WeightMap } from '../../src/export/t5/graph.ts';
 import { mulberry32 } from '../../src/random.ts';
-import type { T5Config } from '../../src/train/models/t5-config.ts';
+import { relativePositionBucket, type T5Config } from '../../src/train/models/t5-config.ts';
 
 export function tinyT5Config(overrides: Partial<T5Config> = {}): T5Config {
   return {
