@@ -1,4 +1,5 @@
 import { FerryError } from '../../errors.ts';
+import { concatBytes } from '../../tokenizer/utf8.ts';
 import { fileBytes } from './corpus.ts';
 import { firstInvalidUtf8 } from './utf8.ts';
 
@@ -34,7 +35,7 @@ export async function* fileLines(path: string): AsyncGenerator<NumberedLine> {
     return text.split('\n');
   };
   for await (const chunk of fileBytes({ path, gzip })) {
-    const bytes = carry.length === 0 ? chunk : concat(carry, chunk);
+    const bytes = carry.length === 0 ? chunk : concatBytes([carry, chunk]);
     const end = bytes.lastIndexOf(NEWLINE);
     if (end < 0) {
       carry = bytes.slice();
@@ -70,11 +71,4 @@ function invalidUtf8(label: string, bytes: Uint8Array, linesBefore: number): Fer
   return new FerryError('pairs_invalid_utf8', `${label}, line ${line}: not valid UTF-8 (byte 0x${byte.toString(16).padStart(2, '0')} at column ${bad - lineStart + 1} does not start a valid character)`, {
     hint: 'Convert the file to UTF-8 (for example: iconv -f latin1 -t utf-8 in.tsv > out.tsv).',
   });
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

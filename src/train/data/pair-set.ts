@@ -89,6 +89,9 @@ export function describePairSkips(skips: PairSkips, limits: Pick<PairSetOptions,
   const parts: string[] = [];
   const plural = (n: number) => `${n} pair${n === 1 ? '' : 's'}`;
   if (skips.emptySide > 0) parts.push(`skipped ${plural(skips.emptySide)} with an empty side (first: ${skips.firstEmptySide})`);
+  if (skips.noTranslation > 0) {
+    parts.push(`skipped ${skips.noTranslation} dictionary entr${skips.noTranslation === 1 ? 'y' : 'ies'} without a translation (first: ${skips.firstNoTranslation})`);
+  }
   if (skips.sourceTooLong > 0) {
     parts.push(`skipped ${plural(skips.sourceTooLong)} whose source is longer than ${limits.maxSourceLength} tokens with eos (first: ${skips.firstSourceTooLong})`);
   }

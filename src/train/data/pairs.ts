@@ -5,6 +5,8 @@
  * - a JSON Lines file (name ending .jsonl): `{"source": "...", "target": "..."}` on each line;
  * - two aligned files `{ source, target }`: line n of one translates line n of the other;
  * each gzipped too (name ending .gz). Lines may end in `\r\n`.
+ * - a FreeDict (dictd) dictionary, by its index (name ending .index, the .dict.dz or .dict next
+ *   to it): a pair per entry, headword -> first translation (freedict.ts).
  *
  * Exported names: `readPairs(input, skips?)`, `pairTexts(pairs)`, `newPairSkips()`, and the types
  * `Pair`, `PairInput`, `PairSkips`. The whole pipeline for a trainer is in pair-set.ts.
@@ -12,9 +14,11 @@
  * Bad input: a TSV line without exactly one tab, a JSONL line that is not an object with string
  * "source" and "target", invalid UTF-8, aligned files of different lengths: a FerryError naming
  * the file and line. A pair with an empty side (only whitespace) is skipped and counted in
- * `skips`, as are blank lines of TSV and JSONL files, which are skipped silently.
+ * `skips`, as is a dictionary entry without a translation; blank lines of TSV and JSONL files
+ * are skipped silently.
  */
 import { FerryError } from '../../errors.ts';
+import { FREEDICT_INDEX, freedictPairs } from './freedict.ts';
 import { fileLines, type NumberedLine } from './pair-lines.ts';
 
 export interface Pair {
@@ -25,7 +29,7 @@ export interface Pair {
   readonly line: number;
 }
 
-/** A TSV or JSONL file (by its name), or two aligned files. */
+/** A TSV, JSONL or FreeDict .index file (by its name), or two aligned files. */
 export type PairInput = string | { readonly source: string; readonly target: string };
 
 /** Pairs left out while reading and encoding, with the first of each kind, for the log. */
@@ -33,20 +37,25 @@ export interface PairSkips {
   emptySide: number;
   sourceTooLong: number;
   targetTooLong: number;
+  /** FreeDict entries with no translation line (only cross-references). */
+  noTranslation: number;
   firstEmptySide?: string;
+  firstNoTranslation?: string;
   firstSourceTooLong?: string;
   firstTargetTooLong?: string;
 }
 
 export function newPairSkips(): PairSkips {
-  return { emptySide: 0, sourceTooLong: 0, targetTooLong: 0 };
+  return { emptySide: 0, sourceTooLong: 0, targetTooLong: 0, noTranslation: 0 };
 }
 
 const JSON_LINES = /\.jsonl(\.gz)?$/i;
 
 /** The pairs of `input` in file order; pairs with an empty side are counted in `skips` and left out. */
 export async function* readPairs(input: PairInput, skips: PairSkips = newPairSkips()): AsyncGenerator<Pair> {
-  const pairs = typeof input === 'string' ? (JSON_LINES.test(input) ? jsonLinePairs(input) : tsvPairs(input)) : alignedPairs(input.source, input.target);
+  const pairs = typeof input !== 'string'
+    ? alignedPairs(input.source, input.target)
+    : FREEDICT_INDEX.test(input) ? freedictPairs(input, skips) : JSON_LINES.test(input) ? jsonLinePairs(input) : tsvPairs(input);
   for await (const pair of pairs) {
     if (pair.source.trim() === '' || pair.target.trim() === '') {
       skips.emptySide++;

@@ -1,4 +1,5 @@
 import { FerryError } from '../../errors.ts';
+import { concatBytes } from '../../tokenizer/utf8.ts';
 
 /**
  * Decodes a file's bytes as they stream in, chunk by chunk, rejecting invalid UTF-8 with the
@@ -13,7 +14,7 @@ export function createUtf8StreamDecoder(fileLabel: string) {
   function write(chunk: Uint8Array): string {
     // Text never holds NUL; binary files (executables, images, archives) do, near their start (git's test too).
     if (offset < BINARY_SNIFF_BYTES && chunk.subarray(0, BINARY_SNIFF_BYTES - offset).includes(0)) throw binaryFile(fileLabel);
-    const bytes = carry.length === 0 ? chunk : concat(carry, chunk);
+    const bytes = carry.length === 0 ? chunk : concatBytes([carry, chunk]);
     const end = completeCharactersEnd(bytes);
     const complete = bytes.subarray(0, end);
     carry = bytes.slice(end);
@@ -84,11 +85,4 @@ function invalidUtf8(fileLabel: string, offset: number, byte: number, detail?: s
   return new FerryError('corpus_invalid_utf8', `${fileLabel} is not valid UTF-8 at byte offset ${offset}: ${what}`, {
     hint: 'Convert the corpus to UTF-8 (for example: iconv -f latin1 -t utf-8 in.txt > out.txt).',
   });
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
