@@ -142,7 +142,7 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
       return value;
     });
     const op = new OpContext(graph, node, inputs);
-    values.set(node.name, graph.inScope(node.name, () => OP_CONVERTERS[node.op]!(op)));
+    values.set(node.name, graph.inScope(node.name, () => convertNode(node, op)));
   }
   for (const output of io.outputs) {
     const ref = parseTensorRef(output.tensor);
@@ -154,4 +154,21 @@ export function convertGraphModel(json: GraphModelJson, weights: Map<string, Ten
   }
   cancelTransposes(graph);
   return graph;
+}
+
+/**
+ * One node through its converter. Converters check what a well-formed GraphDef can hold; a damaged
+ * file can hold anything (a string where a list is, a list of objects), and what that throws must
+ * reach the user as one line naming the node, not a TypeError's stack.
+ */
+function convertNode(node: TfNode, op: OpContext): Value[] {
+  try {
+    return OP_CONVERTERS[node.op]!(op);
+  } catch (error) {
+    if (error instanceof FerryError) throw error;
+    throw new FerryError('export_bad_graph', `node ${node.name} (${node.op}) cannot be converted: its attributes or inputs are not what a ${node.op} node holds (${error instanceof Error ? error.message : String(error)})`, {
+      hint: 'model.json looks damaged: convert the model again with tensorflowjs_converter.',
+      status: 422,
+    });
+  }
 }

@@ -79,6 +79,12 @@ test('an op with an attribute ferry does not support, an unknown op, and TF1 con
   await expectRefused(loop, 'export_control_flow', /node while\/(Exit|Merge|Enter|NextIteration) \((Exit|Merge|Enter|NextIteration)\) is TF1 control flow/);
 });
 
+test('an attribute of the wrong type (a damaged file) is one FerryError naming the node, not a TypeError', async () => {
+  const file = await writeModel((b) => smallConvNet(b));
+  await editJson(file, (json) => { json.modelTopology.node.find((n: { op: string }) => n.op === 'Conv2D').attr.strides = { list: { i: '1111' } }; });
+  await expectRefused(file, 'export_bad_graph', /node conv \(Conv2D\) cannot be converted: its attributes or inputs are not what a Conv2D node holds/);
+});
+
 test('a Const node with no weight in the manifest names the node', async () => {
   const file = await writeModel((b) => smallConvNet(b));
   await editJson(file, (json) => {
