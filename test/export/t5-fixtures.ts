@@ -4,7 +4,7 @@
 // graphs are checked against.
 import type { T5WeightMap } from '../../src/export/t5/graph.ts';
 import { mulberry32 } from '../../src/random.ts';
-import { relativePositionBucket, type T5Config } from '../../src/train/models/t5-config.ts';
+import { relativePositionBucket, t5StateDict, type T5Config } from '../../src/train/models/t5-config.ts';
 
 export function tinyT5Config(overrides: Partial<T5Config> = {}): T5Config {
   return {
@@ -14,43 +14,18 @@ export function tinyT5Config(overrides: Partial<T5Config> = {}): T5Config {
   };
 }
 
+/**
+ * Uniform draws under the state-dict names: norms 1 +- 0.2, the embedding and the bias tables
+ * +-1, every linear +-0.5 (larger than training's initialisation, so that every path shows).
+ */
 export function randomT5Weights(config: T5Config, seed: number): T5WeightMap {
   const random = mulberry32(seed);
   const weights = new Map<string, { shape: number[]; data: Float32Array }>();
-  const add = (name: string, shape: number[], scale: number, offset = 0) => {
+  for (const { name, shape, std } of t5StateDict(config)) {
+    const [scale, offset] = std === 'ones' ? [0.2, 1] : name === 'shared.weight' || name.endsWith('relative_attention_bias.weight') ? [1, 0] : [0.5, 0];
     const data = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => offset + (random() * 2 - 1) * scale);
     weights.set(name, { shape, data });
-  };
-  const { dModel: d, dKv, nHeads, dFf, vocabSize, relativeBuckets } = config;
-  const inner = nHeads * dKv;
-  const attention = (prefix: string) => {
-    for (const p of ['q', 'k', 'v']) add(`${prefix}.${p}.weight`, [d, inner], 0.5);
-    add(`${prefix}.o.weight`, [inner, d], 0.5);
-  };
-  const feedForward = (prefix: string) => {
-    add(`${prefix}.wi_0.weight`, [d, dFf], 0.5);
-    add(`${prefix}.wi_1.weight`, [d, dFf], 0.5);
-    add(`${prefix}.wo.weight`, [dFf, d], 0.5);
-  };
-  add('shared.weight', [vocabSize, d], 1);
-  for (const stack of ['encoder', 'decoder'] as const) {
-    const layers = stack === 'encoder' ? config.nEncoderLayers : config.nDecoderLayers;
-    for (let i = 0; i < layers; i++) {
-      const block = `${stack}.block.${i}`;
-      attention(`${block}.layer.0.SelfAttention`);
-      if (i === 0) add(`${block}.layer.0.SelfAttention.relative_attention_bias.weight`, [relativeBuckets, nHeads], 1);
-      add(`${block}.layer.0.layer_norm.weight`, [d], 0.2, 1);
-      const ff = stack === 'encoder' ? 1 : 2;
-      if (stack === 'decoder') {
-        attention(`${block}.layer.1.EncDecAttention`);
-        add(`${block}.layer.1.layer_norm.weight`, [d], 0.2, 1);
-      }
-      feedForward(`${block}.layer.${ff}.DenseReluDense`);
-      add(`${block}.layer.${ff}.layer_norm.weight`, [d], 0.2, 1);
-    }
-    add(`${stack}.final_layer_norm.weight`, [d], 0.2, 1);
   }
-  if (!config.tieWeights) add('lm_head.weight', [d, vocabSize], 0.5);
   return weights;
 }
 

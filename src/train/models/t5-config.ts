@@ -140,11 +140,57 @@ function invalid(problem: string, hint?: string): FerryError {
 
 /** Trainable parameters of a config (equals the sizes of t5Weights). */
 export function countT5Parameters(config: T5Config): number {
-  const { vocabSize: v, dModel: d, dKv, nHeads, dFf, relativeBuckets } = config;
-  const attention = 4 * d * nHeads * dKv;
-  const feedForward = 3 * d * dFf;
-  const encoderLayer = attention + feedForward + 2 * d;
-  const decoderLayer = 2 * attention + feedForward + 3 * d;
-  return v * d + config.nEncoderLayers * encoderLayer + config.nDecoderLayers * decoderLayer
-    + 2 * relativeBuckets * nHeads + 2 * d + (config.tieWeights ? 0 : d * v);
+  return t5StateDict(config).reduce((sum, { shape }) => sum + shape.reduce((a, b) => a * b, 1), 0);
+}
+
+export interface T5StateDictEntry {
+  name: string;
+  shape: number[];
+  /** The standard deviation of the weight's initialisation (HF's T5PreTrainedModel._init_weights); norms start at 1. */
+  std: number | 'ones';
+}
+
+/**
+ * The Hugging Face state-dict names and shapes of a config, in creation order: the contract between
+ * the tfjs model (t5.ts's variables) and the exporter (src/export/t5/graph.ts reads these names).
+ */
+export function t5StateDict(config: T5Config): T5StateDictEntry[] {
+  const { dModel: d, dKv, nHeads, dFf, vocabSize, relativeBuckets } = config;
+  const inner = nHeads * dKv;
+  const out: T5StateDictEntry[] = [];
+  const add = (name: string, shape: number[], std: number | 'ones') => out.push({ name, shape, std });
+  const attention = (prefix: string) => {
+    // q carries the 1/sqrt(dKv) that T5's attention leaves out.
+    add(`${prefix}.q.weight`, [d, inner], (d * dKv) ** -0.5);
+    add(`${prefix}.k.weight`, [d, inner], d ** -0.5);
+    add(`${prefix}.v.weight`, [d, inner], d ** -0.5);
+    add(`${prefix}.o.weight`, [inner, d], inner ** -0.5);
+  };
+  const feedForward = (prefix: string) => {
+    add(`${prefix}.wi_0.weight`, [d, dFf], d ** -0.5);
+    add(`${prefix}.wi_1.weight`, [d, dFf], d ** -0.5);
+    add(`${prefix}.wo.weight`, [dFf, d], dFf ** -0.5);
+  };
+  add('shared.weight', [vocabSize, d], 1);
+  for (const stack of ['encoder', 'decoder'] as const) {
+    const layers = stack === 'encoder' ? config.nEncoderLayers : config.nDecoderLayers;
+    for (let i = 0; i < layers; i++) {
+      const block = `${stack}.block.${i}`;
+      attention(`${block}.layer.0.SelfAttention`);
+      if (i === 0) add(`${block}.layer.0.SelfAttention.relative_attention_bias.weight`, [relativeBuckets, nHeads], d ** -0.5);
+      add(`${block}.layer.0.layer_norm.weight`, [d], 'ones');
+      if (stack === 'decoder') {
+        attention(`${block}.layer.1.EncDecAttention`);
+        add(`${block}.layer.1.layer_norm.weight`, [d], 'ones');
+      }
+      const ff = stack === 'encoder' ? 1 : 2;
+      feedForward(`${block}.layer.${ff}.DenseReluDense`);
+      add(`${block}.layer.${ff}.layer_norm.weight`, [d], 'ones');
+    }
+    add(`${stack}.final_layer_norm.weight`, [d], 'ones');
+  }
+  // HF draws lm_head from N(0, 1), which with an unscaled head starts at logits of size sqrt(dModel);
+  // dModel^-0.5 starts them near 1, as the tied head's scaling does.
+  if (!config.tieWeights) add('lm_head.weight', [d, vocabSize], d ** -0.5);
+  return out;
 }

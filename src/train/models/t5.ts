@@ -14,7 +14,7 @@ import type { T5WeightMap } from '../../export/t5/graph.ts';
 import type { PairBatch } from '../data/pair-batch.ts';
 import type { Parameter } from '../optimizer.ts';
 import { seededInitializers } from './init.ts';
-import { relativePositionBucket, T5_SPECIAL_IDS, type T5Config } from './t5-config.ts';
+import { relativePositionBucket, T5_SPECIAL_IDS, t5StateDict, type T5Config } from './t5-config.ts';
 
 /** Added to the scores of masked keys: finite, so a fully masked row (a padded query) never turns into NaN. */
 const MASKED_SCORE = -1e9;
@@ -32,56 +32,11 @@ export function t5Parameters(model: T5Model): Parameter[] {
   return [...model.variables].map(([name, variable]) => ({ name, variable }));
 }
 
-/**
- * The state-dict names and shapes of a config, in creation order, with the standard deviation of
- * each weight's initialisation (HF's T5PreTrainedModel._init_weights; norms start at 1).
- */
-function t5Shapes(config: T5Config): { name: string; shape: number[]; std: number | 'ones' }[] {
-  const { dModel: d, dKv, nHeads, dFf, vocabSize, relativeBuckets } = config;
-  const inner = nHeads * dKv;
-  const out: { name: string; shape: number[]; std: number | 'ones' }[] = [];
-  const add = (name: string, shape: number[], std: number | 'ones') => out.push({ name, shape, std });
-  const attention = (prefix: string) => {
-    // q carries the 1/sqrt(dKv) that T5's attention leaves out.
-    add(`${prefix}.q.weight`, [d, inner], (d * dKv) ** -0.5);
-    add(`${prefix}.k.weight`, [d, inner], d ** -0.5);
-    add(`${prefix}.v.weight`, [d, inner], d ** -0.5);
-    add(`${prefix}.o.weight`, [inner, d], inner ** -0.5);
-  };
-  const feedForward = (prefix: string) => {
-    add(`${prefix}.wi_0.weight`, [d, dFf], d ** -0.5);
-    add(`${prefix}.wi_1.weight`, [d, dFf], d ** -0.5);
-    add(`${prefix}.wo.weight`, [dFf, d], dFf ** -0.5);
-  };
-  add('shared.weight', [vocabSize, d], 1);
-  for (const stack of ['encoder', 'decoder'] as const) {
-    const layers = stack === 'encoder' ? config.nEncoderLayers : config.nDecoderLayers;
-    for (let i = 0; i < layers; i++) {
-      const block = `${stack}.block.${i}`;
-      attention(`${block}.layer.0.SelfAttention`);
-      if (i === 0) add(`${block}.layer.0.SelfAttention.relative_attention_bias.weight`, [relativeBuckets, nHeads], d ** -0.5);
-      add(`${block}.layer.0.layer_norm.weight`, [d], 'ones');
-      if (stack === 'decoder') {
-        attention(`${block}.layer.1.EncDecAttention`);
-        add(`${block}.layer.1.layer_norm.weight`, [d], 'ones');
-      }
-      const ff = stack === 'encoder' ? 1 : 2;
-      feedForward(`${block}.layer.${ff}.DenseReluDense`);
-      add(`${block}.layer.${ff}.layer_norm.weight`, [d], 'ones');
-    }
-    add(`${stack}.final_layer_norm.weight`, [d], 'ones');
-  }
-  // HF draws lm_head from N(0, 1), which with an unscaled head starts at logits of size sqrt(dModel);
-  // dModel^-0.5 starts them near 1, as the tied head's scaling does.
-  if (!config.tieWeights) add('lm_head.weight', [d, vocabSize], d ** -0.5);
-  return out;
-}
-
 /** A fresh model for a (validated) config; the same seed gives the same weights. */
 export function createT5(config: T5Config, options: { seed?: number } = {}): T5Model {
   const init = seededInitializers(options.seed);
   const variables = new Map<string, tf.Variable>();
-  for (const { name, shape, std } of t5Shapes(config)) {
+  for (const { name, shape, std } of t5StateDict(config)) {
     const initial = tf.tidy(() => (std === 'ones' ? tf.ones(shape) : init.normal(std).apply(shape)));
     variables.set(name, tf.variable(initial, true));
     initial.dispose();
