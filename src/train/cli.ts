@@ -24,7 +24,7 @@ const HYPERPARAMETER_OF_OPTION = {
   steps: 'steps', batchSize: 'batchSize', lr: 'lr', minLr: 'minLr', warmup: 'warmupSteps', decaySteps: 'decaySteps',
   weightDecay: 'weightDecay', beta1: 'beta1', beta2: 'beta2', gradClip: 'gradClip', evalInterval: 'evalInterval',
   evalIters: 'evalIters', patience: 'patience', seed: 'seed', valFraction: 'valFraction', logInterval: 'logInterval',
-  stateful: 'stateful',
+  stateful: 'stateful', freezeEmbeddings: 'freezeEmbeddings',
 } as const;
 
 function numeric(flags: string, description: string, rule: NumberRule, defaultValue?: number): Option {
@@ -86,6 +86,9 @@ function registerTrain(program: Command): void {
     .addOption(numeric('--threads <n>', 'threads that share the work of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
       'cores are idle and the model is big enough to gain, else 1). It never changes the result: a seed alone fixes the run', POSITIVE_INT))
     .addOption(new Option('--stateful', 'LSTM: truncated BPTT, consecutive windows of each of --batch-size streams carry the state across steps (one thread)'))
+    .addOption(new Option('--init-embeddings <file>', 'initialise the token embedding from word vectors: GloVe / word2vec text (optional "count dim" header) or word2vec binary, .gz too; ' +
+      'their dimension must equal the embedding width (--embd); tokens without a vector keep the random init'))
+    .addOption(new Option('--freeze-embeddings', 'with --init-embeddings: do not train the token embedding'))
     .addOption(new Option('--resume', 'continue the run in --out from its last/ checkpoint'))
     .addOption(new Option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)'))
     .action(async (flags: Record<string, unknown>, command: Command) => {
@@ -110,6 +113,7 @@ function registerTrain(program: Command): void {
         backend: options.backend as string,
         threads: options.threads as number | undefined,
         resume: options.resume === true,
+        initEmbeddings: options.initEmbeddings as string | undefined,
         cacheDir: options.cacheDir as string | undefined,
       };
       const { checkNewRun, train } = await import('./trainer.ts');
