@@ -87,14 +87,8 @@ export async function readPretrainedEmbeddings(file: string, tokenizer: Tokenize
   const words = Array.from({ length: tokenizer.vocabSize }, (_, id) => tokenWord(tokenizer.tokenBytes(id)));
   const matcher = createMatcher(words);
   const gzip = /\.gz$/i.test(file);
-  const format = await sniffFormat(file, gzip);
-  const checkDim = (dim: number) => {
-    if (dim !== width) {
-      throw new FerryError('embeddings_dim_mismatch', `--init-embeddings ${file} holds ${dim}-dimensional vectors, but the model's embedding width is ${width}.`, {
-        hint: `Train with --embd ${dim}, or give a file of ${width}-dimensional vectors.`,
-      });
-    }
-  };
+  const { format } = await sniffFormat(file, gzip);
+  const checkDim = (dim: number) => checkDimension(file, dim, width);
   const { dim, vectors } = format === 'text'
     ? await readText(file, matcher, checkDim)
     : await readBinary(file, gzip, matcher, checkDim);
@@ -118,6 +112,23 @@ export async function readPretrainedEmbeddings(file: string, tokenizer: Tokenize
 }
 
 const MISSING_EXAMPLES = 6;
+
+/**
+ * The dimension check alone, from the file's first line: run before the corpus is tokenized, so
+ * that a file of the wrong width fails at once. Whatever else is wrong with the file is for
+ * readPretrainedEmbeddings to say.
+ */
+export async function checkEmbeddingsWidth(file: string, width: number): Promise<void> {
+  const { dim } = await sniffFormat(file, /\.gz$/i.test(file));
+  if (dim !== undefined) checkDimension(file, dim, width);
+}
+
+function checkDimension(file: string, dim: number, width: number): void {
+  if (dim === width) return;
+  throw new FerryError('embeddings_dim_mismatch', `--init-embeddings ${file} holds ${dim}-dimensional vectors, but the model's embedding width is ${width}.`, {
+    hint: `Train with --embd ${dim}, or give a file of ${width}-dimensional vectors.`,
+  });
+}
 
 /** The log lines of a run's embeddings: the coverage in the form users grep for, then the details. */
 export function describeEmbeddings(embeddings: PretrainedEmbeddings, config: ModelConfig): string[] {
@@ -221,8 +232,11 @@ function badFile(file: string, where: string, problem: string, hint = 'Check the
   return new FerryError('embeddings_bad_file', `--init-embeddings ${file}, ${where}: ${problem}.`, { hint });
 }
 
-/** Text unless the file starts with a "count dim" header followed by a word and bytes that are no text numbers. */
-async function sniffFormat(file: string, gzip: boolean): Promise<EmbeddingsFormat> {
+/**
+ * Text unless the file starts with a "count dim" header followed by a word and bytes that are no
+ * text numbers; and the dimension its first line gives (the header's, or the first vector's value count).
+ */
+async function sniffFormat(file: string, gzip: boolean): Promise<{ format: EmbeddingsFormat; dim: number | undefined }> {
   const chunks = fileBytes({ path: file, gzip });
   let head: Uint8Array = new Uint8Array(0);
   try {
@@ -234,15 +248,21 @@ async function sniffFormat(file: string, gzip: boolean): Promise<EmbeddingsForma
     throw asEmbeddingsError(file, error);
   }
   const newline = head.indexOf(0x0a);
-  const header = HEADER.exec(new TextDecoder().decode(head.subarray(0, newline < 0 ? head.length : newline)));
-  if (!header || newline < 0) return 'text';
-  const dim = Number(header[2]);
+  const firstLine = new TextDecoder().decode(head.subarray(0, newline < 0 ? head.length : newline));
+  const header = HEADER.exec(firstLine);
+  if (!header) {
+    const fields = firstLine.replace(/[ \t\r]+$/, '').split(FIELD_SEPARATOR);
+    // A first line cut by the sniff's limit, or blank, tells nothing.
+    return { format: 'text', dim: newline >= 0 && fields.length > 1 ? fields.length - 1 : undefined };
+  }
+  const dim = Number(header[2]) || undefined;
+  if (newline < 0) return { format: 'text', dim };
   const space = head.indexOf(0x20, newline + 1);
-  if (space < 0) return 'text';
+  if (space < 0) return { format: 'text', dim };
   // A text file's first values, up to the end of the line, are number characters; a binary file's first float's bytes almost never all are.
-  const values = head.subarray(space + 1, space + 1 + 4 * dim);
+  const values = head.subarray(space + 1, space + 1 + 4 * (dim ?? 0));
   const line = values.subarray(0, values.indexOf(0x0a) < 0 ? values.length : values.indexOf(0x0a));
-  return line.length > 0 && line.every((byte) => TEXT_BYTES.has(byte)) ? 'text' : 'word2vec-binary';
+  return { format: line.length > 0 && line.every((byte) => TEXT_BYTES.has(byte)) ? 'text' : 'word2vec-binary', dim };
 }
 
 /** fileBytes' and fileLines' errors, in the flag's words. */

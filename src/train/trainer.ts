@@ -26,7 +26,7 @@ import { withSeededRandom } from './parallel/shard.ts';
 import { checkThreads, planShards, planThreads } from './parallel/threads.ts';
 import { createStatefulGradients } from './stateful.ts';
 import { createLineReporter, type ProgressReporter } from './progress.ts';
-import { applyEmbeddings, describeEmbeddings, embeddingFlagProblems, embeddingWidth, readPretrainedEmbeddings, refuseEmbeddingsOnResume, trainedWeights, type PretrainedEmbeddings } from './embeddings.ts';
+import { applyEmbeddings, checkEmbeddingsWidth, describeEmbeddings, embeddingFlagProblems, embeddingWidth, readPretrainedEmbeddings, refuseEmbeddingsOnResume, trainedWeights, type PretrainedEmbeddings } from './embeddings.ts';
 import { inspectRunDir, readResumePoint, type ResumePoint, type TrainState } from './run-dir.ts';
 import { buildTokenizer, modelProblems, presetVocabSize, problemOf, resolveConfig, resolveTokenizerKind } from './run-options.ts';
 
@@ -97,6 +97,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (corpus === undefined) {
       throw new FerryError('missing_corpus', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt or .md files).' });
     }
+    // Before the corpus is tokenized: a file of the wrong width fails at once.
+    if (!resumed && options.initEmbeddings !== undefined) await checkEmbeddingsWidth(options.initEmbeddings, embeddingWidth(resolveConfig(options, 1, undefined)));
     reporter.message(`backend: ${selected.detail}`);
     for (const note of notes) reporter.message(note);
     const corpusLine = await describeCorpus(corpus);

@@ -168,6 +168,9 @@ test('a file of another dimension is refused before the run dir appears, naming 
   assert.equal(error.message, `--init-embeddings ${small} holds 50-dimensional vectors, but the model's embedding width is 128.`);
   assert.equal(error.hint, 'Train with --embd 50, or give a file of 128-dimensional vectors.');
   assert.throws(() => readFileSync(join(dir, 'wrong-dim', 'last', 'ferry.json')));
+  // Checked from the file's first line before the corpus is read: a missing corpus is not reached.
+  const first = await train(classic('wrong-dim-first', { initEmbeddings: small, corpus: join(dir, 'no-such-corpus.txt') })).then(() => undefined, (e: unknown) => e);
+  assert.ok(first instanceof FerryError && first.code === 'embeddings_dim_mismatch', String(first));
   // --embd 50 makes the widths agree.
   const fitted = await train(classic('fitted-dim', { initEmbeddings: small, model: { embeddingDim: 50 }, hyperparameters: { steps: 2, evalInterval: 2 } }));
   assert.equal(fitted.stopReason, 'completed');

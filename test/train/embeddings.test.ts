@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { FerryError } from '../../src/errors.ts';
 import { trainTokenizer, type Tokenizer } from '../../src/tokenizer/index.ts';
 import {
-  applyEmbeddings, describeEmbeddings, embeddingFlagProblems, readPretrainedEmbeddings, tokenWord, trainedWeights, type PretrainedEmbeddings,
+  applyEmbeddings, checkEmbeddingsWidth, describeEmbeddings, embeddingFlagProblems, readPretrainedEmbeddings, tokenWord, trainedWeights, type PretrainedEmbeddings,
 } from '../../src/train/embeddings.ts';
 import { createModel, resolveModelConfig } from '../../src/train/models/index.ts';
 import { tempDir } from './trainer-helpers.ts';
@@ -100,24 +100,29 @@ test('applyEmbeddings writes the file rows into the seeded table and leaves the 
   const tokenizer = await wordTokenizer();
   const vectors = seededVectors(WORDS, DIM, 3);
   const embeddings = await readPretrainedEmbeddings(writeGlove(join(dir, 'glove.txt'), vectors), tokenizer, DIM);
-  const config = resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { embeddingDim: DIM }, vocabSize: tokenizer.vocabSize });
-  const seeded = createModel(config, { seed: 11 });
-  const model = createModel(config, { seed: 11 });
-  try {
-    applyEmbeddings(model, embeddings);
-    const table = (m: typeof model) => m.getLayer('token_embedding').getWeights()[0]!.arraySync() as number[][];
-    const before = table(seeded);
-    const after = table(model);
-    embeddings.rows.forEach((row, id) => {
-      assert.deepEqual(after[id], row ? [...row] : before[id], `row ${id}`);
-    });
-    const names = (weights: ReturnType<typeof trainedWeights>) => weights.map((weight) => weight.originalName);
-    assert.deepEqual(names(trainedWeights(model, false)), names(model.trainableWeights));
-    assert.deepEqual(names(trainedWeights(model, true)), names(model.trainableWeights).filter((name) => !name.startsWith('token_embedding/')));
-    assert.equal(trainedWeights(model, true).length, model.trainableWeights.length - 1);
-  } finally {
-    seeded.dispose();
-    model.dispose();
+  // Both architectures keep their token table in the same layer.
+  for (const config of [
+    resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { embeddingDim: DIM }, vocabSize: tokenizer.vocabSize }),
+    resolveModelConfig({ arch: 'transformer', preset: 'tiny', overrides: { nEmbd: DIM, nHead: 2 }, vocabSize: tokenizer.vocabSize }),
+  ]) {
+    const seeded = createModel(config, { seed: 11 });
+    const model = createModel(config, { seed: 11 });
+    try {
+      applyEmbeddings(model, embeddings);
+      const table = (m: typeof model) => m.getLayer('token_embedding').getWeights()[0]!.arraySync() as number[][];
+      const before = table(seeded);
+      const after = table(model);
+      embeddings.rows.forEach((row, id) => {
+        assert.deepEqual(after[id], row ? [...row] : before[id], `row ${id}`);
+      });
+      const names = (weights: ReturnType<typeof trainedWeights>) => weights.map((weight) => weight.originalName);
+      assert.deepEqual(names(trainedWeights(model, false)), names(model.trainableWeights));
+      assert.deepEqual(names(trainedWeights(model, true)), names(model.trainableWeights).filter((name) => !name.startsWith('token_embedding/')));
+      assert.equal(trainedWeights(model, true).length, model.trainableWeights.length - 1);
+    } finally {
+      seeded.dispose();
+      model.dispose();
+    }
   }
 });
 
@@ -150,6 +155,12 @@ test('bad files: one FerryError naming the flag, the file and the line (binary: 
   };
   const vectors = seededVectors(WORDS, DIM, 3);
 
+  // The early check reads the first line only: the header's dimension, or the first vector's.
+  for (const file of [writeGlove(join(dir, 'early.txt'), vectors), writeGlove(join(dir, 'early-header.txt'), vectors, { header: true }), writeWord2vecBinary(join(dir, 'early.bin'), vectors)]) {
+    await checkEmbeddingsWidth(file, DIM);
+    await assert.rejects(checkEmbeddingsWidth(file, 128), (error: FerryError) => error.code === 'embeddings_dim_mismatch' && error.message.includes('holds 4-dimensional vectors'));
+  }
+  await checkEmbeddingsWidth(write('blank.txt', '\n'), DIM);
   const dim = await rejection(writeGlove(join(dir, 'dim.txt'), vectors), 128);
   assert.equal(dim.code, 'embeddings_dim_mismatch');
   assert.match(dim.message, new RegExp(`^--init-embeddings ${dir}/dim.txt holds 4-dimensional vectors, but the model's embedding width is 128\\.$`));
