@@ -175,3 +175,18 @@ test('a file of another dimension is refused before the run dir appears, naming 
   const fitted = await train(classic('fitted-dim', { initEmbeddings: small, model: { embeddingDim: 50 }, hyperparameters: { steps: 2, evalInterval: 2 } }));
   assert.equal(fitted.stopReason, 'completed');
 });
+
+test('frozen over two threads: the workers train the same parameters, so two threads give one thread\'s weights and the table stays the file\'s', async () => {
+  const options = (name: string, threads: number) => classic(name, { initEmbeddings: glove, threads, shards: 2, hyperparameters: { freezeEmbeddings: true, steps: 3, evalInterval: 3 } });
+  const one = await train(options('frozen-one-thread', 1));
+  const two = await train(options('frozen-two-threads', 2));
+  assert.equal(two.threads, 2);
+  assert.equal(two.shards, 2);
+  assert.deepEqual(two.losses, one.losses);
+  assert.ok(readFileSync(join(dir, 'frozen-two-threads', 'last', 'weights.bin')).equals(readFileSync(join(dir, 'frozen-one-thread', 'last', 'weights.bin'))));
+  const after = await table(join(dir, 'frozen-two-threads', 'last'));
+  after.rows.forEach((row, id) => {
+    const expected = fileVector(after.words[id]);
+    if (expected) assert.deepEqual(row, expected, `row ${id}`);
+  });
+});
