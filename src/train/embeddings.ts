@@ -284,8 +284,20 @@ async function readText(file: string, matcher: Matcher, checkDim: (dim: number) 
   let vectors = 0;
   let lastLine = 0;
   try {
+    let plainValues: RegExp | undefined;
     for await (const { text, line } of fileLines(file)) {
       lastLine = line;
+      // Most lines are words the vocabulary lacks: one pattern checks their values without splitting them.
+      if (plainValues) {
+        const end = text.search(FIELD_SEPARATOR);
+        if (end > 0 && !matcher.wanted(text.slice(0, end)) && plainValues.test(text.slice(end))) {
+          vectors += 1;
+          if (announced !== undefined && vectors > announced) {
+            throw badFile(file, `line ${line}`, `a vector more than the ${announced.toLocaleString('en')} its header announces`);
+          }
+          continue;
+        }
+      }
       const trimmed = text.replace(/[ \t\r]+$/, '');
       if (trimmed === '') continue;
       const fields = trimmed.split(FIELD_SEPARATOR);
@@ -302,6 +314,7 @@ async function readText(file: string, matcher: Matcher, checkDim: (dim: number) 
         if (dim === 0) throw badFile(file, `line ${line}`, `"${fields[0]}" has no values`);
         checkDim(dim);
       }
+      plainValues ??= new RegExp(`^(?:[ \\t]+${NUMBER.source.slice(1, -1)}){${dim}}[ \\t\\r]*$`);
       vectors += 1;
       if (announced !== undefined && vectors > announced) {
         throw badFile(file, `line ${line}`, `a vector more than the ${announced.toLocaleString('en')} its header announces`);

@@ -170,6 +170,9 @@ test('bad files: one FerryError naming the flag, the file and the line (binary: 
     ['short.txt', 'the 1 2 3 4\ncat 1 2 3\n', /short\.txt, line 2: "cat" has 3 values, expected 4 \(as the first line has\)/],
     ['long.txt', '2 4\nthe 1 2 3 4\ncat 1 2 3 4 5\n', /long\.txt, line 3: "cat" has 5 values, expected 4 \(as the header says\)/],
     ['nan.txt', 'the 1 2 3 4\ncat 1 2 x 4\n', /nan\.txt, line 2: value 3 of "cat" is "x", not a number/],
+    // Words no token has go through the quick check of their values, and get the same errors.
+    ['short-unwanted.txt', 'the 1 2 3 4\nzebra 1 2 3\n', /short-unwanted\.txt, line 2: "zebra" has 3 values, expected 4/],
+    ['nan-unwanted.txt', 'the 1 2 3 4\nzebra 1 2 3 4\nzebu 1 -2e5 .5 1,5\n', /nan-unwanted\.txt, line 3: value 4 of "zebu" is "1,5", not a number/],
     ['huge.txt', 'the 1 2 3 1e99\n', /huge\.txt, line 1: a value of "the" is too large for float32/],
     ['utf8.txt', Buffer.concat([Buffer.from('the 1 2 3 4\n'), Buffer.from([0x63, 0xff, 0x74]), Buffer.from(' 1 2 3 4\n')]), /utf8\.txt, line 2: not valid UTF-8/],
     ['few.txt', '3 4\nthe 1 2 3 4\ncat 1 2 3 4\n', /few\.txt, line 3: the file ends after 2 of the 3 vectors its header announces \(truncated\?\)/],
