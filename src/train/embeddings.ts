@@ -12,6 +12,7 @@
  * model's seeded random initialisation.
  */
 import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FerryError } from '../errors.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
@@ -105,7 +106,8 @@ export async function readPretrainedEmbeddings(file: string, tokenizer: Tokenize
   });
   const found = rows.filter((row) => row !== null).length;
   return {
-    coverage: { file, format, dim, vectors, tokens: words.length, found, lowercase, random: words.length - found, frozen: options.frozen === true },
+    // Absolute, as the corpus is: ferry.json records where the vectors came from.
+    coverage: { file: resolve(file), format, dim, vectors, tokens: words.length, found, lowercase, random: words.length - found, frozen: options.frozen === true },
     rows,
     missingExamples,
   };

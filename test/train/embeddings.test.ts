@@ -27,8 +27,9 @@ function idOf(tokenizer: Tokenizer, text: string): number {
 }
 
 // "THE" before "the": the lowercase fallback for "The" prefers the all-lowercase spelling.
-// "Dog" and "dog": " Dog" matches "Dog" exactly. "zebra" is no token. "a" serves "A" in lower case.
-const WORDS = ['THE', 'the', 'cat', 'Dog', 'dog', 'sat', 'zebra', 'a', '.'];
+// "Dog" and "dog": " Dog" matches "Dog" exactly. "zebra" is no token. "a" serves "A" in lower case,
+// and "Mat" serves " mat" (the same in lower case, either way round).
+const WORDS = ['THE', 'the', 'cat', 'Dog', 'dog', 'sat', 'zebra', 'a', '.', 'Mat'];
 
 function expectRows(tokenizer: Tokenizer, vectors: WordVectors, embeddings: PretrainedEmbeddings): void {
   const row = (text: string) => embeddings.rows[idOf(tokenizer, text)];
@@ -39,13 +40,14 @@ function expectRows(tokenizer: Tokenizer, vectors: WordVectors, embeddings: Pret
   assert.deepEqual(row('A'), vectors.get('a'));
   assert.deepEqual(row('.'), vectors.get('.'));
   assert.deepEqual(row(' sat'), vectors.get('sat'));
-  for (const missing of [' on', ' mat', ' ran', '\n']) assert.equal(row(missing), null, `${JSON.stringify(missing)} keeps the random init`);
+  assert.deepEqual(row(' mat'), vectors.get('Mat'));
+  for (const missing of [' on', ' ran', '\n']) assert.equal(row(missing), null, `${JSON.stringify(missing)} keeps the random init`);
   // <|endoftext|> and <unk> are not in the file either.
   const { coverage } = embeddings;
   assert.equal(coverage.tokens, tokenizer.vocabSize);
-  assert.equal(coverage.found, 7);
-  assert.equal(coverage.lowercase, 2);
-  assert.equal(coverage.random, tokenizer.vocabSize - 7);
+  assert.equal(coverage.found, 8);
+  assert.equal(coverage.lowercase, 3);
+  assert.equal(coverage.random, tokenizer.vocabSize - 8);
   assert.equal(coverage.dim, DIM);
 }
 
@@ -71,8 +73,8 @@ test('GloVe text, word2vec text (header) and word2vec binary give the same rows:
   const embeddings = await readPretrainedEmbeddings(files.glove, tokenizer, DIM);
   const config = resolveModelConfig({ arch: 'lstm', preset: 'tiny', overrides: { embeddingDim: DIM }, vocabSize: tokenizer.vocabSize });
   const [first, second] = describeEmbeddings(embeddings, config);
-  assert.equal(first, `embeddings: 7 of ${tokenizer.vocabSize} tokens found in ${files.glove} (${((700 / tokenizer.vocabSize)).toFixed(1)}%), ${tokenizer.vocabSize - 7} random`);
-  assert.match(second!, /text file of 9 vectors; 2 tokens matched in lower case; the \d+ without a vector keep the seeded random init \("<\|endoftext\|>", "<unk>", /);
+  assert.equal(first, `embeddings: 8 of ${tokenizer.vocabSize} tokens found in ${files.glove} (${((800 / tokenizer.vocabSize)).toFixed(1)}%), ${tokenizer.vocabSize - 8} random`);
+  assert.match(second!, /text file of 10 vectors; 3 tokens matched in lower case; the \d+ without a vector keep the seeded random init \("<\|endoftext\|>", "<unk>", /);
 });
 
 function writeGloveText(vectors: WordVectors): string {
@@ -183,9 +185,9 @@ test('bad files: one FerryError naming the flag, the file and the line (binary: 
   const binary = writeWord2vecBinary(join(dir, 'full.bin'), vectors);
   const bytes = readBytes(binary);
   cases.push(
-    ['cut.bin', bytes.subarray(0, bytes.length - 3), /cut\.bin, vector 9 \(byte offset [\d,]+\): the file ends inside the values of "\." \(8 of the 9 vectors its header announces are complete: truncated\?\)/],
-    // "9 4\n", "THE " and 16 bytes and "\n", then the first letter of "the".
-    ['cutword.bin', bytes.subarray(0, 26), /cutword\.bin, vector 2 \(byte offset 25\): the file ends inside its word/],
+    ['cut.bin', bytes.subarray(0, bytes.length - 3), /cut\.bin, vector 10 \(byte offset [\d,]+\): the file ends inside the values of "Mat" \(9 of the 10 vectors its header announces are complete: truncated\?\)/],
+    // "10 4\n", "THE " and 16 bytes and "\n", then the first letter of "the".
+    ['cutword.bin', bytes.subarray(0, 27), /cutword\.bin, vector 2 \(byte offset 26\): the file ends inside its word/],
     ['missing.bin', writeWord2vecBytes(new Map([...vectors].slice(0, 2)), { count: 3 }), /missing\.bin, vector 3 \(byte offset [\d,]+\): the file ends before it/],
     ['badword.bin', writeWord2vecBytes(new Map([['c\xff', vectors.get('cat')!]]), { raw: [0x63, 0xff] }), /badword\.bin, vector 1 \(byte offset 4\): its word is not valid UTF-8/],
     ['nanvalue.bin', writeWord2vecBytes(new Map([['the', Float32Array.from([1, Number.NaN, 3, 4])]])), /nanvalue\.bin, vector 1 \(byte offset 4\): value 2 of "the" is NaN, not a number/],
