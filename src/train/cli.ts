@@ -285,6 +285,7 @@ function registerEval(program: Command): void {
   program
     .command('eval')
     .description('Perplexity of a checkpoint (a run dir means its best/) on a corpus; every token after the first is scored once. ' +
+      'A T5 checkpoint is scored on a file of pairs: loss, perplexity, and greedy exact match and character error rate. ' +
       'With --by-position: the mean loss at each position of context windows (a checkpoint, run dir or exported package), as a table, PREFIX.jsonl and PREFIX.svg.')
     .argument('<dir>', 'checkpoint dir, or a run dir (with --by-position also an ONNX package dir)')
     .requiredOption('--corpus <path>', 'text to score: a UTF-8 file, a .gz file, a .jsonl file (each line\'s "text") or a directory of .txt, .md and .jsonl files, gzipped or not, subfolders included')
@@ -294,9 +295,20 @@ function registerEval(program: Command): void {
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .option('--by-position', 'mean loss at each position of windows that start from an empty context (held-out text in --corpus)')
     .addOption(numeric('--window <n>', 'with --by-position: tokens per window (default: the model\'s block size)', POSITIVE_INT))
+    .option('--held-out', 'T5 checkpoints: score only the pairs of --corpus the run held out (its seed and --val-fraction)')
+    .addOption(numeric('--max-pairs <n>', 'T5 checkpoints: score at most this many pairs of --corpus, spread evenly over it (default: all)', POSITIVE_INT))
     .option('--out <prefix>', 'with --by-position: write PREFIX.jsonl and PREFIX.svg', 'by-position')
     .action(async (dir: string, options: Record<string, unknown>) => {
       rejectInvalidFlags(options, 'eval');
+      const { checkpointArch, resolveCheckpointDir } = await import('./checkpoint.ts');
+      const checkpointDir = await resolveCheckpointDir(dir).catch(() => undefined);
+      if (checkpointDir && (await checkpointArch(checkpointDir)) === 't5') {
+        await evalT5(checkpointDir, options);
+        return;
+      }
+      if (options.heldOut || options.maxPairs !== undefined) {
+        throw invalidOptions([`${options.heldOut ? '--held-out' : '--max-pairs'} applies to T5 checkpoints, scored on pairs; ${dir} is a language model`], 'eval');
+      }
       if (options.byPosition) {
         await evalByPosition(dir, options);
         return;
@@ -323,6 +335,26 @@ function registerEval(program: Command): void {
           `(${result.bitsPerToken.toFixed(4)} bits), perplexity ${result.perplexity.toFixed(3)} [${result.seconds.toFixed(1)} s]`,
       );
     });
+}
+
+async function evalT5(dir: string, options: Record<string, unknown>): Promise<void> {
+  if (options.byPosition) throw invalidOptions([`--by-position scores language models; ${dir} is a T5 checkpoint`], 'eval');
+  const { selectBackend } = await import('./backend.ts');
+  await selectBackend(options.backend as string);
+  const { evaluateT5Checkpoint } = await import('./t5-evaluate.ts');
+  const result = await evaluateT5Checkpoint(dir, options.corpus as string, {
+    batchSize: options.batchSize as number, heldOut: options.heldOut === true, maxPairs: options.maxPairs as number | undefined,
+  });
+  if (options.json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
+  if (result.skipped) process.stderr.write(`${result.skipped}\n`);
+  console.log(
+    `${result.checkpointDir}: ${result.pairs.toLocaleString('en')} pairs (${result.tokens.toLocaleString('en')} target tokens), loss ${result.loss.toFixed(4)} nats/token, ` +
+      `perplexity ${result.perplexity.toFixed(3)}; greedy: exact match ${(100 * result.exactMatch).toFixed(1)}%, CER ${(100 * result.cer).toFixed(1)}% [${result.seconds.toFixed(1)} s]`,
+  );
+  for (const { source, target, output } of result.examples) console.log(`  ${JSON.stringify(source)} -> ${JSON.stringify(output)} (expected ${JSON.stringify(target)})`);
 }
 
 async function evalByPosition(dir: string, options: Record<string, unknown>): Promise<void> {

@@ -5,9 +5,11 @@
  * points, summed, over the targets' code points), as translation and transliteration tasks report.
  */
 import type { Tokenizer } from '../tokenizer/index.ts';
-import type { EncodedPair } from './data/pair-set.ts';
+import { describePairSkips, loadPairSet, type EncodedPair } from './data/pair-set.ts';
 import { sequentialPairBatches } from './data/pair-batches.ts';
-import { greedyGenerate, t5Loss, type T5Model } from './models/t5.ts';
+import type { PairInput } from './data/pairs.ts';
+import { createT5, disposeT5, greedyGenerate, setT5Weights, t5Loss, type T5Model } from './models/t5.ts';
+import { readT5Checkpoint } from './t5-checkpoint.ts';
 
 export interface T5Score {
   /** Pairs the loss was computed over, and their target tokens. */
@@ -84,4 +86,46 @@ export function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[y.length]!;
+}
+
+export interface T5EvaluationOptions {
+  batchSize: number;
+  /** Score only the pairs the run held out (its seed and val fraction), not those it trained on. */
+  heldOut?: boolean;
+  /** Score at most this many pairs, spread evenly over the file (default: all). */
+  maxPairs?: number;
+}
+
+export interface T5Evaluation extends T5Score {
+  checkpointDir: string;
+  /** Pairs left out by the model's length limits (and, with heldOut, the training pairs). */
+  skipped: string | undefined;
+  seconds: number;
+}
+
+/** Scores a T5 checkpoint (a run dir means its best/) on a file of pairs, on the current tfjs backend. */
+export async function evaluateT5Checkpoint(dir: string, corpus: PairInput, options: T5EvaluationOptions): Promise<T5Evaluation> {
+  const started = performance.now();
+  const checkpoint = await readT5Checkpoint(dir);
+  const config = checkpoint.manifest.model;
+  const hyperparameters = checkpoint.manifest.training.hyperparameters as { valFraction?: number; seed?: number };
+  const split = options.heldOut ? { valFraction: hyperparameters.valFraction ?? 0.1, seed: hyperparameters.seed ?? 1 } : { valFraction: 0 };
+  const set = await loadPairSet(corpus, checkpoint.tokenizer, { ...config, ...split });
+  const pairs = options.heldOut ? set.val : set.train;
+  const chosen = options.maxPairs === undefined ? pairs : evenlySpaced(pairs, options.maxPairs);
+  const model = createT5(config);
+  try {
+    setT5Weights(model, checkpoint.weights);
+    const score = await scoreT5(model, checkpoint.tokenizer, chosen, { batchSize: options.batchSize });
+    const skipped = [describePairSkips(set.skips, config), options.heldOut ? `left out the ${set.train.length} pairs the run trained on` : undefined].filter(Boolean).join('; ');
+    return { ...score, checkpointDir: checkpoint.dir, skipped: skipped || undefined, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    disposeT5(model);
+  }
+}
+
+/** `count` items spread evenly over `items` (all when fewer): sorted files (a dictionary by headword) are sampled across, not from their start. */
+export function evenlySpaced<T>(items: readonly T[], count: number): T[] {
+  if (items.length <= count) return [...items];
+  return Array.from({ length: count }, (_, i) => items[Math.floor((i * items.length) / count)]!);
 }

@@ -29,7 +29,7 @@ import { inspectRunDir, OPTIMIZER_FILE, STATE_FILE, type StopReason } from './ru
 import { problemOf } from './run-options.ts';
 import { createCosineSchedule } from './schedule.ts';
 import { readT5Checkpoint, saveT5Checkpoint } from './t5-checkpoint.ts';
-import { scoreT5, type T5Score } from './t5-evaluate.ts';
+import { evenlySpaced, scoreT5, type T5Score } from './t5-evaluate.ts';
 
 /** Held-out pairs scored (loss) and decoded greedily (exact match, CER) at every evaluation. */
 export const DEFAULT_EVAL_PAIRS = 200;
@@ -150,7 +150,7 @@ export async function trainT5(options: TrainT5Options): Promise<T5TrainResult> {
     };
     Object.assign(state, { hyperparameters, pairsHash });
     return await runT5Training({
-      runDir, reporter, model, tokenizer, state, backend: selected.name, train: set.train, val: set.val.slice(0, state.evalPairs),
+      runDir, reporter, model, tokenizer, state, backend: selected.name, train: set.train, val: evenlySpaced(set.val, state.evalPairs),
       optimizerState: resumed?.optimizerState, metrics: resumed?.metrics ?? [], signal: options.signal,
     });
   } finally {

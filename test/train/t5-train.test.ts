@@ -12,7 +12,8 @@ import { mulberry32 } from '../../src/random.ts';
 import { createT5, disposeT5, t5Weights } from '../../src/train/models/t5.ts';
 import { readCheckpointManifest } from '../../src/train/checkpoint.ts';
 import { readT5Checkpoint } from '../../src/train/t5-checkpoint.ts';
-import { editDistance } from '../../src/train/t5-evaluate.ts';
+import { editDistance, evaluateT5Checkpoint, evenlySpaced } from '../../src/train/t5-evaluate.ts';
+import { isHeldOut } from '../../src/train/data/pair-split.ts';
 import { trainT5, type TrainT5Options } from '../../src/train/t5-trainer.ts';
 import { collectingReporter, tempDir } from './trainer-helpers.ts';
 
@@ -107,6 +108,28 @@ test('the checkpoint holds exactly the model weights; a damaged one is refused',
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
   writeFileSync(manifestFile, JSON.stringify({ ...manifest, model: { ...manifest.model, dFf: 48 } }));
   await assert.rejects(readT5Checkpoint(join(dir, 'run')), (error: unknown) => error instanceof FerryError && error.code === 'inconsistent_checkpoint' && /wi_0\.weight is \[16, 32\], the config needs \[16, 48\]/.test(error.message));
+});
+
+test('ferry eval scores a T5 checkpoint on pairs: all of them, or the held-out ones spread over the file', async () => {
+  const dir = tempDir('ferry-t5-eval-');
+  const corpus = writeReversalPairs(dir);
+  await trainT5(tinyOptions(dir, corpus, { hyperparameters: { steps: 2, evalInterval: 2 } }));
+  const all = await evaluateT5Checkpoint(join(dir, 'run'), corpus, { batchSize: 16, maxPairs: 40 });
+  assert.equal(all.pairs, 40);
+  assert.ok(Number.isFinite(all.loss) && all.cer >= 0 && all.exactMatch >= 0 && all.examples.length === 3);
+  const heldOut = await evaluateT5Checkpoint(join(dir, 'run'), corpus, { batchSize: 16, heldOut: true, maxPairs: 10 });
+  assert.equal(heldOut.pairs, 10);
+  assert.match(heldOut.skipped ?? '', /left out the \d+ pairs the run trained on/);
+  for (const { source } of heldOut.examples) assert.ok(isHeldOut(source, 0.1, 3), `${source} is a held-out pair of seed 3`);
+  assert.deepEqual(evenlySpaced([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 4), [0, 2, 5, 7]);
+  assert.deepEqual(evenlySpaced([1, 2], 4), [1, 2]);
+
+  const cli = ferry(['eval', join(dir, 'run'), '--corpus', corpus, '--held-out', '--max-pairs', '5', '--backend', 'cpu']);
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.match(cli.stdout, /5 pairs \(\d+ target tokens\), loss [\d.]+ nats\/token, perplexity [\d.]+; greedy: exact match [\d.]+%, CER [\d.]+%/);
+  const byPosition = ferry(['eval', join(dir, 'run'), '--corpus', corpus, '--by-position']);
+  assert.equal(byPosition.status, 1);
+  assert.match(byPosition.stderr, /--by-position scores language models; .* is a T5 checkpoint/);
 });
 
 test('edit distance counts code points; CER and exact match follow from it', () => {
