@@ -40,7 +40,7 @@ const presetList = [
 ].join(', ');
 
 /** Flags of language models that an encoder-decoder has no use for, and the other way round. */
-const LM_ONLY_FLAGS = ['hidden', 'blockSize', 'positional', 'stateful', 'threads', 'evalIters', 'cacheDir'];
+const LM_ONLY_FLAGS = ['hidden', 'blockSize', 'positional', 'stateful', 'threads', 'evalIters', 'cacheDir', 'initEmbeddings', 'freezeEmbeddings'];
 const T5_ONLY_FLAGS = ['targetCorpus', 'ff', 'maxSourceLength', 'maxTargetLength', 'evalPairs'];
 const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
