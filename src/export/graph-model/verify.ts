@@ -4,6 +4,13 @@
  * cpu returned 100). Inputs are seeded, in the range the model expects (0..255 for integer
  * images, 0..1 for float images); dynamic dims are checked at two sizes. Each output's largest
  * difference is measured relative to that output's scale (its largest magnitude, at least 1).
+ *
+ * A Sigmoid or Softmax output squashes its logits' scale to 1 but keeps their float32 rounding
+ * (times the activation's slope): BlazePose's segmentation logits reach 700, where rounding of
+ * 1e-5 of the logits' scale shows as 2e-3 of the mask. Such an output's scale is therefore at
+ * least its logits' largest magnitude times the activation's largest slope (Sigmoid 1/4, Softmax
+ * 1/2): the tolerance then allows the difference that a logits difference within the tolerance
+ * would make where the activation is steepest, and no more.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
@@ -11,7 +18,8 @@ import { FerryError } from '../../errors.ts';
 import { mulberry32 } from '../../random.ts';
 import type { Graph, ValueInfo } from '../graph.ts';
 import { createSession } from '../runner.ts';
-import type { GraphModelIO } from './convert.ts';
+import { parseTensorRef, type GraphModelIO } from './convert.ts';
+import type { GraphModelJson } from './format.ts';
 import type { GraphModelFiles } from './read.ts';
 
 export const GRAPH_MODEL_TOLERANCE = 1e-4;
@@ -19,9 +27,45 @@ export const GRAPH_MODEL_TOLERANCE = 1e-4;
 export interface GraphParityCase {
   name: string;
   maxAbsDiff: number;
-  /** The output's largest magnitude in tfjs, at least 1 (so near-zero outputs, e.g. sigmoid(-16), compare absolutely). */
+  /**
+   * The output's largest magnitude in tfjs, at least 1 (so near-zero outputs, e.g. sigmoid(-16),
+   * compare absolutely); for a Sigmoid or Softmax output, at least slope x its logits' (see above).
+   */
   scale: number;
   relative: number;
+  /** A Sigmoid or Softmax output: the activation and its logits' largest magnitude in tfjs. */
+  squashed?: { activation: string; logitsScale: number };
+}
+
+/** The largest slope of each squashing activation: |d output| <= slope x max |d logit|. */
+const SQUASHING_SLOPE: Readonly<Record<string, number>> = { Sigmoid: 0.25, Softmax: 0.5 };
+
+export interface SquashedOutput {
+  /** The index of the output in GraphModelIO.outputs. */
+  output: number;
+  activation: string;
+  /** The TF tensor of its logits (the activation's input). */
+  logits: string;
+}
+
+/** The outputs produced by a Sigmoid or Softmax (through Identity nodes), with the tensor of their logits. */
+export function squashedOutputs(json: GraphModelJson, io: GraphModelIO): SquashedOutput[] {
+  const byName = new Map((json.modelTopology.node ?? []).map((n) => [n.name, n]));
+  const found: SquashedOutput[] = [];
+  io.outputs.forEach((o, output) => {
+    let node = byName.get(parseTensorRef(o.tensor).node);
+    const firstInput = () => (node?.input ?? []).find((ref) => !parseTensorRef(ref).control);
+    for (let hops = 0; node?.op === 'Identity' && hops < byName.size; hops++) node = byName.get(parseTensorRef(firstInput() ?? '').node);
+    const logits = firstInput();
+    if (node && SQUASHING_SLOPE[node.op] !== undefined && logits) found.push({ output, activation: node.op, logits });
+  });
+  return found;
+}
+
+function largestMagnitude(values: ArrayLike<number>): number {
+  let largest = 0;
+  for (let i = 0; i < values.length; i++) largest = Math.max(largest, Math.abs(values[i]!));
+  return largest;
 }
 
 export interface GraphParityReport {
@@ -74,15 +118,15 @@ export function tfTensor(feed: Feed): tf.Tensor {
   return tf.tensor(Int32Array.from(feed.data), feed.shape, 'int32');
 }
 
-function compare(name: string, actual: ArrayLike<number | bigint>, expected: ArrayLike<number>): GraphParityCase {
-  let scale = 1;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+function compare(name: string, actual: ArrayLike<number | bigint>, expected: ArrayLike<number>, squashed?: GraphParityCase['squashed']): GraphParityCase {
+  let scale = Math.max(1, largestMagnitude(expected));
+  if (squashed) scale = Math.max(scale, SQUASHING_SLOPE[squashed.activation]! * squashed.logitsScale);
   let max = actual.length === expected.length ? 0 : Infinity;
   for (let i = 0; i < expected.length && max !== Infinity; i++) {
     const d = Math.abs(Number(actual[i]) - expected[i]!);
     if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
   }
-  return { name, maxAbsDiff: max, scale, relative: max / scale };
+  return { name, maxAbsDiff: max, scale, relative: max / scale, ...(squashed ? { squashed } : {}) };
 }
 
 /** Seeded inputs for every graph input, at the dynamic-dim sizes of case `k` (0 or 1). */
@@ -94,6 +138,7 @@ export function seededFeeds(graph: Graph, k: number, random: () => number): Feed
 export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO, graph: Graph, onnx: Uint8Array, options: { tolerance?: number; log?: (line: string) => void } = {}): Promise<GraphParityReport> {
   const log = options.log ?? (() => {});
   const tolerance = options.tolerance ?? GRAPH_MODEL_TOLERANCE;
+  const squashed = squashedOutputs(files.json, io);
   const previousBackend = tf.engine().backendName as string | null;
   await tf.setBackend('cpu');
   const model = await loadTfjsGraphModel(files);
@@ -106,10 +151,11 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
       const feeds = seededFeeds(graph, k, random);
       const out = await session.run(Object.fromEntries(graph.inputs.map((v, i) => [v.name, ortTensor(feeds[i]!)])));
       const inputs = Object.fromEntries(io.inputs.map((v, i) => [v.node.name, tfTensor(feeds[i]!)]));
-      const expected = model.execute(inputs, io.outputs.map((o) => o.tensor));
+      const expected = model.execute(inputs, [...io.outputs.map((o) => o.tensor), ...squashed.map((s) => s.logits)]);
       const list = Array.isArray(expected) ? expected : [expected];
       const size = feeds.map((f) => `[${f.shape}]`).join(' ');
-      io.outputs.forEach((o, i) => cases.push(compare(`${o.name}, input ${size}`, out[o.name]!.data as ArrayLike<number>, list[i]!.dataSync() as ArrayLike<number>)));
+      const logitsScales = new Map(squashed.map((s, i) => [s.output, { activation: s.activation, logitsScale: largestMagnitude(list[io.outputs.length + i]!.dataSync() as ArrayLike<number>) }]));
+      io.outputs.forEach((o, i) => cases.push(compare(`${o.name}, input ${size}`, out[o.name]!.data as ArrayLike<number>, list[i]!.dataSync() as ArrayLike<number>, logitsScales.get(i))));
       tf.dispose([...Object.values(inputs), ...list]);
     }
   } finally {
@@ -117,7 +163,10 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
     await session.release();
     if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
   }
-  for (const c of cases) log(`  ${c.name.padEnd(56)} max |diff| ${c.maxAbsDiff.toExponential(2)} (scale ${c.scale.toPrecision(3)}, relative ${c.relative.toExponential(2)})`);
+  for (const c of cases) {
+    const why = c.squashed ? `, ${SQUASHING_SLOPE[c.squashed.activation]} x its logits' ${c.squashed.logitsScale.toPrecision(3)} under the ${c.squashed.activation}` : '';
+    log(`  ${c.name.padEnd(56)} max |diff| ${c.maxAbsDiff.toExponential(2)} (scale ${c.scale.toPrecision(3)}${why}, relative ${c.relative.toExponential(2)})`);
+  }
   const worst = Math.max(...cases.map((c) => c.relative));
   if (!(worst <= tolerance)) {
     const bad = cases.filter((c) => !(c.relative <= tolerance)).map((c) => `${c.name}: ${c.relative.toExponential(2)}`);
