@@ -6,6 +6,7 @@ import { fusedAdamWStep, hasFusedAdamW } from '../../src/train/kernels/adamw.ts'
 import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
 import { createAdamW, DEFAULT_ADAMW } from '../../src/train/optimizer.ts';
 import { crossEntropy, FerryLSTM, FerryTransformerBlock, gelu, layerNorm } from '../../src/train/models/index.ts';
+import { geluTanh } from '../../src/train/models/fused.ts';
 
 /**
  * Runs `run` on the reference cpu backend (plain tfjs ops, autodiff) and on wasm (ferry's fused
@@ -54,6 +55,17 @@ test('fused GELU equals the erf GELU of plain tfjs in value and gradient, tails 
   cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `output ${i}`));
   await selectBackend('wasm');
   assert.ok(Number.isNaN(gelu(tf.tensor1d([NaN])).dataSync()[0]));
+});
+
+test('fused tanh GELU (T5) equals the tanh formula of plain tfjs in value and gradient, tails and odd shapes included', async () => {
+  const shapes = [[7], [3, 5, 13], [2, 1, 33, 4]];
+  const { cpu, wasm } = await onBoth(() => shapes.flatMap((shape, i) => valueAndGrads(geluTanh, [tf.randomNormal(shape, 0, 3, 'float32', 1 + i)], 100 + i)
+    .concat(valueAndGrads(geluTanh, [tf.tensor1d([-1e4, -60, -9, -3.3, -1e-3, 0, 1e-7, 0.5, 2, 8, 12, 60, 1e4])], 200))));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `output ${i}`));
+  await selectBackend('wasm');
+  assert.ok(hasFusedKernel('FerryGeluTanh'));
+  const { kernels } = await tf.profile(() => tf.grad((input: tf.Tensor) => tf.sum(geluTanh(input)))(tf.randomNormal([3, 5])));
+  assert.deepEqual(kernels.map((k) => k.name).filter((name) => /^(Tanh|Pow)$/.test(name)), []);
 });
 
 test('fused LayerNorm equals plain tfjs in value and in the gradients of x, gamma and beta', async () => {

@@ -4,7 +4,7 @@ import { adamwKernel } from './adamw.ts';
 import { attentionGradKernel, attentionKernel } from './attention.ts';
 import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 import { rowGatherConfig } from './gather.ts';
-import { geluKernel } from './gelu.ts';
+import { geluKernel, geluTanhKernel } from './gelu.ts';
 import { heapKernelConfig } from './heap-kernel.ts';
 import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig, fastFusedMatMulConfig } from './matmul.ts';
@@ -28,7 +28,7 @@ export function registerWasmKernels(): void {
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
   const heapKernels = [
-    geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel, attentionKernel, attentionGradKernel,
+    geluKernel, geluTanhKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel, attentionKernel, attentionGradKernel,
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   for (const config of lstmSequenceConfigs) tf.registerKernel(config);

@@ -26,6 +26,7 @@ export interface NativeExports {
     scale: number, scratch: number): void;
   add_bias(c: number, rows: number, n: number, bias: number, biasStep: 0 | 1): void;
   gelu_with_slope(x: number, y: number, slope: number, n: number): void;
+  gelu_tanh_with_slope(x: number, y: number, slope: number, n: number): void;
   layer_norm(x: number, gamma: number, beta: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;
   layer_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number,
     rows: number, width: number, sums: number): void;

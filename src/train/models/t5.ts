@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { T5WeightMap } from '../../export/t5/graph.ts';
 import type { PairBatch } from '../data/pair-batch.ts';
 import type { Parameter } from '../optimizer.ts';
+import { geluTanh } from './fused.ts';
 import { seededInitializers } from './init.ts';
 import { relativePositionBucket, T5_SPECIAL_IDS, t5StateDict, type T5Config } from './t5-config.ts';
 
@@ -96,9 +97,7 @@ function t5Ops(model: T5Model, training: boolean) {
   };
   /** Gated GELU with the tanh approximation: wo(gelu(wi_0 x) * wi_1 x). */
   const feedForward = (x: tf.Tensor, prefix: string) => {
-    const gate = linear(x, `${prefix}.wi_0.weight`);
-    const inner = tf.mul(tf.add(gate, tf.mul(tf.pow(gate, 3), 0.044715)), Math.sqrt(2 / Math.PI));
-    const gelu = tf.mul(tf.mul(gate, 0.5), tf.add(tf.tanh(inner), 1));
+    const gelu = geluTanh(linear(x, `${prefix}.wi_0.weight`));
     return linear(drop(tf.mul(gelu, linear(x, `${prefix}.wi_1.weight`))), `${prefix}.wo.weight`);
   };
   /** The [1, H, queries, keys] bias of the stack's table, from the first layer, for every layer. */
