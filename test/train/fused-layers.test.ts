@@ -6,7 +6,7 @@ import { fusedAdamWStep, hasFusedAdamW } from '../../src/train/kernels/adamw.ts'
 import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
 import { createAdamW, DEFAULT_ADAMW } from '../../src/train/optimizer.ts';
 import { crossEntropy, FerryLSTM, FerryTransformerBlock, gelu, layerNorm } from '../../src/train/models/index.ts';
-import { geluTanh } from '../../src/train/models/fused.ts';
+import { geluTanh, rmsNorm } from '../../src/train/models/fused.ts';
 
 /**
  * Runs `run` on the reference cpu backend (plain tfjs ops, autodiff) and on wasm (ferry's fused
@@ -78,6 +78,18 @@ test('fused LayerNorm equals plain tfjs in value and in the gradients of x, gamm
     return valueAndGrads((a, g, b) => layerNorm(a!, g!, b!, epsilon), [x, gamma, beta], 30 + i);
   }));
   cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `case ${Math.floor(i / 4)} output ${i % 4}`));
+});
+
+test('fused RMS norm (T5) equals plain tfjs in value and in the gradients of x and gamma', async () => {
+  const cases: [number[], number][] = [[[4, 9], 1e-6], [[3, 7, 256], 1e-6], [[2, 5, 3, 17], 1e-3], [[1, 1], 1e-6]];
+  const { cpu, wasm } = await onBoth(() => cases.flatMap(([shape, epsilon], i) => {
+    const x = tf.add(tf.randomNormal(shape, 0, 2, 'float32', 1 + i), 1);
+    const gamma = tf.randomNormal([shape.at(-1)!], 1, 0.5, 'float32', 10 + i);
+    return valueAndGrads((a, g) => rmsNorm(a!, g!, epsilon), [x, gamma], 30 + i);
+  }));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `case ${Math.floor(i / 3)} output ${i % 3}`));
+  await selectBackend('wasm');
+  assert.ok(hasFusedKernel('FerryRmsNorm') && hasFusedKernel('FerryRmsNormGrad'));
 });
 
 test('fused causal attention equals the tfjs ops (reshape, transpose, masked softmax) in value and gradients', async () => {

@@ -10,7 +10,7 @@ import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig, fastFusedMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
 import { squaredNormConfig } from './squared-norm.ts';
-import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
+import { layerNormGradKernel, layerNormKernel, rmsNormGradKernel, rmsNormKernel } from './layer-norm.ts';
 import { lstmSequenceConfigs } from './lstm-sequence.ts';
 import { leadingAxesSumConfig } from './sum.ts';
 import { tileGradConfig } from './tile-grad.ts';
@@ -28,7 +28,7 @@ export function registerWasmKernels(): void {
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
   const heapKernels = [
-    geluKernel, geluTanhKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel, attentionKernel, attentionGradKernel,
+    geluKernel, geluTanhKernel, layerNormKernel, layerNormGradKernel, rmsNormKernel, rmsNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel, attentionKernel, attentionGradKernel,
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   for (const config of lstmSequenceConfigs) tf.registerKernel(config);

@@ -30,6 +30,8 @@ export interface NativeExports {
   layer_norm(x: number, gamma: number, beta: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;
   layer_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number,
     rows: number, width: number, sums: number): void;
+  rms_norm(x: number, gamma: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;
+  rms_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, rows: number, width: number, sums: number): void;
   sum_of_squares(x: number, n: number): number;
   sum_rows(x: number, rows: number, width: number, out: number): void;
   adamw_step(p: number, g: number, m: number, v: number, scale: number, nextP: number, nextM: number, nextV: number, n: number,

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL } from '../kernels/attention.ts';
 import { GELU_KERNEL, GELU_TANH_KERNEL } from '../kernels/gelu.ts';
 import { hasFusedKernel, runFused } from '../kernels/heap-kernel.ts';
-import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL } from '../kernels/layer-norm.ts';
+import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, RMS_NORM_GRAD_KERNEL, RMS_NORM_KERNEL } from '../kernels/layer-norm.ts';
 
 type CustomGradFunc = Parameters<typeof tf.customGrad>[0];
 
@@ -33,6 +33,25 @@ function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon
     };
   }) as unknown as CustomGradFunc) as (input: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor;
   return normalize(x, gamma, beta);
+}
+
+/** T5's RMS norm over the last axis: x rsqrt(mean(x^2) + epsilon) gamma, no mean and no bias. */
+export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor, epsilon: number): tf.Tensor {
+  if (hasFusedKernel(RMS_NORM_KERNEL) && x.dtype === 'float32') return fusedRmsNorm(x, gamma, epsilon);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), epsilon))), gamma);
+}
+
+function fusedRmsNorm(x: tf.Tensor, gamma: tf.Tensor, epsilon: number): tf.Tensor {
+  const normalize = tf.customGrad(((input: tf.Tensor, scale: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [y, xhat, rstd] = runFused(RMS_NORM_KERNEL, { x: input, gamma: scale }, { epsilon });
+    save([xhat!, rstd!, scale]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, [savedXhat, savedRstd, savedGamma]: tf.Tensor[]) =>
+        runFused(RMS_NORM_GRAD_KERNEL, { dy, xhat: savedXhat!, rstd: savedRstd!, gamma: savedGamma! }),
+    };
+  }) as unknown as CustomGradFunc) as (input: tf.Tensor, scale: tf.Tensor) => tf.Tensor;
+  return normalize(x, gamma);
 }
 
 /** GELU with the exact erf, as PyTorch's default and ONNX's Gelu: x Phi(x). */

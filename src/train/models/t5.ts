@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { T5WeightMap } from '../../export/t5/graph.ts';
 import type { PairBatch } from '../data/pair-batch.ts';
 import type { Parameter } from '../optimizer.ts';
-import { geluTanh } from './fused.ts';
+import { geluTanh, rmsNorm } from './fused.ts';
 import { seededInitializers } from './init.ts';
 import { relativePositionBucket, T5_SPECIAL_IDS, t5StateDict, type T5Config } from './t5-config.ts';
 
@@ -83,7 +83,7 @@ function t5Ops(model: T5Model, training: boolean) {
     const y = tf.matMul(tf.reshape(x, [-1, kernel.shape[0]!]), kernel);
     return tf.reshape(y, [...x.shape.slice(0, -1), kernel.shape[1]!]);
   };
-  const rmsNorm = (x: tf.Tensor, name: string) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), EPSILON))), w(name));
+  const norm = (x: tf.Tensor, name: string) => rmsNorm(x, w(name), EPSILON);
   /** [B, T, H*dKv] -> [B, H, T, dKv] and back. */
   const splitHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [x.shape[0]!, x.shape[1]!, nHeads, dKv]), [0, 2, 1, 3]);
   const mergeHeads = (x: tf.Tensor) => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [x.shape[0]!, x.shape[2]!, nHeads * dKv]);
@@ -120,11 +120,11 @@ function t5Ops(model: T5Model, training: boolean) {
     let h = drop(embed(sourceIds));
     for (let i = 0; i < config.nEncoderLayers; i++) {
       const b = `encoder.block.${i}`;
-      const x = rmsNorm(h, `${b}.layer.0.layer_norm.weight`);
+      const x = norm(h, `${b}.layer.0.layer_norm.weight`);
       h = tf.add(h, drop(attention(x, x, `${b}.layer.0.SelfAttention`, bias)));
-      h = tf.add(h, drop(feedForward(rmsNorm(h, `${b}.layer.1.layer_norm.weight`), `${b}.layer.1.DenseReluDense`)));
+      h = tf.add(h, drop(feedForward(norm(h, `${b}.layer.1.layer_norm.weight`), `${b}.layer.1.DenseReluDense`)));
     }
-    return drop(rmsNorm(h, 'encoder.final_layer_norm.weight')) as tf.Tensor3D;
+    return drop(norm(h, 'encoder.final_layer_norm.weight')) as tf.Tensor3D;
   }
 
   /** Teacher-forced logits [B, T, vocab] of the decoder inputs over the encoder states. */
@@ -136,12 +136,12 @@ function t5Ops(model: T5Model, training: boolean) {
     let h = drop(embed(decoderInputIds));
     for (let i = 0; i < config.nDecoderLayers; i++) {
       const b = `decoder.block.${i}`;
-      const x = rmsNorm(h, `${b}.layer.0.layer_norm.weight`);
+      const x = norm(h, `${b}.layer.0.layer_norm.weight`);
       h = tf.add(h, drop(attention(x, x, `${b}.layer.0.SelfAttention`, selfBias)));
-      h = tf.add(h, drop(attention(rmsNorm(h, `${b}.layer.1.layer_norm.weight`), encoded, `${b}.layer.1.EncDecAttention`, crossBias)));
-      h = tf.add(h, drop(feedForward(rmsNorm(h, `${b}.layer.2.layer_norm.weight`), `${b}.layer.2.DenseReluDense`)));
+      h = tf.add(h, drop(attention(norm(h, `${b}.layer.1.layer_norm.weight`), encoded, `${b}.layer.1.EncDecAttention`, crossBias)));
+      h = tf.add(h, drop(feedForward(norm(h, `${b}.layer.2.layer_norm.weight`), `${b}.layer.2.DenseReluDense`)));
     }
-    const y = drop(rmsNorm(h, 'decoder.final_layer_norm.weight'));
+    const y = drop(norm(h, 'decoder.final_layer_norm.weight'));
     if (!config.tieWeights) return linear(y, 'lm_head.weight') as tf.Tensor3D;
     const flat = tf.matMul(tf.reshape(tf.mul(y, dModel ** -0.5), [-1, dModel]), w('shared.weight'), false, true);
     return tf.reshape(flat, [y.shape[0]!, y.shape[1]!, config.vocabSize]);
