@@ -97,7 +97,15 @@ test('on wasm (ferry\'s fused kernels) the loss and every gradient equal the cpu
       const model = createT5(config);
       setT5Weights(model, weights);
       const variables = t5Parameters(model).map((p) => p.variable);
-      const { value, grads } = tf.variableGrads(() => t5Loss(model, batch, { training: true }), variables);
+      let result: { value: tf.Scalar; grads: tf.NamedTensorMap } | undefined;
+      const { kernels } = await tf.profile(() => {
+        result = tf.variableGrads(() => t5Loss(model, batch, { training: true }), variables);
+      });
+      const { value, grads } = result!;
+      if (backend === 'wasm') {
+        const ran = new Set(kernels.map((k) => k.name));
+        for (const name of ['FerryBiasedAttention', 'FerryBiasedAttentionGrad', 'FerryRmsNorm', 'FerryRmsNormGrad', 'FerryGeluTanh']) assert.ok(ran.has(name), `${name} did not run`);
+      }
       const out = { loss: (await value.data())[0]!, grads: await Promise.all(variables.map(async (v) => (await grads[v.name]!.data()) as Float32Array)) };
       tf.dispose([value, ...Object.values(grads)]);
       disposeT5(model);

@@ -1,7 +1,7 @@
 /** Kernels and gradients ferry adds to tfjs so that its models train fast on wasm. */
 import * as tf from '@tensorflow/tfjs';
 import { adamwKernel } from './adamw.ts';
-import { attentionGradKernel, attentionKernel } from './attention.ts';
+import { attentionGradKernel, attentionKernel, biasedAttentionGradKernel, biasedAttentionKernel } from './attention.ts';
 import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 import { rowGatherConfig } from './gather.ts';
 import { geluKernel, geluTanhKernel } from './gelu.ts';
@@ -28,7 +28,8 @@ export function registerWasmKernels(): void {
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
   const heapKernels = [
-    geluKernel, geluTanhKernel, layerNormKernel, layerNormGradKernel, rmsNormKernel, rmsNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel, attentionKernel, attentionGradKernel,
+    geluKernel, geluTanhKernel, layerNormKernel, layerNormGradKernel, rmsNormKernel, rmsNormGradKernel, crossEntropyKernel, crossEntropyGradKernel,
+    adamwKernel, attentionKernel, attentionGradKernel, biasedAttentionKernel, biasedAttentionGradKernel,
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   for (const config of lstmSequenceConfigs) tf.registerKernel(config);

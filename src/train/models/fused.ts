@@ -6,7 +6,7 @@
  * instead of autodiff over a dozen small kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL } from '../kernels/attention.ts';
+import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL, BIASED_ATTENTION_GRAD_KERNEL, BIASED_ATTENTION_KERNEL } from '../kernels/attention.ts';
 import { GELU_KERNEL, GELU_TANH_KERNEL } from '../kernels/gelu.ts';
 import { hasFusedKernel, runFused } from '../kernels/heap-kernel.ts';
 import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, RMS_NORM_GRAD_KERNEL, RMS_NORM_KERNEL } from '../kernels/layer-norm.ts';
@@ -102,4 +102,44 @@ export function fusedCausalAttention(qkv: tf.Tensor, heads: number): tf.Tensor {
     };
   }) as unknown as CustomGradFunc) as (input: tf.Tensor) => tf.Tensor;
   return attend(qkv);
+}
+
+/** Whether T5's attention can run fused on the active backend. */
+export function hasFusedBiasedAttention(x: tf.Tensor): boolean {
+  return hasFusedKernel(BIASED_ATTENTION_KERNEL) && x.dtype === 'float32';
+}
+
+export interface BiasedAttentionOptions {
+  heads: number;
+  /** Keys after the query left out (decoder self-attention). */
+  causal: boolean;
+  /** [H, Tq, Tk], added to every row's scores (T5's relative position bias); it gets a gradient. */
+  bias?: tf.Tensor;
+  /** [B, Tk], added to the keys' scores (0 on real keys, a large negative on padding); a constant. */
+  mask?: tf.Tensor;
+}
+
+/**
+ * T5's attention in one kernel each way (check hasFusedBiasedAttention first): softmax(q k^T +
+ * bias + mask) v over `heads` heads, no 1/sqrt(d) scale, heads side by side in and out. With `kv`
+ * undefined, `q` is the qkv projection [B, T, 3d] (self-attention); else q is [B, Tq, d] and kv
+ * [B, Tk, 2d] (cross-attention: k and v side by side). Returns [B, Tq, d]. Each head's products
+ * read their columns in place: no split, reshape or transpose of q, k or v.
+ */
+export function fusedBiasedAttention(q: tf.Tensor, kv: tf.Tensor | undefined, options: BiasedAttentionOptions): tf.Tensor {
+  const { heads, causal, bias, mask } = options;
+  const attrs = { heads, self: kv === undefined, causal, hasBias: bias !== undefined, hasMask: mask !== undefined };
+  const inputs = [q, ...(kv === undefined ? [] : [kv]), ...(bias === undefined ? [] : [bias])];
+  const attend = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [qIn, kvIn, biasIn] = kv === undefined ? [args[0], args[0], args[1]] as tf.Tensor[] : args as tf.Tensor[];
+    const [y, probs] = runFused(BIASED_ATTENTION_KERNEL, { q: qIn!, kv: kvIn!, bias: biasIn ?? qIn!, mask: mask ?? qIn! }, attrs);
+    save([qIn!, kvIn!, probs!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, [savedQ, savedKv, savedProbs]: tf.Tensor[]) =>
+        runFused(BIASED_ATTENTION_GRAD_KERNEL, { dy, q: savedQ!, kv: savedKv!, probs: savedProbs! }, attrs),
+    };
+  }) as unknown as CustomGradFunc) as (...xs: tf.Tensor[]) => tf.Tensor;
+  return attend(...inputs);
 }
