@@ -15,6 +15,7 @@ import type { PairBatch } from '../data/pair-batch.ts';
 import type { Parameter } from '../optimizer.ts';
 import { fusedBiasedAttention, geluTanh, hasFusedBiasedAttention, rmsNorm } from './fused.ts';
 import { seededInitializers } from './init.ts';
+import { crossEntropy } from './loss.ts';
 import { relativePositionBucket, T5_SPECIAL_IDS, t5StateDict, type T5Config } from './t5-config.ts';
 
 /** Added to the scores of masked keys: finite, so a fully masked row (a padded query) never turns into NaN. */
@@ -199,9 +200,18 @@ export function t5Logits(model: T5Model, batch: PairBatch, options: { training?:
 export function t5Loss(model: T5Model, batch: PairBatch, options: { training?: boolean } = {}): tf.Scalar {
   return tf.tidy(() => {
     const logits = tf.reshape(t5Logits(model, batch, options), [-1, model.config.vocabSize]);
-    const labels = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), model.config.vocabSize);
-    // SUM_BY_NONZERO_WEIGHTS with 0/1 weights: the mean over the real label tokens.
-    return tf.losses.softmaxCrossEntropy(labels, logits, tf.tensor1d(batch.labelMask)) as tf.Scalar;
+    const kept: number[] = [];
+    batch.labelMask.forEach((m, i) => m !== 0 && kept.push(i));
+    if (kept.length === 0) {
+      // SUM_BY_NONZERO_WEIGHTS with 0/1 weights: the mean over the real label tokens (here none).
+      const labels = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), model.config.vocabSize);
+      return tf.losses.softmaxCrossEntropy(labels, logits, tf.tensor1d(batch.labelMask)) as tf.Scalar;
+    }
+    // The mean over the real label tokens, through loss.ts's crossEntropy (fused on wasm: one
+    // pass each way instead of softmaxCrossEntropy's one-hot, log-softmax and weighted sum).
+    if (kept.length === batch.labelMask.length) return crossEntropy(logits, tf.tensor1d(batch.labels, 'int32'));
+    const rows = tf.tensor1d(kept, 'int32');
+    return crossEntropy(tf.gather(logits, rows), tf.tensor1d(kept.map((i) => batch.labels[i]!), 'int32'));
   });
 }
 
