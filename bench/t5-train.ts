@@ -18,6 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -159,14 +160,18 @@ const figures = (all: Round[]) => {
 const ferry = { backend: backend.name, backendDetail: backend.detail, parameters: countT5Parameters(config), lastLoss: Number(lastLoss.toFixed(4)), ...figures(ferryRounds) };
 const pytorch = reference ? { ...reference.header, ...figures(referenceRounds) } : undefined;
 const ratio = pytorch ? Number((ferry.medianMs / pytorch.medianMs).toFixed(2)) : undefined;
+// CPU time per step: on a loaded machine the wall time mostly measures the other processes.
+const cpuRatio = pytorch ? Number((ferry.cpuMedianMs / pytorch.cpuMedianMs).toFixed(2)) : undefined;
 if (pytorch) {
   const warning = blasWarning(pytorch.blas);
   if (warning) console.error(warning);
-  console.error(`ferry ${ferry.medianMs} ms/step, PyTorch ${pytorch.medianMs} ms/step (${pytorch.blas.kind}, ${threads} thread${threads > 1 ? 's' : ''}): ${ratio}x`);
+  console.error(`ferry ${ferry.medianMs} ms/step, PyTorch ${pytorch.medianMs} ms/step (${pytorch.blas.kind}, ${threads} thread${threads > 1 ? 's' : ''}): ${ratio}x; `
+    + `CPU ${ferry.cpuMedianMs} vs ${pytorch.cpuMedianMs} ms/step: ${cpuRatio}x`);
 }
 console.log(JSON.stringify({
   bench: 't5-train-step', preset: values.preset, batchSize, sourceLength, targetLength, vocabSize: config.vocabSize, threads, rounds, stepsPerRound: steps,
-  ferry, ...(pytorch ? { pytorch, ratio, targets: { stepWithin1_5x: ratio! <= 1.5 } } : {}),
+  loadAverage: loadavg().map((x) => Number(x.toFixed(2))),
+  ferry, ...(pytorch ? { pytorch, ratio, cpuRatio, targets: { stepWithin1_5x: ratio! <= 1.5 } } : {}),
 }));
 
 function median(xs: readonly number[]): number {
