@@ -27,7 +27,7 @@ for (const name of ['age', 'blazeface-front', 'antispoof', 'blazepose-lite']) {
     assert.equal(manifest.arch, 'model');
     assert.equal(manifest.source, 'tfjs-graph-model');
     assert.equal(manifest.inputs[0].batchDim, 0);
-    const parity = report.parity.fp32 as { maxRelativeDiff: number; reference: string; cases: { squashed?: { activation: string; logitsScale: number } }[] };
+    const parity = report.parity.fp32 as unknown as { maxRelativeDiff: number; reference: string; cases: { squashed?: { activation: string; logitsScale: number } }[] };
     assert.equal(parity.reference, 'tfjs cpu');
     assert.ok(parity.maxRelativeDiff <= 1e-4, `parity ${parity.maxRelativeDiff}`);
     if (name === 'antispoof') {
