@@ -105,13 +105,17 @@ export class Graph {
     return name;
   }
 
-  /** A copy whose lists can be rewritten without touching this graph (initializer data is shared). */
-  clone(): Graph {
-    const copy = new Graph(this.name, this.opset);
+  /**
+   * A copy whose lists can be rewritten without touching this graph (initializer data is shared).
+   * Subgraphs (If branches) are copied too and share the copy's names, as `branch` makes them.
+   */
+  clone(used = new Set<string>()): Graph {
+    const copy = new Graph(this.name, this.opset, used);
     copy.inputs.push(...this.inputs.map((v) => ({ ...v })));
     copy.outputs.push(...this.outputs.map((v) => ({ ...v })));
     copy.initializers.push(...this.initializers.map((i) => ({ ...i })));
-    copy.nodes.push(...this.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] })));
+    const attributes = (a: Record<string, Attribute>) => Object.fromEntries(Object.entries(a).map(([k, v]): [string, Attribute] => [k, v.kind === 'graph' ? { kind: 'graph', value: v.value.clone(used) } : v]));
+    copy.nodes.push(...this.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attributes: attributes(n.attributes) })));
     for (const [domain, version] of this.domains) copy.domains.set(domain, version);
     for (const name of this.used) copy.used.add(name);
     return copy;
