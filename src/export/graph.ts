@@ -156,6 +156,29 @@ export class Graph {
     return source;
   }
 
+  /**
+   * Declares `tensor`, made by a node of this graph, a graph output named `name` by renaming it
+   * where it is made and read (subgraphs included): addOutput's Identity is a copy on every run,
+   * which for a cache passed back each step is megabytes.
+   */
+  outputAs(tensor: string, name: string, dtype: DType, shape: Dim[], doc?: string): string {
+    const producer = this.producerOf(tensor);
+    if (!producer) return this.addOutput(tensor, name, dtype, shape, doc);
+    if (this.used.has(name)) throw new Error(`graph name ${name} is already taken`);
+    this.used.add(name);
+    const rename = (g: Graph): void => {
+      for (const node of g.nodes) {
+        node.inputs = node.inputs.map((input) => (input === tensor ? name : input));
+        node.outputs = node.outputs.map((output) => (output === tensor ? name : output));
+        for (const a of Object.values(node.attributes)) if (a.kind === 'graph') rename(a.value);
+      }
+      for (const output of g.outputs) if (output.name === tensor) output.name = name;
+    };
+    rename(this);
+    this.outputs.push({ name, dtype, shape, doc });
+    return name;
+  }
+
   /** Reorders the graph outputs: those named in `first` lead, in that order. */
   orderOutputs(first: string[]): void {
     const rank = (v: ValueInfo) => {
