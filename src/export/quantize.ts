@@ -38,14 +38,15 @@ function scopesOf(g: Graph, outer: Graph[] = []): Scope[] {
 /** What a node of one graph can see: its own graph's tensors and those of the graphs around it. */
 interface Visible {
   initializer(name: string): Initializer | undefined;
+  /** The graph that holds initializer `name`. */
+  owner(name: string): Graph | undefined;
   producer(name: string): GraphNode | undefined;
 }
 
 /**
  * Rebuilds the node list of `root` and of each subgraph in order; `rewrite` may emit replacement
  * nodes into `g`, the node's own graph (via g.node), and return true. Weights may live in the
- * graph of the node or in one around it (a branch reads the outer graph's initializers); the
- * replacements' new initializers go into the node's graph, which ONNX lets a subgraph hold.
+ * graph of the node or in one around it (a branch reads the outer graph's initializers).
  */
 function rewriteNodes(root: Graph, rewrite: (g: Graph, node: GraphNode, visible: Visible) => boolean): void {
   const scopes = scopesOf(root);
@@ -54,6 +55,7 @@ function rewriteNodes(root: Graph, rewrite: (g: Graph, node: GraphNode, visible:
     const chain = [graph, ...outer];
     const visible: Visible = {
       initializer: (name) => chain.map((s) => initializers.get(s)!.get(name)).find((i) => i !== undefined),
+      owner: (name) => chain.find((s) => initializers.get(s)!.has(name)),
       producer: (name) => chain.map((s) => s.producerOf(name)).find((n) => n !== undefined),
     };
     const original = graph.nodes.splice(0);
@@ -88,12 +90,15 @@ function prune(graphs: Graph[]): void {
   }
 }
 
-/** A 2-D float weight behind `name`: an initializer, or an initializer through Transpose(perm 1,0). */
-function matrixWeight(visible: Visible, name: string): { data: Float32Array; rows: number; cols: number } | undefined {
+/**
+ * A 2-D float weight behind `name`: an initializer, or an initializer through Transpose(perm 1,0);
+ * `key` names it (the same for every node that reads it) and `owner` holds the initializer.
+ */
+function matrixWeight(visible: Visible, name: string): { data: Float32Array; rows: number; cols: number; key: string; owner: Graph } | undefined {
   const direct = visible.initializer(name);
   if (direct) {
     if (direct.dtype !== 'float32' || direct.dims.length !== 2) return undefined;
-    return { data: direct.data as Float32Array, rows: direct.dims[0]!, cols: direct.dims[1]! };
+    return { data: direct.data as Float32Array, rows: direct.dims[0]!, cols: direct.dims[1]!, key: direct.name, owner: visible.owner(name)! };
   }
   const producer = visible.producer(name);
   const source = producer?.opType === 'Transpose' ? visible.initializer(producer.inputs[0]!) : undefined;
@@ -102,7 +107,7 @@ function matrixWeight(visible: Visible, name: string): { data: Float32Array; row
   const data = new Float32Array(rows * cols);
   const src = source.data as Float32Array;
   for (let r = 0; r < cols; r++) for (let c = 0; c < rows; c++) data[c * cols + r] = src[r * rows + c]!;
-  return { data, rows, cols };
+  return { data, rows, cols, key: `${source.name}^T`, owner: visible.owner(source.name)! };
 }
 
 /** The largest magnitude of a MatMulInteger weight: 7 bits, so that no CPU's int16 pair sums saturate. */
@@ -139,6 +144,13 @@ function quantizeRecurrent(init: Initializer): { q: Int8Array; scales: Float32Ar
 
 export function quantizeInt8(fp32: Graph): Graph {
   const root = fp32.clone();
+  // The int8 copy of each weight, made once and kept in the graph that held the float one: the
+  // two branches of a merged decoder read the same weights, and must not each get a copy.
+  const stored = new Map<string, [string, string]>();
+  const storedOnce = (key: string, make: () => [string, string]): [string, string] => {
+    if (!stored.has(key)) stored.set(key, make());
+    return stored.get(key)!;
+  };
   rewriteNodes(root, (g, node, visible) => {
     if (node.opType === 'LSTM') {
       const [w, r] = [visible.initializer(node.inputs[1]!), visible.initializer(node.inputs[2]!)];
@@ -158,10 +170,13 @@ export function quantizeInt8(fp32: Graph): Graph {
     if (node.opType === 'MatMul') {
       const w = matrixWeight(visible, node.inputs[1]!);
       if (!w || w.rows * w.cols < MIN_WEIGHT_ELEMENTS) return false;
-      const { q, scales } = quantizeSymmetric(w.data, w.rows, w.cols, 1, MATMUL_WEIGHT_LIMIT);
+      const [weightQ, weightScale] = storedOnce(w.key, () => {
+        const { q, scales } = quantizeSymmetric(w.data, w.rows, w.cols, 1, MATMUL_WEIGHT_LIMIT);
+        return [w.owner.addInitializer('weight_int8', 'int8', [w.rows, w.cols], q), w.owner.float('weight_scale', [w.cols], scales)];
+      });
       const [xq, xScale, xZero] = g.node('DynamicQuantizeLinear', [node.inputs[0]!], {}, { outputs: 3 });
-      const product = g.op('MatMulInteger', [xq!, g.addInitializer('weight_int8', 'int8', [w.rows, w.cols], q), xZero!]);
-      const scale = g.op('Mul', [xScale!, g.float('weight_scale', [w.cols], scales)]);
+      const product = g.op('MatMulInteger', [xq!, weightQ, xZero!]);
+      const scale = g.op('Mul', [xScale!, weightScale]);
       g.node('Mul', [g.op('Cast', [product], { to: attr.dtype('float32') }), scale], {}, { outputs: node.outputs });
       return true;
     }
@@ -169,10 +184,14 @@ export function quantizeInt8(fp32: Graph): Graph {
       const table = visible.initializer(node.inputs[0]!);
       if (!table || table.dtype !== 'float32' || table.dims.length !== 2 || table.data.length < MIN_WEIGHT_ELEMENTS) return false;
       const [rows, cols] = table.dims as [number, number];
-      const { q, scales } = quantizeSymmetric(table.data as Float32Array, rows, cols, 0, STORED_WEIGHT_LIMIT);
+      const owner = visible.owner(table.name)!;
+      const [tableQ, tableScale] = storedOnce(`${table.name}[rows]`, () => {
+        const { q, scales } = quantizeSymmetric(table.data as Float32Array, rows, cols, 0, STORED_WEIGHT_LIMIT);
+        return [owner.addInitializer('table_int8', 'int8', [rows, cols], q), owner.float('table_scale', [rows], scales)];
+      });
       const ids = node.inputs[1]!;
-      const rowsQ = g.op('Gather', [g.addInitializer('table_int8', 'int8', [rows, cols], q), ids]);
-      const rowScales = g.unsqueeze(g.op('Gather', [g.float('table_scale', [rows], scales), ids]), [-1]);
+      const rowsQ = g.op('Gather', [tableQ, ids]);
+      const rowScales = g.unsqueeze(g.op('Gather', [tableScale, ids]), [-1]);
       g.node('Mul', [g.op('Cast', [rowsQ], { to: attr.dtype('float32') }), rowScales], {}, { outputs: node.outputs });
       return true;
     }

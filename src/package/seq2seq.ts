@@ -87,10 +87,10 @@ export function createSeq2SeqDecoder(encoder: Session, decoder: Session, spec: S
         [INPUT_IDS]: int64([batch.rows, 1], tokens),
         [USE_CACHE_BRANCH]: { dtype: 'bool', dims: [1], data: Uint8Array.of(first ? 0 : 1) },
       };
-      // The cross-attention caches do not change after the first step: later steps fetch the
-      // logits and the self-attention caches only (present.*.encoder.* would be megabytes of the
-      // past copied back each step), and lend the encoder's tensors, which a runtime in another
-      // thread moves there and back instead of copying; the old self-attention past is given up.
+      // The cross-attention caches do not change after the first step (the graph returns them
+      // empty from then on): later steps fetch the logits and the self-attention caches only, and
+      // lend the encoder's tensors, which a runtime in another thread moves there and back
+      // instead of copying; the old self-attention past is given up.
       const outputs = await decoder.run(feeds, { fetch: first ? undefined : fetchAfterFirst, giveUpFeeds: true, lendFeeds: kept });
       const next: NamedTensors = {};
       for (const name of kept) next[name] = outputs[name] ?? feeds[name]!;

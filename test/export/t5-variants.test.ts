@@ -89,9 +89,16 @@ for (const tieWeights of [false, true]) {
           assert.ok(!g.nodes.some((n) => n.opType === 'MatMul' && g.initializers.some((i) => i.name === n.inputs[1])), `${g.name}: a MatMul of a weight is left`);
         }
       }
-      const [firstStep] = graphsOf(variants.decoder.int8!).filter((g) => g.name.startsWith('first_step'));
-      // The cross-attention K and V of every layer are computed from the encoder states there.
-      assert.equal(firstStep!.nodes.filter((n) => n.opType === 'MatMulInteger').length, 2 * config.nDecoderLayers);
+      const [top, ...branches] = graphsOf(variants.decoder.int8!);
+      const integerMatMuls = (name: string) => branches.find((g) => g.name.startsWith(name))!.nodes.filter((n) => n.opType === 'MatMulInteger').length;
+      // Per layer self-attention q, k, v, o, cross-attention q, o and the three feed-forward
+      // weights in both branches; the first step computes the cross-attention K and V too.
+      assert.equal(integerMatMuls('with_cache'), 9 * config.nDecoderLayers);
+      assert.equal(integerMatMuls('first_step'), 11 * config.nDecoderLayers);
+      // Each weight stored once, in the outer graph, which both branches read: 11 per layer, the
+      // embedding rows and the head.
+      assert.equal(top!.initializers.filter((i) => i.dtype === 'int8').length, 11 * config.nDecoderLayers + 2);
+      assert.deepEqual(branches.flatMap((g) => g.initializers.filter((i) => i.dtype === 'int8').map((i) => i.name)), []);
     });
 
     test('fp16: every weight of both graphs is stored as float16', () => {
@@ -136,14 +143,18 @@ for (const tieWeights of [false, true]) {
 }
 
 describe('T5 copies: what the checks refuse', () => {
-  test('an int8 decoder whose first-step branch has misscaled cross-attention weights fails its check', async () => {
+  test('an int8 decoder whose cross-attention K/V weights (first step only) are misscaled fails its check', async () => {
     const config = tinyT5Config({ ...shape, vocabSize: 40 });
     const weights = initT5Weights(config, 3);
     const variants = await buildT5Variants(config, weights, 17, { int8: true });
     const fp32 = { encoder: t5EncoderGraph(config, weights, 17), decoder: t5DecoderGraph(config, weights, 17) };
     const broken = variants.decoder.int8!;
-    const [firstStep] = graphsOf(broken).filter((g) => g.name.startsWith('first_step'));
-    const scales = firstStep!.initializers.filter((i) => i.name.includes('weight_scale'));
+    // The scales of the weights the first step applies to the encoder states (cross-attention K, V).
+    const [top, ...branches] = graphsOf(broken);
+    const firstStep = branches.find((g) => g.name.startsWith('first_step'))!;
+    const quantized = firstStep.nodes.filter((n) => n.opType === 'DynamicQuantizeLinear' && n.inputs[0] === 'encoder_hidden_states').map((n) => n.outputs[1]!);
+    const scaleNames = new Set(firstStep.nodes.filter((n) => n.opType === 'Mul' && quantized.includes(n.inputs[0]!)).map((n) => n.inputs[1]!));
+    const scales = top!.initializers.filter((i) => scaleNames.has(i.name));
     assert.equal(scales.length, 2 * config.nDecoderLayers);
     for (const init of scales) init.data = (init.data as Float32Array).map((x) => x * 3);
     await assert.rejects(verifyT5Variant('int8', config, fp32, { encoder: variants.encoder.int8!, decoder: broken }), (e: unknown) => {

@@ -124,11 +124,15 @@ export function t5EncoderGraph(config: T5Config, weights: T5WeightMap, opset: nu
 }
 
 /**
- * `onnx/decoder_model_merged.onnx`. One If on `use_cache_branch` chooses the caches: true, the
- * past self-attention and cross-attention caches as fed; false (the first step), an empty
- * self-attention past (whatever was fed) and cross-attention K/V computed from the encoder
- * states. Optimum's merged file puts two whole decoders in the branches; only the caches differ
- * between them, so only the caches are in the branches here.
+ * `onnx/decoder_model_merged.onnx`, laid out as Optimum merges its two decoders: one If on
+ * `use_cache_branch` runs the decoder stack with the caches (true: the fed self-attention past
+ * concatenated with this call's K/V, the fed cross-attention K/V) or without (false, the first
+ * step: a self-attention past of length 0 whatever was fed, cross-attention K/V computed from the
+ * encoder states). Both branches read the weights from the outer graph; the embedding, the final
+ * norm and the head are outside. Each branch makes its caches under its own outputs, which are
+ * the graph's: nothing copies a past through (a pass-through branch would copy every cache every
+ * step). With the caches, `present.*.encoder.*` are empty (length 0): the cross-attention K/V do
+ * not change after the first step, and transformers.js and ferry keep the first step's.
  */
 export function t5DecoderGraph(config: T5Config, weights: T5WeightMap, opset: number): Graph {
   const { nDecoderLayers: layers, nHeads, dKv, dModel, vocabSize } = config;
@@ -144,76 +148,81 @@ export function t5DecoderGraph(config: T5Config, weights: T5WeightMap, opset: nu
     return { decoder: { key: input('decoder', 'key'), value: input('decoder', 'value') }, encoder: { key: input('encoder', 'key'), value: input('encoder', 'value') } };
   });
   const useCache = g.addInput(USE_CACHE_BRANCH, 'bool', [1]);
-  const caches = g.inScope('caches', () => chooseCaches(g, config, weights, useCache, encoderStates, past));
 
   const length = ops.dimOf(ids, 1);
-  const pastLength = ops.dimOf(caches[0]!.decoder.key, 2);
-  const queryAt = ops.positions(length, g.squeeze(pastLength, [0]));
-  const keyAt = ops.positions(g.op('Add', [pastLength, length]));
-  const causal = g.op('LessOrEqual', [g.unsqueeze(keyAt, [0]), g.unsqueeze(queryAt, [1])], {}, { name: 'causal' });
-  const bias = g.inScope('position_bias', () => ops.positionBias('decoder', queryAt, keyAt));
   const crossAllowed = ops.keyMask(encoderMask);
-  const presentShape = { decoder: ['batch_size', nHeads, 'total_decoder_sequence_length', dKv], encoder: ['batch_size', nHeads, 'encoder_sequence_length_out', dKv] };
-  let h = embed(g, weight, ids);
-  for (let i = 0; i < layers; i++) {
-    h = g.inScope(`decoder.block.${i}`, () => {
-      const block = `decoder.block.${i}`;
-      const self = `${block}.layer.0.SelfAttention`;
-      const x = ops.rmsNorm(h, `${block}.layer.0.layer_norm.weight`);
-      // past + new, made under the output's own name (read by the attention below too).
-      const present = (part: KvPart) => g.outputAs(
-        g.op('Concat', [caches[i]!.decoder[part], ops.splitHeads(ops.linear(x, `${self}.${part === 'key' ? 'k' : 'v'}.weight`))], { axis: attr.int(2) }),
-        presentSeq2Seq(i, 'decoder', part), 'float32', presentShape.decoder,
-      );
-      const kv = { key: present('key'), value: present('value') };
-      const selfContext = ops.attention(ops.splitHeads(ops.linear(x, `${self}.q.weight`)), kv, causal, bias);
-      const y = g.op('Add', [h, ops.linear(ops.mergeHeads(selfContext), `${self}.o.weight`)]);
-      const cross = `${block}.layer.1.EncDecAttention`;
-      const crossQuery = ops.splitHeads(ops.linear(ops.rmsNorm(y, `${block}.layer.1.layer_norm.weight`), `${cross}.q.weight`));
-      const crossContext = ops.attention(crossQuery, caches[i]!.encoder, crossAllowed);
-      const z = g.op('Add', [y, ops.linear(ops.mergeHeads(crossContext), `${cross}.o.weight`)]);
-      return g.op('Add', [z, ops.gatedGelu(ops.rmsNorm(z, `${block}.layer.2.layer_norm.weight`), `${block}.layer.2.DenseReluDense`)]);
+  const embedded = embed(g, weight, ids);
+  const stack = { length, crossAllowed, embedded, encoderStates, past };
+  const withCache = g.branch('with_cache');
+  const firstStep = g.branch('first_step');
+  const presentNames = Array.from({ length: layers }, (_, l) => (['decoder', 'encoder'] as const).flatMap((c) => (['key', 'value'] as const).map((p) => presentSeq2Seq(l, c, p)))).flat();
+  for (const [branch, cached] of [[withCache, true], [firstStep, false]] as const) {
+    const [hidden, ...caches] = decoderStack(branch, config, weight, (name) => read(weights, name).data, stack, cached);
+    branch.outputAs(hidden!, `${branch.name}/hidden`, 'float32', ['batch_size', 'decoder_sequence_length', dModel]);
+    caches.forEach((t, i) => {
+      const shape = i % 4 < 2 ? ['batch_size', nHeads, `${branch.name}_decoder_length`, dKv] : ['batch_size', nHeads, `${branch.name}_encoder_length`, dKv];
+      branch.outputAs(t, `${branch.name}/${presentNames[i]}`, 'float32', shape);
     });
   }
-  const final = ops.rmsNorm(h, 'decoder.final_layer_norm.weight');
+  const hiddenName = g.uniqueName('decoder_hidden');
+  for (const name of presentNames) g.uniqueName(name);
+  g.node('If', [useCache], { then_branch: attr.graph(withCache), else_branch: attr.graph(firstStep) }, { outputs: [hiddenName, ...presentNames], name: 'use_cache_branch' });
+
+  const final = ops.rmsNorm(hiddenName, 'decoder.final_layer_norm.weight');
   const logits = config.tieWeights
     ? g.op('MatMul', [g.op('Mul', [final, g.scalarFloat('tied_scale', dModel ** -0.5)]), g.transpose(weight('shared.weight'), [1, 0])])
     : ops.linear(final, 'lm_head.weight');
   g.outputAs(logits, LOGITS, 'float32', ['batch_size', 'decoder_sequence_length', vocabSize]);
-  for (let i = 0; i < layers; i++) {
-    g.outputAs(caches[i]!.encoder.key, presentSeq2Seq(i, 'encoder', 'key'), 'float32', presentShape.encoder);
-    g.outputAs(caches[i]!.encoder.value, presentSeq2Seq(i, 'encoder', 'value'), 'float32', presentShape.encoder);
-  }
+  const presentShape = { decoder: ['batch_size', nHeads, 'total_decoder_sequence_length', dKv], encoder: ['batch_size', nHeads, 'encoder_sequence_length_out', dKv] };
   // Optimum's order: logits, then per layer decoder key, value, encoder key, value.
-  g.orderOutputs([LOGITS, ...Array.from({ length: layers }, (_, l) => (['decoder', 'encoder'] as const).flatMap((c) => (['key', 'value'] as const).map((p) => presentSeq2Seq(l, c, p)))).flat()]);
+  presentNames.forEach((name, i) => g.outputs.push({ name, dtype: 'float32', shape: i % 4 < 2 ? presentShape.decoder : presentShape.encoder }));
   return g;
 }
 
 type LayerCaches = { decoder: KeyValue; encoder: KeyValue };
 
-/** The If on use_cache_branch: per layer the self-attention past and the cross-attention K/V to use. */
-function chooseCaches(g: Graph, config: T5Config, weights: T5WeightMap, useCache: string, encoderStates: string, past: LayerCaches[]): LayerCaches[] {
-  const { nHeads, dKv, nDecoderLayers: layers } = config;
-  const flat = (c: LayerCaches) => [c.decoder.key, c.decoder.value, c.encoder.key, c.encoder.value];
-  const declare = (branch: Graph, tensors: string[]) => tensors.forEach((t, i) => {
-    const shape = i % 4 < 2 ? ['batch_size', nHeads, `past_decoder_length_${i}`, dKv] : ['batch_size', nHeads, `encoder_length_${i}`, dKv];
-    branch.addOutput(t, `${branch.name}/out_${i}`, 'float32', shape);
-  });
-
-  const withCache = g.branch('with_cache');
-  declare(withCache, past.flatMap(flat));
-
-  const firstStep = g.branch('first_step');
-  const ops = t5Ops(firstStep, config, weightsOf(g, weights), (name) => read(weights, name).data);
-  const emptyPast = (x: string) => firstStep.slice(x, 2, 0, 0);
-  declare(firstStep, past.flatMap((c, i) => {
-    const cross = `decoder.block.${i}.layer.1.EncDecAttention`;
-    return [emptyPast(c.decoder.key), emptyPast(c.decoder.value), ops.splitHeads(ops.linear(encoderStates, `${cross}.k.weight`)), ops.splitHeads(ops.linear(encoderStates, `${cross}.v.weight`))];
-  }));
-
-  const chosen = g.node('If', [useCache], { then_branch: attr.graph(withCache), else_branch: attr.graph(firstStep) }, { outputs: 4 * layers, name: 'use_cache_branch' });
-  return past.map((_, i) => ({
-    decoder: { key: chosen[4 * i]!, value: chosen[4 * i + 1]! },
-    encoder: { key: chosen[4 * i + 2]!, value: chosen[4 * i + 3]! },
-  }));
+/**
+ * The decoder blocks in an If branch `b` (weights from the outer graph through `weight`): the
+ * hidden states before the final norm, then per layer the self-attention key, value (past +
+ * new) and the cross-attention key, value (computed from the encoder states on the first step;
+ * empty with the caches).
+ */
+function decoderStack(
+  b: Graph, config: T5Config, weight: (name: string) => string, readWeight: (name: string) => Float32Array,
+  outer: { length: string; crossAllowed: string; embedded: string; encoderStates: string; past: LayerCaches[] }, cached: boolean,
+): string[] {
+  const ops = t5Ops(b, config, weight, readWeight);
+  const pastLength = cached ? ops.dimOf(outer.past[0]!.decoder.key, 2) : b.int64('no_past', [0]);
+  const queryAt = ops.positions(outer.length, b.squeeze(pastLength, [0]));
+  const keyAt = ops.positions(b.op('Add', [pastLength, outer.length]));
+  const causal = b.op('LessOrEqual', [b.unsqueeze(keyAt, [0]), b.unsqueeze(queryAt, [1])], {}, { name: 'causal' });
+  const bias = b.inScope('position_bias', () => ops.positionBias('decoder', queryAt, keyAt));
+  const caches: string[] = [];
+  let h = outer.embedded;
+  for (let i = 0; i < config.nDecoderLayers; i++) {
+    h = b.inScope(`decoder.block.${i}`, () => {
+      const block = `decoder.block.${i}`;
+      const self = `${block}.layer.0.SelfAttention`;
+      const past = outer.past[i]!;
+      const x = ops.rmsNorm(h, `${block}.layer.0.layer_norm.weight`);
+      const fresh = (part: KvPart) => ops.splitHeads(ops.linear(x, `${self}.${part === 'key' ? 'k' : 'v'}.weight`));
+      const withPast = (part: KvPart) => (cached ? b.op('Concat', [past.decoder[part], fresh(part)], { axis: attr.int(2) }) : fresh(part));
+      const kv = { key: withPast('key'), value: withPast('value') };
+      const selfContext = ops.attention(ops.splitHeads(ops.linear(x, `${self}.q.weight`)), kv, causal, bias);
+      const y = b.op('Add', [h, ops.linear(ops.mergeHeads(selfContext), `${self}.o.weight`)]);
+      const cross = `${block}.layer.1.EncDecAttention`;
+      const crossKv = cached ? past.encoder : {
+        key: ops.splitHeads(ops.linear(outer.encoderStates, `${cross}.k.weight`)),
+        value: ops.splitHeads(ops.linear(outer.encoderStates, `${cross}.v.weight`)),
+      };
+      const crossQuery = ops.splitHeads(ops.linear(ops.rmsNorm(y, `${block}.layer.1.layer_norm.weight`), `${cross}.q.weight`));
+      const crossContext = ops.attention(crossQuery, crossKv, outer.crossAllowed);
+      const z = b.op('Add', [y, ops.linear(ops.mergeHeads(crossContext), `${cross}.o.weight`)]);
+      // The cross-attention caches only leave the first step; with the caches, empty ones.
+      const none = (x: string) => b.slice(x, 2, 0, 0);
+      caches.push(kv.key, kv.value, cached ? none(past.encoder.key) : crossKv.key, cached ? none(past.encoder.value) : crossKv.value);
+      return b.op('Add', [z, ops.gatedGelu(ops.rmsNorm(z, `${block}.layer.2.layer_norm.weight`), `${block}.layer.2.DenseReluDense`)]);
+    });
+  }
+  return [h, ...caches];
 }
