@@ -25,19 +25,45 @@ function read(weights: T5WeightMap, name: string) {
   return w;
 }
 
-/** The model's weights as initializers of `g`, each named after its state-dict entry. */
+/**
+ * The model's weights as initializers of `g`, each named after its state-dict entry; a list of
+ * names gives one initializer of those [in, out_i] kernels side by side, [in, sum of out_i],
+ * made once (both branches of the merged decoder read it).
+ */
 function weightsOf(g: Graph, weights: T5WeightMap) {
-  return (name: string): string => {
-    const w = read(weights, name);
-    return g.addInitializer(name, 'float32', [...w.shape], w.data);
+  const joined = new Map<string, string>();
+  return (names: string | readonly string[]): string => {
+    if (typeof names === 'string') {
+      const w = read(weights, names);
+      return g.addInitializer(names, 'float32', [...w.shape], w.data);
+    }
+    const key = names.join('+');
+    if (!joined.has(key)) {
+      const parts = names.map((name) => read(weights, name));
+      const rows = parts[0]!.shape[0]!;
+      const cols = parts.reduce((sum, w) => sum + w.shape[1]!, 0);
+      const data = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) {
+        let at = r * cols;
+        for (const w of parts) {
+          const width = w.shape[1]!;
+          data.set(w.data.subarray(r * width, (r + 1) * width), at);
+          at += width;
+        }
+      }
+      joined.set(key, g.addInitializer(key, 'float32', [rows, cols], data));
+    }
+    return joined.get(key)!;
   };
 }
+
+type Weight = ReturnType<typeof weightsOf>;
 
 /**
  * The graph-building steps both stacks share: nodes go into `g` (a graph or an If branch),
  * weights through `weight` (always the outer graph's initializers).
  */
-function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, read: (name: string) => Float32Array) {
+function t5Ops(g: Graph, config: T5Config, weight: Weight, read: (name: string) => Float32Array) {
   const { nHeads, dKv } = config;
   const scalar = (x: string) => g.squeeze(x, [0]);
   const dimOf = (x: string, axis: number) => g.op('Shape', [x], { start: attr.int(axis), end: attr.int(axis + 1) });
@@ -50,6 +76,15 @@ function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, rea
     return g.op('Mul', [g.op('Div', [x, rms]), weight(name)]);
   };
   const linear = (x: string, name: string) => g.op('MatMul', [x, weight(name)]);
+  /**
+   * Several linears of the same input as one MatMul over their kernels side by side, split
+   * after: a decoder step runs a third fewer MatMul kernels (q, k, v; wi_0, wi_1; cross k, v).
+   */
+  const linears = (x: string, names: readonly string[]): string[] => {
+    const product = g.op('MatMul', [x, weight(names)]);
+    const widths = names.map((name) => read(name).length / config.dModel);
+    return g.node('Split', [product, g.int64('split', widths)], { axis: attr.int(-1) }, { outputs: names.length });
+  };
   /** [B, T, H*dKv] -> [B, H, T, dKv]. */
   const splitHeads = (x: string) => g.transpose(g.reshape(x, [0, 0, nHeads, dKv]), [0, 2, 1, 3]);
   const mergeHeads = (x: string) => g.reshape(g.transpose(x, [0, 2, 1, 3]), [0, 0, nHeads * dKv]);
@@ -66,11 +101,11 @@ function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, rea
    * instead of eight elementwise ones.
    */
   const gatedGelu = (x: string, prefix: string) => {
-    const gate = linear(x, `${prefix}.wi_0.weight`);
+    const [gate, linearPart] = linears(x, [`${prefix}.wi_0.weight`, `${prefix}.wi_1.weight`]) as [string, string];
     const cubic = g.op('Add', [g.op('Mul', [g.op('Mul', [gate, g.scalarFloat('gelu_cubic', 0.044715)]), gate]), g.scalarFloat('one', 1)]);
     const inner = g.op('Mul', [cubic, g.op('Mul', [gate, g.scalarFloat('gelu_scale', Math.sqrt(2 / Math.PI))])]);
     const gelu = g.op('Mul', [g.op('Mul', [gate, g.scalarFloat('half', 0.5)]), g.op('Add', [g.op('Tanh', [inner]), g.scalarFloat('one', 1)])]);
-    return linear(g.op('Mul', [gelu, linear(x, `${prefix}.wi_1.weight`)]), `${prefix}.wo.weight`);
+    return linear(g.op('Mul', [gelu, linearPart]), `${prefix}.wo.weight`);
   };
   /**
    * The [1, H, queries, keys] bias of queries at `queryPositions` over keys at `keyPositions`:
@@ -90,7 +125,7 @@ function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, rea
   };
   /** [B, 1, 1, S] true where the key is a real token. */
   const keyMask = (mask: string) => g.unsqueeze(g.op('Cast', [mask], { to: attr.dtype('bool') }), [1, 2]);
-  return { rmsNorm, linear, splitHeads, mergeHeads, attention, gatedGelu, positionBias, positions, keyMask, dimOf };
+  return { rmsNorm, linear, linears, splitHeads, mergeHeads, attention, gatedGelu, positionBias, positions, keyMask, dimOf };
 }
 
 function embed(g: Graph, weight: (name: string) => string, ids: string): string {
@@ -113,8 +148,8 @@ export function t5EncoderGraph(config: T5Config, weights: T5WeightMap, opset: nu
     h = g.inScope(`encoder.block.${i}`, () => {
       const attn = `encoder.block.${i}.layer.0.SelfAttention`;
       const x = ops.rmsNorm(h, `encoder.block.${i}.layer.0.layer_norm.weight`);
-      const kv = { key: ops.splitHeads(ops.linear(x, `${attn}.k.weight`)), value: ops.splitHeads(ops.linear(x, `${attn}.v.weight`)) };
-      const context = ops.attention(ops.splitHeads(ops.linear(x, `${attn}.q.weight`)), kv, allowed, bias);
+      const [q, k, v] = ops.linears(x, ['q', 'k', 'v'].map((p) => `${attn}.${p}.weight`)).map(ops.splitHeads) as [string, string, string];
+      const context = ops.attention(q, { key: k, value: v }, allowed, bias);
       const y = g.op('Add', [h, ops.linear(ops.mergeHeads(context), `${attn}.o.weight`)]);
       return g.op('Add', [y, ops.gatedGelu(ops.rmsNorm(y, `encoder.block.${i}.layer.1.layer_norm.weight`), `encoder.block.${i}.layer.1.DenseReluDense`)]);
     });
@@ -188,7 +223,7 @@ type LayerCaches = { decoder: KeyValue; encoder: KeyValue };
  * empty with the caches).
  */
 function decoderStack(
-  b: Graph, config: T5Config, weight: (name: string) => string, readWeight: (name: string) => Float32Array,
+  b: Graph, config: T5Config, weight: Weight, readWeight: (name: string) => Float32Array,
   outer: { length: string; crossAllowed: string; embedded: string; encoderStates: string; past: LayerCaches[] }, cached: boolean,
 ): string[] {
   const ops = t5Ops(b, config, weight, readWeight);
@@ -205,16 +240,18 @@ function decoderStack(
       const self = `${block}.layer.0.SelfAttention`;
       const past = outer.past[i]!;
       const x = ops.rmsNorm(h, `${block}.layer.0.layer_norm.weight`);
-      const fresh = (part: KvPart) => ops.splitHeads(ops.linear(x, `${self}.${part === 'key' ? 'k' : 'v'}.weight`));
-      const withPast = (part: KvPart) => (cached ? b.op('Concat', [past.decoder[part], fresh(part)], { axis: attr.int(2) }) : fresh(part));
+      const [q, k, v] = ops.linears(x, ['q', 'k', 'v'].map((p) => `${self}.${p}.weight`)).map(ops.splitHeads) as [string, string, string];
+      const fresh = { key: k, value: v };
+      const withPast = (part: KvPart) => (cached ? b.op('Concat', [past.decoder[part], fresh[part]], { axis: attr.int(2) }) : fresh[part]);
       const kv = { key: withPast('key'), value: withPast('value') };
-      const selfContext = ops.attention(ops.splitHeads(ops.linear(x, `${self}.q.weight`)), kv, causal, bias);
+      const selfContext = ops.attention(q, kv, causal, bias);
       const y = b.op('Add', [h, ops.linear(ops.mergeHeads(selfContext), `${self}.o.weight`)]);
       const cross = `${block}.layer.1.EncDecAttention`;
-      const crossKv = cached ? past.encoder : {
-        key: ops.splitHeads(ops.linear(outer.encoderStates, `${cross}.k.weight`)),
-        value: ops.splitHeads(ops.linear(outer.encoderStates, `${cross}.v.weight`)),
+      const fromEncoder = () => {
+        const [key, value] = ops.linears(outer.encoderStates, [`${cross}.k.weight`, `${cross}.v.weight`]).map(ops.splitHeads) as [string, string];
+        return { key, value };
       };
+      const crossKv = cached ? past.encoder : fromEncoder();
       const crossQuery = ops.splitHeads(ops.linear(ops.rmsNorm(y, `${block}.layer.1.layer_norm.weight`), `${cross}.q.weight`));
       const crossContext = ops.attention(crossQuery, crossKv, outer.crossAllowed);
       const z = b.op('Add', [y, ops.linear(ops.mergeHeads(crossContext), `${cross}.o.weight`)]);
