@@ -105,13 +105,17 @@ export class Graph {
     return name;
   }
 
-  /** A copy whose lists can be rewritten without touching this graph (initializer data is shared). */
-  clone(): Graph {
-    const copy = new Graph(this.name, this.opset);
+  /**
+   * A copy whose lists can be rewritten without touching this graph (initializer data is shared).
+   * Subgraphs (If branches) are copied too and share the copy's names, as `branch` makes them.
+   */
+  clone(used = new Set<string>()): Graph {
+    const copy = new Graph(this.name, this.opset, used);
     copy.inputs.push(...this.inputs.map((v) => ({ ...v })));
     copy.outputs.push(...this.outputs.map((v) => ({ ...v })));
     copy.initializers.push(...this.initializers.map((i) => ({ ...i })));
-    copy.nodes.push(...this.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] })));
+    const attributes = (a: Record<string, Attribute>) => Object.fromEntries(Object.entries(a).map(([k, v]): [string, Attribute] => [k, v.kind === 'graph' ? { kind: 'graph', value: v.value.clone(used) } : v]));
+    copy.nodes.push(...this.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attributes: attributes(n.attributes) })));
     for (const [domain, version] of this.domains) copy.domains.set(domain, version);
     for (const name of this.used) copy.used.add(name);
     return copy;
@@ -150,6 +154,29 @@ export class Graph {
     }
     this.outputs.push({ name: source, dtype, shape, doc });
     return source;
+  }
+
+  /**
+   * Declares `tensor`, made by a node of this graph, a graph output named `name` by renaming it
+   * where it is made and read (subgraphs included): addOutput's Identity is a copy on every run,
+   * which for a cache passed back each step is megabytes.
+   */
+  outputAs(tensor: string, name: string, dtype: DType, shape: Dim[], doc?: string): string {
+    const producer = this.producerOf(tensor);
+    if (!producer) return this.addOutput(tensor, name, dtype, shape, doc);
+    if (this.used.has(name)) throw new Error(`graph name ${name} is already taken`);
+    this.used.add(name);
+    const rename = (g: Graph): void => {
+      for (const node of g.nodes) {
+        node.inputs = node.inputs.map((input) => (input === tensor ? name : input));
+        node.outputs = node.outputs.map((output) => (output === tensor ? name : output));
+        for (const a of Object.values(node.attributes)) if (a.kind === 'graph') rename(a.value);
+      }
+      for (const output of g.outputs) if (output.name === tensor) output.name = name;
+    };
+    rename(this);
+    this.outputs.push({ name, dtype, shape, doc });
+    return name;
   }
 
   /** Reorders the graph outputs: those named in `first` lead, in that order. */

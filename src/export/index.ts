@@ -135,7 +135,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   if (t5Checkpoint) {
     const problems = t5OptionProblems(options);
     if (problems.length > 0) throw t5OptionsError(problems);
-    return exportT5Checkpoint(t5Checkpoint, { outDir: options.outDir, opset: resolved.opset, verify: options.verify, name: options.name, log });
+    return exportT5Checkpoint(t5Checkpoint, { outDir: options.outDir, opset: resolved.opset, int8: options.quantize === 'int8', fp16: options.fp16 === true, verify: options.verify, name: options.name, log });
   }
   const graphModelJson = await graphModelSource(options.source);
   if (graphModelJson) {

@@ -135,8 +135,8 @@ export const plainModelManifestSchema = z.object({
 export const t5ManifestSchema = z.object({
   arch: z.literal('t5').describe('a T5 encoder-decoder: a source text in, a target text out'),
   ...commonFields,
-  files: filesSchema.describe('the merged decoder (onnx/decoder_model_merged.onnx) of each precision; null where not exported'),
-  encoderFiles: filesSchema.describe('the encoder (onnx/encoder_model.onnx) of each precision; null where not exported'),
+  files: filesSchema.describe('the merged decoder of each precision (onnx/decoder_model_merged.onnx, int8 _quantized, fp16 _fp16 as Optimum names them); null where not exported'),
+  encoderFiles: filesSchema.describe('the encoder of each precision (onnx/encoder_model.onnx, _quantized, _fp16); null where not exported; the same precisions as files'),
   hfConfig: z.string().min(1).describe("Hugging Face's config.json of the model, relative to the package dir"),
   model: z.object({
     vocabSize: z.number().int().positive(),
@@ -146,7 +146,14 @@ export const t5ManifestSchema = z.object({
     maxSourceLength: z.number().int().positive(),
   }).loose().describe("the T5Config it was built from (src/train/models/t5-config.ts); maxSourceLength bounds a prompt's tokens, eos included"),
   generation: generationSchema.default({}).describe('default sampling settings: temperature, topK, topP, maxTokens'),
-}).loose();
+}).loose().superRefine((m, ctx) => {
+  // A precision runs both graphs: a decoder without its encoder (or the reverse) cannot be served.
+  for (const precision of ['int8', 'fp16'] as const) {
+    if (!m.files[precision] !== !m.encoderFiles[precision]) {
+      ctx.addIssue({ code: 'custom', path: ['encoderFiles', precision], message: `files.${precision} and encoderFiles.${precision} must both name a file or both be null` });
+    }
+  }
+});
 
 export const manifestSchema = z.discriminatedUnion('arch', [lstmManifestSchema, transformerManifestSchema, t5ManifestSchema, plainModelManifestSchema]);
 

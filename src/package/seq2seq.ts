@@ -8,7 +8,7 @@
  * decoder's own positions line up and its self-attention needs no mask.
  */
 import { FerryError } from '../errors.ts';
-import { ATTENTION_MASK, ENCODER_ATTENTION_MASK, ENCODER_HIDDEN_STATES, INPUT_IDS, LAST_HIDDEN_STATE, t5DecoderNames, USE_CACHE_BRANCH } from './io.ts';
+import { ATTENTION_MASK, ENCODER_ATTENTION_MASK, ENCODER_HIDDEN_STATES, INPUT_IDS, LAST_HIDDEN_STATE, LOGITS, pastSeq2Seq, presentSeq2Seq, t5DecoderNames, USE_CACHE_BRANCH } from './io.ts';
 import { float32Output, logitsOf } from './decoder.ts';
 import { float32, int64, type NamedTensors, type Session } from './session.ts';
 
@@ -35,7 +35,10 @@ export interface Seq2SeqDecoder {
   readonly spec: Seq2SeqSpec;
   /** Runs the encoder over the sources (padded on `pad`'s side to the longest). */
   encode(sources: readonly (readonly number[])[], pad?: 'left' | 'right'): Promise<Seq2SeqBatch>;
-  /** Feeds one token per row; `logits` holds one row of vocabSize per batch row. */
+  /**
+   * Feeds one token per row; `logits` holds one row of vocabSize per batch row. The batch is
+   * used up (a runtime in another thread may move its buffers): go on from the returned one.
+   */
   step(batch: Seq2SeqBatch, tokens: readonly number[]): Promise<{ logits: Float32Array; batch: Seq2SeqBatch }>;
 }
 
@@ -46,6 +49,12 @@ export function createSeq2SeqDecoder(encoder: Session, decoder: Session, spec: S
     throw new FerryError('bad_model', `the decoder graph lacks the inputs ${missing.join(', ')} of an Optimum merged T5 decoder`, { hint: 're-export the package with `ferry export`' });
   }
   const { heads, headDim } = spec;
+  const perLayer = (name: typeof pastSeq2Seq, cache: 'decoder' | 'encoder') => Array.from({ length: spec.decoderLayers }, (_, l) => [name(l, cache, 'key'), name(l, cache, 'value')]).flat();
+  const encoderPast = new Set(perLayer(pastSeq2Seq, 'encoder'));
+  const fetchAfterFirst = [LOGITS, ...perLayer(presentSeq2Seq, 'decoder')];
+  // What a step passes on to the next as fed: the encoder's mask and states, and (after the
+  // first step) the cross-attention caches.
+  const kept = [ENCODER_ATTENTION_MASK, ENCODER_HIDDEN_STATES, ...encoderPast];
   return {
     spec,
     async encode(sources, pad = 'right') {
@@ -72,17 +81,25 @@ export function createSeq2SeqDecoder(encoder: Session, decoder: Session, spec: S
       return { rows, length: 0, feeds };
     },
     async step(batch, tokens) {
+      const first = batch.length === 0;
       const feeds: NamedTensors = {
         ...batch.feeds,
         [INPUT_IDS]: int64([batch.rows, 1], tokens),
-        [USE_CACHE_BRANCH]: { dtype: 'bool', dims: [1], data: Uint8Array.of(batch.length > 0 ? 1 : 0) },
+        [USE_CACHE_BRANCH]: { dtype: 'bool', dims: [1], data: Uint8Array.of(first ? 0 : 1) },
       };
-      const outputs = await decoder.run(feeds);
-      const next: NamedTensors = { [ENCODER_ATTENTION_MASK]: batch.feeds[ENCODER_ATTENTION_MASK]!, [ENCODER_HIDDEN_STATES]: batch.feeds[ENCODER_HIDDEN_STATES]! };
+      // The cross-attention caches do not change after the first step (the graph returns them
+      // empty from then on): later steps fetch the logits and the self-attention caches only, and
+      // lend the encoder's tensors, which a runtime in another thread moves there and back
+      // instead of copying; the old self-attention past is given up.
+      const outputs = await decoder.run(feeds, { fetch: first ? undefined : fetchAfterFirst, giveUpFeeds: true, lendFeeds: kept });
+      const next: NamedTensors = {};
+      for (const name of kept) next[name] = outputs[name] ?? feeds[name]!;
       names.present.forEach((name, i) => {
+        const past = names.past[i]!;
+        if (!first && encoderPast.has(past)) return;
         const tensor = outputs[name];
         if (!tensor) throw new FerryError('bad_model', `the decoder graph returned no ${name}`, { status: 500 });
-        next[names.past[i]!] = tensor;
+        next[past] = tensor;
       });
       return { logits: logitsOf(outputs, batch.rows, spec.vocabSize), batch: { rows: batch.rows, length: batch.length + 1, feeds: next } };
     },

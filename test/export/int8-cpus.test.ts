@@ -21,6 +21,7 @@ import { serializeModel } from '../../src/export/writer.ts';
 import { convertModel } from '../../src/export/convert.ts';
 import { FerryError } from '../../src/errors.ts';
 import { makeCheckpoint, tempDir, TINY_LSTM, TINY_TRANSFORMER } from './fixtures.ts';
+import { buildT5Package } from './t5-package.ts';
 
 const run = promisify(execFile);
 const PROBE = path.join(import.meta.dirname, 'int8-probe.mjs');
@@ -36,6 +37,8 @@ before(async () => {
     await exportModel({ source: dir, outDir: out, quantize: 'int8' });
     packages.push(out);
   }
+  // A T5 pair (encoder, merged decoder with its If branches) of int8 and fp16 files.
+  packages.push((await buildT5Package('t5', { copies: true })).dir);
 });
 
 async function probe(prefix: string[]): Promise<Record<string, number[]>> {
@@ -53,6 +56,7 @@ test('int8 files give the same logits on an AVX2-only CPU (emulated) as on this 
   const [native, avx2] = await Promise.all([probe([]), probe([QEMU, '-cpu', 'Haswell-v4'])]);
   const files = Object.keys(native);
   assert.ok(files.includes('lstm/onnx/model_quantized.onnx') && files.includes('transformer/onnx/model_quantized.onnx'), files.join(', '));
+  assert.ok(files.includes('t5/onnx/decoder_model_merged_quantized.onnx'), files.join(', '));
   assert.deepEqual(Object.keys(avx2), files);
   for (const file of files) {
     const [a, b] = [native[file]!, avx2[file]!];

@@ -61,10 +61,22 @@ test('a T5 run exports to a verified package whose graphs decode what the checkp
   assert.deepEqual(await greedySeq2Seq(seq2seq, sources, 10, 'left'), expected);
 });
 
+test('--quantize int8 and --fp16 add the checked copies in Optimum\'s names, listed in ferry.json', async () => {
+  const out = join(dir, 'variants');
+  const report = await exportModel({ source: run, outDir: out, quantize: 'int8', fp16: true });
+  const manifest = JSON.parse(readFileSync(join(out, 'ferry.json'), 'utf8'));
+  assert.deepEqual(manifest.files, { fp32: 'onnx/decoder_model_merged.onnx', int8: 'onnx/decoder_model_merged_quantized.onnx', fp16: 'onnx/decoder_model_merged_fp16.onnx' });
+  assert.deepEqual(manifest.encoderFiles, { fp32: 'onnx/encoder_model.onnx', int8: 'onnx/encoder_model_quantized.onnx', fp16: 'onnx/encoder_model_fp16.onnx' });
+  for (const file of [...Object.values(manifest.files), ...Object.values(manifest.encoderFiles)] as string[]) assert.ok(existsSync(join(out, file)), file);
+  assert.deepEqual(Object.keys(manifest.parity).sort(), ['fp16', 'fp32', 'int8']);
+  assert.deepEqual(Object.keys(report.parity).sort(), ['fp16', 'fp32', 'int8']);
+  assert.ok(report.sizes['onnx/decoder_model_merged_quantized.onnx']! < report.sizes['onnx/decoder_model_merged.onnx']!);
+});
+
 test('options that do not apply to T5 are refused by flag, and nothing is written', async () => {
   const out = join(dir, 'refused');
-  await assert.rejects(exportModel({ source: run, outDir: out, target: 'webgpu', attention: 'mha' }), (error: unknown) =>
-    error instanceof FerryError && error.code === 'export_bad_options' && /--target webgpu/.test(error.message) && /--attention mha/.test(error.message));
+  await assert.rejects(exportModel({ source: run, outDir: out, attention: 'mha', plugins: ['./x.js'] }), (error: unknown) =>
+    error instanceof FerryError && error.code === 'export_bad_options' && /--attention mha/.test(error.message) && /--plugin/.test(error.message));
   assert.equal(existsSync(out), false);
 });
 

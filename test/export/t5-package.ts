@@ -6,7 +6,10 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { writePackageDir } from '../../src/export/package.ts';
 import { createSession } from '../../src/export/runner.ts';
-import { T5_DECODER_FILE, T5_ENCODER_FILE, t5PackageFiles } from '../../src/export/t5/package.ts';
+import { quantizeInt8, weightsToFp16 } from '../../src/export/quantize.ts';
+import { t5DecoderGraph, t5EncoderGraph } from '../../src/export/t5/graph.ts';
+import { T5_DECODER_FILE, T5_ENCODER_FILE, T5_VARIANT_FILES, t5PackageFiles } from '../../src/export/t5/package.ts';
+import type { T5Variants } from '../../src/export/t5/variants.ts';
 import { wrapOrtSession } from '../../src/package/ort-session.ts';
 import { createSeq2SeqDecoder, type Seq2SeqDecoder } from '../../src/package/seq2seq.ts';
 import type { Tokenizer } from '../../src/tokenizer/index.ts';
@@ -20,21 +23,33 @@ export interface T5TestPackage {
   name: string;
   config: T5Config;
   tokenizer: Tokenizer;
-  /** Sessions of the package's own files (onnxruntime-node, this thread). */
-  openDecoder(): Promise<Seq2SeqDecoder>;
+  /** Sessions of the package's own files of `precision` (onnxruntime-node, this thread). */
+  openDecoder(precision?: 'fp32' | 'int8' | 'fp16'): Promise<Seq2SeqDecoder>;
   remove(): Promise<void>;
 }
 
-export async function buildT5Package(name = 'tiny-t5'): Promise<T5TestPackage> {
+/**
+ * `copies`: also the int8 and fp16 files, converted as export converts them but not checked
+ * (these weights, larger than training's, move int8 logits past its bounds): for tests that
+ * compare two runtimes over the same files.
+ */
+export async function buildT5Package(name = 'tiny-t5', options: { copies?: boolean } = {}): Promise<T5TestPackage> {
   const tokenizer = await trainT5Tokenizer('char', ['the cat sat on the mat', 'a dog', 'der Hund']);
   const config = tinyT5Config({ vocabSize: tokenizer.vocabSize, tieWeights: true });
   const root = await mkdtemp(path.join(tmpdir(), 'ferry-t5-'));
   const dir = path.join(root, name);
-  await writePackageDir(dir, t5PackageFiles(config, randomT5Weights(config, 23), tokenizer, 17, name));
+  const weights = randomT5Weights(config, 23);
+  let copies: T5Variants | undefined;
+  if (options.copies) {
+    const [encoder, decoder] = [t5EncoderGraph(config, weights, 17), t5DecoderGraph(config, weights, 17)];
+    copies = { encoder: { int8: quantizeInt8(encoder), fp16: weightsToFp16(encoder) }, decoder: { int8: quantizeInt8(decoder), fp16: weightsToFp16(decoder) }, parity: {} };
+  }
+  await writePackageDir(dir, t5PackageFiles(config, weights, tokenizer, 17, name, copies));
   const session = async (file: string) => wrapOrtSession(ort.Tensor, await createSession(await readFile(path.join(dir, file))), 'onnxruntime-node cpu');
+  const files = { fp32: { encoder: T5_ENCODER_FILE, decoder: T5_DECODER_FILE }, ...T5_VARIANT_FILES };
   return {
     dir, name, config, tokenizer,
-    openDecoder: async () => createSeq2SeqDecoder(await session(T5_ENCODER_FILE), await session(T5_DECODER_FILE), {
+    openDecoder: async (precision = 'fp32') => createSeq2SeqDecoder(await session(files[precision].encoder), await session(files[precision].decoder), {
       vocabSize: config.vocabSize, decoderLayers: config.nDecoderLayers, heads: config.nHeads, headDim: config.dKv, startId: 0, eosId: 1, padId: 0,
     }),
     remove: () => rm(root, { recursive: true, force: true }),

@@ -119,7 +119,7 @@ test('t5: `ferry generate` prints the target alone, streamed or not', async () =
   assert.equal((await run('node', [...args, '--stream'])).stdout, `${expected[1]}\n`);
 });
 
-test('t5: `ferry serve`\'s server loads a T5 package beside nothing else and answers with its target', async () => {
+test('t5: `ferry serve`\'s server loads a T5 package beside nothing else and answers with its target, batched too', async () => {
   const server = await startServer({ dirs: [pkg.dir], port: 0, host: '127.0.0.1', maxBatch: 4, maxQueue: 8, device: 'cpu', log: () => {} });
   try {
     assert.deepEqual((await server.models).map((m) => m.arch), ['t5']);
@@ -128,6 +128,15 @@ test('t5: `ferry serve`\'s server loads a T5 package beside nothing else and ans
       body: JSON.stringify({ model: pkg.name, prompt: SOURCES[0], max_tokens: MAX_TOKENS, temperature: 0 }),
     });
     assert.equal(((await response.json()) as OpenAI.Completion).choices[0]!.text, expected[0]);
+    // Batched in its worker thread, where the encoder's tensors move there and back each step.
+    const together = await Promise.all(SOURCES.map(async (prompt) => {
+      const r = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: pkg.name, prompt, max_tokens: MAX_TOKENS, temperature: 0 }),
+      });
+      return ((await r.json()) as OpenAI.Completion).choices[0]!.text;
+    }));
+    assert.deepEqual(together, expected);
   } finally {
     await server.close();
   }

@@ -25,29 +25,66 @@ function read(weights: T5WeightMap, name: string) {
   return w;
 }
 
-/** The model's weights as initializers of `g`, each named after its state-dict entry. */
+/**
+ * The model's weights as initializers of `g`, each named after its state-dict entry; a list of
+ * names gives one initializer of those [in, out_i] kernels side by side, [in, sum of out_i],
+ * made once (both branches of the merged decoder read it).
+ */
 function weightsOf(g: Graph, weights: T5WeightMap) {
-  return (name: string): string => {
-    const w = read(weights, name);
-    return g.addInitializer(name, 'float32', [...w.shape], w.data);
+  const joined = new Map<string, string>();
+  return (names: string | readonly string[]): string => {
+    if (typeof names === 'string') {
+      const w = read(weights, names);
+      return g.addInitializer(names, 'float32', [...w.shape], w.data);
+    }
+    const key = names.join('+');
+    if (!joined.has(key)) {
+      const parts = names.map((name) => read(weights, name));
+      const rows = parts[0]!.shape[0]!;
+      const cols = parts.reduce((sum, w) => sum + w.shape[1]!, 0);
+      const data = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) {
+        let at = r * cols;
+        for (const w of parts) {
+          const width = w.shape[1]!;
+          data.set(w.data.subarray(r * width, (r + 1) * width), at);
+          at += width;
+        }
+      }
+      joined.set(key, g.addInitializer(key, 'float32', [rows, cols], data));
+    }
+    return joined.get(key)!;
   };
 }
+
+type Weight = ReturnType<typeof weightsOf>;
 
 /**
  * The graph-building steps both stacks share: nodes go into `g` (a graph or an If branch),
  * weights through `weight` (always the outer graph's initializers).
  */
-function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, read: (name: string) => Float32Array) {
+function t5Ops(g: Graph, config: T5Config, weight: Weight, read: (name: string) => Float32Array) {
   const { nHeads, dKv } = config;
   const scalar = (x: string) => g.squeeze(x, [0]);
   const dimOf = (x: string, axis: number) => g.op('Shape', [x], { start: attr.int(axis), end: attr.int(axis + 1) });
 
+  // x / sqrt(mean(x^2) + eps) * w, in the form ORT fuses into one SimplifiedLayerNormalization
+  // (Pow 2 -> ReduceMean -> Add -> Sqrt -> Div -> Mul): 1 kernel instead of 7, 13 times a decoder step.
   const rmsNorm = (x: string, name: string) => {
-    const meanSquare = g.reduce('ReduceMean', g.op('Mul', [x, x]), [-1], true);
-    const inverse = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalarFloat('epsilon', EPSILON)])])]);
-    return g.op('Mul', [g.op('Mul', [x, inverse]), weight(name)]);
+    const meanSquare = g.reduce('ReduceMean', g.op('Pow', [x, g.scalarFloat('two', 2)]), [-1], true);
+    const rms = g.op('Sqrt', [g.op('Add', [meanSquare, g.scalarFloat('epsilon', EPSILON)])]);
+    return g.op('Mul', [g.op('Div', [x, rms]), weight(name)]);
   };
   const linear = (x: string, name: string) => g.op('MatMul', [x, weight(name)]);
+  /**
+   * Several linears of the same input as one MatMul over their kernels side by side, split
+   * after: a decoder step runs a third fewer MatMul kernels (q, k, v; wi_0, wi_1; cross k, v).
+   */
+  const linears = (x: string, names: readonly string[]): string[] => {
+    const product = g.op('MatMul', [x, weight(names)]);
+    const widths = names.map((name) => read(name).length / config.dModel);
+    return g.node('Split', [product, g.int64('split', widths)], { axis: attr.int(-1) }, { outputs: names.length });
+  };
   /** [B, T, H*dKv] -> [B, H, T, dKv]. */
   const splitHeads = (x: string) => g.transpose(g.reshape(x, [0, 0, nHeads, dKv]), [0, 2, 1, 3]);
   const mergeHeads = (x: string) => g.reshape(g.transpose(x, [0, 2, 1, 3]), [0, 0, nHeads * dKv]);
@@ -58,12 +95,17 @@ function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, rea
     const masked = g.op('Where', [allowed, scores, g.scalarFloat('lowest', LOWEST_FLOAT32)]);
     return g.op('MatMul', [g.op('Softmax', [masked], { axis: attr.int(-1) }), kv.value]);
   };
+  /**
+   * wo(gelu(wi0 x) * wi1 x), gelu's tanh form written as ORT's FastGeluFusion matches it (its
+   * first formula: 0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2)))), one FastGelu kernel
+   * instead of eight elementwise ones.
+   */
   const gatedGelu = (x: string, prefix: string) => {
-    const gate = linear(x, `${prefix}.wi_0.weight`);
-    const cube = g.op('Mul', [g.op('Mul', [gate, gate]), gate]);
-    const inner = g.op('Mul', [g.op('Add', [gate, g.op('Mul', [cube, g.scalarFloat('gelu_cubic', 0.044715)])]), g.scalarFloat('gelu_scale', Math.sqrt(2 / Math.PI))]);
+    const [gate, linearPart] = linears(x, [`${prefix}.wi_0.weight`, `${prefix}.wi_1.weight`]) as [string, string];
+    const cubic = g.op('Add', [g.op('Mul', [g.op('Mul', [gate, g.scalarFloat('gelu_cubic', 0.044715)]), gate]), g.scalarFloat('one', 1)]);
+    const inner = g.op('Mul', [cubic, g.op('Mul', [gate, g.scalarFloat('gelu_scale', Math.sqrt(2 / Math.PI))])]);
     const gelu = g.op('Mul', [g.op('Mul', [gate, g.scalarFloat('half', 0.5)]), g.op('Add', [g.op('Tanh', [inner]), g.scalarFloat('one', 1)])]);
-    return linear(g.op('Mul', [gelu, linear(x, `${prefix}.wi_1.weight`)]), `${prefix}.wo.weight`);
+    return linear(g.op('Mul', [gelu, linearPart]), `${prefix}.wo.weight`);
   };
   /**
    * The [1, H, queries, keys] bias of queries at `queryPositions` over keys at `keyPositions`:
@@ -83,7 +125,7 @@ function t5Ops(g: Graph, config: T5Config, weight: (name: string) => string, rea
   };
   /** [B, 1, 1, S] true where the key is a real token. */
   const keyMask = (mask: string) => g.unsqueeze(g.op('Cast', [mask], { to: attr.dtype('bool') }), [1, 2]);
-  return { rmsNorm, linear, splitHeads, mergeHeads, attention, gatedGelu, positionBias, positions, keyMask, dimOf };
+  return { rmsNorm, linear, linears, splitHeads, mergeHeads, attention, gatedGelu, positionBias, positions, keyMask, dimOf };
 }
 
 function embed(g: Graph, weight: (name: string) => string, ids: string): string {
@@ -106,22 +148,26 @@ export function t5EncoderGraph(config: T5Config, weights: T5WeightMap, opset: nu
     h = g.inScope(`encoder.block.${i}`, () => {
       const attn = `encoder.block.${i}.layer.0.SelfAttention`;
       const x = ops.rmsNorm(h, `encoder.block.${i}.layer.0.layer_norm.weight`);
-      const kv = { key: ops.splitHeads(ops.linear(x, `${attn}.k.weight`)), value: ops.splitHeads(ops.linear(x, `${attn}.v.weight`)) };
-      const context = ops.attention(ops.splitHeads(ops.linear(x, `${attn}.q.weight`)), kv, allowed, bias);
+      const [q, k, v] = ops.linears(x, ['q', 'k', 'v'].map((p) => `${attn}.${p}.weight`)).map(ops.splitHeads) as [string, string, string];
+      const context = ops.attention(q, { key: k, value: v }, allowed, bias);
       const y = g.op('Add', [h, ops.linear(ops.mergeHeads(context), `${attn}.o.weight`)]);
       return g.op('Add', [y, ops.gatedGelu(ops.rmsNorm(y, `encoder.block.${i}.layer.1.layer_norm.weight`), `encoder.block.${i}.layer.1.DenseReluDense`)]);
     });
   }
-  g.addOutput(ops.rmsNorm(h, 'encoder.final_layer_norm.weight'), LAST_HIDDEN_STATE, 'float32', ['batch_size', 'encoder_sequence_length', config.dModel]);
+  g.outputAs(ops.rmsNorm(h, 'encoder.final_layer_norm.weight'), LAST_HIDDEN_STATE, 'float32', ['batch_size', 'encoder_sequence_length', config.dModel]);
   return g;
 }
 
 /**
- * `onnx/decoder_model_merged.onnx`. One If on `use_cache_branch` chooses the caches: true, the
- * past self-attention and cross-attention caches as fed; false (the first step), an empty
- * self-attention past (whatever was fed) and cross-attention K/V computed from the encoder
- * states. Optimum's merged file puts two whole decoders in the branches; only the caches differ
- * between them, so only the caches are in the branches here.
+ * `onnx/decoder_model_merged.onnx`, laid out as Optimum merges its two decoders: one If on
+ * `use_cache_branch` runs the decoder stack with the caches (true: the fed self-attention past
+ * concatenated with this call's K/V, the fed cross-attention K/V) or without (false, the first
+ * step: a self-attention past of length 0 whatever was fed, cross-attention K/V computed from the
+ * encoder states). Both branches read the weights from the outer graph; the embedding, the final
+ * norm and the head are outside. Each branch makes its caches under its own outputs, which are
+ * the graph's: nothing copies a past through (a pass-through branch would copy every cache every
+ * step). With the caches, `present.*.encoder.*` are empty (length 0): the cross-attention K/V do
+ * not change after the first step, and transformers.js and ferry keep the first step's.
  */
 export function t5DecoderGraph(config: T5Config, weights: T5WeightMap, opset: number): Graph {
   const { nDecoderLayers: layers, nHeads, dKv, dModel, vocabSize } = config;
@@ -137,76 +183,83 @@ export function t5DecoderGraph(config: T5Config, weights: T5WeightMap, opset: nu
     return { decoder: { key: input('decoder', 'key'), value: input('decoder', 'value') }, encoder: { key: input('encoder', 'key'), value: input('encoder', 'value') } };
   });
   const useCache = g.addInput(USE_CACHE_BRANCH, 'bool', [1]);
-  const caches = g.inScope('caches', () => chooseCaches(g, config, weights, useCache, encoderStates, past));
 
   const length = ops.dimOf(ids, 1);
-  const pastLength = ops.dimOf(caches[0]!.decoder.key, 2);
-  const queryAt = ops.positions(length, g.squeeze(pastLength, [0]));
-  const keyAt = ops.positions(g.op('Add', [pastLength, length]));
-  const causal = g.op('LessOrEqual', [g.unsqueeze(keyAt, [0]), g.unsqueeze(queryAt, [1])], {}, { name: 'causal' });
-  const bias = g.inScope('position_bias', () => ops.positionBias('decoder', queryAt, keyAt));
   const crossAllowed = ops.keyMask(encoderMask);
-  const presentShape = { decoder: ['batch_size', nHeads, 'total_decoder_sequence_length', dKv], encoder: ['batch_size', nHeads, 'encoder_sequence_length_out', dKv] };
-  let h = embed(g, weight, ids);
-  for (let i = 0; i < layers; i++) {
-    h = g.inScope(`decoder.block.${i}`, () => {
-      const block = `decoder.block.${i}`;
-      const self = `${block}.layer.0.SelfAttention`;
-      const x = ops.rmsNorm(h, `${block}.layer.0.layer_norm.weight`);
-      const kv = {
-        key: g.op('Concat', [caches[i]!.decoder.key, ops.splitHeads(ops.linear(x, `${self}.k.weight`))], { axis: attr.int(2) }),
-        value: g.op('Concat', [caches[i]!.decoder.value, ops.splitHeads(ops.linear(x, `${self}.v.weight`))], { axis: attr.int(2) }),
-      };
-      g.addOutput(kv.key, presentSeq2Seq(i, 'decoder', 'key'), 'float32', presentShape.decoder);
-      g.addOutput(kv.value, presentSeq2Seq(i, 'decoder', 'value'), 'float32', presentShape.decoder);
-      const selfContext = ops.attention(ops.splitHeads(ops.linear(x, `${self}.q.weight`)), kv, causal, bias);
-      const y = g.op('Add', [h, ops.linear(ops.mergeHeads(selfContext), `${self}.o.weight`)]);
-      const cross = `${block}.layer.1.EncDecAttention`;
-      const crossQuery = ops.splitHeads(ops.linear(ops.rmsNorm(y, `${block}.layer.1.layer_norm.weight`), `${cross}.q.weight`));
-      const crossContext = ops.attention(crossQuery, caches[i]!.encoder, crossAllowed);
-      const z = g.op('Add', [y, ops.linear(ops.mergeHeads(crossContext), `${cross}.o.weight`)]);
-      return g.op('Add', [z, ops.gatedGelu(ops.rmsNorm(z, `${block}.layer.2.layer_norm.weight`), `${block}.layer.2.DenseReluDense`)]);
+  const embedded = embed(g, weight, ids);
+  const stack = { length, crossAllowed, embedded, encoderStates, past };
+  const withCache = g.branch('with_cache');
+  const firstStep = g.branch('first_step');
+  const presentNames = Array.from({ length: layers }, (_, l) => (['decoder', 'encoder'] as const).flatMap((c) => (['key', 'value'] as const).map((p) => presentSeq2Seq(l, c, p)))).flat();
+  for (const [branch, cached] of [[withCache, true], [firstStep, false]] as const) {
+    const [hidden, ...caches] = decoderStack(branch, config, weight, (name) => read(weights, name).data, stack, cached);
+    branch.outputAs(hidden!, `${branch.name}/hidden`, 'float32', ['batch_size', 'decoder_sequence_length', dModel]);
+    caches.forEach((t, i) => {
+      const shape = i % 4 < 2 ? ['batch_size', nHeads, `${branch.name}_decoder_length`, dKv] : ['batch_size', nHeads, `${branch.name}_encoder_length`, dKv];
+      branch.outputAs(t, `${branch.name}/${presentNames[i]}`, 'float32', shape);
     });
   }
-  const final = ops.rmsNorm(h, 'decoder.final_layer_norm.weight');
+  const hiddenName = g.uniqueName('decoder_hidden');
+  for (const name of presentNames) g.uniqueName(name);
+  g.node('If', [useCache], { then_branch: attr.graph(withCache), else_branch: attr.graph(firstStep) }, { outputs: [hiddenName, ...presentNames], name: 'use_cache_branch' });
+
+  const final = ops.rmsNorm(hiddenName, 'decoder.final_layer_norm.weight');
   const logits = config.tieWeights
     ? g.op('MatMul', [g.op('Mul', [final, g.scalarFloat('tied_scale', dModel ** -0.5)]), g.transpose(weight('shared.weight'), [1, 0])])
     : ops.linear(final, 'lm_head.weight');
-  g.addOutput(logits, LOGITS, 'float32', ['batch_size', 'decoder_sequence_length', vocabSize]);
-  for (let i = 0; i < layers; i++) {
-    g.addOutput(caches[i]!.encoder.key, presentSeq2Seq(i, 'encoder', 'key'), 'float32', presentShape.encoder);
-    g.addOutput(caches[i]!.encoder.value, presentSeq2Seq(i, 'encoder', 'value'), 'float32', presentShape.encoder);
-  }
+  g.outputAs(logits, LOGITS, 'float32', ['batch_size', 'decoder_sequence_length', vocabSize]);
+  const presentShape = { decoder: ['batch_size', nHeads, 'total_decoder_sequence_length', dKv], encoder: ['batch_size', nHeads, 'encoder_sequence_length_out', dKv] };
   // Optimum's order: logits, then per layer decoder key, value, encoder key, value.
-  g.orderOutputs([LOGITS, ...Array.from({ length: layers }, (_, l) => (['decoder', 'encoder'] as const).flatMap((c) => (['key', 'value'] as const).map((p) => presentSeq2Seq(l, c, p)))).flat()]);
+  presentNames.forEach((name, i) => g.outputs.push({ name, dtype: 'float32', shape: i % 4 < 2 ? presentShape.decoder : presentShape.encoder }));
   return g;
 }
 
 type LayerCaches = { decoder: KeyValue; encoder: KeyValue };
 
-/** The If on use_cache_branch: per layer the self-attention past and the cross-attention K/V to use. */
-function chooseCaches(g: Graph, config: T5Config, weights: T5WeightMap, useCache: string, encoderStates: string, past: LayerCaches[]): LayerCaches[] {
-  const { nHeads, dKv, nDecoderLayers: layers } = config;
-  const flat = (c: LayerCaches) => [c.decoder.key, c.decoder.value, c.encoder.key, c.encoder.value];
-  const declare = (branch: Graph, tensors: string[]) => tensors.forEach((t, i) => {
-    const shape = i % 4 < 2 ? ['batch_size', nHeads, `past_decoder_length_${i}`, dKv] : ['batch_size', nHeads, `encoder_length_${i}`, dKv];
-    branch.addOutput(t, `${branch.name}/out_${i}`, 'float32', shape);
-  });
-
-  const withCache = g.branch('with_cache');
-  declare(withCache, past.flatMap(flat));
-
-  const firstStep = g.branch('first_step');
-  const ops = t5Ops(firstStep, config, weightsOf(g, weights), (name) => read(weights, name).data);
-  const emptyPast = (x: string) => firstStep.slice(x, 2, 0, 0);
-  declare(firstStep, past.flatMap((c, i) => {
-    const cross = `decoder.block.${i}.layer.1.EncDecAttention`;
-    return [emptyPast(c.decoder.key), emptyPast(c.decoder.value), ops.splitHeads(ops.linear(encoderStates, `${cross}.k.weight`)), ops.splitHeads(ops.linear(encoderStates, `${cross}.v.weight`))];
-  }));
-
-  const chosen = g.node('If', [useCache], { then_branch: attr.graph(withCache), else_branch: attr.graph(firstStep) }, { outputs: 4 * layers, name: 'use_cache_branch' });
-  return past.map((_, i) => ({
-    decoder: { key: chosen[4 * i]!, value: chosen[4 * i + 1]! },
-    encoder: { key: chosen[4 * i + 2]!, value: chosen[4 * i + 3]! },
-  }));
+/**
+ * The decoder blocks in an If branch `b` (weights from the outer graph through `weight`): the
+ * hidden states before the final norm, then per layer the self-attention key, value (past +
+ * new) and the cross-attention key, value (computed from the encoder states on the first step;
+ * empty with the caches).
+ */
+function decoderStack(
+  b: Graph, config: T5Config, weight: Weight, readWeight: (name: string) => Float32Array,
+  outer: { length: string; crossAllowed: string; embedded: string; encoderStates: string; past: LayerCaches[] }, cached: boolean,
+): string[] {
+  const ops = t5Ops(b, config, weight, readWeight);
+  const pastLength = cached ? ops.dimOf(outer.past[0]!.decoder.key, 2) : b.int64('no_past', [0]);
+  const queryAt = ops.positions(outer.length, b.squeeze(pastLength, [0]));
+  const keyAt = ops.positions(b.op('Add', [pastLength, outer.length]));
+  const causal = b.op('LessOrEqual', [b.unsqueeze(keyAt, [0]), b.unsqueeze(queryAt, [1])], {}, { name: 'causal' });
+  const bias = b.inScope('position_bias', () => ops.positionBias('decoder', queryAt, keyAt));
+  const caches: string[] = [];
+  let h = outer.embedded;
+  for (let i = 0; i < config.nDecoderLayers; i++) {
+    h = b.inScope(`decoder.block.${i}`, () => {
+      const block = `decoder.block.${i}`;
+      const self = `${block}.layer.0.SelfAttention`;
+      const past = outer.past[i]!;
+      const x = ops.rmsNorm(h, `${block}.layer.0.layer_norm.weight`);
+      const [q, k, v] = ops.linears(x, ['q', 'k', 'v'].map((p) => `${self}.${p}.weight`)).map(ops.splitHeads) as [string, string, string];
+      const fresh = { key: k, value: v };
+      const withPast = (part: KvPart) => (cached ? b.op('Concat', [past.decoder[part], fresh[part]], { axis: attr.int(2) }) : fresh[part]);
+      const kv = { key: withPast('key'), value: withPast('value') };
+      const selfContext = ops.attention(q, kv, causal, bias);
+      const y = b.op('Add', [h, ops.linear(ops.mergeHeads(selfContext), `${self}.o.weight`)]);
+      const cross = `${block}.layer.1.EncDecAttention`;
+      const fromEncoder = () => {
+        const [key, value] = ops.linears(outer.encoderStates, [`${cross}.k.weight`, `${cross}.v.weight`]).map(ops.splitHeads) as [string, string];
+        return { key, value };
+      };
+      const crossKv = cached ? past.encoder : fromEncoder();
+      const crossQuery = ops.splitHeads(ops.linear(ops.rmsNorm(y, `${block}.layer.1.layer_norm.weight`), `${cross}.q.weight`));
+      const crossContext = ops.attention(crossQuery, crossKv, outer.crossAllowed);
+      const z = b.op('Add', [y, ops.linear(ops.mergeHeads(crossContext), `${cross}.o.weight`)]);
+      // The cross-attention caches only leave the first step; with the caches, empty ones.
+      const none = (x: string) => b.slice(x, 2, 0, 0);
+      caches.push(kv.key, kv.value, cached ? none(past.encoder.key) : crossKv.key, cached ? none(past.encoder.value) : crossKv.value);
+      return b.op('Add', [z, ops.gatedGelu(ops.rmsNorm(z, `${block}.layer.2.layer_norm.weight`), `${block}.layer.2.DenseReluDense`)]);
+    });
+  }
+  return [h, ...caches];
 }
