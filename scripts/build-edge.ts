@@ -8,8 +8,9 @@ import { gzipSync } from 'node:zlib';
 import type { Plugin } from 'esbuild';
 import { FerryError } from '../src/errors.ts';
 import { findPackages } from '../src/serve/node.ts';
-import { isLanguageModel, modelFileOf, t5NotServed, type Precision } from '../src/package/index.ts';
-import { loadPackage, readManifest } from '../src/serve/package.ts';
+import { isLanguageModel, modelFileOf, type Precision } from '../src/package/index.ts';
+import { existingModelFile, loadPackage, readManifest } from '../src/serve/package.ts';
+import { t5TokenizerOf } from '../src/serve/t5-model.ts';
 import { nodeBuiltinsAsEmpty, ortDistDir } from '../src/serve/playground/bundle.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -54,19 +55,31 @@ export async function buildEdge(options: EdgeBuildOptions): Promise<EdgeBuild> {
   const dirs = await findPackages(options.packages);
   const entries: string[] = [];
   const imports: string[] = [`import wasm from './${WASM}';`];
+  const modelFiles: string[] = [];
   for (const [i, dir] of dirs.entries()) {
-    // A plain model travels without a tokenizer; the worker serves it over /v2 only.
+    // A plain model travels without a tokenizer; the worker serves it over /v2 only. A T5
+    // package brings its encoder beside its merged decoder.
     const parsed = await readManifest(dir);
-    if (parsed.arch === 't5') throw t5NotServed(dir, 'the edge worker');
+    const precision = options.precision ?? 'fp32';
     const pkg = isLanguageModel(parsed)
       ? await loadPackage(dir, { precision: options.precision })
-      : { id: parsed.name, modelPath: path.resolve(dir, modelFileOf(parsed, options.precision ?? 'fp32', dir)) };
-    const file = `models/${i}-${pkg.id.replace(/[^\w.-]/g, '_')}.onnx`;
+      : { id: parsed.name, modelPath: await existingModelFile(dir, modelFileOf(parsed, precision, dir)) };
+    const encoderPath = parsed.arch === 't5' ? await existingModelFile(dir, modelFileOf({ ...parsed, files: parsed.encoderFiles }, precision, dir)) : undefined;
+    const stem = `models/${i}-${pkg.id.replace(/[^\w.-]/g, '_')}`;
+    const file = `${stem}.onnx`;
     await copyFile(pkg.modelPath, path.join(outDir, file));
-    const manifest = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')) as unknown;
-    const tokenizer = isLanguageModel(parsed) ? JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as unknown : null;
     imports.push(`import model${i} from './${file}';`);
-    entries.push(`{ source: ${JSON.stringify(`bundle:${pkg.id}`)}, manifest: ${JSON.stringify(manifest)}, tokenizer: ${JSON.stringify(tokenizer)}, model: model${i} }`);
+    modelFiles.push(file);
+    if (encoderPath) {
+      await copyFile(encoderPath, path.join(outDir, `${stem}.encoder.onnx`));
+      imports.push(`import encoder${i} from './${stem}.encoder.onnx';`);
+      modelFiles.push(`${stem}.encoder.onnx`);
+    }
+    const manifest = JSON.parse(await readFile(path.join(dir, 'ferry.json'), 'utf8')) as unknown;
+    const tokenizer = parsed.arch === 'model' ? null : JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as unknown;
+    // The worker would refuse a T5 tokenizer that does not fit the model at load; the build refuses it now.
+    if (parsed.arch === 't5') t5TokenizerOf(tokenizer, dir, parsed);
+    entries.push(`{ source: ${JSON.stringify(`bundle:${pkg.id}`)}, manifest: ${JSON.stringify(manifest)}, tokenizer: ${JSON.stringify(tokenizer)}, model: model${i}${encoderPath ? `, encoder: encoder${i}` : ''} }`);
   }
   const assetsModule = `${imports.join('\n')}\nexport default { wasm, packages: [${entries.join(',\n')}], maxModelBytes: ${maxModelBytes}, ` +
     `limitReason: ${JSON.stringify(`the edge limit: ${(maxModelBytes / 1e6).toFixed(0)} MB of model in a 128 MB Workers isolate`)} };\n`;
@@ -91,7 +104,7 @@ export async function buildEdge(options: EdgeBuildOptions): Promise<EdgeBuild> {
   await writeFile(path.join(outDir, 'wrangler.toml'), wranglerToml());
 
   const sizes = [];
-  for (const file of ['worker.mjs', WASM, ...dirs.map((_, i) => imports[i + 1]!.match(/'\.\/(.+)'/)![1]!)]) {
+  for (const file of ['worker.mjs', WASM, ...modelFiles]) {
     const bytes = await readFile(path.join(outDir, file));
     sizes.push({ file, bytes: bytes.byteLength, gzipBytes: gzipSync(bytes).byteLength });
   }

@@ -32,7 +32,7 @@ export function parseLanguageModelManifest(raw: unknown, source: string): Langua
   return manifest;
 }
 
-/** What a place that runs no T5 package (the edge worker, the browser client, `ferry infer`) says of one. */
+/** What code that runs language models only (a decoder-only decoder) says of a T5 package; serving, the browser client and the edge worker run T5 through src/serve/t5-model.ts. */
 export function t5NotServed(source: string, where: string): FerryError {
   return new FerryError('t5_not_served', `${source} is a T5 encoder-decoder (arch "t5"), which ${where} does not run`, {
     hint: 'serve it with `ferry serve DIR` (POST /v1/completions, the prompt is the source text) or run `ferry generate DIR --prompt TEXT`',

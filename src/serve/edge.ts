@@ -8,7 +8,7 @@ import assets from 'ferry:edge-assets';
 import { createApp } from './app.ts';
 import { openPlainModelFromFiles } from './browser/infer.ts';
 import { openModelFromFiles } from './browser/model.ts';
-import { isLanguageModel, parseManifest, t5NotServed } from '../package/index.ts';
+import { isLanguageModel, parseManifest } from '../package/index.ts';
 import type { InferenceModel } from './v2/model.ts';
 import type { ServedModel } from './model.ts';
 import { ortWebBackend, type OrtWeb } from './browser/runtime.ts';
@@ -49,21 +49,57 @@ async function loadModels(): Promise<{ languageModels: ServedModel[]; plainModel
   const plain: InferenceModel[] = [];
   for (const pkg of assets.packages) {
     const manifest = parseManifest(pkg.manifest, `${pkg.source}/ferry.json`);
-    if (manifest.arch === 't5') throw t5NotServed(`${pkg.source}/ferry.json`, 'the edge worker');
-    if (!isLanguageModel(manifest)) {
+    if (!isLanguageModel(manifest) && manifest.arch !== 't5') {
       plain.push(await openPlainModelFromFiles({ source: pkg.source, manifest, model: new Uint8Array(pkg.model) }, { runtime, maxBatch: 8, maxQueue: 16, delayMs: 1, maxModelBytes: assets.maxModelBytes, limitReason: assets.limitReason }));
       continue;
     }
+    // A T5 package brings its encoder too: openModelFromFiles serves it as the Node server does (openT5Model).
     loaded.push(await openModelFromFiles(
-      { source: pkg.source, manifest: pkg.manifest, tokenizer: pkg.tokenizer, model: new Uint8Array(pkg.model) },
+      { source: pkg.source, manifest: pkg.manifest, tokenizer: pkg.tokenizer, model: new Uint8Array(pkg.model), ...(pkg.encoder ? { encoder: new Uint8Array(pkg.encoder) } : {}) },
       { runtime, maxBatch: 4, maxQueue: 16, maxModelBytes: assets.maxModelBytes, limitReason: assets.limitReason },
     ));
   }
   return { languageModels: loaded, plainModels: plain };
 }
 
+/** Every served model's scheduler has nothing left to run. */
+async function idle(): Promise<void> {
+  const loaded = await models?.catch(() => []);
+  await Promise.all((loaded ?? []).map((model) => model.scheduler.idle()));
+}
+
+/** The body as it is, calling `release` once it has ended, failed or been cancelled. */
+function releasedAtEnd(body: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          release();
+          controller.close();
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (error) {
+        release();
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      release();
+      await reader.cancel(reason);
+    },
+  });
+}
+
+/** The part of Workers' ExecutionContext the worker uses. */
+interface EdgeContext {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
 export default {
-  async fetch(request: Request, env: EdgeEnv = {}): Promise<Response> {
+  async fetch(request: Request, env: EdgeEnv = {}, context?: EdgeContext): Promise<Response> {
     if (!app) {
       const loading = loadModels();
       models = loading.then((l) => l.languageModels);
@@ -73,6 +109,26 @@ export default {
     }
     // A cold isolate answers its first request once the models are in (about 0.2 s), not 503.
     if (!PROBES.has(new URL(request.url).pathname)) await Promise.all([models, plainModels]).catch(() => {});
-    return app.fetch(request);
+    // A scheduler's loop runs in the request that started it, while other requests wait for their
+    // rows in the same batch with nothing of their own pending, which workerd takes for a hung
+    // worker and cancels ("the Worker's code had hung"); and it cancels what a request left
+    // running once it has answered. So each request holds a timer until its answer is complete,
+    // and keeps the isolate's loops alive until they are idle.
+    const ticking = setInterval(() => {}, 50);
+    const release = () => clearInterval(ticking);
+    let response: Response;
+    try {
+      response = await app.fetch(request);
+    } catch (error) {
+      release();
+      throw error;
+    } finally {
+      context?.waitUntil(idle());
+    }
+    if (!response.body) {
+      release();
+      return response;
+    }
+    return new Response(releasedAtEnd(response.body, release), response);
   },
 };

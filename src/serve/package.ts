@@ -30,11 +30,7 @@ export async function loadPackage(dir: string, options: { precision?: Precision 
   const manifest = parseLanguageModelManifest(await readRawManifest(dir), manifestPath);
 
   const precision = options.precision ?? 'fp32';
-  const file = modelFileOf(manifest, precision, dir);
-  const modelPath = path.resolve(dir, file);
-  await stat(modelPath).catch((cause: unknown) => {
-    throw new FerryError('missing_model_file', `${dir}: ferry.json names ${file}, which does not exist`, { hint: 're-export the package', cause });
-  });
+  const modelPath = await existingModelFile(dir, modelFileOf(manifest, precision, dir));
 
   let tokenizer: Tokenizer;
   try {
@@ -49,6 +45,15 @@ export async function loadPackage(dir: string, options: { precision?: Precision 
     });
   }
   return { dir, id: manifest.name, manifest, tokenizer, modelPath, precision };
+}
+
+/** A model file a package's ferry.json names, resolved against the dir; missing_model_file when it is not there. */
+export async function existingModelFile(dir: string, file: string): Promise<string> {
+  const resolved = path.resolve(dir, file);
+  await stat(resolved).catch((cause: unknown) => {
+    throw new FerryError('missing_model_file', `${dir}: ferry.json names ${file}, which does not exist`, { hint: 're-export the package', cause });
+  });
+  return resolved;
 }
 
 /** The `format` of the checkpoints `ferry train` writes (docs/FORMATS.md), which serving cannot run. */

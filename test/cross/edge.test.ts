@@ -104,6 +104,17 @@ describe('edge: the worker in workerd (miniflare)', () => {
     });
   }
 
+  test('concurrent requests to both models (continuous batching in one isolate) give the texts they get alone', async () => {
+    const prompts = ['to be, or', 'that is', 'the question', 'héllo'];
+    const bodies = ['tiny-lstm', 'tiny-transformer'].flatMap((model) => prompts.map((prompt, i) => JSON.stringify({ ...GREEDY, model, prompt, max_tokens: 8 + i })));
+    const alone = [];
+    for (const body of bodies) alone.push(JSON.parse((await post(fetch, server.url, body)).text).choices[0].text as string);
+    // Each request's rows are stepped by a loop another request started; workerd must not take the waiting ones for hung.
+    const together = await Promise.all(bodies.map((body, i) => post(edgeFetch, 'http://edge.test', i % 2 ? JSON.stringify({ ...JSON.parse(body), stream: true }) : body)));
+    assert.deepEqual(together.map((r) => r.status), bodies.map(() => 200), together.map((r) => r.text.slice(0, 200)).join('\n'));
+    assert.deepEqual(together.map((r, i) => (i % 2 ? streamedText(r.text) : JSON.parse(r.text).choices[0].text)), alone);
+  });
+
   test('/v1/models and /readyz answer as on Node', async () => {
     const models = (await (await worker.dispatchFetch('http://edge.test/v1/models')).json()) as { data: { id: string; provider: string }[] };
     assert.deepEqual(models.data.map((m) => [m.id, m.provider]), [['tiny-lstm', 'onnxruntime-web wasm'], ['tiny-transformer', 'onnxruntime-web wasm']]);

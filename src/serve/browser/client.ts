@@ -4,7 +4,7 @@ import type { ServedModel } from '../model.ts';
 import { ApiError } from '../openai-error.ts';
 import type { Precision } from '../../package/index.ts';
 import { completionRequestSchema, fieldPath, mostSpecificIssue } from '../schema.ts';
-import { isLanguageModel, modelFileOf, parseLanguageModelManifest, parseManifest, t5NotServed } from '../../package/index.ts';
+import { isLanguageModel, modelFileOf, parseLanguageModelManifest, parseManifest } from '../../package/index.ts';
 import { openPlainModelFromFiles } from './infer.ts';
 import { openModelFromFiles, type PackageFiles } from './model.ts';
 import { ortWebBackend, type OrtWeb } from './runtime.ts';
@@ -56,6 +56,8 @@ export interface BrowserModel {
 /**
  * Loads an ONNX package dir served over HTTP (`baseUrl` + `/ferry.json` etc.) into
  * onnxruntime-web in this page: the native WebGPU build when an adapter exists, else WASM.
+ * A language model, or a T5 encoder-decoder (both of its graphs; the prompt is then the source
+ * text and the generated text its target, as on the server).
  * The page must map the bare `onnxruntime-web` and `onnxruntime-web/webgpu` specifiers to
  * ORT's own files (the playground's import map does), so ORT finds its .wasm and workers.
  */
@@ -63,12 +65,17 @@ export async function loadBrowserModel(baseUrl: string, options: LoadOptions = {
   const base = baseUrl.replace(/\/+$/, '');
   const log = options.log ?? (() => {});
   const [rawManifest, tokenizer] = await Promise.all([fetchJson(`${base}/ferry.json`, options.headers), fetchJson(`${base}/tokenizer.json`, options.headers)]);
-  const manifest = parseLanguageModelManifest(rawManifest, `${base}/ferry.json`);
-  const file = modelFileOf(manifest, options.precision ?? 'fp32', base);
+  const parsed = parseManifest(rawManifest, `${base}/ferry.json`);
+  const manifest = parsed.arch === 't5' ? parsed : parseLanguageModelManifest(rawManifest, `${base}/ferry.json`);
+  const precision = options.precision ?? 'fp32';
+  const file = modelFileOf(manifest, precision, base);
 
   const { runtime, threads, isolated } = pageRuntime(options, log);
 
-  const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: await fetchBytes(`${base}/${file}`, options.headers, options.onProgress) };
+  // A T5 package's encoder comes first, then its merged decoder (`files`), in one progress count.
+  const urls = manifest.arch === 't5' ? [`${base}/${modelFileOf({ ...manifest, files: manifest.encoderFiles }, precision, base)}`] : [];
+  const bytes = await fetchAllBytes([...urls, `${base}/${file}`], options.headers, options.onProgress);
+  const files: PackageFiles = { source: base, manifest: rawManifest, tokenizer, model: bytes.at(-1)!, ...(bytes.length > 1 ? { encoder: bytes[0]! } : {}) };
   const model = await openModelFromFiles(files, { runtime, maxBatch: 4, maxQueue: 8 });
   const device = runtime.device as 'webgpu' | 'wasm';
   log(`onnxruntime-web ${device}${device === 'wasm' ? `, ${threads} thread${threads > 1 ? 's' : ''}` : ''}`);
@@ -104,12 +111,12 @@ export async function loadBrowserPlainModel(baseUrl: string, options: LoadOption
   const base = baseUrl.replace(/\/+$/, '');
   const log = options.log ?? (() => {});
   const manifest = parseManifest(await fetchJson(`${base}/ferry.json`, options.headers), `${base}/ferry.json`);
-  if (manifest.arch === 't5') throw t5NotServed(`${base}/ferry.json`, 'the browser client');
-  if (isLanguageModel(manifest)) {
-    throw new FerryError('not_plain', `${base} is a ${manifest.arch} language model`, { hint: 'load it with loadBrowserModel and generate text with generateInBrowser' });
+  if (isLanguageModel(manifest) || manifest.arch === 't5') {
+    const kind = manifest.arch === 't5' ? 'T5 encoder-decoder' : `${manifest.arch} language model`;
+    throw new FerryError('not_plain', `${base} is a ${kind}`, { hint: 'load it with loadBrowserModel and generate text with generateInBrowser' });
   }
   const { runtime } = pageRuntime(options, log);
-  const model = await fetchBytes(`${base}/${modelFileOf(manifest, options.precision ?? 'fp32', base)}`, options.headers, options.onProgress);
+  const [model] = await fetchAllBytes([`${base}/${modelFileOf(manifest, options.precision ?? 'fp32', base)}`], options.headers, options.onProgress);
   return openPlainModelFromFiles({ source: base, manifest, model }, { runtime });
 }
 
@@ -157,24 +164,35 @@ async function fetchJson(url: string, headers?: Record<string, string>): Promise
   }
 }
 
-/** The body as bytes, reporting progress as chunks arrive. */
-async function fetchBytes(url: string, headers?: Record<string, string>, onProgress?: (progress: Progress) => void): Promise<Uint8Array> {
-  const response = await fetchOk(url, headers);
-  const length = Number(response.headers.get('content-length'));
-  const total = Number.isFinite(length) && length > 0 ? length : null;
-  if (!response.body) return new Uint8Array(await response.arrayBuffer());
-  const chunks: Uint8Array[] = [];
+/** The bodies as bytes, in order, reporting progress over all of them as chunks arrive. */
+async function fetchAllBytes(urls: readonly string[], headers?: Record<string, string>, onProgress?: (progress: Progress) => void): Promise<Uint8Array[]> {
+  // All responses first, so that the total is known from the start.
+  const responses = await Promise.all(urls.map((url) => fetchOk(url, headers)));
+  const lengths = responses.map((response) => Number(response.headers.get('content-length')));
+  const total = lengths.every((length) => Number.isFinite(length) && length > 0) ? lengths.reduce((a, b) => a + b, 0) : null;
   let loaded = 0;
   onProgress?.({ loaded, total });
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.byteLength;
-    onProgress?.({ loaded, total });
+  const bodies: Uint8Array[] = [];
+  for (const response of responses) {
+    if (!response.body) {
+      const body = new Uint8Array(await response.arrayBuffer());
+      loaded += body.byteLength;
+      onProgress?.({ loaded, total });
+      bodies.push(body);
+      continue;
+    }
+    const chunks: Uint8Array[] = [];
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.byteLength;
+      onProgress?.({ loaded, total });
+    }
+    bodies.push(concatBytes(chunks));
   }
-  return concatBytes(chunks);
+  return bodies;
 }
 
 async function fetchOk(url: string, headers?: Record<string, string>): Promise<Response> {

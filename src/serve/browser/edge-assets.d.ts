@@ -1,9 +1,10 @@
 // The generated module that scripts/build-edge.ts bundles into the edge worker: the ORT .wasm
-// as a precompiled module (a CompiledWasm import) and each package's files (the .onnx as Data).
+// as a precompiled module (a CompiledWasm import) and each package's files (the .onnx files as Data).
 declare module 'ferry:edge-assets' {
   const assets: {
     wasm: WebAssembly.Module;
-    packages: { source: string; manifest: unknown; tokenizer: unknown; model: ArrayBuffer }[];
+    /** `model` is a T5 package's merged decoder, and `encoder` its encoder. */
+    packages: { source: string; manifest: unknown; tokenizer: unknown; model: ArrayBuffer; encoder?: ArrayBuffer }[];
     /** Largest model file a worker accepts, and the limit it derives from (for the error). */
     maxModelBytes: number;
     limitReason: string;

@@ -26,7 +26,7 @@ export interface PlainPackageFiles {
 }
 
 export async function openPlainModelFromFiles(files: PlainPackageFiles, options: { runtime: Runtime; maxBatch?: number; maxQueue?: number; delayMs?: number } & Pick<OpenFilesOptions, 'maxModelBytes' | 'limitReason'>) {
-  checkModelSize(files.manifest.name, files.model, options);
+  checkModelSize(files.manifest.name, [files.model], options);
   return openPlainModel(files.model, files.manifest, {
     runtime: options.runtime, cpuOnlyNodes: files.manifest.cpuOnlyNodes,
     maxBatch: options.maxBatch ?? 8, maxQueue: options.maxQueue ?? 64, delayMs: options.delayMs ?? 0, timeoutMs: 600_000,
