@@ -155,14 +155,15 @@ describe('browser: a T5 package through the browser client', { skip: skip ?? fal
     }
   });
 
-  test('WebGPU (SwiftShader) runs the If-merged decoder: the same targets, both caches fed back from GPU buffers', async () => {
+  test('WebGPU (SwiftShader) runs the If-merged decoder: the same targets, the self-attention cache fed back from GPU buffers', async () => {
     const loaded = await api(page).load({ device: 'webgpu', threads: 1 });
     assert.deepEqual([loaded.device, loaded.provider, loaded.notice], ['webgpu', 'onnxruntime-web webgpu', null]);
     const residentBefore = await page.evaluate(() => (globalThis as unknown as { ferryT5: PageApi }).ferryT5.gpuResidentFeeds());
     const [run] = await api(page).generate([{ ...greedyFields(SOURCES[1]!), ignore_eos: true }]);
     const resident = (await page.evaluate(() => (globalThis as unknown as { ferryT5: PageApi }).ferryT5.gpuResidentFeeds())) - residentBefore;
-    // Every step after the first feeds each decoder layer's self- and cross-attention K and V back unchanged.
-    assert.ok(resident >= (MAX_TOKENS - 1) * pkg.config.nDecoderLayers * 4, `${resident} cache inputs stayed on the GPU`);
+    // Every step after the first feeds each decoder layer's self-attention K and V back from the GPU
+    // (the cross-attention K and V are the first step's, which the merged decoder no longer re-emits).
+    assert.ok(resident >= (MAX_TOKENS - 1) * pkg.config.nDecoderLayers * 2, `${resident} cache inputs stayed on the GPU`);
     assert.equal(run!.tokens, MAX_TOKENS);
     const runs = await api(page).generate(SOURCES.map(greedyFields));
     assert.deepEqual(runs.map((r) => r.text), expected.map((e) => e.text));
