@@ -82,7 +82,7 @@ test('an op with an attribute ferry does not support, an unknown op, and TF1 con
 test('an attribute of the wrong type (a damaged file) is one FerryError naming the node, not a TypeError', async () => {
   const file = await writeModel((b) => smallConvNet(b));
   await editJson(file, (json) => { json.modelTopology.node.find((n: { op: string }) => n.op === 'Conv2D').attr.strides = { list: { i: '1111' } }; });
-  await expectRefused(file, 'export_bad_graph', /node conv \(Conv2D\) cannot be converted: its attributes or inputs are not what a Conv2D node holds/);
+  await expectRefused(file, 'export_bad_graph', /model\.json: node conv \(Conv2D\): attribute strides holds list\.i "1111", which is not a list/);
 });
 
 test('a Const node with no weight in the manifest names the node', async () => {
