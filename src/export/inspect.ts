@@ -4,6 +4,7 @@
  */
 import { readModelJson } from '../train/tfjs-io.ts';
 import { CONVERTERS } from './converters/registry.ts';
+import { checkGraphModelJson } from './graph-model/check.ts';
 import { isGraphModelJson } from './graph-model/format.ts';
 import { summarizeGraphModel, type ModelSummary, type TensorSummary } from './graph-model/inspect.ts';
 import { layersOf } from './source.ts';
@@ -27,7 +28,11 @@ function layersModelOutputs(topology: unknown): TensorSummary[] {
 
 export async function inspectModel(modelJsonPath: string): Promise<ModelSummary> {
   const json = await readModelJson(modelJsonPath);
-  if (isGraphModelJson(json)) return summarizeGraphModel(json);
+  if (isGraphModelJson(json)) {
+    // The summary walks the graph as the exporter does: a damaged one is refused by the same check, by name.
+    checkGraphModelJson(json, modelJsonPath);
+    return summarizeGraphModel(json);
+  }
   const layers = layersOf(json.modelTopology);
   const counts: Record<string, number> = {};
   for (const l of layers) counts[l.className] = (counts[l.className] ?? 0) + 1;

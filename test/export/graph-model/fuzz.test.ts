@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { ERROR_CODES, FerryError } from '../../../src/errors.ts';
 import { exportModel } from '../../../src/export/index.ts';
+import { formatSummary, inspectModel } from '../../../src/export/inspect.ts';
 import { GRAPH_MODEL_TOLERANCE } from '../../../src/export/graph-model/verify.ts';
 import { tempDir } from '../fixtures.ts';
 import { damages, SHARD, validGraphModel, type Damage, type GraphModelJsonLike } from './damage.ts';
@@ -74,6 +75,20 @@ test(`graph model.json and shard: ${RUNS} damaged models export with verified pa
   for (const code of ['exported', 'export_bad_graph', 'export_weights_size', 'export_tfjs_failed', 'export_onnx_failed', 'invalid_model_json']) {
     assert.ok((outcomes.get(code) ?? 0) > 0, `no case ended in ${code}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
   }
+});
+
+test(`ferry inspect: the same ${RUNS} damaged models are summarized or refused with one FerryError`, async () => {
+  await fc.assert(fc.asyncProperty(damages(valid.json, valid.shard), async (damage) => {
+    const { modelJson, parent } = await write(damage);
+    try {
+      const summary = await inspectModel(modelJson).then((s) => formatSummary(modelJson, s), (error: unknown) => error);
+      if (typeof summary === 'string') return;
+      assert.ok(summary instanceof FerryError, `${damage.what}: not a FerryError: ${summary instanceof Error ? summary.stack : String(summary)}`);
+      assert.ok(!summary.message.includes('\n'), `${damage.what}: ${summary.message}`);
+    } finally {
+      await rm(path.dirname(parent), { recursive: true, force: true });
+    }
+  }), { numRuns: RUNS, seed: 14 });
 });
 
 /** A copy of the valid model.json with `edit` applied. */
