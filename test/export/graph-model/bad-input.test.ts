@@ -133,3 +133,16 @@ test('an input too large to feed in verification is refused by name before tfjs 
   });
   await expectRefused(file, 'export_verify_too_large', /^input image has the shape \[1,100000,100000,3\] in verification: 3\.00e\+10 elements/);
 });
+
+test('a conv or pool reading a tensor of the wrong rank (a damaged input list) names the node and the shape, not a converter TypeError', async () => {
+  const file = await writeModel((b) => {
+    const x = b.placeholder('image', [-1, 8, 8, 3]);
+    b.output(b.node('Conv2D', 'conv', [x, b.constant('w', [3, 4])], window));
+  });
+  await expectRefused(file, 'export_bad_graph', /^node conv \(Conv2D\): input 1 has the shape \[3,4\]; a filter \[height, width, in, out\] is rank 4$/);
+  const pooled = await writeModel((b) => {
+    const x = b.placeholder('x', [-1, 16]);
+    b.output(b.node('MaxPool', 'pool', [x], { ...window, ksize: a.ints([1, 2, 2, 1]) }));
+  });
+  await expectRefused(pooled, 'export_bad_graph', /^node pool \(MaxPool\): input 0 has the shape \[\?,16\]; an NHWC image batch is rank 4$/);
+});
