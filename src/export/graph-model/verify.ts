@@ -99,7 +99,7 @@ export const MAX_FEED_ELEMENTS = 2 ** 26;
  * tfjs's outputs for every case, before onnxruntime runs: when tfjs cannot load or run model.json
  * itself, the model is at fault and the user hears that, not what onnxruntime makes of the export.
  */
-async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, cases: Feed[][]): Promise<Float32Array[][]> {
+async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, cases: Feed[][]): Promise<(Float32Array | Int32Array | Uint8Array)[][]> {
   const failed = (stage: string, error: unknown, inputs = '') => new FerryError('export_tfjs_failed', `tfjs cannot ${stage} ${files.modelJsonPath} itself${inputs}: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 400)}`, {
     hint: 'model.json does not run in tfjs either, so it is damaged or was converted wrongly: convert it again with tensorflowjs_converter. --no-verify writes the package without this check.',
     status: 422,
@@ -118,7 +118,8 @@ async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, cases: Feed
         const result = model.execute(inputs, io.outputs.map((o) => o.tensor));
         const list = Array.isArray(result) ? result : [result];
         try {
-          return list.map((t) => Float32Array.from(t.dataSync() as ArrayLike<number>));
+          // Copies in the tensor's own dtype: an int32 output (indices, shapes) compares exactly.
+          return list.map((t) => (t.dataSync() as Float32Array | Int32Array | Uint8Array).slice());
         } finally {
           tf.dispose(list);
         }
@@ -154,7 +155,7 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
   const feeds = sizes.map((_, k) => seededFeeds(graph, k, random));
   const previousBackend = tf.engine().backendName as string | null;
   await tf.setBackend('cpu');
-  let expected: Float32Array[][];
+  let expected: (Float32Array | Int32Array | Uint8Array)[][];
   try {
     expected = await tfjsOutputs(files, io, feeds);
   } finally {
