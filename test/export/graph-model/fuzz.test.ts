@@ -145,3 +145,13 @@ test('`ferry export` in a child process: a dangling input, a cycle, a cut shard,
     assert.deepEqual(await readdir(parent), [], 'no output dir left behind');
   }
 });
+
+test('an infinite weight: the NaN it spreads, where tfjs and onnxruntime put it alike, verifies (it used to fail parity with a NaN "difference" and call itself an exporter bug)', async () => {
+  const shard = Buffer.from(valid.shard);
+  shard.writeFloatLE(Infinity, 0); // the first tap of the conv filter: +inf and -inf meet in the softmax
+  const { modelJson, parent } = await write({ what: 'word 0 = Infinity', json: JSON.stringify(valid.json), shard });
+  const report = await exportModel({ source: modelJson, outDir: path.join(parent, 'pkg') });
+  const parity = report.parity.fp32 as unknown as { maxRelativeDiff: number; cases: { scale: number }[] };
+  assert.ok(parity.maxRelativeDiff <= GRAPH_MODEL_TOLERANCE, `parity ${parity.maxRelativeDiff}`);
+  assert.ok(parity.cases.every((c) => Number.isFinite(c.scale)), 'the scale is that of the finite values');
+});
