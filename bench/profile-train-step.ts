@@ -6,11 +6,15 @@
  *   node --import tsx bench/profile-train-step.ts                         # nanogpt-cpu, batch 12
  *   node --import tsx bench/profile-train-step.ts --arch lstm --batch 32  # one LSTM(256), emb 64
  *   node --import tsx bench/profile-train-step.ts --kernels               # per-kernel table (--shapes: per kernel and input shapes)
+ *   node --import tsx bench/profile-train-step.ts --arch t5 --kernels     # t5-small-char, batch 32, source/target 32 (bench/t5-train.ts's step)
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/train/backend.ts';
+import type { PairBatch } from '../src/train/data/pair-batch.ts';
 import { createModel, crossEntropy, resolveModelConfig } from '../src/train/models/index.ts';
+import { resolveT5Config } from '../src/train/models/t5-config.ts';
+import { createT5, t5Loss, t5Parameters } from '../src/train/models/t5.ts';
 import { createAdamW, DEFAULT_ADAMW, gradientClip } from '../src/train/optimizer.ts';
 
 const { values } = parseArgs({
@@ -27,18 +31,23 @@ const { values } = parseArgs({
   },
 });
 
-const arch = values.arch === 'lstm' ? 'lstm' : 'transformer';
-const preset = values.preset ?? (arch === 'lstm' ? 'lstm-char' : 'nanogpt-cpu');
+const arch = values.arch === 'lstm' ? 'lstm' : values.arch === 't5' ? 't5' : 'transformer';
+const preset = values.preset ?? (arch === 'lstm' ? 'lstm-char' : arch === 't5' ? 't5-small-char' : 'nanogpt-cpu');
 // The LSTM target is one layer of 256 at batch 32; nanogpt-cpu runs at batch 12.
 const overrides: Record<string, unknown> = arch === 'lstm' ? { numLayers: Number(values.layers ?? 1) } : {};
 if (arch === 'transformer' && values.layers !== undefined) overrides.nLayer = Number(values.layers);
-const config = resolveModelConfig({ arch, preset, overrides, vocabSize: Number(values.vocab) });
-const batch = Number(values.batch ?? (arch === 'lstm' ? 32 : 12));
+// The T5 runs bench/t5-train.ts's shapes: dropout 0, source and target 32, vocabulary 330 unless --vocab.
+const t5 = arch === 't5' ? resolveT5Config({ preset, overrides: { dropout: 0 }, vocabSize: Number(values.vocab === '322' ? 330 : values.vocab) }) : null;
+const config = t5 ? { blockSize: 32, vocabSize: t5.vocabSize } : resolveModelConfig({ arch: arch as 'lstm' | 'transformer', preset, overrides, vocabSize: Number(values.vocab) });
+const batch = Number(values.batch ?? (arch === 'transformer' ? 12 : 32));
 const steps = Number(values.steps);
 
 await selectBackend(values.backend!);
-const model = createModel(config, { seed: 1 });
-const parameters = model.weights.map((weight) => ({ name: weight.originalName, variable: (weight as unknown as { val: tf.Variable }).val }));
+const model = t5 ? null : createModel(config as ReturnType<typeof resolveModelConfig>, { seed: 1 });
+const t5Model = t5 ? createT5(t5, { seed: 1 }) : null;
+const parameters = t5Model
+  ? t5Parameters(t5Model)
+  : model!.weights.map((weight) => ({ name: weight.originalName, variable: (weight as unknown as { val: tf.Variable }).val }));
 const optimizer = createAdamW(parameters, DEFAULT_ADAMW);
 const variables = parameters.map(({ variable }) => variable);
 
@@ -76,6 +85,18 @@ let seed = 7;
 const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 const randomIds = () => tf.tensor2d(Int32Array.from({ length: batch * config.blockSize }, () => Math.floor(random() * config.vocabSize)), [batch, config.blockSize], 'int32');
 
+/** A T5 batch of random ids with full masks (the cost does not depend on which). */
+function t5Batch(): PairBatch {
+  const length = config.blockSize;
+  const n = batch * length;
+  const draw = () => Int32Array.from({ length: n }, () => 3 + Math.floor(random() * Math.min(70, config.vocabSize - 3)));
+  const labels = draw();
+  return {
+    batch, sourceLength: length, targetLength: length, sourceIds: draw(), sourceMask: new Float32Array(n).fill(1),
+    decoderInputIds: labels.map((_, i) => (i % length === 0 ? 0 : labels[i - 1]!)), labels, labelMask: new Float32Array(n).fill(1),
+  };
+}
+
 const phaseMs = { forwardBackward: 0, clip: 0, adamw: 0 };
 const cpuNow = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1000; };
 
@@ -83,7 +104,10 @@ async function step(): Promise<number> {
   const inputs = randomIds();
   const targets = randomIds();
   let started = cpuNow();
-  const { value, grads } = tf.variableGrads(() => crossEntropy(model.apply(inputs, { training: true }) as tf.Tensor, targets), variables);
+  const { value, grads } = tf.variableGrads(
+    () => (t5Model ? t5Loss(t5Model, t5Batch(), { training: true }) : crossEntropy(model!.apply(inputs, { training: true }) as tf.Tensor, targets)),
+    variables,
+  );
   phaseMs.forwardBackward += cpuNow() - started;
   started = cpuNow();
   const ordered = variables.map((variable) => grads[variable.name] ?? tf.zerosLike(variable));

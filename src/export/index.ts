@@ -18,6 +18,7 @@ import { languageModelSpec } from './lm/spec.ts';
 import { transformerLanguageModelIO } from './lm/transformer.ts';
 import { writePackageDir, type PackageFiles } from './package.ts';
 import { exportGraphModel, refuseLanguageModelOptions } from './graph-model/export.ts';
+import { exportT5Checkpoint, t5CheckpointOf, t5OptionProblems, t5OptionsError } from './t5/export.ts';
 import { loadPlugins } from './plugins.ts';
 import { graphModelSource, readExportSource, type ExportSource } from './source.ts';
 import { buildVariants, variantText } from './variants.ts';
@@ -130,6 +131,12 @@ export async function exportModel(options: ExportOptions): Promise<ExportReport>
   const started = performance.now();
   const log = options.log ?? (() => {});
   const resolved = resolveOptions(options);
+  const t5Checkpoint = await t5CheckpointOf(options.source);
+  if (t5Checkpoint) {
+    const problems = t5OptionProblems(options);
+    if (problems.length > 0) throw t5OptionsError(problems);
+    return exportT5Checkpoint(t5Checkpoint, { outDir: options.outDir, opset: resolved.opset, verify: options.verify, name: options.name, log });
+  }
   const graphModelJson = await graphModelSource(options.source);
   if (graphModelJson) {
     refuseLanguageModelOptions(options);

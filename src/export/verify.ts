@@ -47,7 +47,7 @@ export type ParityReport = {
   cases: ParityCase[];
 };
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;
   let max = 0;
   for (let i = 0; i < a.length; i++) {
@@ -82,7 +82,8 @@ export function sampleIds(tokenizer: Tokenizer): number[] {
 
 const relativeDiff = (c: ParityCase) => c.maxAbsDiff / Math.max(1, c.scale ?? 0);
 
-function finish(cases: ParityCase[], tolerance: number, log: (line: string) => void, what: string): ParityReport {
+/** Logs every case and throws export_parity when one is over `tolerance` (relative to its scale above 1). */
+export function checkParityCases(cases: ParityCase[], tolerance: number, log: (line: string) => void, what: string): ParityReport {
   for (const c of cases) log(`  ${c.name.padEnd(44)} max |diff| ${c.maxAbsDiff.toExponential(2)}${c.scale !== undefined && c.scale > 1 ? ` (scale ${c.scale.toPrecision(3)})` : ''}`);
   const worst = Math.max(...cases.map((c) => c.maxAbsDiff));
   const relative = Math.max(...cases.map(relativeDiff));
@@ -189,7 +190,7 @@ export async function verifyLanguageModel(
     if (padded.logits.some((x) => Number.isNaN(x))) cases.push({ name: 'NaN in padded rows', maxAbsDiff: Infinity });
   }
   await session.release();
-  return finish(cases, options.tolerance ?? FP32_TOLERANCE, log, 'The ONNX graph');
+  return checkParityCases(cases, options.tolerance ?? FP32_TOLERANCE, log, 'The ONNX graph');
 }
 
 /**
@@ -268,7 +269,7 @@ export async function verifyForeignModel(
     await tf.setBackend(backend);
     await session.release();
   }
-  return finish(cases, options.tolerance ?? FP32_TOLERANCE, options.log ?? (() => {}), 'The ONNX graph');
+  return checkParityCases(cases, options.tolerance ?? FP32_TOLERANCE, options.log ?? (() => {}), 'The ONNX graph');
 }
 
 /** tfjs's outputs; tfjs failing to run its own model is the user's problem to see, not a trace. */

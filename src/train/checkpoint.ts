@@ -17,7 +17,9 @@ export const CHECKPOINT_FORMAT = 'ferry-checkpoint';
 export const CHECKPOINT_VERSION = 1;
 export const FERRY_JSON = 'ferry.json';
 export const TOKENIZER_JSON = 'tokenizer.json';
-const RESERVED_FILES = [MODEL_JSON, WEIGHTS_BIN, TOKENIZER_JSON, FERRY_JSON];
+/** A T5 checkpoint's weights, by Hugging Face state-dict name (src/train/t5-checkpoint.ts). */
+export const T5_WEIGHTS_FILE = 'model.safetensors';
+const RESERVED_FILES = [MODEL_JSON, WEIGHTS_BIN, TOKENIZER_JSON, FERRY_JSON, T5_WEIGHTS_FILE];
 
 /** How the weights were trained (`training` in ferry.json); the trainer may add more keys. */
 export type TrainingInfo = {
@@ -60,6 +62,21 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   checkConsistency(`the checkpoint for ${dir}`, manifest, model, tokenizer);
   for (const name of Object.keys(extraFiles)) checkExtraFileName(name);
 
+  await writeCheckpointDir(dir, async (temp) => {
+    await model.save(fileSystemIO(temp));
+    await writeFile(path.join(temp, TOKENIZER_JSON), JSON.stringify(tokenizer.toJSON()));
+    for (const [name, data] of Object.entries(extraFiles)) await writeFile(path.join(temp, name), data);
+    await writeFile(path.join(temp, FERRY_JSON), `${JSON.stringify(manifest, null, 2)}\n`);
+  });
+  return manifest;
+}
+
+/**
+ * Writes a checkpoint dir whole: `fill` writes the files into a hidden temp dir beside `dir`, which
+ * then replaces `dir` (a checkpoint or nothing; anything else is refused) in one rename. A save
+ * killed earlier is repaired first. Every kind of checkpoint (tfjs layers, T5) is written by it.
+ */
+export async function writeCheckpointDir(dir: string, fill: (temp: string) => Promise<void>): Promise<void> {
   const target = path.resolve(dir);
   const parent = path.dirname(target);
   const base = path.basename(target);
@@ -71,21 +88,16 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
       hint: 'Choose a new output directory, or remove that one.',
     });
   }
-
   // mkdir (not mkdtemp, which makes it 0700) so that the checkpoint gets the umask's permissions.
   const temp = path.join(parent, `.${base}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   await mkdir(temp);
   try {
-    await model.save(fileSystemIO(temp));
-    await writeFile(path.join(temp, TOKENIZER_JSON), JSON.stringify(tokenizer.toJSON()));
-    for (const [name, data] of Object.entries(extraFiles)) await writeFile(path.join(temp, name), data);
-    await writeFile(path.join(temp, FERRY_JSON), `${JSON.stringify(manifest, null, 2)}\n`);
+    await fill(temp);
     await replaceDir(temp, target, parent, base);
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
     throw error;
   }
-  return manifest;
 }
 
 /** Renames `temp` to `target`; an existing target is moved aside first and removed after. */
@@ -119,7 +131,7 @@ async function recoverInterruptedSave(parent: string, base: string): Promise<voi
   }
 }
 
-function checkExtraFileName(name: string): void {
+export function checkExtraFileName(name: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || RESERVED_FILES.includes(name)) {
     throw new FerryError('invalid_checkpoint_file', `"${name}" cannot be an extra checkpoint file.`, {
       hint: `Use a plain file name other than ${RESERVED_FILES.join(', ')}.`, status: 500,
@@ -185,8 +197,16 @@ export async function resolveCheckpointDir(dir: string, which: 'best' | 'last' =
     });
 }
 
-/** Reads and validates a checkpoint's ferry.json. */
-export async function readCheckpointManifest(dir: string): Promise<CheckpointManifest> {
+/** The fields every checkpoint's ferry.json has, checked; `model` is left to the caller, which knows the arch. */
+export type ManifestRecord = {
+  file: string;
+  model: unknown;
+  tokenizer: { kind: TokenizerKind };
+  training: TrainingInfo;
+};
+
+/** Reads a checkpoint's ferry.json and checks its format, version, tokenizer kind and training record. */
+export async function readManifestRecord(dir: string): Promise<ManifestRecord> {
   const file = path.join(dir, FERRY_JSON);
   let json: unknown;
   try {
@@ -199,27 +219,48 @@ export async function readCheckpointManifest(dir: string): Promise<CheckpointMan
       });
   }
   const record = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
-  const bad = (problem: string) => new FerryError('invalid_checkpoint', `${file}: ${problem}.`, { hint: 'The checkpoint is damaged; train again or restore it.' });
-  if (record.format !== CHECKPOINT_FORMAT) throw bad(`format is ${JSON.stringify(record.format)}, not "${CHECKPOINT_FORMAT}"`);
+  if (record.format !== CHECKPOINT_FORMAT) throw invalidManifest(file, `format is ${JSON.stringify(record.format)}, not "${CHECKPOINT_FORMAT}"`);
   if (record.version !== CHECKPOINT_VERSION) {
     throw new FerryError('unsupported_checkpoint_version', `${file} has version ${JSON.stringify(record.version)}; this ferry reads version ${CHECKPOINT_VERSION}.`, {
       hint: 'Use the ferry version that wrote it.',
     });
   }
+  const tokenizer = record.tokenizer as { kind?: unknown } | undefined;
+  if (!TOKENIZER_KINDS.includes(tokenizer?.kind as TokenizerKind)) throw invalidManifest(file, `tokenizer.kind is ${JSON.stringify(tokenizer?.kind)}`);
+  const training = record.training as Record<string, unknown> | undefined;
+  if (typeof training !== 'object' || training === null || typeof training.step !== 'number') throw invalidManifest(file, 'training.step is missing');
+  return { file, model: record.model, tokenizer: { kind: tokenizer!.kind as TokenizerKind }, training: training as TrainingInfo };
+}
+
+export function invalidManifest(file: string, problem: string): FerryError {
+  return new FerryError('invalid_checkpoint', `${file}: ${problem}.`, { hint: 'The checkpoint is damaged; train again or restore it.' });
+}
+
+/** The `model.arch` a checkpoint's ferry.json names (undefined when it names none or is unreadable). */
+export async function checkpointArch(dir: string): Promise<string | undefined> {
+  try {
+    const json = JSON.parse(await readFile(path.join(dir, FERRY_JSON), 'utf8')) as { model?: { arch?: unknown } };
+    return typeof json.model?.arch === 'string' ? json.model.arch : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads and validates a language-model checkpoint's ferry.json; a T5 checkpoint is refused with what to do instead. */
+export async function readCheckpointManifest(dir: string): Promise<CheckpointManifest> {
+  const { file, model: modelRecord, tokenizer, training } = await readManifestRecord(dir);
+  if ((modelRecord as { arch?: unknown } | undefined)?.arch === 't5') {
+    throw new FerryError('t5_checkpoint', `${dir} holds a T5 encoder-decoder checkpoint; this command reads language-model checkpoints.`, {
+      hint: 'Export it (`ferry export RUN --out DIR`), then run the package with `ferry generate DIR --prompt TEXT` or `ferry serve DIR`.',
+    });
+  }
   let model: ModelConfig;
   try {
-    model = validateModelConfig(record.model);
+    model = validateModelConfig(modelRecord);
   } catch (error) {
-    throw bad(`model: ${(error as Error).message}`);
+    throw invalidManifest(file, `model: ${(error as Error).message}`);
   }
-  const tokenizer = record.tokenizer as { kind?: unknown } | undefined;
-  if (!TOKENIZER_KINDS.includes(tokenizer?.kind as TokenizerKind)) throw bad(`tokenizer.kind is ${JSON.stringify(tokenizer?.kind)}`);
-  const training = record.training as Record<string, unknown> | undefined;
-  if (typeof training !== 'object' || training === null || typeof training.step !== 'number') throw bad('training.step is missing');
-  return {
-    format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, model,
-    tokenizer: { kind: tokenizer!.kind as TokenizerKind }, training: training as TrainingInfo,
-  };
+  return { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, model, tokenizer, training };
 }
 
 /** Read access to the other files of a checkpoint (trainer state). */
@@ -254,7 +295,7 @@ export async function loadCheckpoint(dir: string, options: { which?: 'best' | 'l
   return { dir: resolved, model, tokenizer, manifest, extraFiles: checkpointFiles(resolved) };
 }
 
-function checkpointFiles(dir: string): CheckpointFiles {
+export function checkpointFiles(dir: string): CheckpointFiles {
   const read = async (name: string): Promise<Uint8Array> => {
     checkExtraFileName(name);
     try {

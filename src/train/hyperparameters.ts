@@ -30,6 +30,8 @@ export interface Hyperparameters {
   logInterval: number;
   /** LSTM only: consecutive windows of each stream carry the state across steps (src/train/stateful.ts). */
   stateful: boolean;
+  /** The token embedding is not trained (src/train/embeddings.ts; with --init-embeddings). */
+  freezeEmbeddings: boolean;
 }
 
 export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
@@ -50,6 +52,7 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   valFraction: 0.1,
   logInterval: 10,
   stateful: false,
+  freezeEmbeddings: false,
 };
 
 /** The `ferry train` flag of each hyperparameter: problems are reported in the flags' names. */
@@ -57,7 +60,7 @@ export const HYPERPARAMETER_FLAGS: Readonly<Record<keyof Hyperparameters, string
   steps: '--steps', batchSize: '--batch-size', lr: '--lr', minLr: '--min-lr', warmupSteps: '--warmup', decaySteps: '--decay-steps',
   weightDecay: '--weight-decay', beta1: '--beta1', beta2: '--beta2', gradClip: '--grad-clip', evalInterval: '--eval-interval',
   evalIters: '--eval-iters', patience: '--patience', seed: '--seed', valFraction: '--val-fraction', logInterval: '--log-interval',
-  stateful: '--stateful',
+  stateful: '--stateful', freezeEmbeddings: '--freeze-embeddings',
 };
 
 const RULES: Readonly<Partial<Record<keyof Hyperparameters, NumberRule>>> = {
@@ -85,7 +88,7 @@ export interface ResolvedHyperparameters {
  */
 export function resolveHyperparameters(saved: Hyperparameters | undefined, given: Partial<Hyperparameters>): ResolvedHyperparameters {
   const defined = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as Partial<Hyperparameters>;
-  // Runs from before --stateful have no such key: they were stateless.
+  // Runs from before --stateful (--freeze-embeddings) have no such key: they were stateless (trained their embedding).
   const h: Hyperparameters = { ...DEFAULT_HYPERPARAMETERS, ...saved, ...defined };
   const problems: string[] = [];
   const notes: string[] = [];
@@ -99,6 +102,10 @@ export function resolveHyperparameters(saved: Hyperparameters | undefined, given
   if (typeof h.stateful !== 'boolean') problems.push(`${flag.stateful} is a switch, got ${JSON.stringify(h.stateful)}`);
   if (saved && defined.stateful !== undefined && defined.stateful !== (saved.stateful ?? false)) {
     problems.push(`cannot resume a ${saved.stateful ? 'stateful' : 'stateless'} run ${defined.stateful ? 'with' : 'without'} ${flag.stateful}: a resumed run keeps how it was batched`);
+  }
+  if (typeof h.freezeEmbeddings !== 'boolean') problems.push(`${flag.freezeEmbeddings} is a switch, got ${JSON.stringify(h.freezeEmbeddings)}`);
+  if (saved && defined.freezeEmbeddings !== undefined && defined.freezeEmbeddings !== (saved.freezeEmbeddings ?? false)) {
+    problems.push(`cannot resume a run ${saved.freezeEmbeddings ? 'with frozen' : 'that trains its'} embeddings ${defined.freezeEmbeddings ? 'with' : 'without'} ${flag.freezeEmbeddings}: a resumed run keeps what it trains`);
   }
   if (h.minLr !== null && !(h.minLr >= 0 && h.minLr <= h.lr)) {
     problems.push(`${flag.minLr} ${h.minLr} must lie between 0 and ${flag.lr} ${h.lr} (leave it out for lr / 10)`);

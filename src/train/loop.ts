@@ -120,6 +120,7 @@ export function createTrainingLoop(parts: LoopParts) {
           bestValLoss: state.bestValLoss,
           seconds: Number(state.seconds.toFixed(3)),
           hyperparameters: { ...h },
+          ...(state.embeddings ? { embeddings: state.embeddings } : {}),
         },
       },
       extraFiles: {

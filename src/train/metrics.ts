@@ -22,6 +22,9 @@ export interface EvalEvent {
   valLoss: number;
   valPerplexity: number;
   bestValLoss: number;
+  /** T5 runs: the share of held-out pairs whose greedy output is the whole target, and the character error rate. */
+  exactMatch?: number;
+  cer?: number;
   seconds: number;
 }
 

@@ -9,6 +9,7 @@ import { FerryError } from '../errors.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import type { RngState } from './data/index.ts';
+import type { EmbeddingsCoverage } from './embeddings.ts';
 import type { Hyperparameters } from './hyperparameters.ts';
 import { parseMetrics, type MetricEvent } from './metrics.ts';
 import type { ModelConfig } from './models/index.ts';
@@ -41,6 +42,8 @@ export interface TrainState {
   shards?: number;
   /** `stateful` runs: the LSTM state carried into the next step, h then c per layer ([batchSize * hiddenSize] each). */
   carriedState?: number[][];
+  /** A run started with --init-embeddings: the file and how many tokens it covered (also `training.embeddings` in ferry.json). */
+  embeddings?: EmbeddingsCoverage;
 }
 
 export const STATE_FILE = 'state.json';

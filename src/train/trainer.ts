@@ -26,6 +26,7 @@ import { withSeededRandom } from './parallel/shard.ts';
 import { checkThreads, planShards, planThreads } from './parallel/threads.ts';
 import { createStatefulGradients } from './stateful.ts';
 import { createLineReporter, type ProgressReporter } from './progress.ts';
+import { applyEmbeddings, checkEmbeddingsWidth, describeEmbeddings, embeddingFlagProblems, embeddingWidth, readPretrainedEmbeddings, refuseEmbeddingsOnResume, trainedWeights, type PretrainedEmbeddings } from './embeddings.ts';
 import { inspectRunDir, readResumePoint, type ResumePoint, type TrainState } from './run-dir.ts';
 import { buildTokenizer, modelProblems, presetVocabSize, problemOf, resolveConfig, resolveTokenizerKind } from './run-options.ts';
 
@@ -60,6 +61,8 @@ export interface TrainOptions {
    */
   shards?: number;
   resume?: boolean;
+  /** A GloVe / word2vec file whose vectors initialise the token embedding of a new run (src/train/embeddings.ts). */
+  initEmbeddings?: string;
   /** Where tokenized corpora are cached; default $FERRY_CACHE_DIR or ~/.cache/ferry. */
   cacheDir?: string;
   reporter?: ProgressReporter;
@@ -87,12 +90,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (resumed) {
       resolveTokenizerKind(options.tokenizer, options.preset, resumed.tokenizer.kind);
       resolveConfig(options, resumed.config.vocabSize, resumed.config);
+      refuseEmbeddingsOnResume(options.initEmbeddings, resumed.state.embeddings);
     }
     // Absolute, so that `--resume` finds it from any working directory.
     const corpus = options.corpus === undefined ? resumed?.state.corpus : resolve(options.corpus);
     if (corpus === undefined) {
       throw new FerryError('missing_corpus', 'No corpus given.', { hint: 'Pass --corpus PATH (a text file, a .gz file or a directory of .txt or .md files).' });
     }
+    // Before the corpus is tokenized: a file of the wrong width fails at once.
+    if (!resumed && options.initEmbeddings !== undefined) await checkEmbeddingsWidth(options.initEmbeddings, embeddingWidth(resolveConfig(options, 1, undefined)));
     reporter.message(`backend: ${selected.detail}`);
     for (const note of notes) reporter.message(note);
     const corpusLine = await describeCorpus(corpus);
@@ -113,6 +119,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (hyperparameters.stateful && (options.threads ?? 1) > 1) {
       throw new FerryError('invalid_hyperparameter', `--stateful trains on one thread, not --threads ${options.threads}.`, { hint: 'Drop --threads.' });
     }
+    // Read (and its dimension checked) before the run dir appears; only the vocabulary's vectors are kept.
+    const embeddings = !resumed && options.initEmbeddings !== undefined
+      ? await readPretrainedEmbeddings(options.initEmbeddings, tokenizer, embeddingWidth(config), { frozen: hyperparameters.freezeEmbeddings })
+      : undefined;
     const { train: trainTokens, val: valTokens } = splitTrainVal(prepared.tokens, hyperparameters.valFraction, config.blockSize);
     if (options.signal?.aborted) {
       throw new FerryError('interrupted', 'Interrupted before training started; nothing was written.');
@@ -120,9 +130,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     // Everything the user can get wrong has been checked: only now does the run dir appear.
     await mkdir(runDir, { recursive: true });
     model ??= withSeededRandom(hyperparameters.seed, () => createModel(config));
+    if (embeddings) applyEmbeddings(model, embeddings);
+    for (const line of embeddings ? describeEmbeddings(embeddings, config) : []) reporter.message(line);
     return await runTraining({
       runDir, reporter, resumed, model, hyperparameters, corpus, corpusHash: prepared.corpusHash, tokenizer, config, backend,
       requestedThreads: hyperparameters.stateful ? 1 : options.threads, requestedShards: hyperparameters.stateful ? 1 : options.shards, trainTokens, valTokens, signal: options.signal,
+      embeddings,
     });
   } finally {
     model?.dispose();
@@ -153,6 +166,7 @@ export function checkNewRun(options: TrainOptions): NewRunCheck {
   if (options.shards !== undefined && !(Number.isInteger(options.shards) && options.shards > 0)) problems.push(`shards must be a whole number above 0, got ${options.shards}`);
   const tokenizerKind = collect(() => resolveTokenizerKind(options.tokenizer, options.preset, undefined)) ?? 'char';
   problems.push(...modelProblems(options, 1));
+  problems.push(...embeddingFlagProblems(options.initEmbeddings, options.hyperparameters?.freezeEmbeddings));
   return { ...resolved, problems, tokenizerKind };
 }
 
@@ -172,12 +186,15 @@ interface RunPlan {
   trainTokens: TokenSource;
   valTokens: TokenSource;
   signal: AbortSignal | undefined;
+  /** A new run's --init-embeddings, recorded in its state and ferry.json. */
+  embeddings?: PretrainedEmbeddings;
 }
 
 async function runTraining(plan: RunPlan): Promise<TrainResult> {
   const { runDir, reporter, resumed, model, hyperparameters, corpus, corpusHash, tokenizer, config, backend, trainTokens, valTokens } = plan;
   const seed = hyperparameters.seed;
-  const parameters: Parameter[] = model.trainableWeights.map((weight) => ({
+  // --freeze-embeddings: the token table is no parameter, so AdamW never touches it and no gradient is computed for it.
+  const parameters: Parameter[] = trainedWeights(model, hyperparameters.freezeEmbeddings).map((weight) => ({
     name: weight.originalName,
     variable: weight.read() as tf.Variable,
   }));
@@ -210,6 +227,8 @@ async function runTraining(plan: RunPlan): Promise<TrainResult> {
     stopReason: 'running',
   };
   state.hyperparameters = hyperparameters;
+  if (plan.embeddings) state.embeddings = plan.embeddings.coverage;
+  if (resumed && hyperparameters.freezeEmbeddings) reporter.message('embeddings: frozen (--freeze-embeddings), as when the run started');
   state.corpus = corpus;
   state.corpusHash = corpusHash;
 

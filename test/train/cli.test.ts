@@ -49,7 +49,7 @@ test('--help of train, sample and eval lists every option with its default', () 
     '--arch', '--corpus', '--out', '--preset', '--tokenizer', '--vocab-size', '--layers', '--hidden', '--embd', '--heads',
     '--block-size', '--dropout', '--positional', '--tie-weights', '--steps', '--batch-size', '--lr', '--min-lr', '--warmup',
     '--decay-steps', '--weight-decay', '--beta1', '--beta2', '--grad-clip', '--eval-interval', '--eval-iters', '--patience',
-    '--seed', '--val-fraction', '--log-interval', '--backend', '--resume', '--cache-dir',
+    '--seed', '--val-fraction', '--log-interval', '--backend', '--resume', '--cache-dir', '--init-embeddings', '--freeze-embeddings',
   ]) {
     assert.match(help.stdout, new RegExp(`\\s${flag}[ ,\\n]`), `train --help mentions ${flag}`);
   }
@@ -112,6 +112,10 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
   const foreign = join(dir, 'foreign');
   mkdirSync(foreign);
   writeFileSync(join(foreign, 'notes.txt'), 'mine');
+  const narrowVectors = join(dir, 'vectors8.txt');
+  writeFileSync(narrowVectors, 'a 1 2 3 4 5 6 7 8\n');
+  const badVectors = join(dir, 'vectors-bad.txt');
+  writeFileSync(badVectors, `a ${'1 '.repeat(16)}\nb x${' 1'.repeat(15)}\n`);
 
   const cases: { name: string; args: string[]; message: RegExp; out?: string }[] = [
     { name: 'missing corpus', args: ['--corpus', join(dir, 'nope.txt')], message: /the corpus .*nope\.txt does not exist/ },
@@ -133,6 +137,9 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
     { name: 'min-lr above lr', args: ['--corpus', corpus, '--min-lr', '0.5'], message: /--min-lr 0\.5 must lie between 0 and --lr 0\.01/ },
     { name: 'no corpus', args: [], message: /No corpus given/ },
     { name: 'out is a foreign dir', args: ['--corpus', corpus], out: foreign, message: /foreign exists and is not a ferry run \(it holds notes\.txt\)/ },
+    { name: 'vectors of another width', args: ['--corpus', corpus, '--init-embeddings', narrowVectors], message: /--init-embeddings .*vectors8\.txt holds 8-dimensional vectors, but the model's embedding width is 16\./ },
+    { name: 'bad vectors file', args: ['--corpus', corpus, '--init-embeddings', badVectors], message: /--init-embeddings .*vectors-bad\.txt, line 2: value 1 of "b" is "x", not a number/ },
+    { name: 'frozen random embeddings', args: ['--corpus', corpus, '--freeze-embeddings'], message: /--freeze-embeddings needs --init-embeddings FILE/ },
     { name: 'resume without a run', args: ['--corpus', corpus, '--resume'], message: /Cannot resume: .* does not exist/ },
   ];
   const target = ({ name, out }: (typeof cases)[number]) => out ?? join(dir, `run-${name.replace(/\W+/g, '-')}`);

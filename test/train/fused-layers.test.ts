@@ -6,6 +6,7 @@ import { fusedAdamWStep, hasFusedAdamW } from '../../src/train/kernels/adamw.ts'
 import { hasFusedKernel } from '../../src/train/kernels/heap-kernel.ts';
 import { createAdamW, DEFAULT_ADAMW } from '../../src/train/optimizer.ts';
 import { crossEntropy, FerryLSTM, FerryTransformerBlock, gelu, layerNorm } from '../../src/train/models/index.ts';
+import { fusedBiasedAttention, geluTanh, hasFusedBiasedAttention, rmsNorm } from '../../src/train/models/fused.ts';
 
 /**
  * Runs `run` on the reference cpu backend (plain tfjs ops, autodiff) and on wasm (ferry's fused
@@ -56,6 +57,17 @@ test('fused GELU equals the erf GELU of plain tfjs in value and gradient, tails 
   assert.ok(Number.isNaN(gelu(tf.tensor1d([NaN])).dataSync()[0]));
 });
 
+test('fused tanh GELU (T5) equals the tanh formula of plain tfjs in value and gradient, tails and odd shapes included', async () => {
+  const shapes = [[7], [3, 5, 13], [2, 1, 33, 4]];
+  const { cpu, wasm } = await onBoth(() => shapes.flatMap((shape, i) => valueAndGrads(geluTanh, [tf.randomNormal(shape, 0, 3, 'float32', 1 + i)], 100 + i)
+    .concat(valueAndGrads(geluTanh, [tf.tensor1d([-1e4, -60, -9, -3.3, -1e-3, 0, 1e-7, 0.5, 2, 8, 12, 60, 1e4])], 200))));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `output ${i}`));
+  await selectBackend('wasm');
+  assert.ok(hasFusedKernel('FerryGeluTanh'));
+  const { kernels } = await tf.profile(() => tf.grad((input: tf.Tensor) => tf.sum(geluTanh(input)))(tf.randomNormal([3, 5])));
+  assert.deepEqual(kernels.map((k) => k.name).filter((name) => /^(Tanh|Pow)$/.test(name)), []);
+});
+
 test('fused LayerNorm equals plain tfjs in value and in the gradients of x, gamma and beta', async () => {
   const cases: [number[], number][] = [[[4, 9], 1e-5], [[3, 7, 128], 1e-5], [[2, 5, 3, 17], 1e-3], [[1, 1], 1e-5]];
   const { cpu, wasm } = await onBoth(() => cases.flatMap(([shape, epsilon], i) => {
@@ -66,6 +78,54 @@ test('fused LayerNorm equals plain tfjs in value and in the gradients of x, gamm
     return valueAndGrads((a, g, b) => layerNorm(a!, g!, b!, epsilon), [x, gamma, beta], 30 + i);
   }));
   cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `case ${Math.floor(i / 4)} output ${i % 4}`));
+});
+
+test('fused RMS norm (T5) equals plain tfjs in value and in the gradients of x and gamma', async () => {
+  const cases: [number[], number][] = [[[4, 9], 1e-6], [[3, 7, 256], 1e-6], [[2, 5, 3, 17], 1e-3], [[1, 1], 1e-6]];
+  const { cpu, wasm } = await onBoth(() => cases.flatMap(([shape, epsilon], i) => {
+    const x = tf.add(tf.randomNormal(shape, 0, 2, 'float32', 1 + i), 1);
+    const gamma = tf.randomNormal([shape.at(-1)!], 1, 0.5, 'float32', 10 + i);
+    return valueAndGrads((a, g) => rmsNorm(a!, g!, epsilon), [x, gamma], 30 + i);
+  }));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 1e-5, `case ${Math.floor(i / 3)} output ${i % 3}`));
+  await selectBackend('wasm');
+  assert.ok(hasFusedKernel('FerryRmsNorm') && hasFusedKernel('FerryRmsNormGrad'));
+});
+
+/** T5's attention as plain tfjs ops: softmax(q k^T + bias + mask (+ causal)) v per head, no scale. */
+function plainBiasedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, causal: boolean, bias?: tf.Tensor, mask?: tf.Tensor): tf.Tensor {
+  const [batch, queries, d] = q.shape as [number, number, number];
+  const keys = k.shape[1]!;
+  const split = (x: tf.Tensor, steps: number) => tf.transpose(tf.reshape(x, [batch, steps, heads, d / heads]), [0, 2, 1, 3]);
+  let scores = tf.matMul(split(q, queries), split(k, keys), false, true);
+  if (bias) scores = tf.add(scores, tf.expandDims(bias, 0));
+  if (mask) scores = tf.add(scores, tf.reshape(mask, [batch, 1, 1, keys]));
+  if (causal) scores = tf.add(scores, tf.tensor2d(Array.from({ length: queries * keys }, (_, i) => (i % keys <= Math.floor(i / keys) ? 0 : -1e9)), [queries, keys]));
+  return tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), split(v, keys)), [0, 2, 1, 3]), [batch, queries, d]);
+}
+
+test('fused T5 attention (bias, key mask, causal; self from qkv and cross from q and kv) equals plain tfjs ops in value and gradients', async () => {
+  // [batch, queries, keys, d, heads, self, causal, bias, mask]: odd head sizes and lengths leave partial vectors and tiles.
+  const cases: [number, number, number, number, number, boolean, boolean, boolean, boolean][] = [
+    [2, 7, 7, 15, 3, true, true, true, false], [3, 5, 5, 8, 2, true, false, true, true], [2, 6, 9, 10, 2, false, false, false, true],
+    [1, 1, 1, 4, 1, true, true, true, true], [4, 32, 32, 256, 4, true, false, true, true],
+  ];
+  const { cpu, wasm } = await onBoth(() => cases.flatMap(([batch, queries, keys, d, heads, self, causal, withBias, withMask], i) => {
+    const q = tf.randomNormal([batch, queries, self ? 3 * d : d], 0, 1, 'float32', 1 + i);
+    const kv = self ? undefined : tf.randomNormal([batch, keys, 2 * d], 0, 1, 'float32', 11 + i);
+    const bias = withBias ? tf.randomNormal([heads, queries, keys], 0, 1, 'float32', 21 + i) : undefined;
+    // The last key of each row past the first is padding.
+    const mask = withMask ? tf.tensor2d(Array.from({ length: batch * keys }, (_, j) => (j % keys === keys - 1 && j >= keys ? -1e9 : 0)), [batch, keys]) : undefined;
+    const inputs = [q, ...(kv ? [kv] : []), ...(bias ? [bias] : [])];
+    const f = (...xs: tf.Tensor[]) => {
+      const [qIn, kvIn, biasIn] = self ? [xs[0]!, undefined, xs[1]] : [xs[0]!, xs[1], xs[2]];
+      if (hasFusedBiasedAttention(qIn)) return fusedBiasedAttention(qIn, kvIn, { heads, causal, bias: biasIn, mask });
+      const [qs, ks, vs] = self ? tf.split(qIn, 3, 2) : [qIn, ...tf.split(kvIn!, 2, 2)];
+      return plainBiasedAttention(qs!, ks!, vs!, heads, causal, biasIn, mask);
+    };
+    return valueAndGrads(f, inputs, 40 + i);
+  }));
+  cpu.forEach((values, i) => assertClose(wasm[i]!, values, 2e-5, `output ${i}`));
 });
 
 test('fused causal attention equals the tfjs ops (reshape, transpose, masked softmax) in value and gradients', async () => {

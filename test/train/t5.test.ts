@@ -17,9 +17,10 @@ import type { PairBatch } from '../../src/train/data/pair-batch.ts';
 import { pairBatch, shuffledPairBatches } from '../../src/train/data/pair-batches.ts';
 import { encodeWithEos, type EncodedPair } from '../../src/train/data/pair-set.ts';
 import { createAdamW } from '../../src/train/optimizer.ts';
-import { countT5Parameters, resolveT5Config, T5_PRESETS, validateT5Config } from '../../src/train/models/t5-config.ts';
+import { countT5Parameters, resolveT5Config, T5_PRESETS, t5StateDict, validateT5Config } from '../../src/train/models/t5-config.ts';
 import { createT5, disposeT5, greedyGenerate, setT5Weights, t5Logits, t5Loss, t5Parameters, t5Weights } from '../../src/train/models/t5.ts';
 import { FerryError } from '../../src/errors.ts';
+import { selectBackend } from '../../src/train/backend.ts';
 import { randomT5Weights, referenceT5, tinyT5Config } from '../export/t5-fixtures.ts';
 
 await tf.setBackend('cpu');
@@ -76,6 +77,55 @@ for (const tieWeights of [false, true]) {
     disposeT5(model);
   });
 }
+
+test('on wasm (ferry\'s fused kernels) the loss and every gradient equal the cpu backend\'s plain tfjs ops, padded batch', async () => {
+  // Targets of different lengths, so that the label mask has zeros too.
+  const targets = [[4, 8, 1], [9, 1], [3, 3, 7, 11, 5, 1], [6, 1]];
+  const targetLength = Math.max(...targets.map((t) => t.length));
+  const base = fixedBatch(SOURCES, new Array<number>(targetLength).fill(0));
+  const batch: PairBatch = {
+    ...base,
+    decoderInputIds: Int32Array.from(targets.flatMap((t) => Array.from({ length: targetLength }, (_, i) => (i === 0 ? 0 : t[i - 1] ?? 0)))),
+    labels: Int32Array.from(targets.flatMap((t) => Array.from({ length: targetLength }, (_, i) => t[i] ?? 0))),
+    labelMask: Float32Array.from(targets.flatMap((t) => Array.from({ length: targetLength }, (_, i) => (i < t.length ? 1 : 0)))),
+  };
+  for (const tieWeights of [false, true]) {
+    const config = tinyT5Config({ tieWeights });
+    const weights = randomT5Weights(config, 23);
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await selectBackend(backend);
+      const model = createT5(config);
+      setT5Weights(model, weights);
+      const variables = t5Parameters(model).map((p) => p.variable);
+      let result: { value: tf.Scalar; grads: tf.NamedTensorMap } | undefined;
+      const { kernels } = await tf.profile(() => {
+        result = tf.variableGrads(() => t5Loss(model, batch, { training: true }), variables);
+      });
+      const { value, grads } = result!;
+      if (backend === 'wasm') {
+        const ran = new Set(kernels.map((k) => k.name));
+        for (const name of ['FerryBiasedAttention', 'FerryBiasedAttentionGrad', 'FerryRmsNorm', 'FerryRmsNormGrad', 'FerryGeluTanh']) assert.ok(ran.has(name), `${name} did not run`);
+      }
+      const out = { loss: (await value.data())[0]!, grads: await Promise.all(variables.map(async (v) => (await grads[v.name]!.data()) as Float32Array)) };
+      tf.dispose([value, ...Object.values(grads)]);
+      disposeT5(model);
+      return out;
+    };
+    const cpu = await run('cpu');
+    const wasm = await run('wasm');
+    await selectBackend('cpu');
+    assert.ok(Math.abs(wasm.loss - cpu.loss) < 1e-5 * Math.abs(cpu.loss), `loss ${wasm.loss} vs ${cpu.loss}`);
+    const names = [...t5StateDict(config).map((e) => e.name)];
+    let worst = 0;
+    cpu.grads.forEach((expected, i) => {
+      const scale = Math.max(1e-3, ...expected.map(Math.abs));
+      const diff = maxAbsDiff(wasm.grads[i]!, expected) / scale;
+      worst = Math.max(worst, diff);
+      assert.ok(diff < TOLERANCE, `${names[i]}: max |diff| ${diff} of its largest gradient`);
+    });
+    console.log(`tied=${tieWeights}: wasm vs cpu loss ${wasm.loss.toFixed(6)} vs ${cpu.loss.toFixed(6)}, gradients max |diff| ${worst.toExponential(2)} of each one's largest`);
+  }
+});
 
 test('padded source tokens change nothing', async () => {
   const config = tinyT5Config();

@@ -3,7 +3,14 @@
  * wasm backend is not a trustworthy reference: on an SSD detector it returned 1 detection where
  * cpu returned 100). Inputs are seeded, in the range the model expects (0..255 for integer
  * images, 0..1 for float images); dynamic dims are checked at two sizes. Each output's largest
- * difference is measured relative to that output's scale (its largest magnitude, at least 1).
+ * difference is measured relative to that output's scale (its largest finite magnitude, at least 1).
+ *
+ * A Sigmoid or Softmax output squashes its logits' scale to 1 but keeps their float32 rounding
+ * (times the activation's slope): BlazePose's segmentation logits reach 700, where rounding of
+ * 1e-5 of the logits' scale shows as 2e-3 of the mask. Such an output's scale is therefore at
+ * least its logits' largest magnitude times the activation's largest slope (Sigmoid 1/4, Softmax
+ * 1/2): the tolerance then allows the difference that a logits difference within the tolerance
+ * would make where the activation is steepest, and no more.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
@@ -11,7 +18,8 @@ import { FerryError } from '../../errors.ts';
 import { mulberry32 } from '../../random.ts';
 import type { Graph, ValueInfo } from '../graph.ts';
 import { createSession, runSession } from '../runner.ts';
-import type { GraphModelIO } from './convert.ts';
+import { parseTensorRef, type GraphModelIO } from './convert.ts';
+import type { GraphModelJson } from './format.ts';
 import type { GraphModelFiles } from './read.ts';
 
 export const GRAPH_MODEL_TOLERANCE = 1e-4;
@@ -19,9 +27,46 @@ export const GRAPH_MODEL_TOLERANCE = 1e-4;
 export interface GraphParityCase {
   name: string;
   maxAbsDiff: number;
-  /** The output's largest magnitude in tfjs, at least 1 (so near-zero outputs, e.g. sigmoid(-16), compare absolutely). */
+  /**
+   * The output's largest magnitude in tfjs, at least 1 (so near-zero outputs, e.g. sigmoid(-16),
+   * compare absolutely); for a Sigmoid or Softmax output, at least slope x its logits' (see above).
+   */
   scale: number;
   relative: number;
+  /** A Sigmoid or Softmax output: the activation and its logits' largest magnitude in tfjs. */
+  squashed?: { activation: string; logitsScale: number };
+}
+
+/** The largest slope of each squashing activation: |d output| <= slope x max |d logit|. */
+const SQUASHING_SLOPE: Readonly<Record<string, number>> = { Sigmoid: 0.25, Softmax: 0.5 };
+
+export interface SquashedOutput {
+  /** The index of the output in GraphModelIO.outputs. */
+  output: number;
+  activation: string;
+  /** The TF tensor of its logits (the activation's input). */
+  logits: string;
+}
+
+/** The outputs produced by a Sigmoid or Softmax (through Identity nodes), with the tensor of their logits. */
+export function squashedOutputs(json: GraphModelJson, io: GraphModelIO): SquashedOutput[] {
+  const byName = new Map((json.modelTopology.node ?? []).map((n) => [n.name, n]));
+  const found: SquashedOutput[] = [];
+  io.outputs.forEach((o, output) => {
+    let node = byName.get(parseTensorRef(o.tensor).node);
+    const firstInput = () => (node?.input ?? []).find((ref) => !parseTensorRef(ref).control);
+    for (let hops = 0; node?.op === 'Identity' && hops < byName.size; hops++) node = byName.get(parseTensorRef(firstInput() ?? '').node);
+    const logits = firstInput();
+    if (node && SQUASHING_SLOPE[node.op] !== undefined && logits) found.push({ output, activation: node.op, logits });
+  });
+  return found;
+}
+
+/** The largest finite magnitude: an infinity (a -inf mask reaching an output) would make every difference 0, a NaN the scale NaN. */
+function largestMagnitude(values: ArrayLike<number>): number {
+  let largest = 0;
+  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i]!)) largest = Math.max(largest, Math.abs(values[i]!));
+  return largest;
 }
 
 export interface GraphParityReport {
@@ -74,10 +119,9 @@ export function tfTensor(feed: Feed): tf.Tensor {
   return tf.tensor(Int32Array.from(feed.data), feed.shape, 'int32');
 }
 
-function compare(name: string, actual: ArrayLike<number | bigint>, expected: ArrayLike<number>): GraphParityCase {
-  // The scale of the finite values: an infinity (a -inf mask reaching an output) would make every difference 0.
-  let scale = 1;
-  for (let i = 0; i < expected.length; i++) if (Number.isFinite(expected[i]!)) scale = Math.max(scale, Math.abs(expected[i]!));
+function compare(name: string, actual: ArrayLike<number | bigint>, expected: ArrayLike<number>, squashed?: GraphParityCase['squashed']): GraphParityCase {
+  let scale = Math.max(1, largestMagnitude(expected));
+  if (squashed) scale = Math.max(scale, SQUASHING_SLOPE[squashed.activation]! * squashed.logitsScale);
   let max = actual.length === expected.length ? 0 : Infinity;
   for (let i = 0; i < expected.length && max !== Infinity; i++) {
     // The same infinity (a -inf mask constant reaching an output) or NaN on both sides agrees.
@@ -85,7 +129,7 @@ function compare(name: string, actual: ArrayLike<number | bigint>, expected: Arr
     const d = a === e || (Number.isNaN(a) && Number.isNaN(e)) ? 0 : Math.abs(a - e);
     if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
   }
-  return { name, maxAbsDiff: max, scale, relative: max / scale };
+  return { name, maxAbsDiff: max, scale, relative: max / scale, ...(squashed ? { squashed } : {}) };
 }
 
 /** Seeded inputs for every graph input, at the dynamic-dim sizes of case `k` (0 or 1). */
@@ -96,11 +140,14 @@ export function seededFeeds(graph: Graph, k: number, random: () => number): Feed
 /** The most elements one seeded input may have: verification holds each input and output in memory on both sides. */
 export const MAX_FEED_ELEMENTS = 2 ** 26;
 
+type Values = Float32Array | Int32Array | Uint8Array;
+
 /**
- * tfjs's outputs for every case, before onnxruntime runs: when tfjs cannot load or run model.json
- * itself, the model is at fault and the user hears that, not what onnxruntime makes of the export.
+ * tfjs's values of `tensors` for every case, before onnxruntime runs: when tfjs cannot load or run
+ * model.json itself, the model is at fault and the user hears that, not what onnxruntime makes of
+ * the export.
  */
-async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, cases: Feed[][]): Promise<(Float32Array | Int32Array | Uint8Array)[][]> {
+async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, tensors: string[], cases: Feed[][]): Promise<Values[][]> {
   const failed = (stage: string, error: unknown, inputs = '') => new FerryError('export_tfjs_failed', `tfjs cannot ${stage} ${files.modelJsonPath} itself${inputs}: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 400)}`, {
     hint: 'model.json does not run in tfjs either, so it is damaged or was converted wrongly: convert it again with tensorflowjs_converter. --no-verify writes the package without this check.',
     status: 422,
@@ -116,11 +163,11 @@ async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, cases: Feed
     return cases.map((feeds) => {
       const inputs = Object.fromEntries(io.inputs.map((v, i) => [v.node.name, tfTensor(feeds[i]!)]));
       try {
-        const result = model.execute(inputs, io.outputs.map((o) => o.tensor));
+        const result = model.execute(inputs, tensors);
         const list = Array.isArray(result) ? result : [result];
         try {
           // Copies in the tensor's own dtype: an int32 output (indices, shapes) compares exactly.
-          return list.map((t) => (t.dataSync() as Float32Array | Int32Array | Uint8Array).slice());
+          return list.map((t) => (t.dataSync() as Values).slice());
         } finally {
           tf.dispose(list);
         }
@@ -139,6 +186,7 @@ async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, cases: Feed
 export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO, graph: Graph, onnx: Uint8Array, options: { tolerance?: number; log?: (line: string) => void } = {}): Promise<GraphParityReport> {
   const log = options.log ?? (() => {});
   const tolerance = options.tolerance ?? GRAPH_MODEL_TOLERANCE;
+  const squashed = squashedOutputs(files.json, io);
   const random = mulberry32(20261204);
   const dynamic = graph.inputs.some((v) => v.shape.some((d) => typeof d !== 'number'));
   const sizes = (dynamic ? [0, 1] : [0]).map((k) => graph.inputs.map((input) => concreteShape(input, k)));
@@ -156,9 +204,9 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
   const feeds = sizes.map((_, k) => seededFeeds(graph, k, random));
   const previousBackend = tf.engine().backendName as string | null;
   await tf.setBackend('cpu');
-  let expected: (Float32Array | Int32Array | Uint8Array)[][];
+  let expected: Values[][];
   try {
-    expected = await tfjsOutputs(files, io, feeds);
+    expected = await tfjsOutputs(files, io, [...io.outputs.map((o) => o.tensor), ...squashed.map((s) => s.logits)], feeds);
   } finally {
     if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
   }
@@ -171,17 +219,21 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
   try {
     for (const [k, caseFeeds] of feeds.entries()) {
       const out = await runSession(session, Object.fromEntries(graph.inputs.map((v, i) => [v.name, ortTensor(caseFeeds[i]!)])), nodeNames);
+      const list = expected[k]!;
       const size = caseFeeds.map((f) => `[${f.shape}]`).join(' ');
+      const logitsScales = new Map(squashed.map((s, i) => [s.output, { activation: s.activation, logitsScale: largestMagnitude(list[io.outputs.length + i]!) }]));
       io.outputs.forEach((o, i) => {
-        const reference = expected[k]![i]!;
-        cases.push(compare(`${o.name}, input ${size}`, out[o.name]!.data as ArrayLike<number>, reference));
-        if (reference.some(Number.isNaN)) nan.push(cases.at(-1)!.name);
+        cases.push(compare(`${o.name}, input ${size}`, out[o.name]!.data as ArrayLike<number>, list[i]!, logitsScales.get(i)));
+        if (list[i]!.some(Number.isNaN)) nan.push(cases.at(-1)!.name);
       });
     }
   } finally {
     await session.release();
   }
-  for (const c of cases) log(`  ${c.name.padEnd(56)} max |diff| ${c.maxAbsDiff.toExponential(2)} (scale ${c.scale.toPrecision(3)}, relative ${c.relative.toExponential(2)})`);
+  for (const c of cases) {
+    const why = c.squashed ? `, ${SQUASHING_SLOPE[c.squashed.activation]} x its logits' ${c.squashed.logitsScale.toPrecision(3)} under the ${c.squashed.activation}` : '';
+    log(`  ${c.name.padEnd(56)} max |diff| ${c.maxAbsDiff.toExponential(2)} (scale ${c.scale.toPrecision(3)}${why}, relative ${c.relative.toExponential(2)})`);
+  }
   const worst = Math.max(...cases.map((c) => c.relative));
   if (!(worst <= tolerance)) {
     // NaN in tfjs's own outputs comes from the model (an infinite weight), and where it lands is up

@@ -47,3 +47,64 @@ export const attentionGradKernel: HeapKernel<AttentionAttrs> = {
       qkv!.byteOffset, probs!.byteOffset, dy!.byteOffset, dqkv!.byteOffset, batch, steps, heads, headDim, 1 / Math.sqrt(headDim), scratch));
   },
 };
+
+export const BIASED_ATTENTION_KERNEL = 'FerryBiasedAttention';
+export const BIASED_ATTENTION_GRAD_KERNEL = 'FerryBiasedAttentionGrad';
+
+/**
+ * T5's attention (native/attention.c's biased_attention): no scale, an additive bias [H, Tq, Tk]
+ * (the relative position bias) and a key mask [B, Tk] (0 or a large negative), either optional,
+ * causal or not. `kv` is absent for self-attention, where `q` is the qkv projection [B, T, 3d]
+ * (q, k, v side by side); for cross-attention q is [B, Tq, d] and kv [B, Tk, 2d] (k, v).
+ * `hasBias` / `hasMask` say whether the `bias` / `mask` inputs are real (else any tensor, unread).
+ */
+export type BiasedAttentionAttrs = { heads: number; self: boolean; causal: boolean; hasBias: boolean; hasMask: boolean };
+
+/** Where each of q, k and v starts (byte offsets from the tensors' starts), the rows' widths and the sizes. */
+function biasedLayout(qShape: readonly number[], kvShape: readonly number[], { heads, self }: BiasedAttentionAttrs) {
+  const [batch, queries, qRow] = qShape as [number, number, number];
+  const keys = kvShape[1]!;
+  const kvRow = kvShape[2]!;
+  const d = self ? qRow / 3 : qRow;
+  return { batch, queries, keys, qRow, kvRow, d, headDim: d / heads, k: self ? 4 * d : 0, v: self ? 8 * d : 4 * d };
+}
+
+/** Inputs q, kv (q again for self-attention), bias, mask; outputs y [B, Tq, d] and the weights [B, H, Tq, Tk]. */
+export const biasedAttentionKernel: HeapKernel<BiasedAttentionAttrs> = {
+  kernelName: BIASED_ATTENTION_KERNEL,
+  inputNames: ['q', 'kv', 'bias', 'mask'],
+  outputShapes: ([q, kv], attrs) => {
+    const { batch, queries, keys, d } = biasedLayout(q!.shape, kv!.shape, attrs);
+    return [[batch, queries, d], [batch, attrs.heads, queries, keys]];
+  },
+  compute: ([q, kv, bias, mask], [y, probs], [qShape, kvShape], attrs, backend) => {
+    const { batch, queries, keys, qRow, kvRow, headDim, k, v } = biasedLayout(qShape!, kvShape!, attrs);
+    const { exports, withScratch } = nativeKernels(backend);
+    withScratch(exports.biased_attention_scratch_floats(queries, keys, headDim), (scratch) => exports.biased_attention_forward(
+      q!.byteOffset, qRow, kv!.byteOffset + k, kv!.byteOffset + v, kvRow, attrs.hasBias ? bias!.byteOffset : 0, attrs.hasMask ? mask!.byteOffset : 0,
+      y!.byteOffset, probs!.byteOffset, batch, queries, keys, attrs.heads, headDim, attrs.causal ? 1 : 0, scratch));
+  },
+};
+
+/**
+ * Inputs dy, q, kv, the forward pass's weights; outputs dq (dqkv for self-attention), then dkv
+ * for cross-attention, then dbias [H, Tq, Tk] (summed over the batch) when hasBias.
+ */
+export const biasedAttentionGradKernel: HeapKernel<BiasedAttentionAttrs> = {
+  kernelName: BIASED_ATTENTION_GRAD_KERNEL,
+  inputNames: ['dy', 'q', 'kv', 'probs'],
+  outputShapes: ([, q, kv, probs], attrs) => {
+    const [, heads, queries, keys] = probs!.shape as [number, number, number, number];
+    return [q!.shape, ...(attrs.self ? [] : [kv!.shape]), ...(attrs.hasBias ? [[heads, queries, keys]] : [])];
+  },
+  compute: ([dy, q, kv, probs], outputs, [, qShape, kvShape], attrs, backend) => {
+    const { batch, queries, keys, qRow, kvRow, headDim, k, v } = biasedLayout(qShape!, kvShape!, attrs);
+    const dq = outputs[0]!;
+    const dkv = attrs.self ? dq : outputs[1]!;
+    const dbias = attrs.hasBias ? outputs.at(-1)!.byteOffset : 0;
+    const { exports, withScratch } = nativeKernels(backend);
+    withScratch(exports.biased_attention_scratch_floats(queries, keys, headDim), (scratch) => exports.biased_attention_backward(
+      q!.byteOffset, qRow, kv!.byteOffset + k, kv!.byteOffset + v, kvRow, probs!.byteOffset, dy!.byteOffset,
+      dq.byteOffset, dkv.byteOffset + k, dkv.byteOffset + v, dbias, batch, queries, keys, attrs.heads, headDim, scratch));
+  },
+};

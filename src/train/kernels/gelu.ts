@@ -16,3 +16,14 @@ export const geluKernel: HeapKernel<Record<string, never>> = {
   compute: ([x], [y, slope], _shapes, _attrs, backend) =>
     nativeKernels(backend).exports.gelu_with_slope(x!.byteOffset, y!.byteOffset, slope!.byteOffset, x!.length),
 };
+
+export const GELU_TANH_KERNEL = 'FerryGeluTanh';
+
+/** GELU with the tanh approximation (T5's gated GELU) and its derivative, the same way (native/gelu.c). */
+export const geluTanhKernel: HeapKernel<Record<string, never>> = {
+  kernelName: GELU_TANH_KERNEL,
+  inputNames: ['x'],
+  outputShapes: ([x]) => [x!.shape, x!.shape],
+  compute: ([x], [y, slope], _shapes, _attrs, backend) =>
+    nativeKernels(backend).exports.gelu_tanh_with_slope(x!.byteOffset, y!.byteOffset, slope!.byteOffset, x!.length),
+};

@@ -1,16 +1,16 @@
 /** Kernels and gradients ferry adds to tfjs so that its models train fast on wasm. */
 import * as tf from '@tensorflow/tfjs';
 import { adamwKernel } from './adamw.ts';
-import { attentionGradKernel, attentionKernel } from './attention.ts';
+import { attentionGradKernel, attentionKernel, biasedAttentionGradKernel, biasedAttentionKernel } from './attention.ts';
 import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 import { rowGatherConfig } from './gather.ts';
-import { geluKernel } from './gelu.ts';
+import { geluKernel, geluTanhKernel } from './gelu.ts';
 import { heapKernelConfig } from './heap-kernel.ts';
 import { sharingIdentityConfigs } from './identity.ts';
 import { fastBatchMatMulConfig, fastFusedMatMulConfig } from './matmul.ts';
 import { fastSlicingConfigs } from './slicing.ts';
 import { squaredNormConfig } from './squared-norm.ts';
-import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
+import { layerNormGradKernel, layerNormKernel, rmsNormGradKernel, rmsNormKernel } from './layer-norm.ts';
 import { lstmSequenceConfigs } from './lstm-sequence.ts';
 import { leadingAxesSumConfig } from './sum.ts';
 import { tileGradConfig } from './tile-grad.ts';
@@ -28,7 +28,8 @@ export function registerWasmKernels(): void {
   registered = true;
   tf.registerKernel(unsortedSegmentSumConfig);
   const heapKernels = [
-    geluKernel, layerNormKernel, layerNormGradKernel, crossEntropyKernel, crossEntropyGradKernel, adamwKernel, attentionKernel, attentionGradKernel,
+    geluKernel, geluTanhKernel, layerNormKernel, layerNormGradKernel, rmsNormKernel, rmsNormGradKernel, crossEntropyKernel, crossEntropyGradKernel,
+    adamwKernel, attentionKernel, attentionGradKernel, biasedAttentionKernel, biasedAttentionGradKernel,
   ];
   for (const kernel of heapKernels) tf.registerKernel(heapKernelConfig(kernel as never));
   for (const config of lstmSequenceConfigs) tf.registerKernel(config);

@@ -39,3 +39,33 @@ export const layerNormGradKernel: HeapKernel<Record<string, never>> = {
       dx!.byteOffset, dgamma!.byteOffset, dbeta!.byteOffset, rowsOf(shape!), width, sums));
   },
 };
+
+export const RMS_NORM_KERNEL = 'FerryRmsNorm';
+export const RMS_NORM_GRAD_KERNEL = 'FerryRmsNormGrad';
+
+/**
+ * T5's RMS norm, y = x rstd gamma with rstd = 1 / sqrt(mean(x^2) + epsilon) (no mean, no beta),
+ * the same way: outputs y, xhat = x rstd and rstd [rows]. Its gradient is LayerNorm's without the
+ * mean terms: dx = rstd (dy gamma - xhat mean(dy gamma xhat)); dgamma = sum over rows of dy xhat.
+ */
+export const rmsNormKernel: HeapKernel<LayerNormAttrs> = {
+  kernelName: RMS_NORM_KERNEL,
+  inputNames: ['x', 'gamma'],
+  outputShapes: ([x]) => [x!.shape, x!.shape, [rowsOf(x!.shape)]],
+  compute: ([x, gamma], [y, xhat, rstd], [shape], { epsilon }, backend) => nativeKernels(backend).exports.rms_norm(
+    x!.byteOffset, gamma!.byteOffset, y!.byteOffset, xhat!.byteOffset, rstd!.byteOffset, rowsOf(shape!), shape!.at(-1)!, epsilon),
+};
+
+/** Outputs dx (x's shape) and dgamma ([width]). */
+export const rmsNormGradKernel: HeapKernel<Record<string, never>> = {
+  kernelName: RMS_NORM_GRAD_KERNEL,
+  inputNames: ['dy', 'xhat', 'rstd', 'gamma'],
+  outputShapes: ([dy]) => [dy!.shape, [dy!.shape.at(-1)!]],
+  compute: ([dy, xhat, rstd, gamma], [dx, dgamma], [shape], _attrs, backend) => {
+    const { exports, withScratch } = nativeKernels(backend);
+    const width = shape!.at(-1)!;
+    // Scratch for the float64 sums of dgamma: width doubles.
+    withScratch(2 * width, (sums) => exports.rms_norm_grad(dy!.byteOffset, xhat!.byteOffset, rstd!.byteOffset, gamma!.byteOffset,
+      dx!.byteOffset, dgamma!.byteOffset, rowsOf(shape!), width, sums));
+  },
+};

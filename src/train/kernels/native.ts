@@ -24,11 +24,19 @@ export interface NativeExports {
   attention_forward(qkv: number, y: number, probs: number, batch: number, steps: number, heads: number, headDim: number, scale: number, scratch: number): void;
   attention_backward(qkv: number, probs: number, dy: number, dqkv: number, batch: number, steps: number, heads: number, headDim: number,
     scale: number, scratch: number): void;
+  biased_attention_scratch_floats(queries: number, keys: number, headDim: number): number;
+  biased_attention_forward(q: number, qRow: number, k: number, v: number, kvRow: number, bias: number, mask: number, y: number, probs: number,
+    batch: number, queries: number, keys: number, heads: number, headDim: number, causal: 0 | 1, scratch: number): void;
+  biased_attention_backward(q: number, qRow: number, k: number, v: number, kvRow: number, probs: number, dy: number, dq: number, dk: number,
+    dv: number, dbias: number, batch: number, queries: number, keys: number, heads: number, headDim: number, scratch: number): void;
   add_bias(c: number, rows: number, n: number, bias: number, biasStep: 0 | 1): void;
   gelu_with_slope(x: number, y: number, slope: number, n: number): void;
+  gelu_tanh_with_slope(x: number, y: number, slope: number, n: number): void;
   layer_norm(x: number, gamma: number, beta: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;
   layer_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number,
     rows: number, width: number, sums: number): void;
+  rms_norm(x: number, gamma: number, y: number, xhat: number, rstd: number, rows: number, width: number, epsilon: number): void;
+  rms_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, dgamma: number, rows: number, width: number, sums: number): void;
   sum_of_squares(x: number, n: number): number;
   sum_rows(x: number, rows: number, width: number, out: number): void;
   adamw_step(p: number, g: number, m: number, v: number, scale: number, nextP: number, nextM: number, nextV: number, n: number,

