@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { FerryError } from '../src/errors.ts';
+import { formatSummary, inspectModel } from '../src/export/inspect.ts';
 import { readExportSource } from '../src/export/source.ts';
 import { parseLanguageModelManifest } from '../src/package/parse.ts';
 import { loadTokenizer } from '../src/tokenizer/index.ts';
@@ -126,6 +127,14 @@ test(`model.json: ${RUNS} mutated files load in \`ferry export\` or are one Ferr
   await fc.assert(fc.asyncProperty(mutations(file), async ({ at, by }) => {
     const dir = await modelDirWith('model.json', JSON.stringify(mutate(file, at, by)) ?? '');
     await loadsOrRefuses(() => readExportSource(dir).then((source) => source.model.dispose()));
+  }), { numRuns: RUNS, seed: 14 });
+});
+
+test(`model.json: ${RUNS} mutated files are summarized by \`ferry inspect\` or are one FerryError`, async () => {
+  const file = valid['model.json'];
+  await fc.assert(fc.asyncProperty(mutations(file), async ({ at, by }) => {
+    const dir = await modelDirWith('model.json', JSON.stringify(mutate(file, at, by)) ?? '');
+    await loadsOrRefuses(async () => formatSummary('model.json', await inspectModel(path.join(dir, 'model.json'))));
   }), { numRuns: RUNS, seed: 14 });
 });
 

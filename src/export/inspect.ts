@@ -4,6 +4,7 @@
  */
 import { readModelJson } from '../train/tfjs-io.ts';
 import { CONVERTERS } from './converters/registry.ts';
+import { checkGraphModelJson } from './graph-model/check.ts';
 import { isGraphModelJson } from './graph-model/format.ts';
 import { summarizeGraphModel, type ModelSummary, type TensorSummary } from './graph-model/inspect.ts';
 import { layersOf } from './source.ts';
@@ -13,7 +14,11 @@ interface LayerJson { class_name?: string; className?: string; name?: string; co
 function layersModelInputs(topology: unknown): TensorSummary[] {
   const root = ((topology as { model_config?: LayerJson }).model_config ?? topology) as LayerJson;
   const layers = (Array.isArray(root.config) ? root.config : (root.config?.layers as LayerJson[] | undefined)) ?? [];
-  const shapeOf = (config: Record<string, unknown> | undefined) => (config?.batch_input_shape ?? config?.batchInputShape) as (number | null)[] | undefined;
+  // Only a list is a shape; anything else a damaged file holds there shows as unknown.
+  const shapeOf = (config: Record<string, unknown> | undefined) => {
+    const shape = config?.batch_input_shape ?? config?.batchInputShape;
+    return Array.isArray(shape) ? (shape as (number | null)[]) : undefined;
+  };
   const inputs = layers.filter((l) => (l.class_name ?? l.className) === 'InputLayer');
   const sources = inputs.length ? inputs : layers.slice(0, 1).filter((l) => shapeOf(l.config));
   return sources.map((l) => ({ name: String(l.config?.name ?? l.name ?? '?'), dtype: String(l.config?.dtype ?? 'float32'), shape: shapeOf(l.config) ?? null }));
@@ -27,7 +32,11 @@ function layersModelOutputs(topology: unknown): TensorSummary[] {
 
 export async function inspectModel(modelJsonPath: string): Promise<ModelSummary> {
   const json = await readModelJson(modelJsonPath);
-  if (isGraphModelJson(json)) return summarizeGraphModel(json);
+  if (isGraphModelJson(json)) {
+    // The summary walks the graph as the exporter does: a damaged one is refused by the same check, by name.
+    checkGraphModelJson(json, modelJsonPath);
+    return summarizeGraphModel(json);
+  }
   const layers = layersOf(json.modelTopology);
   const counts: Record<string, number> = {};
   for (const l of layers) counts[l.className] = (counts[l.className] ?? 0) + 1;

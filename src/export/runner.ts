@@ -5,6 +5,7 @@
  * runtime does goes through ferry's decoders over `decoderSession`.
  */
 import * as ort from 'onnxruntime-node';
+import { FerryError } from '../errors.ts';
 import { ATTENTION_MASK, INPUT_IDS, LOGITS, lstmNames, POSITION_IDS, transformerNames } from '../package/index.ts';
 import { wrapOrtSession } from '../package/ort-session.ts';
 import type { Session } from '../package/session.ts';
@@ -18,9 +19,47 @@ export interface LmStep {
   state: LmState;
 }
 
-/** One intra-op thread: verification runs tiny batches, where ORT's spinning thread pool only costs. */
-export function createSession(bytes: Uint8Array, threads = 1): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
+/**
+ * One intra-op thread: verification runs tiny batches, where ORT's spinning thread pool only costs.
+ * ORT logs only fatal errors: a graph it refuses reaches the user as one FerryError carrying ORT's
+ * message (onnxFailure), not as that message and a second copy of it in ORT's coloured log.
+ */
+export async function createSession(bytes: Uint8Array, threads = 1, sourceNames: readonly string[] = []): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1, logSeverityLevel: 4 });
+  } catch (error) {
+    throw onnxFailure(error, 'load', sourceNames);
+  }
+}
+
+/** `session.run`, with onnxruntime's failure as one FerryError naming the node (see onnxFailure). */
+export async function runSession(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, sourceNames: readonly string[] = []): Promise<ort.InferenceSession.ReturnType> {
+  try {
+    return await session.run(feeds);
+  } catch (error) {
+    throw onnxFailure(error, 'run', sourceNames);
+  }
+}
+
+/**
+ * onnxruntime refusing the exported graph (at load: a type or shape it infers differently) or
+ * failing while it runs: one FerryError that names the node in the user's words. ORT names its
+ * nodes by ferry's scopes ("conv/Conv", "conv/Relu_output_0_nchwc"), which start with the source
+ * node's or layer's name: the longest of `sourceNames` that prefixes it is the one to name.
+ */
+export function onnxFailure(error: unknown, stage: 'load' | 'run', sourceNames: readonly string[] = []): FerryError {
+  const raw = error instanceof Error ? error.message : String(error);
+  // The first line, without ORT's source paths ("/onnxruntime_src/...cc:84 onnxruntime::Foo(...) ").
+  const message = raw.split('\n')[0]!.replace(/\/onnxruntime_src\/\S+ \S+\([^)]*\)(?: const)? /g, '').trim().slice(0, 400);
+  const onnxNode = /[Nn]ode \(([^)]+)\)|Name:'([^']+)'/.exec(raw);
+  const scoped = onnxNode?.[1] ?? onnxNode?.[2];
+  const source = scoped === undefined ? undefined : [...sourceNames].sort((a, b) => b.length - a.length).find((n) => scoped === n || scoped.startsWith(`${n}/`));
+  const where = source !== undefined ? ` at node ${source}` : scoped !== undefined ? ` at its node ${scoped}` : '';
+  return new FerryError('export_onnx_failed', `onnxruntime cannot ${stage} the exported ONNX graph${where}: ${message}`, {
+    hint: 'Unless model.json is damaged, this is a ferry exporter bug: please report it with the model.json. --no-verify writes the package without this check (onnxruntime will refuse it the same way).',
+    status: 500,
+    cause: error,
+  });
 }
 
 /** The same session as ferry's decoders see it (src/package/session.ts). */
@@ -71,7 +110,7 @@ export async function runStep(session: ort.InferenceSession, spec: LanguageModel
       return positions.slice(total - seq);
     }), [batch, seq]);
   }
-  const out = await session.run(feeds);
+  const out = await runSession(session, feeds);
   const { past, present } = stateNames(spec);
   const next: LmState = {};
   past.forEach((name, i) => (next[name] = out[present[i]!]!));

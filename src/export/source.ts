@@ -62,12 +62,18 @@ interface LayerJson {
 export function layersOf(topology: unknown): { name: string; className: string }[] {
   const root = (topology as { model_config?: LayerJson }).model_config ?? (topology as LayerJson);
   const layers: { name: string; className: string }[] = [];
+  // A damaged file may hold anything where a layer or its list is: refused by name, not a TypeError.
+  const damaged = (what: string) => new FerryError('invalid_model_json', `model.json's layer graph is damaged: ${what}`, {
+    hint: 'Save or convert the model again: model.json must come whole from tfjs or the tfjs converter.',
+  });
   const visit = (layer: LayerJson) => {
+    if (typeof layer !== 'object' || layer === null) throw damaged(`a layer is ${JSON.stringify(layer) ?? String(layer)}`);
     const className = layer.class_name ?? layer.className ?? '?';
     const config = layer.config ?? {};
     if (NESTED_MODELS.has(className)) {
       if (className !== 'Sequential') checkLayerGraph(config);
       const inner = Array.isArray(config) ? (config as LayerJson[]) : config.layers ?? [];
+      if (!Array.isArray(inner)) throw damaged(`the layers of ${String(config.name ?? className)} are ${JSON.stringify(inner).slice(0, 40)}, not a list`);
       inner.forEach(visit);
       return;
     }

@@ -15,7 +15,7 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import type { AttentionForm } from './converters/types.ts';
 import { stateOfSpec, type LanguageModelSpec } from './lm/spec.ts';
 import { freeAxisSizes } from './free-axes.ts';
-import { createSession, decoderSession, initialState, runStep } from './runner.ts';
+import { createSession, decoderSession, initialState, runSession, runStep } from './runner.ts';
 import { mulberry32 } from '../random.ts';
 
 export const FP32_TOLERANCE = 1e-4;
@@ -231,7 +231,9 @@ export async function verifyForeignModel(
   onnx: Uint8Array,
   options: { tolerance?: number; log?: (line: string) => void } = {},
 ): Promise<ParityReport> {
-  const session = await createSession(onnx);
+  // ferry scopes each layer's ONNX nodes by the layer's name: what onnxruntime names, the user knows by it.
+  const layerNames = model.layers.map((l) => l.name);
+  const session = await createSession(onnx, 1, layerNames);
   const random = seededRandom(99);
   const cases: ParityCase[] = [];
   const backend = tf.getBackend();
@@ -254,7 +256,7 @@ export async function verifyForeignModel(
             ? new ort.Tensor('int32', Int32Array.from(t.data), t.shape)
             : new ort.Tensor('float32', t.data, t.shape);
         });
-        const out = await session.run(feeds);
+        const out = await runSession(session, feeds, layerNames);
         const what = tensors[0]!.shape.slice(1).join('x');
         const expected = tfjsPredict(model, tensors, `batch ${batch}, ${what}`);
         session.outputNames.forEach((name, i) => {

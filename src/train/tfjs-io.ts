@@ -86,20 +86,43 @@ export async function readModelJson(modelJsonPath: string): Promise<ModelJSON> {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new FerryError('invalid_model_json', `${modelJsonPath} is not valid JSON: ${(error as Error).message}.`, { cause: error });
+    throw new FerryError('invalid_model_json', `${modelJsonPath} is not valid JSON: ${(error as Error).message}.`, {
+      hint: 'The file is cut short or is not JSON: copy or convert the model again.',
+      cause: error,
+    });
   }
   const record = json as Partial<ModelJSON> | null;
   if (typeof record !== 'object' || record === null || typeof record.modelTopology !== 'object' || record.modelTopology === null) {
-    throw new FerryError('invalid_model_json', `${modelJsonPath} has no modelTopology: it is not a tfjs model.json.`);
+    throw new FerryError('invalid_model_json', `${modelJsonPath} has no modelTopology: it is not a tfjs model.json.`, {
+      hint: 'Point at the model.json that tensorflowjs_converter or model.save() wrote.',
+    });
   }
-  const manifest = record.weightsManifest;
-  const wellFormed = Array.isArray(manifest) && manifest.every((group) =>
-    typeof group === 'object' && group !== null && Array.isArray(group.paths) && group.paths.every((p) => typeof p === 'string')
-    && Array.isArray(group.weights) && group.weights.every((w) => typeof w?.name === 'string' && Array.isArray(w.shape) && typeof w.dtype === 'string'));
-  if (!wellFormed) {
-    throw new FerryError('invalid_model_json', `${modelJsonPath} has no valid weightsManifest (groups of {paths, weights}).`);
+  const bad = badManifestEntry(record.weightsManifest);
+  if (bad) {
+    throw new FerryError('invalid_model_json', `${modelJsonPath} has no valid weightsManifest (groups of {paths, weights}): ${bad}.`, {
+      hint: 'model.json looks damaged: convert or copy the model again.',
+    });
   }
   return record as ModelJSON;
+}
+
+/** The first part of a weights manifest that is not [{paths: [string], weights: [{name, shape, dtype}]}], in words. */
+function badManifestEntry(manifest: unknown): string | undefined {
+  const show = (v: unknown) => (JSON.stringify(v) ?? String(v)).slice(0, 40);
+  if (!Array.isArray(manifest)) return `weightsManifest is ${show(manifest)}`;
+  for (const [g, group] of manifest.entries()) {
+    const at = `weightsManifest[${g}]`;
+    if (typeof group !== 'object' || group === null) return `${at} is ${show(group)}`;
+    if (!Array.isArray(group.paths) || !group.paths.every((p: unknown) => typeof p === 'string')) return `${at}.paths is ${show(group.paths)}`;
+    if (!Array.isArray(group.weights)) return `${at}.weights is ${show(group.weights)}`;
+    for (const [i, w] of (group.weights as unknown[]).entries()) {
+      const weight = w as { name?: unknown; shape?: unknown; dtype?: unknown } | null;
+      if (typeof weight?.name !== 'string') return `${at}.weights[${i}] has the name ${show(weight?.name)}`;
+      if (!Array.isArray(weight.shape)) return `weight ${weight.name} has the shape ${show(weight.shape)}`;
+      if (typeof weight.dtype !== 'string') return `weight ${weight.name} has the dtype ${show(weight.dtype)}`;
+    }
+  }
+  return undefined;
 }
 
 /** A manifest path resolved inside the model's directory (a model.json cannot point elsewhere). */

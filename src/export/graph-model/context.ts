@@ -29,6 +29,20 @@ export class OpContext {
     });
   }
 
+  /** A refusal of a node no TF graph could hold (a damaged file), naming it and what is wrong. */
+  damaged(why: string): FerryError {
+    return new FerryError('export_bad_graph', `node ${this.node.name} (${this.node.op}): ${why}`, {
+      hint: 'model.json looks damaged: convert the model again with tensorflowjs_converter, or copy it again.',
+      status: 422,
+    });
+  }
+
+  /** Refuses input `i` when its rank is known and is not `rank` (`what` says what it holds). */
+  expectRank(i: number, rank: number, what: string): void {
+    const shape = this.input(i).shape;
+    if (shape && shape.length !== rank) throw this.damaged(`input ${i} has the shape [${shape.map((d) => d ?? '?')}]; ${what} is rank ${rank}`);
+  }
+
   input(i: number): Value {
     const value = this.inputs[i];
     if (!value) throw this.refuse(`expects at least ${i + 1} inputs, has ${this.inputs.length}`);

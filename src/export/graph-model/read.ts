@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { FerryError } from '../../errors.ts';
 import { readModelJson, readWeightFile, weightFilePath } from '../../train/tfjs-io.ts';
+import { checkGraphModelJson } from './check.ts';
 import { isGraphModelJson, type GraphModelJson, type Tensor } from './format.ts';
 import { decodeWeights, expectedBytes, type WeightGroup } from './weights.ts';
 
@@ -36,8 +37,32 @@ export async function readGraphModel(modelJsonPath: string): Promise<GraphModelF
   if (!isGraphModelJson(json)) {
     throw new FerryError('export_not_graph_model', `${modelJsonPath} is not a tfjs graph model (its format is ${JSON.stringify((json as { format?: unknown }).format)})`, { status: 422 });
   }
+  // Before a shard is read or a converter runs: a damaged file is refused naming its node or weight.
+  checkGraphModelJson(json, modelJsonPath);
   const dir = path.dirname(modelJsonPath);
   const groups: WeightGroup[] = [];
   for (const group of json.weightsManifest) groups.push(await readGroup(dir, group));
-  return { modelJsonPath, json, groups, weights: decodeWeights(groups) };
+  const weights = decodeWeights(groups);
+  refuseNaNWeights(groups, weights);
+  return { modelJsonPath, json, groups, weights };
+}
+
+/**
+ * A NaN weight is a damaged shard (no trained graph holds one, and every output it reaches is NaN
+ * in tfjs and onnxruntime alike, so parity cannot tell). Infinities stay: graphs use -inf as a mask.
+ */
+function refuseNaNWeights(groups: WeightGroup[], weights: Map<string, Tensor>): void {
+  for (const group of groups) {
+    for (const spec of group.weights) {
+      const tensor = weights.get(spec.name)!;
+      if (!(tensor.data instanceof Float32Array)) continue;
+      const at = tensor.data.findIndex(Number.isNaN);
+      if (at >= 0) {
+        throw new FerryError('export_nonfinite_weights', `${group.files.join(', ')}: weight ${spec.name} holds NaN at index ${at}`, {
+          hint: 'The shard is damaged or does not belong to this model.json: copy or convert the model again.',
+          status: 422,
+        });
+      }
+    }
+  }
 }

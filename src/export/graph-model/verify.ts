@@ -3,7 +3,7 @@
  * wasm backend is not a trustworthy reference: on an SSD detector it returned 1 detection where
  * cpu returned 100). Inputs are seeded, in the range the model expects (0..255 for integer
  * images, 0..1 for float images); dynamic dims are checked at two sizes. Each output's largest
- * difference is measured relative to that output's scale (its largest magnitude, at least 1).
+ * difference is measured relative to that output's scale (its largest finite magnitude, at least 1).
  *
  * A Sigmoid or Softmax output squashes its logits' scale to 1 but keeps their float32 rounding
  * (times the activation's slope): BlazePose's segmentation logits reach 700, where rounding of
@@ -17,7 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { FerryError } from '../../errors.ts';
 import { mulberry32 } from '../../random.ts';
 import type { Graph, ValueInfo } from '../graph.ts';
-import { createSession } from '../runner.ts';
+import { createSession, runSession } from '../runner.ts';
 import { parseTensorRef, type GraphModelIO } from './convert.ts';
 import type { GraphModelJson } from './format.ts';
 import type { GraphModelFiles } from './read.ts';
@@ -62,9 +62,10 @@ export function squashedOutputs(json: GraphModelJson, io: GraphModelIO): Squashe
   return found;
 }
 
+/** The largest finite magnitude: an infinity (a -inf mask reaching an output) would make every difference 0, a NaN the scale NaN. */
 function largestMagnitude(values: ArrayLike<number>): number {
   let largest = 0;
-  for (let i = 0; i < values.length; i++) largest = Math.max(largest, Math.abs(values[i]!));
+  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i]!)) largest = Math.max(largest, Math.abs(values[i]!));
   return largest;
 }
 
@@ -123,7 +124,9 @@ function compare(name: string, actual: ArrayLike<number | bigint>, expected: Arr
   if (squashed) scale = Math.max(scale, SQUASHING_SLOPE[squashed.activation]! * squashed.logitsScale);
   let max = actual.length === expected.length ? 0 : Infinity;
   for (let i = 0; i < expected.length && max !== Infinity; i++) {
-    const d = Math.abs(Number(actual[i]) - expected[i]!);
+    // The same infinity (a -inf mask constant reaching an output) or NaN on both sides agrees.
+    const [a, e] = [Number(actual[i]), expected[i]!];
+    const d = a === e || (Number.isNaN(a) && Number.isNaN(e)) ? 0 : Math.abs(a - e);
     if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
   }
   return { name, maxAbsDiff: max, scale, relative: max / scale, ...(squashed ? { squashed } : {}) };
@@ -134,34 +137,98 @@ export function seededFeeds(graph: Graph, k: number, random: () => number): Feed
   return graph.inputs.map((input) => seededInput(input, concreteShape(input, k), random));
 }
 
+/** The most elements one seeded input may have: verification holds each input and output in memory on both sides. */
+export const MAX_FEED_ELEMENTS = 2 ** 26;
+
+type Values = Float32Array | Int32Array | Uint8Array;
+
+/**
+ * tfjs's values of `tensors` for every case, before onnxruntime runs: when tfjs cannot load or run
+ * model.json itself, the model is at fault and the user hears that, not what onnxruntime makes of
+ * the export.
+ */
+async function tfjsOutputs(files: GraphModelFiles, io: GraphModelIO, tensors: string[], cases: Feed[][]): Promise<Values[][]> {
+  const failed = (stage: string, error: unknown, inputs = '') => new FerryError('export_tfjs_failed', `tfjs cannot ${stage} ${files.modelJsonPath} itself${inputs}: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 400)}`, {
+    hint: 'model.json does not run in tfjs either, so it is damaged or was converted wrongly: convert it again with tensorflowjs_converter. --no-verify writes the package without this check.',
+    status: 422,
+    cause: error,
+  });
+  let model: tf.GraphModel;
+  try {
+    model = await loadTfjsGraphModel(files);
+  } catch (error) {
+    throw failed('load', error);
+  }
+  try {
+    return cases.map((feeds) => {
+      const inputs = Object.fromEntries(io.inputs.map((v, i) => [v.node.name, tfTensor(feeds[i]!)]));
+      try {
+        const result = model.execute(inputs, tensors);
+        const list = Array.isArray(result) ? result : [result];
+        try {
+          // Copies in the tensor's own dtype: an int32 output (indices, shapes) compares exactly.
+          return list.map((t) => (t.dataSync() as Values).slice());
+        } finally {
+          tf.dispose(list);
+        }
+      } catch (error) {
+        throw failed('run', error, ` (on inputs ${feeds.map((f) => `[${f.shape}]`).join(' ')})`);
+      } finally {
+        tf.dispose(Object.values(inputs));
+      }
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Runs both sides on the same feeds; one case per output and input size. */
 export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO, graph: Graph, onnx: Uint8Array, options: { tolerance?: number; log?: (line: string) => void } = {}): Promise<GraphParityReport> {
   const log = options.log ?? (() => {});
   const tolerance = options.tolerance ?? GRAPH_MODEL_TOLERANCE;
   const squashed = squashedOutputs(files.json, io);
-  const previousBackend = tf.engine().backendName as string | null;
-  await tf.setBackend('cpu');
-  const model = await loadTfjsGraphModel(files);
-  const session = await createSession(onnx);
   const random = mulberry32(20261204);
   const dynamic = graph.inputs.some((v) => v.shape.some((d) => typeof d !== 'number'));
-  const cases: GraphParityCase[] = [];
+  const sizes = (dynamic ? [0, 1] : [0]).map((k) => graph.inputs.map((input) => concreteShape(input, k)));
+  for (const shapes of sizes) {
+    shapes.forEach((shape, i) => {
+      const count = shape.reduce((a, b) => a * b, 1);
+      if (count > MAX_FEED_ELEMENTS) {
+        throw new FerryError('export_verify_too_large', `input ${graph.inputs[i]!.name} has the shape [${shape}] in verification: ${count.toExponential(2)} elements, more than the ${MAX_FEED_ELEMENTS} ferry feeds to tfjs and onnxruntime`, {
+          hint: 'Check the input shape in model.json; a model this large can be written with --no-verify (unchecked).',
+          status: 422,
+        });
+      }
+    });
+  }
+  const feeds = sizes.map((_, k) => seededFeeds(graph, k, random));
+  const previousBackend = tf.engine().backendName as string | null;
+  await tf.setBackend('cpu');
+  let expected: Values[][];
   try {
-    for (let k = 0; k < (dynamic ? 2 : 1); k++) {
-      const feeds = seededFeeds(graph, k, random);
-      const out = await session.run(Object.fromEntries(graph.inputs.map((v, i) => [v.name, ortTensor(feeds[i]!)])));
-      const inputs = Object.fromEntries(io.inputs.map((v, i) => [v.node.name, tfTensor(feeds[i]!)]));
-      const expected = model.execute(inputs, [...io.outputs.map((o) => o.tensor), ...squashed.map((s) => s.logits)]);
-      const list = Array.isArray(expected) ? expected : [expected];
-      const size = feeds.map((f) => `[${f.shape}]`).join(' ');
-      const logitsScales = new Map(squashed.map((s, i) => [s.output, { activation: s.activation, logitsScale: largestMagnitude(list[io.outputs.length + i]!.dataSync() as ArrayLike<number>) }]));
-      io.outputs.forEach((o, i) => cases.push(compare(`${o.name}, input ${size}`, out[o.name]!.data as ArrayLike<number>, list[i]!.dataSync() as ArrayLike<number>, logitsScales.get(i))));
-      tf.dispose([...Object.values(inputs), ...list]);
+    expected = await tfjsOutputs(files, io, [...io.outputs.map((o) => o.tensor), ...squashed.map((s) => s.logits)], feeds);
+  } finally {
+    if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
+  }
+  // ONNX nodes are scoped by the TF node they come from: onnxruntime's errors name it.
+  const nodeNames = (files.json.modelTopology.node ?? []).map((n) => n.name);
+  const session = await createSession(onnx, 1, nodeNames);
+  const cases: GraphParityCase[] = [];
+  /** The cases where tfjs's own output holds NaN. */
+  const nan: string[] = [];
+  try {
+    for (const [k, caseFeeds] of feeds.entries()) {
+      const out = await runSession(session, Object.fromEntries(graph.inputs.map((v, i) => [v.name, ortTensor(caseFeeds[i]!)])), nodeNames);
+      const list = expected[k]!;
+      const size = caseFeeds.map((f) => `[${f.shape}]`).join(' ');
+      const logitsScales = new Map(squashed.map((s, i) => [s.output, { activation: s.activation, logitsScale: largestMagnitude(list[io.outputs.length + i]!) }]));
+      io.outputs.forEach((o, i) => {
+        cases.push(compare(`${o.name}, input ${size}`, out[o.name]!.data as ArrayLike<number>, list[i]!, logitsScales.get(i)));
+        if (list[i]!.some(Number.isNaN)) nan.push(cases.at(-1)!.name);
+      });
     }
   } finally {
-    model.dispose();
     await session.release();
-    if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
   }
   for (const c of cases) {
     const why = c.squashed ? `, ${SQUASHING_SLOPE[c.squashed.activation]} x its logits' ${c.squashed.logitsScale.toPrecision(3)} under the ${c.squashed.activation}` : '';
@@ -169,6 +236,14 @@ export async function verifyGraphModel(files: GraphModelFiles, io: GraphModelIO,
   }
   const worst = Math.max(...cases.map((c) => c.relative));
   if (!(worst <= tolerance)) {
+    // NaN in tfjs's own outputs comes from the model (an infinite weight), and where it lands is up
+    // to each runtime's arithmetic: the user hears that, not an exporter bug and a NaN "difference".
+    if (nan.length) {
+      throw new FerryError('export_parity', `tfjs's own outputs hold NaN on seeded inputs (${nan.join('; ')}), so ferry cannot compare the ONNX graph with them`, {
+        hint: "The model computes NaN from ordinary inputs (an infinite weight in the shards?): check the model's weights. Use --no-verify to write the file anyway.",
+        status: 422,
+      });
+    }
     const bad = cases.filter((c) => !(c.relative <= tolerance)).map((c) => `${c.name}: ${c.relative.toExponential(2)}`);
     throw new FerryError('export_parity', `The ONNX graph differs from tfjs (cpu) by more than ${tolerance} relative to the output's scale: ${bad.join('; ')}`, {
       hint: 'This is an exporter bug for this model: please report it with the model.json. Use --no-verify to write the file anyway.',

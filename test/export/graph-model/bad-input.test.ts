@@ -82,7 +82,7 @@ test('an op with an attribute ferry does not support, an unknown op, and TF1 con
 test('an attribute of the wrong type (a damaged file) is one FerryError naming the node, not a TypeError', async () => {
   const file = await writeModel((b) => smallConvNet(b));
   await editJson(file, (json) => { json.modelTopology.node.find((n: { op: string }) => n.op === 'Conv2D').attr.strides = { list: { i: '1111' } }; });
-  await expectRefused(file, 'export_bad_graph', /node conv \(Conv2D\) cannot be converted: its attributes or inputs are not what a Conv2D node holds/);
+  await expectRefused(file, 'export_bad_graph', /model\.json: node conv \(Conv2D\): attribute strides holds list\.i "1111", which is not a list/);
 });
 
 test('a Const node with no weight in the manifest names the node', async () => {
@@ -102,4 +102,47 @@ test('language-model options on a graph model are refused by name', async () => 
   assert.equal(error.code, 'export_bad_options');
   assert.match(error.message, /--quantize apply only to ferry language-model checkpoints/);
   assert.deepEqual(await readdir(parent), []);
+});
+
+test('a model tfjs runs but whose export onnxruntime refuses (a float16 input into a float32 conv) is one FerryError naming the node, with --no-verify as the way out', async () => {
+  const file = await writeModel((b) => smallConvNet(b));
+  await editJson(file, (json) => { json.modelTopology.node.find((n: { op: string }) => n.op === 'Placeholder').attr.dtype.type = 'DT_HALF'; });
+  await expectRefused(file, 'export_onnx_failed', /^onnxruntime cannot load the exported ONNX graph at node conv: .*tensor\(float16\) and tensor\(float\)/);
+  const parent = await tempDir();
+  const error = await exportModel({ source: file, outDir: path.join(parent, 'pkg') }).then(() => undefined, (e: unknown) => e);
+  assert.ok(error instanceof FerryError && /--no-verify/.test(error.hint ?? ''), 'the hint names --no-verify');
+  assert.doesNotMatch(error.message, /onnxruntime_src|\n/);
+  // --no-verify writes it, as the hint says.
+  const report = await exportModel({ source: file, outDir: path.join(parent, 'pkg'), verify: false });
+  assert.deepEqual(report.parity, {});
+  assert.deepEqual((await readdir(path.join(parent, 'pkg'))).sort(), ['ferry.json', 'onnx']);
+});
+
+test('a model tfjs itself cannot run on its declared input (4 channels into a 3-channel filter) is export_tfjs_failed naming model.json and the inputs, before onnxruntime runs', async () => {
+  const file = await writeModel((b) => {
+    const x = b.placeholder('image', [-1, 8, 8, 4]);
+    b.output(b.node('Conv2D', 'conv', [x, b.constant('w', [3, 3, 3, 4])], window));
+  });
+  await expectRefused(file, 'export_tfjs_failed', /^tfjs cannot run \/.*model\.json itself \(on inputs \[1,8,8,4\]\): Error in conv2d: depth of input \(4\) must match input depth for filter 3/);
+});
+
+test('an input too large to feed in verification is refused by name before tfjs or onnxruntime allocate it', async () => {
+  const file = await writeModel((b) => {
+    const x = b.placeholder('image', [-1, 100000, 100000, 3]);
+    b.output(b.node('Conv2D', 'conv', [x, b.constant('w', [3, 3, 3, 4])], window));
+  });
+  await expectRefused(file, 'export_verify_too_large', /^input image has the shape \[1,100000,100000,3\] in verification: 3\.00e\+10 elements/);
+});
+
+test('a conv or pool reading a tensor of the wrong rank (a damaged input list) names the node and the shape, not a converter TypeError', async () => {
+  const file = await writeModel((b) => {
+    const x = b.placeholder('image', [-1, 8, 8, 3]);
+    b.output(b.node('Conv2D', 'conv', [x, b.constant('w', [3, 4])], window));
+  });
+  await expectRefused(file, 'export_bad_graph', /^node conv \(Conv2D\): input 1 has the shape \[3,4\]; a filter \[height, width, in, out\] is rank 4$/);
+  const pooled = await writeModel((b) => {
+    const x = b.placeholder('x', [-1, 16]);
+    b.output(b.node('MaxPool', 'pool', [x], { ...window, ksize: a.ints([1, 2, 2, 1]) }));
+  });
+  await expectRefused(pooled, 'export_bad_graph', /^node pool \(MaxPool\): input 0 has the shape \[\?,16\]; an NHWC image batch is rank 4$/);
 });

@@ -117,6 +117,8 @@ export function applyFusedOps(op: OpContext, y: string, first: number, layout: '
 function conv(depthwise: boolean): OpConverter {
   return (op) => {
     checkNhwc(op);
+    op.expectRank(0, 4, 'an NHWC image batch');
+    op.expectRank(1, 4, 'a filter [height, width, in, out]');
     const x = op.input(0);
     const filterShape = op.input(1).shape;
     if (!filterShape || filterShape.some((d) => d === null)) throw op.refuse('the filter shape is not known at export time');
@@ -138,6 +140,8 @@ function conv(depthwise: boolean): OpConverter {
 const convTranspose: OpConverter = (op) => {
   checkNhwc(op);
   const g = op.graph;
+  op.expectRank(1, 4, 'a filter [height, width, out, in]');
+  op.expectRank(2, 4, 'an NHWC image batch');
   const x = op.input(2);
   const filterShape = op.input(1).shape as number[] | undefined;
   if (!filterShape || filterShape.some((d) => d === null)) throw op.refuse('the filter shape is not known at export time');

@@ -6,6 +6,7 @@ import { checkNhwc, TO_NCHW, TO_NHWC, windowAttributes, windowOf, windowShape } 
 function pool(onnx: 'MaxPool' | 'AveragePool'): OpConverter {
   return (op) => {
     checkNhwc(op);
+    op.expectRank(0, 4, 'an NHWC image batch');
     const k = attrInts(op.node, 'ksize') ?? [];
     if (k.length !== 4 || k[0] !== 1 || k[3] !== 1) throw op.refuse(`attribute ksize [${k}] is not supported (a window over height and width only)`);
     const w = windowOf(op, [k[1]!, k[2]!]);
