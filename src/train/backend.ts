@@ -27,6 +27,9 @@ type Attempt = { ok: true; detail: string } | { ok: false; missing: boolean; rea
 
 /** Activates the requested backend (or the fastest that works for 'auto') and says which runs. */
 export async function selectBackend(requested: BackendRequest | string = 'auto'): Promise<SelectedBackend> {
+  // Production mode only silences tfjs's console advice (its "install tfjs-node" banner on the cpu
+  // backend's first use, deprecation notes): ferry's own log says which backend runs and why.
+  tf.enableProdMode();
   if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
     throw new FerryError('unknown_backend', `Unknown backend "${requested}".`, { hint: `Valid backends: ${BACKEND_REQUESTS.join(', ')}.` });
   }
