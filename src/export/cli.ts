@@ -18,9 +18,14 @@ export function registerExportCommands(program: Command): void {
     .command('inspect')
     .description('Say what a tfjs model.json is (graph or layers model, inputs, outputs, ops or layers) and what ferry cannot convert yet.')
     .argument('<model.json>', 'a tfjs model.json (graph model or Layers model)')
-    .action(async (file: string) => {
-      const { formatSummary, inspectModel } = await import('./inspect.ts');
-      console.log(formatSummary(file, await inspectModel(file)));
+    .option('--verbose', 'print the full trace of a failure')
+    .action(async (file: string, flags: { verbose?: boolean }) => {
+      try {
+        const { formatSummary, inspectModel } = await import('./inspect.ts');
+        console.log(formatSummary(file, await inspectModel(file)));
+      } catch (error) {
+        throw asUserError(error, flags.verbose === true, 'inspect', 'the model.json');
+      }
     });
   program
     .command('export')
@@ -41,7 +46,7 @@ export function registerExportCommands(program: Command): void {
       try {
         await runExport(source, flags);
       } catch (error) {
-        throw asUserError(error, flags.verbose === true);
+        throw asUserError(error, flags.verbose === true, 'export', 'the model.json');
       }
     });
 
@@ -49,22 +54,27 @@ export function registerExportCommands(program: Command): void {
     .command('quantize')
     .description('Write the int8 copy of an exported language-model package again from its fp32 file, checked against it (for packages whose int8 file predates 7-bit weights).')
     .argument('<package>', 'a package dir written by `ferry export`')
-    .action(async (dir: string) => {
-      const { requantizePackage } = await import('./requantize.ts');
-      await requantizePackage(dir, (line) => console.log(line));
-      console.log(`rewrote ${dir}`);
+    .option('--verbose', 'print the full trace of a failure')
+    .action(async (dir: string, flags: { verbose?: boolean }) => {
+      try {
+        const { requantizePackage } = await import('./requantize.ts');
+        await requantizePackage(dir, (line) => console.log(line));
+        console.log(`rewrote ${dir}`);
+      } catch (error) {
+        throw asUserError(error, flags.verbose === true, 'quantize', 'the package');
+      }
     });
 }
 
 interface ExportFlags { out: string; target: string; attention: string; quantize?: string; fp16?: boolean; opset?: number; verify: boolean; name?: string; plugin: string[]; verbose?: boolean; tritonRepo?: string }
 
 /** Every failure reaches the user as one FerryError line; the trace only with --verbose. */
-function asUserError(error: unknown, verbose: boolean): FerryError {
+function asUserError(error: unknown, verbose: boolean, command: string, subject: string): FerryError {
   if (verbose && error instanceof Error) console.error(error.stack);
   if (error instanceof FerryError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new FerryError('export_internal', `export failed: ${message.split('\n')[0]!.slice(0, 300)}`, {
-    hint: verbose ? 'This is a ferry bug: please report it with the model.json and the trace above.' : 'This is a ferry bug: run again with --verbose for the full trace, and report it with the model.json.',
+  return new FerryError('export_internal', `${command} failed: ${message.split('\n')[0]!.slice(0, 300)}`, {
+    hint: verbose ? `This is a ferry bug: please report it with ${subject} and the trace above.` : `This is a ferry bug: run again with --verbose for the full trace, and report it with ${subject}.`,
     cause: error,
   });
 }
