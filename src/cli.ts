@@ -28,7 +28,12 @@ try {
     console.error(`ferry: ${error.toUserMessage()}`);
     process.exitCode = 1;
   } else {
-    throw error;
+    // What no check foresaw is a ferry bug; the user still gets one line, the trace on request.
+    const message = error instanceof Error ? error.message : String(error);
+    if (process.env.FERRY_DEBUG) console.error(error instanceof Error ? error.stack : error);
+    console.error(`ferry: internal error: ${message.split('\n')[0]!.slice(0, 300)}`);
+    console.error(`  This is a ferry bug: ${process.env.FERRY_DEBUG ? 'please report it with the trace above' : 'run again with FERRY_DEBUG=1 for the full trace, and report it'}.`);
+    process.exitCode = 1;
   }
 }
 
