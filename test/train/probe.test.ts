@@ -30,23 +30,28 @@ function openBrackets(text: string): number[] {
   return stack;
 }
 
-test('recall episodes put the answer exactly d tokens after the value it copies, behind a key seen d tokens before', () => {
+test('recall episodes put the answer exactly d tokens after the value it copies, the key\'s only earlier pair', () => {
   const random = mulberry32(7);
-  for (const distance of [8, 9, 13, 64, 200]) {
+  for (const distance of [2, 8, 14, 64, 200]) {
     for (let i = 0; i < 50; i += 1) {
       const { text, answer, source } = generateEpisode('recall', distance, random);
       assert.equal(answer - source, distance);
       assert.equal(text[answer], text[source], 'the answer is the stored value');
       assert.equal(text[answer - 1], text[source - 1], 'the question repeats the stored key');
-      assert.match(text[source - 1]!, /[a-h]/);
-      assert.match(text[answer]!, /[0-9]/);
-      // The key occurs once among the stored pairs and once among the questions: the lookup is unambiguous.
-      assert.equal([...text].filter((char) => char === text[source - 1]).length, 2);
-      // Four pairs stored at the start, noise up to the first question, four questions, a newline.
-      assert.match(text, /^([a-h][0-9]){4}[A-Z]*([a-h][0-9]){4}\n$/);
-      assert.equal(text.length, 8 + (source - 1 + distance - 8) + 8 + 1);
+      assert.match(text, /^([a-p][0-9])+\n$/);
+      assert.equal(text.length, answer + 2);
+      // The key occurs at the store and the question alone: the one place its value can come from is d back.
+      const key = text[source - 1]!;
+      assert.deepEqual([...text].flatMap((char, index) => (char === key ? [index] : [])), [source - 1, answer - 1]);
+      // Every other key keeps one value through the episode (one table per episode).
+      const table = new Map<string, string>();
+      for (let k = 0; k < text.length - 1; k += 2) {
+        assert.equal(table.get(text[k]!) ?? text[k + 1], text[k + 1]);
+        table.set(text[k]!, text[k + 1]!);
+      }
     }
   }
+  assert.throws(() => generateEpisode('recall', 9, random), /even/);
 });
 
 test('bracket episodes close, exactly d tokens later, the bracket they open, over a balanced filler', () => {
@@ -160,9 +165,11 @@ test('ferry probe names every bad flag at once and starts nothing', () => {
   assert.ok(result.stderr.includes('"copy"') && result.stderr.includes('"gru"') && result.stderr.includes('"x"'));
   assert.equal(result.stdout, '');
 
-  assert.deepEqual(probeProblems({ tasks: ['recall', 'brackets'], distances: [4, 8], window: 12 }), [
-    '--distances 4 are too short for recall, whose shortest distance is 8',
-    '--window 12 leaves no room for recall episodes: pass --window 16 or more',
+  assert.deepEqual(probeProblems({ tasks: ['recall', 'brackets'], distances: [1, 7, 8], window: 12 }), [
+    '--distances 1: shorter than recall\'s shortest distance, 2',
+    '--distances 7: odd, but recall\'s pairs are two tokens, so its distances are even',
+    '--distances 1: shorter than brackets\'s shortest distance, 2',
   ]);
-  assert.deepEqual(probeProblems({ tasks: ['brackets'], distances: [2, 8], window: 12 }), []);
+  assert.deepEqual(probeProblems({ tasks: ['brackets'], distances: [3, 8], window: 12 }), []);
+  assert.deepEqual(probeProblems({ tasks: ['brackets'], distances: [8], window: 9 }), ['--window 9 leaves no room for brackets episodes: pass --window 10 or more']);
 });

@@ -37,12 +37,12 @@ function nameList<T extends string>(flag: string, allowed: readonly T[]) {
   };
 }
 
-/** Comma-separated whole distances above 1, sorted and without repeats. */
+/** Comma-separated whole distances of at least 1, sorted and without repeats (the tasks' own minimums are checked with them). */
 function distanceList(value: string): number[] {
   const parts = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
-  const bad = parts.filter((part) => !/^\d+$/.test(part) || Number(part) < 2);
+  const bad = parts.filter((part) => !/^\d+$/.test(part) || Number(part) < 1);
   if (parts.length === 0 || bad.length > 0) {
-    return new InvalidFlag(`--distances takes comma-separated whole numbers of 2 or more, got ${parts.length === 0 ? 'nothing' : bad.map((part) => `"${part}"`).join(', ')}`) as unknown as number[];
+    return new InvalidFlag(`--distances takes comma-separated whole numbers above 0, got ${parts.length === 0 ? 'nothing' : bad.map((part) => `"${part}"`).join(', ')}`) as unknown as number[];
   }
   return [...new Set(parts.map(Number))].sort((a, b) => a - b);
 }
@@ -61,7 +61,7 @@ export function registerProbe(program: Command): void {
     )
     .addOption(new Option('--tasks <list>', `comma-separated tasks: ${PROBE_TASKS.join(', ')}`).argParser(nameList('--tasks', PROBE_TASKS)).default(d.tasks, d.tasks.join(',')))
     .addOption(new Option('--archs <list>', `comma-separated architectures: ${ARCHS.join(', ')}`).argParser(nameList('--archs', ARCHS)).default(d.archs, d.archs.join(',')))
-    .addOption(new Option('--distances <list>', `comma-separated dependency distances to score, in tokens (recall needs ${MIN_DISTANCE.recall} or more)`)
+    .addOption(new Option('--distances <list>', `comma-separated dependency distances to score, in tokens (recall: even)`)
       .argParser(distanceList).default(d.distances, d.distances.join(',')))
     .addOption(numeric('--steps <n>', 'training steps of each model', POSITIVE_INT, d.steps))
     .addOption(numeric('--window <n>', 'training window of both models, and the Transformer\'s context; training distances reach window - 8', POSITIVE_INT, d.window))
@@ -97,7 +97,9 @@ export function probeProblems(flags: Record<string, unknown>): string[] {
   const window = flags.window as number | undefined;
   for (const task of tasks) {
     const short = distances?.filter((distance) => distance < MIN_DISTANCE[task]) ?? [];
-    if (short.length > 0) problems.push(`--distances ${short.join(',')} are too short for ${task}, whose shortest distance is ${MIN_DISTANCE[task]}`);
+    if (short.length > 0) problems.push(`--distances ${short.join(',')}: shorter than ${task}'s shortest distance, ${MIN_DISTANCE[task]}`);
+    const odd = task === 'recall' ? distances?.filter((distance) => distance % 2 !== 0 && distance >= MIN_DISTANCE[task]) ?? [] : [];
+    if (odd.length > 0) problems.push(`--distances ${odd.join(',')}: odd, but recall's pairs are two tokens, so its distances are even`);
     // Training distances run from the task's shortest to window - 8 (run.ts), which must not be empty.
     if (window !== undefined && window - 8 < MIN_DISTANCE[task]) problems.push(`--window ${window} leaves no room for ${task} episodes: pass --window ${MIN_DISTANCE[task] + 8} or more`);
   }

@@ -22,7 +22,7 @@ import type { ProgressReporter } from '../progress.ts';
 import { train } from '../trainer.ts';
 import { countParameters, type Arch, type ModelConfig } from '../models/index.ts';
 import { countCorrect, type AnswerSlot } from './score.ts';
-import { ANSWER_ALPHABETS, generateCorpus, generateEpisode, logUniformDistance, MIN_DISTANCE, type ProbeTask, type Random } from './tasks.ts';
+import { ANSWER_ALPHABETS, generateCorpus, generateEpisode, MIN_DISTANCE, trainingEpisode, type ProbeTask, type Random } from './tasks.ts';
 
 export interface ProbeOptions {
   tasks: readonly ProbeTask[];
@@ -116,7 +116,7 @@ export interface ScoringSet {
  */
 export function scoringSet(task: ProbeTask, distance: number, episodes: number, range: [number, number], random: Random): ScoringSet {
   const drawn = Array.from({ length: episodes }, () => {
-    const before = generateEpisode(task, logUniformDistance(range, random), random).text;
+    const before = trainingEpisode(task, range, random);
     const episode = generateEpisode(task, distance, random);
     return { text: before + episode.text, answer: before.length + episode.answer, lead: before.length };
   });

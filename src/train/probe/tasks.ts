@@ -4,17 +4,16 @@
  * noise or structure, so a model's accuracy at the answers measures how far back it can use its
  * context. Episodes are drawn from mulberry32 with a seed: the same seed gives the same text.
  *
- * - recall (associative recall): four key/value pairs are stored, noise follows, then the keys
- *   come back in a random order, each to be followed by its value. The first key to return is
- *   exactly `distance` tokens after its first sighting, so its answer is `distance` tokens after
- *   the value it copies. Several pairs, asked out of order, so that the key matters: the model
- *   must look up which value, not replay the digits in the order it saw them.
+ * - recall (associative recall): a stream of key/value pairs under one random table per episode
+ *   (16 keys, values digits); a key that comes back must be followed by the value it had. In a
+ *   scored episode the key comes back exactly `distance` tokens after its only earlier pair, with
+ *   pairs of other keys between, so its value can only come from `distance` tokens back.
  * - brackets (bracket matching): an opening bracket, a balanced filler of brackets and letters,
  *   and the closer of the first bracket, `distance` tokens after it. The filler nests other
  *   brackets, so the answer is the one that matches the bracket still open at depth 1.
  *
  * Every episode ends with a newline. The characters are chosen so that none has two roles: keys
- * are lowercase a-h, values digits, recall's noise uppercase letters, brackets' letters x-z.
+ * are lowercase a-p, values digits, brackets' letters x-z.
  */
 import { FerryError } from '../../errors.ts';
 import { mulberry32 } from '../../random.ts';
@@ -30,9 +29,8 @@ export interface Episode {
   source: number;
 }
 
-const KEYS = 'abcdefgh';
+const KEYS = 'abcdefghijklmnop';
 const VALUES = '0123456789';
-const NOISE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const OPENERS = '([{<';
 const CLOSERS = ')]}>';
 const LETTERS = 'xyz';
@@ -43,12 +41,12 @@ export const ANSWER_ALPHABETS: Readonly<Record<ProbeTask, string>> = { recall: V
 
 /** Every character a task's text can hold, so that a char tokenizer built from any corpus of it knows them all. */
 export const TASK_ALPHABETS: Readonly<Record<ProbeTask, string>> = {
-  recall: KEYS + VALUES + NOISE + SEPARATOR,
+  recall: KEYS + VALUES + SEPARATOR,
   brackets: OPENERS + CLOSERS + LETTERS + SEPARATOR,
 };
 
-/** The shortest distance each task can express (recall stores four pairs before the noise). */
-export const MIN_DISTANCE: Readonly<Record<ProbeTask, number>> = { recall: 8, brackets: 2 };
+/** The shortest distance each task can express. */
+export const MIN_DISTANCE: Readonly<Record<ProbeTask, number>> = { recall: 2, brackets: 2 };
 
 export type Random = () => number;
 
@@ -57,40 +55,62 @@ function pick(alphabet: string, random: Random): string {
 }
 
 export function generateEpisode(task: ProbeTask, distance: number, random: Random): Episode {
-  if (!Number.isInteger(distance) || distance < MIN_DISTANCE[task]) {
-    throw new FerryError('invalid_flag', `A ${task} episode needs a whole distance of at least ${MIN_DISTANCE[task]}, got ${distance}.`);
+  if (!Number.isInteger(distance) || distance < MIN_DISTANCE[task] || (task === 'recall' && distance % 2 !== 0)) {
+    throw new FerryError('invalid_flag', `A ${task} episode needs a whole distance of at least ${MIN_DISTANCE[task]}${task === 'recall' ? ', even (pairs are two tokens)' : ''}, got ${distance}.`);
   }
   return task === 'recall' ? recallEpisode(distance, random) : bracketsEpisode(distance, random);
 }
 
-/**
- * K1 V1 .. K4 V4 noise.. Q1 A1 .. Q4 A4 \n: four pairs stored, then all four keys asked back in a
- * random order, each followed by its value. The first question Q1 comes exactly `distance` after
- * its key's first sighting (the noise is as long as that takes); it is the episode's scored
- * answer. The other three make training denser (four answers an episode) at nearby distances.
- */
-function recallEpisode(distance: number, random: Random): Episode {
-  const keys = shuffled(KEYS, random).slice(0, PAIRS);
-  const values = keys.map(() => pick(VALUES, random));
-  const order = shuffled([0, 1, 2, 3], random);
-  const stored = 2 * order[0]!; // index of the first question's key in the stored pairs
-  const query = stored + distance;
-  let text = keys.map((key, i) => `${key}${values[i]}`).join('');
-  while (text.length < query) text += pick(NOISE, random);
-  text += `${order.map((i) => `${keys[i]}${values[i]}`).join('')}${SEPARATOR}`;
-  return { text, answer: query + 1, source: stored + 1 };
+/** Key i is drawn with weight 1 / (i + 1) (Zipf): common keys recur within a few tokens, rare ones a hundred or more later. */
+const KEY_WEIGHTS = [...KEYS].map((_, i) => 1 / (i + 1));
+
+function pickKey(random: Random, except: number | undefined): number {
+  const total = KEY_WEIGHTS.reduce((sum, weight, i) => (i === except ? sum : sum + weight), 0);
+  let left = random() * total;
+  for (let i = 0; i < KEYS.length; i += 1) {
+    if (i === except) continue;
+    left -= KEY_WEIGHTS[i]!;
+    if (left < 0) return i;
+  }
+  return except === KEYS.length - 1 ? KEYS.length - 2 : KEYS.length - 1;
 }
 
-const PAIRS = 4;
+/** Each key's value for one episode: the table a model must hold. */
+function drawValues(random: Random): string[] {
+  return [...KEYS].map(() => pick(VALUES, random));
+}
 
-/** A Fisher-Yates shuffle of the items (a copy). */
-function shuffled<T>(items: Iterable<T>, random: Random): T[] {
-  const copy = [...items];
-  for (let i = copy.length - 1; i > 0; i -= 1) {
-    const j = Math.floor(random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+/**
+ * A recall training episode: `pairs` key/value pairs under one random table, keys drawn Zipf, then
+ * a newline. Every value after its key's first pair is predictable from the last time that key
+ * came, at whatever distance that was: half the tokens are answers, at distances from 2 to hundreds.
+ */
+export function recallStream(pairs: number, random: Random): string {
+  const values = drawValues(random);
+  let text = '';
+  for (let i = 0; i < pairs; i += 1) {
+    const key = pickKey(random, undefined);
+    text += `${KEYS[key]}${values[key]}`;
   }
-  return copy;
+  return `${text}${SEPARATOR}`;
+}
+
+/** Pairs of lead-in before a scored episode's stored key, as a window in the middle of a stream would have. */
+const LEAD_PAIRS = 4;
+
+/**
+ * A scored recall episode: lead-in pairs, the key K and its value, pairs of other keys for
+ * distance - 2 tokens, then K again and its value (the answer), then a newline. K occurs nowhere
+ * else, so the one place its value can come from is exactly `distance` tokens before the answer.
+ */
+function recallEpisode(distance: number, random: Random): Episode {
+  const values = drawValues(random);
+  const key = Math.floor(random() * KEYS.length);
+  const pairOf = (k: number) => `${KEYS[k]}${values[k]}`;
+  const others = (count: number) => Array.from({ length: count }, () => pairOf(pickKey(random, key))).join('');
+  const lead = others(LEAD_PAIRS);
+  const text = `${lead}${pairOf(key)}${others(distance / 2 - 1)}${pairOf(key)}${SEPARATOR}`;
+  return { text, answer: lead.length + distance + 1, source: lead.length + 1 };
 }
 
 /**
@@ -128,16 +148,24 @@ export function logUniformDistance([min, max]: readonly [number, number], random
 }
 
 /**
- * A training corpus: episodes at distances drawn log-uniformly from `range`, until it holds at
- * least `characters` characters. It starts with a line of the task's whole alphabet, so that the
- * char tokenizer built from it can encode any episode of the task, whatever the draw.
+ * One episode of training text. recall: a stream of as many pairs as the longest distance, so
+ * that windows hold every distance up to it; brackets: one episode at a log-uniform distance.
+ */
+export function trainingEpisode(task: ProbeTask, range: readonly [number, number], random: Random): string {
+  return task === 'recall' ? recallStream(range[1], random) : generateEpisode(task, logUniformDistance(range, random), random).text;
+}
+
+/**
+ * A training corpus of training episodes, until it holds at least `characters` characters. It
+ * starts with a line of the task's whole alphabet, so that the char tokenizer built from it can
+ * encode any episode of the task, whatever the draw.
  */
 export function generateCorpus(task: ProbeTask, range: readonly [number, number], characters: number, seed: number): string {
   const random = mulberry32(seed);
   const parts = [`${TASK_ALPHABETS[task].replace(SEPARATOR, '')}${SEPARATOR}`];
   let length = parts[0]!.length;
   while (length < characters) {
-    const episode = generateEpisode(task, logUniformDistance(range, random), random).text;
+    const episode = trainingEpisode(task, range, random);
     parts.push(episode);
     length += episode.length;
   }
