@@ -61,7 +61,7 @@ export function registerProbe(program: Command): void {
     )
     .addOption(new Option('--tasks <list>', `comma-separated tasks: ${PROBE_TASKS.join(', ')}`).argParser(nameList('--tasks', PROBE_TASKS)).default(d.tasks, d.tasks.join(',')))
     .addOption(new Option('--archs <list>', `comma-separated architectures: ${ARCHS.join(', ')}`).argParser(nameList('--archs', ARCHS)).default(d.archs, d.archs.join(',')))
-    .addOption(new Option('--distances <list>', `comma-separated dependency distances to score, in tokens (recall: even)`)
+    .addOption(new Option('--distances <list>', `comma-separated dependency distances to score, in tokens`)
       .argParser(distanceList).default(d.distances, d.distances.join(',')))
     .addOption(numeric('--steps <n>', 'training steps of each model', POSITIVE_INT, d.steps))
     .addOption(numeric('--window <n>', 'training window of both models, and the Transformer\'s context; training distances reach window - 8', POSITIVE_INT, d.window))
@@ -98,8 +98,6 @@ export function probeProblems(flags: Record<string, unknown>): string[] {
   for (const task of tasks) {
     const short = distances?.filter((distance) => distance < MIN_DISTANCE[task]) ?? [];
     if (short.length > 0) problems.push(`--distances ${short.join(',')}: shorter than ${task}'s shortest distance, ${MIN_DISTANCE[task]}`);
-    const odd = task === 'recall' ? distances?.filter((distance) => distance % 2 !== 0 && distance >= MIN_DISTANCE[task]) ?? [] : [];
-    if (odd.length > 0) problems.push(`--distances ${odd.join(',')}: odd, but recall's pairs are two tokens, so its distances are even`);
     // Training distances run from the task's shortest to window - 8 (run.ts), which must not be empty.
     if (window !== undefined && window - 8 < MIN_DISTANCE[task]) problems.push(`--window ${window} leaves no room for ${task} episodes: pass --window ${MIN_DISTANCE[task] + 8} or more`);
   }

@@ -4,16 +4,18 @@
  * noise or structure, so a model's accuracy at the answers measures how far back it can use its
  * context. Episodes are drawn from mulberry32 with a seed: the same seed gives the same text.
  *
- * - recall (associative recall): a stream of key/value pairs under one random table per episode
- *   (16 keys, values digits); a key that comes back must be followed by the value it had. In a
- *   scored episode the key comes back exactly `distance` tokens after its only earlier pair, with
- *   pairs of other keys between, so its value can only come from `distance` tokens back.
+ * - recall (associative recall): a stream of facts ("key k has value v", one token each: 8 keys,
+ *   values digits) and questions (a key, then its value), under one random table per episode.
+ *   In a scored episode a key is asked exactly `distance` tokens after its only fact, with facts
+ *   and questions of other keys between, so its value can only come from `distance` tokens back.
+ *   A fact is one token so that one attention lookup (match the key, read the value) answers it:
+ *   with two-token pairs neither small model learned recall at all in the probe's budget.
  * - brackets (bracket matching): an opening bracket, a balanced filler of brackets and letters,
  *   and the closer of the first bracket, `distance` tokens after it. The filler nests other
  *   brackets, so the answer is the one that matches the bracket still open at depth 1.
  *
  * Every episode ends with a newline. The characters are chosen so that none has two roles: keys
- * are lowercase a-p, values digits, brackets' letters x-z.
+ * are lowercase a-h, values digits, facts U+00C0-U+010F, brackets' letters x-z.
  */
 import { FerryError } from '../../errors.ts';
 import { mulberry32 } from '../../random.ts';
@@ -29,8 +31,11 @@ export interface Episode {
   source: number;
 }
 
-const KEYS = 'abcdefghijklmnop';
+const KEYS = 'abcdefgh';
 const VALUES = '0123456789';
+/** Facts are one token each: key k with value v is U+00C0 + 10k + v (À, Á, ...), 80 characters. */
+const FACT_BASE = 0xc0;
+const FACTS = Array.from({ length: KEYS.length * VALUES.length }, (_, i) => String.fromCharCode(FACT_BASE + i)).join('');
 const OPENERS = '([{<';
 const CLOSERS = ')]}>';
 const LETTERS = 'xyz';
@@ -41,7 +46,7 @@ export const ANSWER_ALPHABETS: Readonly<Record<ProbeTask, string>> = { recall: V
 
 /** Every character a task's text can hold, so that a char tokenizer built from any corpus of it knows them all. */
 export const TASK_ALPHABETS: Readonly<Record<ProbeTask, string>> = {
-  recall: KEYS + VALUES + SEPARATOR,
+  recall: KEYS + VALUES + FACTS + SEPARATOR,
   brackets: OPENERS + CLOSERS + LETTERS + SEPARATOR,
 };
 
@@ -55,8 +60,8 @@ function pick(alphabet: string, random: Random): string {
 }
 
 export function generateEpisode(task: ProbeTask, distance: number, random: Random): Episode {
-  if (!Number.isInteger(distance) || distance < MIN_DISTANCE[task] || (task === 'recall' && distance % 2 !== 0)) {
-    throw new FerryError('invalid_flag', `A ${task} episode needs a whole distance of at least ${MIN_DISTANCE[task]}${task === 'recall' ? ', even (pairs are two tokens)' : ''}, got ${distance}.`);
+  if (!Number.isInteger(distance) || distance < MIN_DISTANCE[task]) {
+    throw new FerryError('invalid_flag', `A ${task} episode needs a whole distance of at least ${MIN_DISTANCE[task]}, got ${distance}.`);
   }
   return task === 'recall' ? recallEpisode(distance, random) : bracketsEpisode(distance, random);
 }
@@ -64,53 +69,72 @@ export function generateEpisode(task: ProbeTask, distance: number, random: Rando
 /** Key i is drawn with weight 1 / (i + 1) (Zipf): common keys recur within a few tokens, rare ones a hundred or more later. */
 const KEY_WEIGHTS = [...KEYS].map((_, i) => 1 / (i + 1));
 
-function pickKey(random: Random, except: number | undefined): number {
-  const total = KEY_WEIGHTS.reduce((sum, weight, i) => (i === except ? sum : sum + weight), 0);
-  let left = random() * total;
-  for (let i = 0; i < KEYS.length; i += 1) {
-    if (i === except) continue;
-    left -= KEY_WEIGHTS[i]!;
-    if (left < 0) return i;
+function pickKey(random: Random, allowed: (key: number) => boolean): number {
+  const keys = [...KEYS].map((_, key) => key).filter(allowed);
+  let left = random() * keys.reduce((sum, key) => sum + KEY_WEIGHTS[key]!, 0);
+  for (const key of keys) {
+    left -= KEY_WEIGHTS[key]!;
+    if (left < 0) return key;
   }
-  return except === KEYS.length - 1 ? KEYS.length - 2 : KEYS.length - 1;
+  return keys.at(-1)!;
+}
+
+/** The one-token fact "key k has value v". */
+function fact(key: number, value: number): string {
+  return String.fromCharCode(FACT_BASE + key * VALUES.length + value);
 }
 
 /** Each key's value for one episode: the table a model must hold. */
-function drawValues(random: Random): string[] {
-  return [...KEYS].map(() => pick(VALUES, random));
+function drawValues(random: Random): number[] {
+  return [...KEYS].map(() => Math.floor(random() * VALUES.length));
 }
 
 /**
- * A recall training episode: `pairs` key/value pairs under one random table, keys drawn Zipf, then
- * a newline. Every value after its key's first pair is predictable from the last time that key
- * came, at whatever distance that was: half the tokens are answers, at distances from 2 to hundreds.
+ * Items of a recall episode under one table: a fact (one token) or, for a key whose fact came
+ * already, a question (the key, then its value: two tokens). `allowed` rules keys out.
  */
-export function recallStream(pairs: number, random: Random): string {
-  const values = drawValues(random);
-  let text = '';
-  for (let i = 0; i < pairs; i += 1) {
-    const key = pickKey(random, undefined);
-    text += `${KEYS[key]}${values[key]}`;
+function recallItem(values: number[], known: Set<number>, random: Random, allowed: (key: number) => boolean, room: number): string {
+  const askable = [...known].filter(allowed);
+  if (room >= 2 && askable.length > 0 && random() < 0.5) {
+    const key = pickKey(random, (k) => known.has(k) && allowed(k));
+    return `${KEYS[key]}${VALUES[values[key]!]}`;
   }
+  const key = pickKey(random, allowed);
+  known.add(key);
+  return fact(key, values[key]!);
+}
+
+/**
+ * A recall training episode: `tokens` tokens of facts and questions under one random table, keys
+ * drawn Zipf, then a newline. Each question's value comes from the key's last fact or question,
+ * at whatever distance that was: common keys a few tokens back, rare ones a hundred or more.
+ */
+export function recallStream(tokens: number, random: Random): string {
+  const values = drawValues(random);
+  const known = new Set<number>();
+  let text = '';
+  while (text.length < tokens) text += recallItem(values, known, random, () => true, tokens - text.length);
   return `${text}${SEPARATOR}`;
 }
 
-/** Pairs of lead-in before a scored episode's stored key, as a window in the middle of a stream would have. */
-const LEAD_PAIRS = 4;
-
 /**
- * A scored recall episode: lead-in pairs, the key K and its value, pairs of other keys for
- * distance - 2 tokens, then K again and its value (the answer), then a newline. K occurs nowhere
- * else, so the one place its value can come from is exactly `distance` tokens before the answer.
+ * A scored recall episode: the fact of key K, items of other keys for distance - 2 tokens, then K
+ * asked and its value (the answer), then a newline. It starts at the fact, so that the scored
+ * window is exactly `distance` long and a Transformer of context W is scored up to distance W. K occurs nowhere else (neither
+ * in a fact nor asked), so its value can only come from the fact exactly `distance` tokens back.
  */
 function recallEpisode(distance: number, random: Random): Episode {
   const values = drawValues(random);
   const key = Math.floor(random() * KEYS.length);
-  const pairOf = (k: number) => `${KEYS[k]}${values[k]}`;
-  const others = (count: number) => Array.from({ length: count }, () => pairOf(pickKey(random, key))).join('');
-  const lead = others(LEAD_PAIRS);
-  const text = `${lead}${pairOf(key)}${others(distance / 2 - 1)}${pairOf(key)}${SEPARATOR}`;
-  return { text, answer: lead.length + distance + 1, source: lead.length + 1 };
+  const others = (k: number) => k !== key;
+  const known = new Set<number>();
+  const fill = (tokens: number) => {
+    let text = '';
+    while (text.length < tokens) text += recallItem(values, known, random, others, tokens - text.length);
+    return text;
+  };
+  const text = `${fact(key, values[key]!)}${fill(distance - 2)}${KEYS[key]}${VALUES[values[key]!]}${SEPARATOR}`;
+  return { text, answer: distance, source: 0 };
 }
 
 /**
@@ -148,11 +172,11 @@ export function logUniformDistance([min, max]: readonly [number, number], random
 }
 
 /**
- * One episode of training text. recall: a stream of as many pairs as the longest distance, so
- * that windows hold every distance up to it; brackets: one episode at a log-uniform distance.
+ * One episode of training text. recall: a stream twice as long as the longest distance, so that
+ * windows hold every distance up to it; brackets: one episode at a log-uniform distance.
  */
 export function trainingEpisode(task: ProbeTask, range: readonly [number, number], random: Random): string {
-  return task === 'recall' ? recallStream(range[1], random) : generateEpisode(task, logUniformDistance(range, random), random).text;
+  return task === 'recall' ? recallStream(2 * range[1], random) : generateEpisode(task, logUniformDistance(range, random), random).text;
 }
 
 /**
