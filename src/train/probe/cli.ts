@@ -12,7 +12,7 @@ export const PROBE_DEFAULTS = {
   tasks: ['recall', 'brackets'] as ProbeTask[],
   archs: ['lstm', 'transformer'] as Arch[],
   distances: [8, 16, 32, 64, 128, 256, 512],
-  steps: 600,
+  steps: 1000,
   window: 128,
   episodes: 200,
   batchSize: 16,

@@ -22,7 +22,7 @@ import type { ProgressReporter } from '../progress.ts';
 import { train } from '../trainer.ts';
 import { countParameters, type Arch, type ModelConfig } from '../models/index.ts';
 import { countCorrect, type AnswerSlot } from './score.ts';
-import { ANSWER_ALPHABETS, generateCorpus, generateEpisode, MIN_DISTANCE, trainingEpisode, type ProbeTask, type Random } from './tasks.ts';
+import { ANSWER_ALPHABETS, generateCorpus, generateEpisode, MIN_DISTANCE, PROBE_TASKS, trainingEpisode, type ProbeTask, type Random } from './tasks.ts';
 
 export interface ProbeOptions {
   tasks: readonly ProbeTask[];
@@ -134,12 +134,13 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   const scores: ProbeScore[] = [];
   const scratch = await mkdtemp(join(tmpdir(), 'ferry-probe-'));
   try {
-    for (const [taskIndex, task] of options.tasks.entries()) {
+    for (const task of options.tasks) {
       const range = trainingRange(task, options.window);
       const corpus = join(scratch, `${task}.txt`);
       const characters = Math.min(MAX_CORPUS, options.steps * options.batchSize * options.window);
-      // The corpus is the same for both archs: they differ in the model alone.
-      await writeFile(corpus, generateCorpus(task, range, Math.max(characters, 20 * options.window), options.seed + taskIndex));
+      // The corpus is the same for both archs (they differ in the model alone), and the same
+      // whichever other tasks run: its seed goes by the task, not by its place in --tasks.
+      await writeFile(corpus, generateCorpus(task, range, Math.max(characters, 20 * options.window), options.seed + PROBE_TASKS.indexOf(task)));
       for (const arch of options.archs) {
         const { run, taskScores } = await probeOne(task, arch, range, corpus, join(scratch, `${task}-${arch}`), options, log);
         runs.push(run);
