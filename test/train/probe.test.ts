@@ -186,3 +186,16 @@ test('ferry probe names every bad flag at once and starts nothing', () => {
   assert.deepEqual(probeProblems({ tasks: ['brackets'], distances: [3, 8], window: 12 }), []);
   assert.deepEqual(probeProblems({ tasks: ['brackets'], distances: [8], window: 9 }), ['--window 9 leaves no room for brackets episodes: pass --window 10 or more']);
 });
+
+test('ferry probe --help lists every option with its default', () => {
+  const help = ferry(['probe', '--help']);
+  assert.equal(help.status, 0);
+  const text = help.stdout.replace(/\s+/g, ' ');
+  for (const flag of ['--tasks', '--archs', '--distances', '--steps', '--window', '--episodes', '--batch-size', '--lr', '--seed', '--backend', '--out', '--json']) {
+    assert.ok(text.includes(` ${flag} `), flag);
+  }
+  for (const value of ['recall,brackets', 'lstm,transformer', '8,16,32,64,128,256,512', '(default: 1000)', '(default: 128)', '(default: 200)', '(default: "probe")']) {
+    assert.ok(text.includes(value), value);
+  }
+  assert.ok(text.includes('probe.jsonl') && text.includes('probe.svg'));
+});

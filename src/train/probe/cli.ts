@@ -57,7 +57,7 @@ export function registerProbe(program: Command): void {
         'brackets: the closer of the bracket opened d tokens back), then score each model\'s accuracy at the answers alone ' +
         '(teacher-forced) at every distance of the grid. Prints a table; writes OUT/probe.jsonl and OUT/probe.svg. ' +
         'The Transformer\'s context is --window, so it is not scored past it; the LSTM is scored at every distance. ' +
-        'The default grid takes about 15 minutes on 2 cores.',
+        'The default grid takes about 5 minutes on 2 idle cores (about 10 when they are busy).',
     )
     .addOption(new Option('--tasks <list>', `comma-separated tasks: ${PROBE_TASKS.join(', ')}`).argParser(nameList('--tasks', PROBE_TASKS)).default(d.tasks, d.tasks.join(',')))
     .addOption(new Option('--archs <list>', `comma-separated architectures: ${ARCHS.join(', ')}`).argParser(nameList('--archs', ARCHS)).default(d.archs, d.archs.join(',')))
