@@ -66,7 +66,7 @@ export interface ProbeScore {
   episodes: number;
   /** 1 / the answers a prediction chooses among. */
   chance: number;
-  /** scored; beyond_context: the Transformer's positions end before the dependency; untrained: past the training window (an LSTM extrapolating). */
+  /** scored; beyond_context: the Transformer's positions end before the dependency; beyond_training: a window longer than the training one (an LSTM extrapolating). */
   status: 'scored' | 'beyond_context' | 'beyond_training';
 }
 
