@@ -4,6 +4,7 @@ import { FerryError } from './errors.ts';
 import { registerTrainCommands } from './train/cli.ts';
 import { registerExportCommands } from './export/cli.ts';
 import { registerServeCommands } from './serve/cli.ts';
+import { registerProbe } from './train/probe/cli.ts';
 
 // Each stage registers its own subcommands; their modules import heavy libraries (tfjs, ORT)
 // lazily inside the actions, so `ferry serve` never loads tfjs and `--help` is instant.
@@ -16,6 +17,7 @@ const program = new Command('ferry')
 registerTrainCommands(program);
 registerExportCommands(program);
 registerServeCommands(program);
+registerProbe(program);
 
 try {
   // `ferry` alone is a question, not a mistake: help on stdout, exit 0.
