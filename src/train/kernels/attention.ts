@@ -27,11 +27,13 @@ export const attentionKernel: HeapKernel<AttentionAttrs> = {
     const { batch, steps, d } = dimensions(qkv!.shape, heads);
     return [[batch, steps, d], [batch, heads, steps, steps]];
   },
-  compute: ([qkv], [y, probs], [shape], { heads }, backend) => {
+  scratchFloats: ([shape], { heads }, backend) => {
+    const { steps, headDim } = dimensions(shape!, heads);
+    return nativeKernels(backend).exports.attention_scratch_floats(steps, headDim);
+  },
+  compute: ([qkv], [y, probs], [shape], { heads }, backend, scratch) => {
     const { batch, steps, headDim } = dimensions(shape!, heads);
-    const { exports, withScratch } = nativeKernels(backend);
-    withScratch(exports.attention_scratch_floats(steps, headDim), (scratch) => exports.attention_forward(
-      qkv!.byteOffset, y!.byteOffset, probs!.byteOffset, batch, steps, heads, headDim, 1 / Math.sqrt(headDim), scratch));
+    nativeKernels(backend).exports.attention_forward(qkv!.byteOffset, y!.byteOffset, probs!.byteOffset, batch, steps, heads, headDim, 1 / Math.sqrt(headDim), scratch);
   },
 };
 
@@ -40,11 +42,13 @@ export const attentionGradKernel: HeapKernel<AttentionAttrs> = {
   kernelName: ATTENTION_GRAD_KERNEL,
   inputNames: ['dy', 'qkv', 'probs'],
   outputShapes: ([, qkv]) => [qkv!.shape],
-  compute: ([dy, qkv, probs], [dqkv], [, shape], { heads }, backend) => {
+  scratchFloats: ([, shape], { heads }, backend) => {
+    const { steps, headDim } = dimensions(shape!, heads);
+    return nativeKernels(backend).exports.attention_scratch_floats(steps, headDim);
+  },
+  compute: ([dy, qkv, probs], [dqkv], [, shape], { heads }, backend, scratch) => {
     const { batch, steps, headDim } = dimensions(shape!, heads);
-    const { exports, withScratch } = nativeKernels(backend);
-    withScratch(exports.attention_scratch_floats(steps, headDim), (scratch) => exports.attention_backward(
-      qkv!.byteOffset, probs!.byteOffset, dy!.byteOffset, dqkv!.byteOffset, batch, steps, heads, headDim, 1 / Math.sqrt(headDim), scratch));
+    nativeKernels(backend).exports.attention_backward(qkv!.byteOffset, probs!.byteOffset, dy!.byteOffset, dqkv!.byteOffset, batch, steps, heads, headDim, 1 / Math.sqrt(headDim), scratch);
   },
 };
 
@@ -77,12 +81,15 @@ export const biasedAttentionKernel: HeapKernel<BiasedAttentionAttrs> = {
     const { batch, queries, keys, d } = biasedLayout(q!.shape, kv!.shape, attrs);
     return [[batch, queries, d], [batch, attrs.heads, queries, keys]];
   },
-  compute: ([q, kv, bias, mask], [y, probs], [qShape, kvShape], attrs, backend) => {
+  scratchFloats: ([qShape, kvShape], attrs, backend) => {
+    const { queries, keys, headDim } = biasedLayout(qShape!, kvShape!, attrs);
+    return nativeKernels(backend).exports.biased_attention_scratch_floats(queries, keys, headDim);
+  },
+  compute: ([q, kv, bias, mask], [y, probs], [qShape, kvShape], attrs, backend, scratch) => {
     const { batch, queries, keys, qRow, kvRow, headDim, k, v } = biasedLayout(qShape!, kvShape!, attrs);
-    const { exports, withScratch } = nativeKernels(backend);
-    withScratch(exports.biased_attention_scratch_floats(queries, keys, headDim), (scratch) => exports.biased_attention_forward(
+    nativeKernels(backend).exports.biased_attention_forward(
       q!.byteOffset, qRow, kv!.byteOffset + k, kv!.byteOffset + v, kvRow, attrs.hasBias ? bias!.byteOffset : 0, attrs.hasMask ? mask!.byteOffset : 0,
-      y!.byteOffset, probs!.byteOffset, batch, queries, keys, attrs.heads, headDim, attrs.causal ? 1 : 0, scratch));
+      y!.byteOffset, probs!.byteOffset, batch, queries, keys, attrs.heads, headDim, attrs.causal ? 1 : 0, scratch);
   },
 };
 
@@ -97,14 +104,17 @@ export const biasedAttentionGradKernel: HeapKernel<BiasedAttentionAttrs> = {
     const [, heads, queries, keys] = probs!.shape as [number, number, number, number];
     return [q!.shape, ...(attrs.self ? [] : [kv!.shape]), ...(attrs.hasBias ? [[heads, queries, keys]] : [])];
   },
-  compute: ([dy, q, kv, probs], outputs, [, qShape, kvShape], attrs, backend) => {
+  scratchFloats: ([, qShape, kvShape], attrs, backend) => {
+    const { queries, keys, headDim } = biasedLayout(qShape!, kvShape!, attrs);
+    return nativeKernels(backend).exports.biased_attention_scratch_floats(queries, keys, headDim);
+  },
+  compute: ([dy, q, kv, probs], outputs, [, qShape, kvShape], attrs, backend, scratch) => {
     const { batch, queries, keys, qRow, kvRow, headDim, k, v } = biasedLayout(qShape!, kvShape!, attrs);
     const dq = outputs[0]!;
     const dkv = attrs.self ? dq : outputs[1]!;
     const dbias = attrs.hasBias ? outputs.at(-1)!.byteOffset : 0;
-    const { exports, withScratch } = nativeKernels(backend);
-    withScratch(exports.biased_attention_scratch_floats(queries, keys, headDim), (scratch) => exports.biased_attention_backward(
+    nativeKernels(backend).exports.biased_attention_backward(
       q!.byteOffset, qRow, kv!.byteOffset + k, kv!.byteOffset + v, kvRow, probs!.byteOffset, dy!.byteOffset,
-      dq.byteOffset, dkv.byteOffset + k, dkv.byteOffset + v, dbias, batch, queries, keys, attrs.heads, headDim, scratch));
+      dq.byteOffset, dkv.byteOffset + k, dkv.byteOffset + v, dbias, batch, queries, keys, attrs.heads, headDim, scratch);
   },
 };

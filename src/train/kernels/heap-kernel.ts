@@ -17,7 +17,14 @@ export type HeapKernel<Attrs> = {
    * Inputs come as Float32Array, or Int32Array for int32 tensors (indices), each a view of the heap
    * (its byteOffset is its address there, for the native kernels).
    */
-  compute(inputs: (Float32Array | Int32Array)[], outputs: Float32Array[], inputShapes: readonly number[][], attrs: Attrs, backend: BackendWasm): void;
+  compute(inputs: (Float32Array | Int32Array)[], outputs: Float32Array[], inputShapes: readonly number[][], attrs: Attrs, backend: BackendWasm, scratch: number): void;
+  /**
+   * Floats of scratch memory `compute` needs (its heap address comes as `scratch`; 0 when none).
+   * It is allocated here with the outputs, before any view is taken: an allocation inside
+   * `compute` could grow the heap and detach the views, whose byteOffset then reads 0, and a
+   * native kernel handed address 0 writes over the allocator's own memory.
+   */
+  scratchFloats?(inputShapes: readonly number[][], attrs: Attrs, backend: BackendWasm): number;
 };
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: unknown; backend: BackendWasm };
@@ -29,6 +36,8 @@ export function heapKernelConfig<Attrs>(kernel: HeapKernel<Attrs>): tf.KernelCon
       if (info.dtype !== 'float32' && info.dtype !== 'int32') throw new Error(`${kernel.kernelName} takes float32 or int32 tensors, got ${info.dtype}`);
     }
     const outputs = kernel.outputShapes(infos, attrs as Attrs).map((shape) => backend.makeOutput(shape, 'float32'));
+    const scratchFloats = kernel.scratchFloats?.(infos.map((info) => info.shape), attrs as Attrs, backend) ?? 0;
+    const scratch = scratchFloats > 0 ? backend.makeOutput([scratchFloats], 'float32') : undefined;
     // Views are taken after every allocation: allocating may grow (and so detach) the heap.
     try {
       kernel.compute(
@@ -37,10 +46,13 @@ export function heapKernelConfig<Attrs>(kernel: HeapKernel<Attrs>): tf.KernelCon
         infos.map((info) => info.shape),
         attrs as Attrs,
         backend,
+        scratch ? backend.typedArrayFromHeap(scratch).byteOffset : 0,
       );
     } catch (error) {
       for (const info of outputs) backend.disposeData(info.dataId);
       throw error;
+    } finally {
+      if (scratch) backend.disposeData(scratch.dataId);
     }
     return outputs;
   };

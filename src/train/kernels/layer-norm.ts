@@ -31,12 +31,11 @@ export const layerNormGradKernel: HeapKernel<Record<string, never>> = {
   kernelName: LAYER_NORM_GRAD_KERNEL,
   inputNames: ['dy', 'xhat', 'rstd', 'gamma'],
   outputShapes: ([dy]) => [dy!.shape, [dy!.shape.at(-1)!], [dy!.shape.at(-1)!]],
-  compute: ([dy, xhat, rstd, gamma], [dx, dgamma, dbeta], [shape], _attrs, backend) => {
-    const { exports, withScratch } = nativeKernels(backend);
-    const width = shape!.at(-1)!;
-    // Scratch for the float64 sums of dgamma and dbeta: 2 * width doubles.
-    withScratch(4 * width, (sums) => exports.layer_norm_grad(dy!.byteOffset, xhat!.byteOffset, rstd!.byteOffset, gamma!.byteOffset,
-      dx!.byteOffset, dgamma!.byteOffset, dbeta!.byteOffset, rowsOf(shape!), width, sums));
+  // Scratch for the float64 sums of dgamma and dbeta: 2 * width doubles.
+  scratchFloats: ([shape]) => 4 * shape!.at(-1)!,
+  compute: ([dy, xhat, rstd, gamma], [dx, dgamma, dbeta], [shape], _attrs, backend, sums) => {
+    nativeKernels(backend).exports.layer_norm_grad(dy!.byteOffset, xhat!.byteOffset, rstd!.byteOffset, gamma!.byteOffset,
+      dx!.byteOffset, dgamma!.byteOffset, dbeta!.byteOffset, rowsOf(shape!), shape!.at(-1)!, sums);
   },
 };
 
@@ -61,11 +60,10 @@ export const rmsNormGradKernel: HeapKernel<Record<string, never>> = {
   kernelName: RMS_NORM_GRAD_KERNEL,
   inputNames: ['dy', 'xhat', 'rstd', 'gamma'],
   outputShapes: ([dy]) => [dy!.shape, [dy!.shape.at(-1)!]],
-  compute: ([dy, xhat, rstd, gamma], [dx, dgamma], [shape], _attrs, backend) => {
-    const { exports, withScratch } = nativeKernels(backend);
-    const width = shape!.at(-1)!;
-    // Scratch for the float64 sums of dgamma: width doubles.
-    withScratch(2 * width, (sums) => exports.rms_norm_grad(dy!.byteOffset, xhat!.byteOffset, rstd!.byteOffset, gamma!.byteOffset,
-      dx!.byteOffset, dgamma!.byteOffset, rowsOf(shape!), width, sums));
+  // Scratch for the float64 sums of dgamma: width doubles.
+  scratchFloats: ([shape]) => 2 * shape!.at(-1)!,
+  compute: ([dy, xhat, rstd, gamma], [dx, dgamma], [shape], _attrs, backend, sums) => {
+    nativeKernels(backend).exports.rms_norm_grad(dy!.byteOffset, xhat!.byteOffset, rstd!.byteOffset, gamma!.byteOffset,
+      dx!.byteOffset, dgamma!.byteOffset, rowsOf(shape!), shape!.at(-1)!, sums);
   },
 };
