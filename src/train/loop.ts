@@ -5,7 +5,6 @@
  */
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { FerryError } from '../errors.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { saveCheckpoint } from './checkpoint.ts';
 import { createRng, sampleBatch, type TokenSource } from './data/index.ts';
@@ -18,6 +17,7 @@ import { mixSeed } from './parallel/shard.ts';
 import { formatDuration, type ProgressReporter } from './progress.ts';
 import { OPTIMIZER_FILE, STATE_FILE, type StopReason, type TrainState } from './run-dir.ts';
 import { createCosineSchedule } from './schedule.ts';
+import { runStepLoop } from './step-loop.ts';
 import { isStateful, statefulBatch } from './stateful.ts';
 
 export interface TrainResult {
@@ -180,40 +180,17 @@ export function createTrainingLoop(parts: LoopParts) {
   }
 
   async function run(): Promise<TrainResult> {
-    let stopReason: StopReason = 'completed';
-    let smoothedTokensPerSecond = 0;
     reporter.begin(state.step, h.steps, h.logInterval);
+    let stopReason: StopReason;
     try {
-      while (state.step < h.steps) {
-        if (signal?.aborted) {
-          stopReason = 'interrupted';
-          break;
-        }
-        const lr = learningRateAt(state.step);
-        const stepStarted = performance.now();
-        const { loss, gradNorm } = await trainStep(lr);
-        const stepSeconds = (performance.now() - stepStarted) / 1000;
-        if (!Number.isFinite(loss)) {
-          throw new FerryError('training_diverged', `The training loss became ${loss} at step ${state.step + 1}.`, {
-            hint: `Lower --lr (now ${h.lr}) or keep --grad-clip on; ${join(runDir, 'last')} holds the last good checkpoint, if any.`,
-          });
-        }
-        state.step += 1;
-        losses.push(loss);
-        const tokensPerSecond = (h.batchSize * blockSize) / stepSeconds;
-        smoothedTokensPerSecond = smoothedTokensPerSecond === 0 ? tokensPerSecond : 0.9 * smoothedTokensPerSecond + 0.1 * tokensPerSecond;
-        recordTrainLog(loss, lr, gradNorm, stepSeconds);
-        reporter.update({ step: state.step, loss, lr, tokensPerSecond: smoothedTokensPerSecond });
-        if (state.step % h.evalInterval === 0 || state.step === h.steps) {
-          if (await evaluateAndSave()) {
-            stopReason = 'early-stop';
-            reporter.message(`early stop: no better val loss in ${h.patience} evaluations`);
-            break;
-          }
-        }
-        // Signals are delivered between macrotasks; a synchronous backend would otherwise starve them.
-        await new Promise((resolveTick) => setImmediate(resolveTick));
-      }
+      const result = await runStepLoop({
+        state, hyperparameters: h, runDir, reporter, signal, learningRateAt,
+        step: async (lr) => ({ ...(await trainStep(lr)), tokens: h.batchSize * blockSize }),
+        record: ({ loss, lr, gradNorm, seconds }) => recordTrainLog(loss, lr, gradNorm, seconds),
+        evaluateAndSave,
+      });
+      stopReason = result.stopReason;
+      losses.push(...result.losses);
       state.stopReason = stopReason === 'interrupted' ? 'running' : stopReason;
       await save('last');
       metrics.drawCurve();

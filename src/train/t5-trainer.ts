@@ -28,6 +28,7 @@ import { createLineReporter, formatDuration, type ProgressReporter } from './pro
 import { inspectRunDir, OPTIMIZER_FILE, STATE_FILE, type StopReason } from './run-dir.ts';
 import { problemOf } from './run-options.ts';
 import { createCosineSchedule } from './schedule.ts';
+import { runStepLoop } from './step-loop.ts';
 import { readT5Checkpoint, saveT5Checkpoint } from './t5-checkpoint.ts';
 import { evenlySpaced, scoreT5, type T5Score } from './t5-evaluate.ts';
 
@@ -249,7 +250,6 @@ async function runT5Training(plan: T5RunPlan): Promise<T5TrainResult> {
   const startSeconds = state.seconds;
   const started = performance.now();
   const elapsed = () => startSeconds + (performance.now() - started) / 1000;
-  const losses: number[] = [];
   let lastScore: T5Score | null = null;
 
   reporter.message(
@@ -315,50 +315,30 @@ async function runT5Training(plan: T5RunPlan): Promise<T5TrainResult> {
     return h.patience > 0 && state.evalsWithoutImprovement >= h.patience;
   }
 
-  let stopReason: StopReason = 'completed';
-  let smoothed = 0;
+  let stopReason: StopReason;
+  let losses: number[];
   reporter.begin(state.step, h.steps, h.logInterval);
   try {
-    while (state.step < h.steps) {
-      if (signal?.aborted) {
-        stopReason = 'interrupted';
-        break;
-      }
-      const batch = batches.next().value!;
-      const lr = learningRateAt(state.step);
-      const stepStarted = performance.now();
-      const { loss, gradNorm } = await trainStep(batch, lr);
-      const stepSeconds = (performance.now() - stepStarted) / 1000;
-      if (!Number.isFinite(loss)) {
-        throw new FerryError('training_diverged', `The training loss became ${loss} at step ${state.step + 1}.`, {
-          hint: `Lower --lr (now ${h.lr}) or keep --grad-clip on; ${join(runDir, 'last')} holds the last good checkpoint, if any.`,
-        });
-      }
-      state.step += 1;
-      losses.push(loss);
-      // Real tokens on both sides (padding excluded): what the model read and predicted.
-      const tokens = batch.sourceMask.reduce((a: number, b: number) => a + b, 0) + batch.labelMask.reduce((a: number, b: number) => a + b, 0);
-      smoothed = smoothed === 0 ? tokens / stepSeconds : 0.9 * smoothed + 0.1 * (tokens / stepSeconds);
-      const pending = state.pendingLoss;
-      pending.sum += loss;
-      pending.count += 1;
-      pending.seconds += stepSeconds;
-      pending.tokens += tokens;
-      if (state.step % h.logInterval === 0 || state.step === h.steps) {
+    ({ stopReason, losses } = await runStepLoop({
+      state, hyperparameters: h, runDir, reporter, signal, learningRateAt,
+      step: async (lr) => {
+        const batch = batches.next().value!;
+        // Real tokens on both sides (padding excluded): what the model read and predicted.
+        const tokens = batch.sourceMask.reduce((a: number, b: number) => a + b, 0) + batch.labelMask.reduce((a: number, b: number) => a + b, 0);
+        return { ...(await trainStep(batch, lr)), tokens };
+      },
+      record: ({ loss, lr, gradNorm, tokens, seconds }) => {
+        const pending = state.pendingLoss;
+        pending.sum += loss;
+        pending.count += 1;
+        pending.seconds += seconds;
+        pending.tokens += tokens;
+        if (state.step % h.logInterval !== 0 && state.step !== h.steps) return;
         metrics.record({ type: 'train', step: state.step, loss: pending.sum / pending.count, lr, gradNorm, tokensPerSecond: pending.tokens / pending.seconds, seconds: elapsed() });
         state.pendingLoss = { sum: 0, count: 0, seconds: 0, tokens: 0 };
-      }
-      reporter.update({ step: state.step, loss, lr, tokensPerSecond: smoothed });
-      if (state.step % h.evalInterval === 0 || state.step === h.steps) {
-        if (await evaluateAndSave()) {
-          stopReason = 'early-stop';
-          reporter.message(`early stop: no better val loss in ${h.patience} evaluations`);
-          break;
-        }
-      }
-      // Signals are delivered between macrotasks; a synchronous backend would otherwise starve them.
-      await new Promise((resolveTick) => setImmediate(resolveTick));
-    }
+      },
+      evaluateAndSave,
+    }));
     state.stopReason = stopReason === 'interrupted' ? 'running' : stopReason;
     await save('last');
     metrics.drawCurve();
