@@ -11,7 +11,6 @@ import { promisify } from 'node:util';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Browser, Page } from 'playwright-core';
-import { greedySeq2Seq } from '../../src/package/seq2seq.ts';
 import { nodeBuiltinsAsEmpty, ortDistDir } from '../../src/serve/playground/bundle.ts';
 import { ISOLATION_HEADERS } from '../../src/serve/playground/index.ts';
 import { buildT5Package, type T5TestPackage } from '../export/t5-package.ts';
@@ -112,12 +111,7 @@ describe('browser: a T5 package through the browser client', { skip: skip ?? fal
 
   before(async () => {
     pkg = await buildT5Package();
-    const decoder = await pkg.openDecoder();
-    expected = [];
-    for (const source of SOURCES) {
-      const [ids] = await greedySeq2Seq(decoder, [[...pkg.tokenizer.encode(source), 1]], MAX_TOKENS);
-      expected.push({ ids: ids!, text: pkg.tokenizer.decode(ids!) });
-    }
+    expected = await pkg.greedyTargets(SOURCES, MAX_TOKENS);
     assert.ok(expected.filter((e) => e.ids.length > 0).length >= 2, 'the random model generates something');
     server = await startPageServer(pkg.dir);
     browser = await launchChromium();

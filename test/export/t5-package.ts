@@ -11,7 +11,7 @@ import { t5DecoderGraph, t5EncoderGraph } from '../../src/export/t5/graph.ts';
 import { T5_DECODER_FILE, T5_ENCODER_FILE, T5_VARIANT_FILES, t5PackageFiles } from '../../src/export/t5/package.ts';
 import type { T5Variants } from '../../src/export/t5/variants.ts';
 import { wrapOrtSession } from '../../src/package/ort-session.ts';
-import { createSeq2SeqDecoder, type Seq2SeqDecoder } from '../../src/package/seq2seq.ts';
+import { createSeq2SeqDecoder, greedySeq2Seq, type Seq2SeqDecoder } from '../../src/package/seq2seq.ts';
 import type { Tokenizer } from '../../src/tokenizer/index.ts';
 import { trainT5Tokenizer } from '../../src/tokenizer/t5.ts';
 import type { T5Config } from '../../src/train/models/t5-config.ts';
@@ -25,6 +25,8 @@ export interface T5TestPackage {
   tokenizer: Tokenizer;
   /** Sessions of the package's own files of `precision` (onnxruntime-node, this thread). */
   openDecoder(precision?: 'fp32' | 'int8' | 'fp16'): Promise<Seq2SeqDecoder>;
+  /** Each source's greedy target through the fp32 graphs (decoded alone): what every runtime must give. */
+  greedyTargets(sources: readonly string[], maxTokens: number): Promise<{ ids: number[]; text: string }[]>;
   remove(): Promise<void>;
 }
 
@@ -47,11 +49,20 @@ export async function buildT5Package(name = 'tiny-t5', options: { copies?: boole
   await writePackageDir(dir, t5PackageFiles(config, weights, tokenizer, 17, name, copies));
   const session = async (file: string) => wrapOrtSession(ort.Tensor, await createSession(await readFile(path.join(dir, file))), 'onnxruntime-node cpu');
   const files = { fp32: { encoder: T5_ENCODER_FILE, decoder: T5_DECODER_FILE }, ...T5_VARIANT_FILES };
+  const openDecoder = async (precision: 'fp32' | 'int8' | 'fp16' = 'fp32') => createSeq2SeqDecoder(await session(files[precision].encoder), await session(files[precision].decoder), {
+    vocabSize: config.vocabSize, decoderLayers: config.nDecoderLayers, heads: config.nHeads, headDim: config.dKv, startId: 0, eosId: 1, padId: 0,
+  });
   return {
-    dir, name, config, tokenizer,
-    openDecoder: async (precision = 'fp32') => createSeq2SeqDecoder(await session(files[precision].encoder), await session(files[precision].decoder), {
-      vocabSize: config.vocabSize, decoderLayers: config.nDecoderLayers, heads: config.nHeads, headDim: config.dKv, startId: 0, eosId: 1, padId: 0,
-    }),
+    dir, name, config, tokenizer, openDecoder,
+    greedyTargets: async (sources, maxTokens) => {
+      const decoder = await openDecoder();
+      const targets: { ids: number[]; text: string }[] = [];
+      for (const source of sources) {
+        const [ids] = await greedySeq2Seq(decoder, [[...tokenizer.encode(source), 1]], maxTokens);
+        targets.push({ ids: ids!, text: tokenizer.decode(ids!) });
+      }
+      return targets;
+    },
     remove: () => rm(root, { recursive: true, force: true }),
   };
 }
