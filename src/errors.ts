@@ -6,7 +6,7 @@ export const ERROR_CODES = [
   'backend_unavailable', 'bad_device', 'bad_flag', 'bad_input', 'bad_input_flag', 'bad_json', 'bad_manifest',
   'bad_model', 'bad_npy', 'bad_tokenizer', 'body_too_large', 'cache_unwritable', 'checkpoint_file_missing',
   'checkpoint_incomplete', 'checkpoint_not_found', 'client_closed', 'context_length_exceeded',
-  'corpus_bad_jsonl', 'corpus_binary', 'corpus_empty', 'corpus_invalid_utf8', 'corpus_not_found',
+  'corpus_bad_jsonl', 'corpus_bad_tokens', 'corpus_binary', 'corpus_empty', 'corpus_invalid_utf8', 'corpus_not_found',
   'corpus_too_short', 'corpus_unreadable', 'deadline_exceeded', 'device_unavailable', 'draining',
   'duplicate_model', 'echo_unsupported', 'edge_too_large', 'embeddings_bad_file', 'embeddings_dim_mismatch',
   'embeddings_not_found', 'empty_prompt', 'eval_not_a_language_model', 'export_bad_checkpoint',

@@ -40,7 +40,7 @@ const presetList = [
 ].join(', ');
 
 /** Flags of language models that an encoder-decoder has no use for, and the other way round. */
-const LM_ONLY_FLAGS = ['hidden', 'blockSize', 'positional', 'stateful', 'threads', 'evalIters', 'cacheDir', 'initEmbeddings', 'freezeEmbeddings'];
+const LM_ONLY_FLAGS = ['hidden', 'blockSize', 'positional', 'stateful', 'threads', 'evalIters', 'cacheDir', 'initEmbeddings', 'freezeEmbeddings', 'tokenizerFile'];
 const T5_ONLY_FLAGS = ['targetCorpus', 'ff', 'maxSourceLength', 'maxTargetLength', 'evalPairs'];
 const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -59,11 +59,12 @@ function registerTrain(program: Command): void {
         'and exits with 130 or 143; a second Ctrl-C quits at once. --resume continues exactly where the run stopped.',
     )
     .addOption(new Option('--arch <arch>', `model architecture: ${ARCHS.join(' | ')} | t5 (default: the preset's)`))
-    .addOption(new Option('--corpus <path>', 'training text: a UTF-8 file, a .gz file, a .jsonl file (each line\'s "text") or a directory of .txt, .md and .jsonl files, gzipped or not, subfolders included (on --resume: the run\'s)'))
+    .addOption(new Option('--corpus <path>', 'training text: a UTF-8 file, a .gz file, a .jsonl file (each line\'s "text") or a directory of .txt, .md and .jsonl files, gzipped or not, subfolders included; or a .bin file of token ids with --tokenizer-file (on --resume: the run\'s)'))
     .addOption(new Option('--target-corpus <path>', 't5: the target side, line-aligned with --corpus as the source side (else --corpus is a TSV source<TAB>target, a JSONL {"source","target"} or a FreeDict .index file)'))
     .requiredOption('--out <dir>', 'run dir: new or empty, or an earlier run with --resume')
     .addOption(new Option('--preset <name>', `model size: ${presetList} (default: nanogpt-cpu for transformer, lstm-char for lstm)`))
     .addOption(new Option('--tokenizer <kind>', 'char | word | bpe (default: the preset\'s, else char)'))
+    .addOption(new Option('--tokenizer-file <path>', 'use this tokenizer.json instead of training one; required for a .bin corpus (nanoGPT\'s uint16 token ids), which it must have produced'))
     .addOption(numeric('--vocab-size <n>', 'vocabulary size for word (default 10000) and bpe (default 1000)', POSITIVE_INT))
     .addOption(numeric('--layers <n>', 'LSTM layers or Transformer blocks (default: the preset\'s)', POSITIVE_INT))
     .addOption(numeric('--hidden <n>', 'LSTM hidden size (default: the preset\'s)', POSITIVE_INT))
@@ -125,6 +126,7 @@ function registerTrain(program: Command): void {
         preset: options.preset as string | undefined,
         model: shape.overrides,
         tokenizer: options.tokenizer as string | undefined,
+        tokenizerFile: options.tokenizerFile as string | undefined,
         vocabSize: options.vocabSize as number | undefined,
         hyperparameters,
         backend: options.backend as string,

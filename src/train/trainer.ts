@@ -14,6 +14,8 @@ import { FerryError } from '../errors.ts';
 import type { Tokenizer, TokenizerKind } from '../tokenizer/index.ts';
 import { selectBackend } from './backend.ts';
 import { createRng, describeCorpus, prepareTokens, splitTrainVal, type TokenSource } from './data/index.ts';
+import { openTokenBin, TOKEN_BIN } from './data/token-bin.ts';
+import { readTokenizerFile } from '../tokenizer/node.ts';
 import { defaultCacheDir } from './evaluate.ts';
 import { invalidOptions } from '../cli-flags.ts';
 import { resolveHyperparameters, type Hyperparameters, type ResolvedHyperparameters } from './hyperparameters.ts';
@@ -63,6 +65,11 @@ export interface TrainOptions {
   resume?: boolean;
   /** A GloVe / word2vec file whose vectors initialise the token embedding of a new run (src/train/embeddings.ts). */
   initEmbeddings?: string;
+  /**
+   * A tokenizer.json to use instead of training one on the corpus; required for a pre-tokenized
+   * `.bin` corpus (nanoGPT's uint16 ids), whose ids only it can read.
+   */
+  tokenizerFile?: string;
   /** Where tokenized corpora are cached; default $FERRY_CACHE_DIR or ~/.cache/ferry. */
   cacheDir?: string;
   reporter?: ProgressReporter;
@@ -91,6 +98,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       resolveTokenizerKind(options.tokenizer, options.preset, resumed.tokenizer.kind);
       resolveConfig(options, resumed.config.vocabSize, resumed.config);
       refuseEmbeddingsOnResume(options.initEmbeddings, resumed.state.embeddings);
+      if (options.tokenizerFile !== undefined) {
+        throw new FerryError('resume_mismatch', 'Cannot resume with --tokenizer-file: a resumed run keeps its tokenizer.', { hint: 'Drop --tokenizer-file.' });
+      }
     }
     // Absolute, so that `--resume` finds it from any working directory.
     const corpus = options.corpus === undefined ? resumed?.state.corpus : resolve(options.corpus);
@@ -103,12 +113,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (const note of notes) reporter.message(note);
     const corpusLine = await describeCorpus(corpus);
     if (corpusLine) reporter.message(corpusLine);
-    if (!resumed && tokenizerKind === 'char' && options.vocabSize !== undefined) {
+    const pretokenized = TOKEN_BIN.test(corpus);
+    if (!resumed && pretokenized && options.tokenizerFile === undefined) {
+      throw new FerryError('tokenizer_not_found', `--corpus ${corpus} holds token ids (nanoGPT's uint16 .bin), which need the tokenizer that produced them.`, {
+        hint: 'Pass --tokenizer-file with that tokenizer.json.',
+      });
+    }
+    if (!resumed && options.tokenizerFile === undefined && tokenizerKind === 'char' && options.vocabSize !== undefined) {
       reporter.message(`note: the char tokenizer takes every character of the corpus; vocabSize ${options.vocabSize} applies to word and bpe only`);
     }
 
-    const tokenizer = resumed?.tokenizer ?? (await buildTokenizer(corpus, tokenizerKind, options.vocabSize ?? presetVocabSize(options.preset)));
-    const prepared = await prepareTokens({ corpusPath: corpus, tokenizer, cacheDir: options.cacheDir ?? defaultCacheDir() });
+    const tokenizer = resumed?.tokenizer ?? (options.tokenizerFile !== undefined
+      ? await readTokenizerFile(resolve(options.tokenizerFile))
+      : await buildTokenizer(corpus, tokenizerKind, options.vocabSize ?? presetVocabSize(options.preset)));
+    const prepared = pretokenized
+      ? await openTokenBin(corpus, tokenizer.vocabSize)
+      : await prepareTokens({ corpusPath: corpus, tokenizer, cacheDir: options.cacheDir ?? defaultCacheDir() });
     if (resumed && prepared.corpusHash !== resumed.state.corpusHash) {
       reporter.message(`warning: the corpus changed since the run started (${resumed.state.corpusHash} -> ${prepared.corpusHash})`);
     }
@@ -167,6 +187,9 @@ export function checkNewRun(options: TrainOptions): NewRunCheck {
   const tokenizerKind = collect(() => resolveTokenizerKind(options.tokenizer, options.preset, undefined)) ?? 'char';
   problems.push(...modelProblems(options, 1));
   problems.push(...embeddingFlagProblems(options.initEmbeddings, options.hyperparameters?.freezeEmbeddings));
+  if (options.tokenizerFile !== undefined && (options.tokenizer !== undefined || options.vocabSize !== undefined)) {
+    problems.push(`--tokenizer-file gives the tokenizer; ${options.tokenizer !== undefined ? '--tokenizer' : '--vocab-size'} would train another`);
+  }
   return { ...resolved, problems, tokenizerKind };
 }
 

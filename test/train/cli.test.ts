@@ -103,7 +103,7 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
   writeFileSync(empty, '');
   const invalid = join(dir, 'latin1.txt');
   writeFileSync(invalid, Buffer.from([0x68, 0x65, 0x6c, 0x6c, 0x6f, 0xe9, 0x21])); // "hello" then a Latin-1 é
-  const binary = join(dir, 'program.bin');
+  const binary = join(dir, 'program.o');
   writeFileSync(binary, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0x00, 0x00, 0xc3, 0x28])); // an ELF header
   const short = join(dir, 'short.txt');
   writeFileSync(short, 'abcdefghij');
@@ -122,7 +122,7 @@ test('bad input: one clear message, a non-zero exit, and no run dir left behind'
     { name: 'empty corpus', args: ['--corpus', empty], message: /the corpus .*empty\.txt is empty/ },
     { name: 'unreadable corpus', args: ['--corpus', loop], message: /cannot read the corpus .*loop\.txt/ },
     { name: 'invalid UTF-8', args: ['--corpus', invalid], message: /latin1\.txt is not valid UTF-8 at byte offset 5/ },
-    { name: 'binary file', args: ['--corpus', binary], message: /program\.bin looks like a binary file, not text \(it holds NUL bytes\)/ },
+    { name: 'binary file', args: ['--corpus', binary], message: /program\.o looks like a binary file, not text \(it holds NUL bytes\)/ },
     { name: 'corpus shorter than a block', args: ['--corpus', short], message: /fewer than one block of 16 \+ 1/ },
     { name: 'heads not dividing the width', args: ['--corpus', corpus, '--heads', '3'], message: /--heads 3 must divide --embd 16 \(for example --heads 4, or --embd 15\)/ },
     { name: 'LSTM flag on a Transformer', args: ['--corpus', corpus, '--hidden', '64'], message: /--hidden applies only to lstm models, not transformer/ },
