@@ -3,6 +3,7 @@
  * a parser returns an InvalidFlag in place of the value instead of throwing at the first, and
  * the command's action collects them all (with its own checks) into one FerryError.
  */
+import { Option } from 'commander';
 import { FerryError } from './errors.ts';
 
 /** What a flag's parser returns for a value it refuses: the problem, in the flag's words. */
@@ -57,4 +58,10 @@ export function invalidOptions(problems: readonly string[], command: string): Fe
 export function rejectInvalidFlags(options: Record<string, unknown>, command: string): void {
   const problems = invalidFlags(options);
   if (problems.length > 0) throw invalidOptions(problems, command);
+}
+
+/** A commander option whose value is a number checked by `rule` (named by its flag when refused). */
+export function numericOption(flags: string, description: string, rule: NumberRule, defaultValue?: number): Option {
+  const option = new Option(flags, description).argParser(numberFlag(flags.split(' ')[0]!, rule));
+  return defaultValue === undefined ? option : option.default(defaultValue);
 }

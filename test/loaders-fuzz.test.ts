@@ -16,6 +16,7 @@ import { loadTokenizer } from '../src/tokenizer/index.ts';
 import { readCheckpointManifest } from '../src/train/checkpoint.ts';
 import { readCorpus } from '../src/train/data/corpus.ts';
 import { buildPackages, type TestPackages } from './serve/packages.ts';
+import { mutate, pathsOf, type Json } from './json-mutation.ts';
 
 const RUNS = 1000;
 let packages: TestPackages;
@@ -49,32 +50,6 @@ async function loadsOrRefuses(load: () => unknown): Promise<void> {
     assert.ok(!error.message.includes('\n'), `a message of several lines: ${error.message}`);
     assert.ok(!/\n\s+at /.test(error.hint ?? ''), 'no stack trace in the hint');
   }
-}
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-/** Every path into a JSON value, the root included. */
-function pathsOf(value: unknown, prefix: (string | number)[] = []): (string | number)[][] {
-  const paths = [prefix];
-  if (Array.isArray(value)) value.forEach((v, i) => paths.push(...pathsOf(v, [...prefix, i])));
-  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) paths.push(...pathsOf(v, [...prefix, k]));
-  return paths;
-}
-
-/** A deep copy of `value` with the part at `at` replaced by `by`, or removed when `by` is undefined. */
-function mutate(value: unknown, at: readonly (string | number)[], by: Json | undefined): unknown {
-  if (at.length === 0) return by;
-  const copy = structuredClone(value) as Record<string | number, unknown>;
-  let parent = copy;
-  for (const key of at.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
-  const last = at.at(-1)!;
-  if (by === undefined) {
-    if (Array.isArray(parent)) parent.splice(Number(last), 1);
-    else delete parent[last];
-  } else {
-    parent[last] = by;
-  }
-  return copy;
 }
 
 /** Values a careless tool or an attacker might put anywhere. */

@@ -6,8 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import {
-  invalidFlags, invalidOptions, NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, numberFlag, OPEN_UNIT_INTERVAL, POSITIVE_INT, POSITIVE_NUMBER,
-  rejectInvalidFlags, UNIT_INTERVAL, withoutInvalidFlags, type NumberRule,
+  invalidFlags, invalidOptions, NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, numericOption, OPEN_UNIT_INTERVAL, POSITIVE_INT, POSITIVE_NUMBER,
+  rejectInvalidFlags, UNIT_INTERVAL, withoutInvalidFlags,
 } from '../cli-flags.ts';
 import { FerryError } from '../errors.ts';
 import { ARCHS, PRESETS, type Arch } from './models/config.ts';
@@ -27,12 +27,6 @@ const HYPERPARAMETER_OF_OPTION = {
   evalIters: 'evalIters', patience: 'patience', seed: 'seed', valFraction: 'valFraction', logInterval: 'logInterval',
   stateful: 'stateful', freezeEmbeddings: 'freezeEmbeddings',
 } as const;
-
-function numeric(flags: string, description: string, rule: NumberRule, defaultValue?: number): Option {
-  const flag = flags.split(' ')[0]!;
-  const option = new Option(flags, description).argParser(numberFlag(flag, rule));
-  return defaultValue === undefined ? option : option.default(defaultValue);
-}
 
 const presetList = [
   ...Object.entries(PRESETS).map(([name, preset]) => `${name} (${ARCHS.filter((arch) => preset[arch]).join('/')})`),
@@ -65,38 +59,38 @@ function registerTrain(program: Command): void {
     .addOption(new Option('--preset <name>', `model size: ${presetList} (default: nanogpt-cpu for transformer, lstm-char for lstm)`))
     .addOption(new Option('--tokenizer <kind>', 'char | word | bpe (default: the preset\'s, else char)'))
     .addOption(new Option('--tokenizer-file <path>', 'use this tokenizer.json instead of training one; required for a .bin corpus (nanoGPT\'s uint16 token ids), which it must have produced'))
-    .addOption(numeric('--vocab-size <n>', 'vocabulary size for word (default 10000) and bpe (default 1000)', POSITIVE_INT))
-    .addOption(numeric('--layers <n>', 'LSTM layers or Transformer blocks (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--hidden <n>', 'LSTM hidden size (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--embd <n>', 'embedding width; the Transformer\'s model width (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--heads <n>', 'attention heads, must divide --embd (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--ff <n>', 't5: feed-forward width (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--max-source-length <n>', 't5: longest source in tokens, eos included; longer pairs are skipped and counted (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--max-target-length <n>', 't5: longest target in tokens, eos included; longer pairs are skipped and counted (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--block-size <n>', 'context length in tokens (default: the preset\'s)', POSITIVE_INT))
-    .addOption(numeric('--dropout <p>', 'dropout rate in [0, 1) (default: the preset\'s)', UNIT_INTERVAL))
+    .addOption(numericOption('--vocab-size <n>', 'vocabulary size for word (default 10000) and bpe (default 1000)', POSITIVE_INT))
+    .addOption(numericOption('--layers <n>', 'LSTM layers or Transformer blocks (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--hidden <n>', 'LSTM hidden size (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--embd <n>', 'embedding width; the Transformer\'s model width (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--heads <n>', 'attention heads, must divide --embd (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--ff <n>', 't5: feed-forward width (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--max-source-length <n>', 't5: longest source in tokens, eos included; longer pairs are skipped and counted (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--max-target-length <n>', 't5: longest target in tokens, eos included; longer pairs are skipped and counted (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--block-size <n>', 'context length in tokens (default: the preset\'s)', POSITIVE_INT))
+    .addOption(numericOption('--dropout <p>', 'dropout rate in [0, 1) (default: the preset\'s)', UNIT_INTERVAL))
     .addOption(new Option('--positional <kind>', 'Transformer positions: learned | sinusoidal | rope | alibi (default: the preset\'s)'))
     .addOption(new Option('--tie-weights', 'share the embedding with the output layer'))
     .addOption(new Option('--no-tie-weights', 'separate output layer'))
-    .addOption(numeric('--steps <n>', 'total optimizer steps', POSITIVE_INT, DEFAULTS.steps))
-    .addOption(numeric('--batch-size <n>', 'sequences per step', POSITIVE_INT, DEFAULTS.batchSize))
-    .addOption(numeric('--lr <x>', 'peak learning rate of AdamW', POSITIVE_NUMBER, DEFAULTS.lr))
-    .addOption(numeric('--min-lr <x>', 'learning rate at the end of the cosine decay (default: lr / 10)', NON_NEGATIVE_NUMBER))
-    .addOption(numeric('--warmup <n>', 'linear warmup steps; left out on a run of at most 100 steps: a tenth of --steps', NON_NEGATIVE_INT, DEFAULTS.warmupSteps))
-    .addOption(numeric('--decay-steps <n>', 'step where the cosine reaches --min-lr (default: --steps)', POSITIVE_INT))
-    .addOption(numeric('--weight-decay <x>', 'AdamW decoupled weight decay (matrices only; not biases, norms, embeddings)', NON_NEGATIVE_NUMBER, DEFAULTS.weightDecay))
-    .addOption(numeric('--beta1 <x>', 'AdamW beta1', UNIT_INTERVAL, DEFAULTS.beta1))
-    .addOption(numeric('--beta2 <x>', 'AdamW beta2', UNIT_INTERVAL, DEFAULTS.beta2))
-    .addOption(numeric('--grad-clip <x>', 'max global gradient norm; 0 turns clipping off', NON_NEGATIVE_NUMBER, DEFAULTS.gradClip))
-    .addOption(numeric('--eval-interval <n>', 'steps between evaluations and checkpoints; left out, at least 5 evaluations per run', POSITIVE_INT, DEFAULTS.evalInterval))
-    .addOption(numeric('--eval-iters <n>', 'val batches per evaluation', POSITIVE_INT, DEFAULTS.evalIters))
-    .addOption(numeric('--eval-pairs <n>', 't5: held-out pairs scored and greedily decoded (exact match, CER) at every evaluation (default 200)', POSITIVE_INT))
-    .addOption(numeric('--patience <n>', 'stop after this many evaluations without a better val loss; 0 = never', NON_NEGATIVE_INT, DEFAULTS.patience))
-    .addOption(numeric('--seed <n>', 'seed for initialisation, batches and dropout', NON_NEGATIVE_INT, DEFAULTS.seed))
-    .addOption(numeric('--val-fraction <x>', 'fraction of the corpus (its end) held out for evaluation', OPEN_UNIT_INTERVAL, DEFAULTS.valFraction))
-    .addOption(numeric('--log-interval <n>', 'steps between log lines and metrics.jsonl entries', POSITIVE_INT, DEFAULTS.logInterval))
+    .addOption(numericOption('--steps <n>', 'total optimizer steps', POSITIVE_INT, DEFAULTS.steps))
+    .addOption(numericOption('--batch-size <n>', 'sequences per step', POSITIVE_INT, DEFAULTS.batchSize))
+    .addOption(numericOption('--lr <x>', 'peak learning rate of AdamW', POSITIVE_NUMBER, DEFAULTS.lr))
+    .addOption(numericOption('--min-lr <x>', 'learning rate at the end of the cosine decay (default: lr / 10)', NON_NEGATIVE_NUMBER))
+    .addOption(numericOption('--warmup <n>', 'linear warmup steps; left out on a run of at most 100 steps: a tenth of --steps', NON_NEGATIVE_INT, DEFAULTS.warmupSteps))
+    .addOption(numericOption('--decay-steps <n>', 'step where the cosine reaches --min-lr (default: --steps)', POSITIVE_INT))
+    .addOption(numericOption('--weight-decay <x>', 'AdamW decoupled weight decay (matrices only; not biases, norms, embeddings)', NON_NEGATIVE_NUMBER, DEFAULTS.weightDecay))
+    .addOption(numericOption('--beta1 <x>', 'AdamW beta1', UNIT_INTERVAL, DEFAULTS.beta1))
+    .addOption(numericOption('--beta2 <x>', 'AdamW beta2', UNIT_INTERVAL, DEFAULTS.beta2))
+    .addOption(numericOption('--grad-clip <x>', 'max global gradient norm; 0 turns clipping off', NON_NEGATIVE_NUMBER, DEFAULTS.gradClip))
+    .addOption(numericOption('--eval-interval <n>', 'steps between evaluations and checkpoints; left out, at least 5 evaluations per run', POSITIVE_INT, DEFAULTS.evalInterval))
+    .addOption(numericOption('--eval-iters <n>', 'val batches per evaluation', POSITIVE_INT, DEFAULTS.evalIters))
+    .addOption(numericOption('--eval-pairs <n>', 't5: held-out pairs scored and greedily decoded (exact match, CER) at every evaluation (default 200)', POSITIVE_INT))
+    .addOption(numericOption('--patience <n>', 'stop after this many evaluations without a better val loss; 0 = never', NON_NEGATIVE_INT, DEFAULTS.patience))
+    .addOption(numericOption('--seed <n>', 'seed for initialisation, batches and dropout', NON_NEGATIVE_INT, DEFAULTS.seed))
+    .addOption(numericOption('--val-fraction <x>', 'fraction of the corpus (its end) held out for evaluation', OPEN_UNIT_INTERVAL, DEFAULTS.valFraction))
+    .addOption(numericOption('--log-interval <n>', 'steps between log lines and metrics.jsonl entries', POSITIVE_INT, DEFAULTS.logInterval))
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
-    .addOption(numeric('--threads <n>', 'threads that share the work of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
+    .addOption(numericOption('--threads <n>', 'threads that share the work of every batch, on wasm and cpu (default: 2 on wasm when 2 ' +
       'cores are idle and the model is big enough to gain, else 1). It never changes the result: a seed alone fixes the run', POSITIVE_INT))
     .addOption(new Option('--stateful', 'LSTM: truncated BPTT, consecutive windows of each of --batch-size streams carry the state across steps (one thread)'))
     .addOption(new Option('--init-embeddings <file>', 'initialise the token embedding from word vectors: GloVe / word2vec text (optional "count dim" header) or word2vec binary, .gz too; ' +
@@ -257,10 +251,10 @@ function registerSample(program: Command): void {
     .description('Generate text with tfjs from a checkpoint (a run dir means its best/), to see what a run has learned.')
     .argument('<dir>', 'checkpoint dir, or a run dir')
     .option('--prompt <text>', 'text to continue (empty: start from <|endoftext|> when the vocabulary has it)', '')
-    .addOption(numeric('--max-tokens <n>', 'tokens to generate', POSITIVE_INT, 200))
-    .addOption(numeric('--temperature <x>', 'sampling temperature; 0 is greedy', NON_NEGATIVE_NUMBER, 0.8))
-    .addOption(numeric('--top-k <n>', 'sample among the k most likely tokens; 0 = all', NON_NEGATIVE_INT, 40))
-    .addOption(numeric('--seed <n>', 'sampling seed', NON_NEGATIVE_INT, 1))
+    .addOption(numericOption('--max-tokens <n>', 'tokens to generate', POSITIVE_INT, 200))
+    .addOption(numericOption('--temperature <x>', 'sampling temperature; 0 is greedy', NON_NEGATIVE_NUMBER, 0.8))
+    .addOption(numericOption('--top-k <n>', 'sample among the k most likely tokens; 0 = all', NON_NEGATIVE_INT, 40))
+    .addOption(numericOption('--seed <n>', 'sampling seed', NON_NEGATIVE_INT, 1))
     .option('--greedy', 'always take the most likely token (same as --temperature 0)')
     .option('--no-stop', 'keep going past <|endoftext|>')
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
@@ -295,14 +289,14 @@ function registerEval(program: Command): void {
       'With --by-position: the mean loss at each position of context windows (a checkpoint, run dir or exported package), as a table, PREFIX.jsonl and PREFIX.svg.')
     .argument('<dir>', 'checkpoint dir, or a run dir (with --by-position also an ONNX package dir)')
     .requiredOption('--corpus <path>', 'text to score: a UTF-8 file, a .gz file, a .jsonl file (each line\'s "text") or a directory of .txt, .md and .jsonl files, gzipped or not, subfolders included')
-    .addOption(numeric('--batch-size <n>', 'windows per forward pass', POSITIVE_INT, 16))
+    .addOption(numericOption('--batch-size <n>', 'windows per forward pass', POSITIVE_INT, 16))
     .option('--json', 'print the result as one JSON object')
     .option('--cache-dir <dir>', 'cache of tokenized corpora (default: $FERRY_CACHE_DIR or ~/.cache/ferry)')
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .option('--by-position', 'mean loss at each position of windows that start from an empty context (held-out text in --corpus)')
-    .addOption(numeric('--window <n>', 'with --by-position: tokens per window (default: the model\'s block size)', POSITIVE_INT))
+    .addOption(numericOption('--window <n>', 'with --by-position: tokens per window (default: the model\'s block size)', POSITIVE_INT))
     .option('--held-out', 'T5 checkpoints: score only the pairs of --corpus the run held out (its seed and --val-fraction)')
-    .addOption(numeric('--max-pairs <n>', 'T5 checkpoints: score at most this many pairs of --corpus, spread evenly over it (default: all)', POSITIVE_INT))
+    .addOption(numericOption('--max-pairs <n>', 'T5 checkpoints: score at most this many pairs of --corpus, spread evenly over it (default: all)', POSITIVE_INT))
     .option('--out <prefix>', 'with --by-position: write PREFIX.jsonl and PREFIX.svg', 'by-position')
     .action(async (dir: string, options: Record<string, unknown>) => {
       rejectInvalidFlags(options, 'eval');

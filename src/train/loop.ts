@@ -9,13 +9,13 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import { saveCheckpoint } from './checkpoint.ts';
 import { createRng, sampleBatch, type TokenSource } from './data/index.ts';
 import type { Hyperparameters } from './hyperparameters.ts';
-import { formatMetrics, type MetricsLog } from './metrics.ts';
+import type { MetricsLog } from './metrics.ts';
 import { crossEntropy, type ModelConfig } from './models/index.ts';
 import { gradientClip, type AdamW } from './optimizer.ts';
 import type { StepGradients } from './parallel/gradients.ts';
 import { mixSeed } from './parallel/shard.ts';
 import { formatDuration, type ProgressReporter } from './progress.ts';
-import { OPTIMIZER_FILE, STATE_FILE, type StopReason, type TrainState } from './run-dir.ts';
+import { trainerFiles, type StopReason, type TrainState } from './run-dir.ts';
 import { createCosineSchedule } from './schedule.ts';
 import { runStepLoop } from './step-loop.ts';
 import { isStateful, statefulBatch } from './stateful.ts';
@@ -123,12 +123,7 @@ export function createTrainingLoop(parts: LoopParts) {
           ...(state.embeddings ? { embeddings: state.embeddings } : {}),
         },
       },
-      extraFiles: {
-        [OPTIMIZER_FILE]: await optimizer.saveState(),
-        [STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
-        'metrics.jsonl': formatMetrics(metrics.events),
-        'loss.svg': metrics.curve(),
-      },
+      extraFiles: await trainerFiles(optimizer, state, metrics),
     });
   }
 

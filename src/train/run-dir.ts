@@ -11,7 +11,8 @@ import { loadCheckpoint } from './checkpoint.ts';
 import type { RngState } from './data/index.ts';
 import type { EmbeddingsCoverage } from './embeddings.ts';
 import type { Hyperparameters } from './hyperparameters.ts';
-import { parseMetrics, type MetricEvent } from './metrics.ts';
+import { formatMetrics, parseMetrics, type MetricEvent, type MetricsLog } from './metrics.ts';
+import type { AdamW } from './optimizer.ts';
 import type { ModelConfig } from './models/index.ts';
 
 export type StopReason = 'completed' | 'early-stop' | 'interrupted';
@@ -48,6 +49,16 @@ export interface TrainState {
 
 export const STATE_FILE = 'state.json';
 export const OPTIMIZER_FILE = 'optimizer.bin';
+
+/** What a checkpoint holds beside the weights so that a run resumes where it stopped (either trainer's state). */
+export async function trainerFiles(optimizer: AdamW, state: object, metrics: MetricsLog): Promise<Record<string, string | Uint8Array>> {
+  return {
+    [OPTIMIZER_FILE]: await optimizer.saveState(),
+    [STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
+    'metrics.jsonl': formatMetrics(metrics.events),
+    'loss.svg': metrics.curve(),
+  };
+}
 
 export type RunKind = 'new' | 'resume';
 

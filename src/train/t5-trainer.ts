@@ -19,13 +19,13 @@ import { trainT5Tokenizer } from '../tokenizer/t5.ts';
 import { selectBackend } from './backend.ts';
 import { describePairSkips, loadPairSet, pairTexts, readPairs, shuffledPairBatches, type EncodedPair, type PairBatch, type PairInput } from './data/index.ts';
 import { resolveHyperparameters, type Hyperparameters } from './hyperparameters.ts';
-import { createMetricsLog, formatMetrics, parseMetrics, type MetricEvent } from './metrics.ts';
+import { createMetricsLog, parseMetrics, type MetricEvent } from './metrics.ts';
 import { countT5Parameters, resolveT5Config, validateT5Config, type T5Config } from './models/t5-config.ts';
 import { createT5, disposeT5, setT5Weights, t5Loss, t5Parameters, t5Weights, type T5Model } from './models/t5.ts';
 import { createAdamW, DEFAULT_ADAMW, gradientClip, type Parameter } from './optimizer.ts';
 import { mixSeed, withSeededRandom } from './parallel/shard.ts';
 import { createLineReporter, formatDuration, type ProgressReporter } from './progress.ts';
-import { inspectRunDir, OPTIMIZER_FILE, STATE_FILE, type StopReason } from './run-dir.ts';
+import { inspectRunDir, OPTIMIZER_FILE, STATE_FILE, trainerFiles, type StopReason } from './run-dir.ts';
 import { problemOf } from './run-options.ts';
 import { createCosineSchedule } from './schedule.ts';
 import { runStepLoop } from './step-loop.ts';
@@ -278,12 +278,7 @@ async function runT5Training(plan: T5RunPlan): Promise<T5TrainResult> {
         exactMatch: lastScore?.exactMatch ?? null, cer: lastScore?.cer ?? null, evalPairs: plan.val.length,
         seconds: Number(state.seconds.toFixed(3)), hyperparameters: { ...h },
       },
-      extraFiles: {
-        [OPTIMIZER_FILE]: await optimizer.saveState(),
-        [STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
-        'metrics.jsonl': formatMetrics(metrics.events),
-        'loss.svg': metrics.curve(),
-      },
+      extraFiles: await trainerFiles(optimizer, state, metrics),
     });
   }
 

@@ -3,7 +3,7 @@
  * Only the flags are checked here at startup; tfjs and the trainer load inside the action.
  */
 import { Option, type Command } from 'commander';
-import { InvalidFlag, invalidFlags, invalidOptions, numberFlag, POSITIVE_INT, POSITIVE_NUMBER, NON_NEGATIVE_INT, withoutInvalidFlags, type NumberRule } from '../../cli-flags.ts';
+import { InvalidFlag, invalidFlags, invalidOptions, numericOption, POSITIVE_INT, POSITIVE_NUMBER, NON_NEGATIVE_INT, withoutInvalidFlags } from '../../cli-flags.ts';
 import { ARCHS, type Arch } from '../models/config.ts';
 import { MIN_DISTANCE, PROBE_TASKS, type ProbeTask } from './tasks.ts';
 
@@ -19,10 +19,6 @@ export const PROBE_DEFAULTS = {
   lr: 3e-3,
   seed: 1,
 };
-
-function numeric(flags: string, description: string, rule: NumberRule, defaultValue: number): Option {
-  return new Option(flags, description).argParser(numberFlag(flags.split(' ')[0]!, rule)).default(defaultValue);
-}
 
 /** A comma-separated list of names out of `allowed`, or an InvalidFlag naming the unknown ones. */
 function nameList<T extends string>(flag: string, allowed: readonly T[]) {
@@ -63,12 +59,12 @@ export function registerProbe(program: Command): void {
     .addOption(new Option('--archs <list>', `comma-separated architectures: ${ARCHS.join(', ')}`).argParser(nameList('--archs', ARCHS)).default(d.archs, d.archs.join(',')))
     .addOption(new Option('--distances <list>', `comma-separated dependency distances to score, in tokens`)
       .argParser(distanceList).default(d.distances, d.distances.join(',')))
-    .addOption(numeric('--steps <n>', 'training steps of each model', POSITIVE_INT, d.steps))
-    .addOption(numeric('--window <n>', 'training window of both models, and the Transformer\'s context; training distances reach window - 8', POSITIVE_INT, d.window))
-    .addOption(numeric('--episodes <n>', 'fresh episodes scored per distance', POSITIVE_INT, d.episodes))
-    .addOption(numeric('--batch-size <n>', 'training windows per step', POSITIVE_INT, d.batchSize))
-    .addOption(numeric('--lr <x>', 'peak learning rate (10% warmup, cosine decay)', POSITIVE_NUMBER, d.lr))
-    .addOption(numeric('--seed <n>', 'seed of the episodes, the initial weights and the batches: the same seed gives the same numbers on one backend', NON_NEGATIVE_INT, d.seed))
+    .addOption(numericOption('--steps <n>', 'training steps of each model', POSITIVE_INT, d.steps))
+    .addOption(numericOption('--window <n>', 'training window of both models, and the Transformer\'s context; training distances reach window - 8', POSITIVE_INT, d.window))
+    .addOption(numericOption('--episodes <n>', 'fresh episodes scored per distance', POSITIVE_INT, d.episodes))
+    .addOption(numericOption('--batch-size <n>', 'training windows per step', POSITIVE_INT, d.batchSize))
+    .addOption(numericOption('--lr <x>', 'peak learning rate (10% warmup, cosine decay)', POSITIVE_NUMBER, d.lr))
+    .addOption(numericOption('--seed <n>', 'seed of the episodes, the initial weights and the batches: the same seed gives the same numbers on one backend', NON_NEGATIVE_INT, d.seed))
     .addOption(new Option('--backend <name>', 'tfjs backend: auto | tfjs-node-gpu | tfjs-node | webgpu | wasm | cpu').default('auto'))
     .option('--out <dir>', 'where probe.jsonl and probe.svg go', 'probe')
     .option('--json', 'print the report as one JSON object instead of the table')

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
 import { a, GraphModelBuilder } from './builder.ts';
+import { mutate, pathsOf, type Json } from '../../json-mutation.ts';
 
 export const SHARD = 'group1-shard1of1.bin';
 
@@ -35,34 +36,8 @@ export interface GraphModelJsonLike {
   [key: string]: unknown;
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
 /** One damaged copy: model.json's text and the shard's bytes, and what was done (for the failure message). */
 export interface Damage { what: string; json: string; shard: Buffer }
-
-/** Every path into a JSON value, the root included. */
-function pathsOf(value: unknown, prefix: (string | number)[] = []): (string | number)[][] {
-  const paths = [prefix];
-  if (Array.isArray(value)) value.forEach((v, i) => paths.push(...pathsOf(v, [...prefix, i])));
-  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) paths.push(...pathsOf(v, [...prefix, k]));
-  return paths;
-}
-
-/** A deep copy of `value` with the part at `at` replaced by `by`, or removed when `by` is undefined. */
-function mutate<T>(value: T, at: readonly (string | number)[], by: Json | undefined): T {
-  if (at.length === 0) return by as T;
-  const copy = structuredClone(value) as Record<string | number, unknown>;
-  let parent = copy;
-  for (const key of at.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
-  const last = at.at(-1)!;
-  if (by === undefined) {
-    if (Array.isArray(parent)) parent.splice(Number(last), 1);
-    else delete parent[last];
-  } else {
-    parent[last] = by;
-  }
-  return copy as T;
-}
 
 /** Values a careless tool or an attacker might put anywhere. */
 const anything: fc.Arbitrary<Json | undefined> = fc.oneof(
